@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * hvio: the daemon-facing ABI of hvio.ko.
+ *
+ * /dev/hvio (CAP_SYS_ADMIN) registers zones' RAM and creates devices; each
+ * device is a file descriptor (close = destroy).  /dev/hvio-sim exists only
+ * with hypervisor=sim and lets a userspace program play hvisor's part.
+ *
+ * Every struct has explicit padding and reserved fields; the kernel refuses
+ * a call whose reserved fields or unknown flags are not zero (-EINVAL), so
+ * they can gain meaning later without breaking old binaries.
+ */
+#ifndef _UAPI_LINUX_HVIO_H
+#define _UAPI_LINUX_HVIO_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define HVIO_API_VERSION	1
+#define HVIO_IOC_MAGIC		0xB9
+
+/* Limits (also reported by HVIO_GET_VERSION). */
+#define HVIO_MAX_ZONES		32
+#define HVIO_MAX_ZONE_ID	0xffff	/* zone 0 is root Linux: refused */
+#define HVIO_MAX_REGIONS	16	/* RAM regions per zone */
+#define HVIO_MAX_DEVS		64	/* devices in all zones */
+#define HVIO_MAX_QUEUES		16	/* virtqueues per device */
+#define HVIO_MAX_QUEUE_SIZE	32768	/* QueueNumMax upper bound */
+#define HVIO_MMIO_ALIGN		0x200	/* MMIO window alignment and granule */
+#define HVIO_MMIO_MAX_LEN	0x10000
+#define HVIO_MMIO_CONFIG_OFF	0x100	/* device config space offset */
+#define HVIO_MAX_CONFIG_LEN	256
+#define HVIO_MAX_IRQ		1019	/* largest GIC SPI INTID */
+#define HVIO_IPA_LIMIT		(1ULL << 52)
+
+/* Providers: who plays the hypervisor. */
+#define HVIO_PROVIDER_HVISOR	1
+#define HVIO_PROVIDER_SIM	2
+
+/* HVIO_GET_VERSION */
+struct hvio_version {
+	__u32 api_version;	/* HVIO_API_VERSION */
+	__u32 provider;		/* HVIO_PROVIDER_* */
+	__u32 max_zones;
+	__u32 max_regions;
+	__u32 max_devs;
+	__u32 max_queues;
+	__u32 max_queue_size;
+	__u32 max_config_len;
+	__u64 reserved[4];
+};
+
+/*
+ * A zone RAM region: zone0_ipa is the host physical address (root Linux's
+ * view), zonex_ipa the guest physical address, size in bytes.  All three
+ * page aligned, size > 0, and the physical range must be RAM that root
+ * Linux does not use (hvisor: not System RAM; sim: inside sim_ram).
+ */
+struct hvio_mem_region {
+	__u64 zone0_ipa;
+	__u64 zonex_ipa;
+	__u64 size;
+	__u64 reserved;
+};
+
+/* HVIO_ZONE_ADD */
+struct hvio_zone_add {
+	__u32 zone_id;
+	__u32 nr_regions;	/* 1 .. HVIO_MAX_REGIONS */
+	__u64 reserved[2];
+	struct hvio_mem_region regions[HVIO_MAX_REGIONS];
+};
+
+/* HVIO_ZONE_DEL: refused with -EBUSY while the zone has devices. */
+struct hvio_zone_del {
+	__u32 zone_id;
+	__u32 reserved;
+};
+
+/*
+ * HVIO_DEV_CREATE returns a new device file descriptor (O_CLOEXEC).
+ * device_id is the virtio device type (1 net, 2 block, ...).  features must
+ * contain VIRTIO_F_VERSION_1.  config_addr points at config_len bytes of
+ * initial device configuration space (little endian, as the guest sees it).
+ */
+struct hvio_dev_create {
+	__u32 zone_id;
+	__u32 device_id;
+	__u64 mmio_base;	/* zone IPA, HVIO_MMIO_ALIGN aligned */
+	__u64 mmio_len;		/* multiple of HVIO_MMIO_ALIGN */
+	__u32 irq;		/* interrupt injected into the zone */
+	__u16 num_queues;	/* 1 .. HVIO_MAX_QUEUES */
+	__u16 reserved0;
+	__u32 queue_size_max;	/* power of two, 2 .. HVIO_MAX_QUEUE_SIZE */
+	__u32 config_len;	/* 0 .. HVIO_MAX_CONFIG_LEN */
+	__u64 features;		/* offered device features */
+	__u64 config_addr;	/* user pointer */
+	__u32 flags;		/* none defined yet: must be 0 */
+	__u32 reserved1;
+	__u64 reserved[4];
+};
+
+/* Global counters of the bridge consumer (HVIO_GET_STATS). */
+struct hvio_stats {
+	__u64 irqs;		/* root IRQs (or sim kicks) handled */
+	__u64 reqs;		/* requests consumed from req_list */
+	__u64 acks;		/* cfg_flags answers written */
+	__u64 unknown_addr;	/* no device at (zone, address): read as 0 */
+	__u64 bad_cpu;		/* src_cpu >= HVIO_BRIDGE_MAX_CPUS: dropped */
+	__u64 bad_index;	/* req_rear out of range: ring resynced */
+	__u64 res_pushed;	/* interrupts queued in res_list */
+	__u64 res_full;		/* res_list full: interrupt deferred */
+	__u64 finish_calls;	/* HVISOR_HC_FINISH_REQ issued */
+	__u64 sleeps;		/* need_wakeup set to 1 */
+	__u64 zones;		/* live objects */
+	__u64 devs;
+	__u64 reserved[4];
+};
+
+#define HVIO_GET_VERSION _IOR(HVIO_IOC_MAGIC, 0x00, struct hvio_version)
+#define HVIO_ZONE_ADD	_IOW(HVIO_IOC_MAGIC, 0x01, struct hvio_zone_add)
+#define HVIO_ZONE_DEL	_IOW(HVIO_IOC_MAGIC, 0x02, struct hvio_zone_del)
+#define HVIO_DEV_CREATE	_IOW(HVIO_IOC_MAGIC, 0x03, struct hvio_dev_create)
+#define HVIO_GET_STATS	_IOR(HVIO_IOC_MAGIC, 0x04, struct hvio_stats)
+
+/* ---- device file descriptor ---------------------------------------- */
+
+/*
+ * mmap of a device fd: offset = a guest physical address (zonex_ipa side);
+ * the whole mapping must lie inside one registered region, and it maps the
+ * zone RAM behind it.  Anything else is refused with -EINVAL.  Offsets from HVIO_DEV_MMAP_RING_BASE up are
+ * reserved for the per-queue op rings.
+ */
+#define HVIO_DEV_MMAP_RING_BASE	(1ULL << 60)
+
+struct hvio_queue_info {
+	__u32 num;		/* QueueNum the driver chose */
+	__u32 ready;
+	__u64 desc;		/* guest physical addresses */
+	__u64 driver;
+	__u64 device;
+};
+
+/* HVIO_DEV_GET_INFO: the device's state as the guest driver set it up. */
+struct hvio_dev_info {
+	__u32 zone_id;
+	__u32 device_id;
+	__u64 mmio_base;
+	__u64 mmio_len;
+	__u32 irq;
+	__u16 num_queues;
+	__u16 reserved0;
+	__u32 queue_size_max;
+	__u32 status;		/* virtio device status byte */
+	__u64 device_features;
+	__u64 driver_features;	/* valid once FEATURES_OK */
+	__u32 generation;	/* +1 at every device reset */
+	__u32 config_generation;
+	__u32 interrupt_status;
+	__u32 reserved1;
+	__u64 reserved[4];
+	struct hvio_queue_info queues[HVIO_MAX_QUEUES];
+};
+
+/* HVIO_DEV_GET_STATS: per-device counters. */
+struct hvio_dev_stats {
+	__u64 reg_reads;
+	__u64 reg_writes;
+	__u64 notifies;		/* QueueNotify writes for a valid queue */
+	__u64 irqs;		/* interrupts raised towards the guest */
+	__u64 resets;		/* Status written 0 */
+	__u64 bad_width;	/* non-32-bit access to a register: ignored */
+	__u64 bad_offset;	/* unknown or wrong-direction register */
+	__u64 bad_queue;	/* queue access with QueueSel out of range */
+	__u64 bad_state;	/* write refused in the current state */
+	__u64 features_refused;	/* FEATURES_OK refused */
+	__u64 queue_refused;	/* QueueReady=1 refused (bad size/address) */
+	__u64 config_writes;	/* guest writes to config space (ignored) */
+	__u64 reserved[4];
+};
+
+/*
+ * HVIO_DEV_SET_CONFIG: the daemon changes config space (capacity, link
+ * status, ...).  With HVIO_CONFIG_F_NOTIFY the guest gets a configuration
+ * change interrupt; ConfigGeneration always advances.
+ */
+#define HVIO_CONFIG_F_NOTIFY	(1U << 0)
+struct hvio_dev_config {
+	__u32 offset;
+	__u32 len;
+	__u64 addr;		/* user pointer to len bytes */
+	__u32 flags;
+	__u32 reserved;
+};
+
+/*
+ * HVIO_DEV_GET_EVENTS: read and clear what happened since the last call.
+ * poll() on the device fd reports POLLIN while any event is pending.
+ */
+#define HVIO_EV_STATUS		(1U << 0)	/* status byte changed */
+#define HVIO_EV_RESET		(1U << 1)	/* device was reset */
+#define HVIO_EV_KICK		(1U << 2)	/* see kicked_queues */
+struct hvio_dev_events {
+	__u32 events;
+	__u32 status;		/* current status byte */
+	__u32 kicked_queues;	/* bit n: queue n was notified */
+	__u32 generation;
+	__u64 reserved[2];
+};
+
+#define HVIO_DEV_GET_INFO   _IOR(HVIO_IOC_MAGIC, 0x10, struct hvio_dev_info)
+#define HVIO_DEV_GET_STATS  _IOR(HVIO_IOC_MAGIC, 0x11, struct hvio_dev_stats)
+#define HVIO_DEV_SET_CONFIG _IOW(HVIO_IOC_MAGIC, 0x12, struct hvio_dev_config)
+#define HVIO_DEV_GET_EVENTS _IOR(HVIO_IOC_MAGIC, 0x13, struct hvio_dev_events)
+
+/* ---- /dev/hvio-sim (hypervisor=sim only) ----------------------------- */
+
+/*
+ * mmap offset 0, one page: the bridge (struct hvio_bridge).
+ * mmap offset HVIO_SIM_MMAP_RAM: the sim_ram window (zone RAM), whose host
+ * physical base is hvio_sim_info.ram_base.
+ */
+#define HVIO_SIM_MMAP_BRIDGE	0ULL
+#define HVIO_SIM_MMAP_RAM	(1ULL << 32)
+
+struct hvio_sim_info {
+	__u64 ram_base;		/* host physical address of sim_ram */
+	__u64 ram_size;
+	__u32 bridge_size;	/* sizeof(struct hvio_bridge) */
+	__u32 max_cpus;		/* HVIO_BRIDGE_MAX_CPUS */
+	__u64 finish_calls;	/* FINISH_REQ "hypercalls" so far */
+	__u64 reserved[3];
+};
+
+#define HVIO_SIM_GET_INFO	_IOR(HVIO_IOC_MAGIC, 0x40, struct hvio_sim_info)
+/* Raise the root IRQ: the module's bridge handler runs in hard IRQ context. */
+#define HVIO_SIM_RAISE_IRQ	_IO(HVIO_IOC_MAGIC, 0x41)
+/* Signal this eventfd at every FINISH_REQ; -1 detaches. */
+#define HVIO_SIM_SET_FINISH_FD	_IOW(HVIO_IOC_MAGIC, 0x42, __s32)
+
+#endif /* _UAPI_LINUX_HVIO_H */
