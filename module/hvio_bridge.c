@@ -1,0 +1,282 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * hvio: the root-Linux side of hvisor's virtio bridge.
+ *
+ * The consumer of req_list runs in the root IRQ handler: every access but
+ * QueueNotify stalls a zone vCPU until it is answered, so answers never wait
+ * for userspace.  It is also the producer of res_list (zone interrupts).
+ * Layout and protocol: Documentation/abi.md section 1.
+ */
+#include <linux/atomic.h>
+#include <linux/bitops.h>
+#include <linux/kernel.h>
+#include <linux/printk.h>
+#include <linux/sched.h>
+#include <linux/spinlock.h>
+#include <linux/workqueue.h>
+
+#include "hvio_internal.h"
+
+/*
+ * Requests handled per handler run before the rest is deferred to a work
+ * item: a zone storming QueueNotify (which never stalls its vCPU) could
+ * otherwise keep a root CPU in hard IRQ context for ever.
+ */
+#define HVIO_BRIDGE_BUDGET	256
+
+/* Delay before retrying interrupts that found res_list full. */
+#define HVIO_RES_RETRY_JIFFIES	1
+
+#define HVIO_RING_MASK		(HVIO_BRIDGE_MAX_REQ - 1)
+
+/**
+ * hvio_bridge_setup() - start consuming a zeroed bridge page
+ * @bridge: the page handed to the hypervisor
+ *
+ * The consumer starts asleep: the hypervisor must raise the IRQ for the
+ * first request.
+ */
+void hvio_bridge_setup(struct hvio_bridge *bridge)
+{
+	hvio.bridge = bridge;
+	WRITE_ONCE(bridge->need_wakeup, 1);
+	smp_mb(); /* need_wakeup visible before the hypervisor gets the page */
+}
+
+static void hvio_bridge_answer(struct hvio_bridge *b, u32 cpu, u64 value)
+{
+	/*
+	 * The vCPU polls cfg_flags and then reads cfg_values: the value must
+	 * be visible before the flag changes.
+	 */
+	WRITE_ONCE(b->cfg_values[cpu], value);
+	smp_wmb(); /* pairs with the vCPU's read of cfg_flags, then value */
+	WRITE_ONCE(b->cfg_flags[cpu], READ_ONCE(b->cfg_flags[cpu]) + 1);
+	hvio.stats.acks++;
+}
+
+static void hvio_bridge_process(struct hvio_bridge *b,
+				const struct hvio_device_req *req)
+{
+	u64 value = 0;
+	u32 size;
+
+	hvio.stats.reqs++;
+	if (req->src_cpu >= HVIO_BRIDGE_MAX_CPUS) {
+		hvio.stats.bad_cpu++;
+		pr_warn_ratelimited(HVIO_NAME ": request from cpu %llu dropped\n",
+				    req->src_cpu);
+		return;
+	}
+	/* A width the register file does not know reads as invalid (0). */
+	size = req->size <= 8 ? (u32)req->size : 0;
+	if (!hvio_dev_access(req->src_zone, req->address, size, req->is_write,
+			     req->value, &value)) {
+		hvio.stats.unknown_addr++;
+		pr_debug_ratelimited(HVIO_NAME ": zone %u: no device at %llx\n",
+				     req->src_zone, req->address);
+		value = 0;
+	}
+	if (!req->need_interrupt)
+		hvio_bridge_answer(b, (u32)req->src_cpu, value);
+}
+
+/*
+ * Drain req_list, at most @budget entries.  Returns true when the ring was
+ * found empty with need_wakeup set (the consumer is asleep), false when
+ * the budget ran out first.
+ */
+static bool hvio_bridge_drain(struct hvio_bridge *b, unsigned int budget)
+{
+	struct hvio_device_req req;
+	u32 front, rear;
+
+	lockdep_assert_held(&hvio.bridge_lock);
+	WRITE_ONCE(b->need_wakeup, 0);
+	for (;;) {
+		front = READ_ONCE(b->req_front);
+		/* Entries up to rear are complete once we see rear. */
+		rear = smp_load_acquire(&b->req_rear);
+		if (front >= HVIO_BRIDGE_MAX_REQ ||
+		    rear >= HVIO_BRIDGE_MAX_REQ) {
+			/*
+			 * Only the hypervisor writes req_rear; a value out of
+			 * range means the page is corrupt.  Stop consuming
+			 * rather than read beyond the ring.
+			 */
+			hvio.stats.bad_index++;
+			pr_err_ratelimited(HVIO_NAME ": bridge index %u/%u out of range\n",
+					   front, rear);
+			WRITE_ONCE(b->req_front, rear & HVIO_RING_MASK);
+			WRITE_ONCE(b->need_wakeup, 1);
+			break;
+		}
+		if (front == rear) {
+			/* Announce sleep, then look again (Dekker with hvisor). */
+			WRITE_ONCE(b->need_wakeup, 1);
+			/* Order the flag before the re-check of rear. */
+			smp_mb();
+			/* Pairs with hvisor's fence between rear and flag. */
+			if (smp_load_acquire(&b->req_rear) == front)
+				break;
+			WRITE_ONCE(b->need_wakeup, 0);
+			continue;
+		}
+		if (!budget--)
+			return false;
+		memcpy(&req, &b->req_list[front], sizeof(req));
+		/* The slot is copied: hand it back to the producer. */
+		smp_store_release(&b->req_front, (front + 1) & HVIO_RING_MASK);
+		hvio_bridge_process(b, &req);
+	}
+	hvio.stats.sleeps++;
+	return true;
+}
+
+/**
+ * hvio_bridge_handle() - root IRQ handler body
+ *
+ * Called by the provider in hard IRQ context when the hypervisor signals
+ * new requests.
+ */
+void hvio_bridge_handle(void)
+{
+	struct hvio_bridge *b = hvio.bridge;
+	bool idle;
+
+	if (!b)
+		return;
+	spin_lock(&hvio.bridge_lock);
+	hvio.stats.irqs++;
+	idle = hvio_bridge_drain(b, HVIO_BRIDGE_BUDGET);
+	spin_unlock(&hvio.bridge_lock);
+	if (!idle)
+		queue_work(system_highpri_wq, &hvio.bridge_work);
+}
+
+static void hvio_bridge_work_fn(struct work_struct *work)
+{
+	bool idle;
+
+	do {
+		spin_lock_irq(&hvio.bridge_lock);
+		idle = hvio_bridge_drain(hvio.bridge, HVIO_BRIDGE_BUDGET);
+		spin_unlock_irq(&hvio.bridge_lock);
+		cond_resched();
+	} while (!idle);
+}
+
+/* Push one interrupt; false when res_list is full. */
+static bool hvio_bridge_push_res(struct hvio_bridge *b, u32 zone, u32 irq)
+{
+	u32 rear, front;
+
+	lockdep_assert_held(&hvio.res_lock);
+	rear = READ_ONCE(b->res_rear) & HVIO_RING_MASK;
+	/* hvisor has finished reading entries before front. */
+	front = smp_load_acquire(&b->res_front);
+	if (((rear + 1) & HVIO_RING_MASK) == (front & HVIO_RING_MASK)) {
+		hvio.stats.res_full++;
+		return false;
+	}
+	WRITE_ONCE(b->res_list[rear].target_zone, zone);
+	WRITE_ONCE(b->res_list[rear].irq_id, irq);
+	/* Publish the entry before the index that covers it. */
+	smp_store_release(&b->res_rear, (rear + 1) & HVIO_RING_MASK);
+	hvio.stats.res_pushed++;
+	return true;
+}
+
+static void hvio_bridge_finish(void)
+{
+	hvio.stats.finish_calls++;
+	hvio.hv->finish_req();
+}
+
+/**
+ * hvio_bridge_inject() - raise a device's interrupt in its zone
+ * @dev: the device; caller holds dev->lock
+ *
+ * Any context.  When res_list is full the interrupt is remembered per
+ * device and retried from a work item; it is never dropped.
+ */
+void hvio_bridge_inject(struct hvio_dev *dev)
+{
+	unsigned long flags;
+	bool pushed;
+
+	spin_lock_irqsave(&hvio.res_lock, flags);
+	pushed = hvio_bridge_push_res(hvio.bridge, dev->zone->id, dev->irq);
+	if (!pushed)
+		set_bit(dev->slot, hvio.res_pending);
+	spin_unlock_irqrestore(&hvio.res_lock, flags);
+
+	/* Even when full: FINISH_REQ makes the hypervisor drain the ring. */
+	hvio_bridge_finish();
+	if (!pushed)
+		mod_delayed_work(system_wq, &hvio.res_work,
+				 HVIO_RES_RETRY_JIFFIES);
+}
+
+/**
+ * hvio_bridge_forget() - drop a device's deferred interrupt
+ * @dev: device being destroyed (already off the device list)
+ */
+void hvio_bridge_forget(struct hvio_dev *dev)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&hvio.res_lock, flags);
+	clear_bit(dev->slot, hvio.res_pending);
+	spin_unlock_irqrestore(&hvio.res_lock, flags);
+}
+
+static void hvio_res_work_fn(struct work_struct *work)
+{
+	struct hvio_dev *dev;
+	bool again = false;
+	unsigned long slot;
+
+	spin_lock_irq(&hvio.lock);
+	spin_lock(&hvio.res_lock);
+	for_each_set_bit(slot, hvio.res_pending, HVIO_MAX_DEVS) {
+		dev = hvio.dev_slots[slot];
+		if (!dev) {
+			clear_bit(slot, hvio.res_pending);
+			continue;
+		}
+		if (!hvio_bridge_push_res(hvio.bridge, dev->zone->id,
+					  dev->irq)) {
+			again = true;
+			break;
+		}
+		clear_bit(slot, hvio.res_pending);
+	}
+	spin_unlock(&hvio.res_lock);
+	spin_unlock_irq(&hvio.lock);
+
+	hvio_bridge_finish();
+	if (again)
+		mod_delayed_work(system_wq, &hvio.res_work,
+				 HVIO_RES_RETRY_JIFFIES);
+}
+
+/**
+ * hvio_bridge_init_work() - prepare the deferred-work items
+ */
+void hvio_bridge_init_work(void)
+{
+	INIT_WORK(&hvio.bridge_work, hvio_bridge_work_fn);
+	INIT_DELAYED_WORK(&hvio.res_work, hvio_res_work_fn);
+}
+
+/**
+ * hvio_bridge_quiesce() - stop deferred work before teardown
+ *
+ * The provider's IRQ source must already be gone.
+ */
+void hvio_bridge_quiesce(void)
+{
+	cancel_work_sync(&hvio.bridge_work);
+	cancel_delayed_work_sync(&hvio.res_work);
+}

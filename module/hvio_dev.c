@@ -1,0 +1,406 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * hvio: devices and their file descriptors.
+ *
+ * A device is a virtio-mmio window in one zone.  The bridge handler finds
+ * it by (zone, address) and runs the access against its register file; the
+ * daemon holds it through a file descriptor (close = destroy) which maps
+ * the zone's RAM, reports events through poll() and reads state and
+ * counters.
+ */
+#include <linux/anon_inodes.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/kernel.h>
+#include <linux/log2.h>
+#include <linux/mm.h>
+#include <linux/nospec.h>
+#include <linux/poll.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+#include "hvio_compat.h"
+#include "hvio_internal.h"
+
+/* Largest virtio device type id the spec allocates room for today. */
+#define HVIO_MAX_DEVICE_ID	63
+
+static struct hvio_dev *hvio_mmio_to_dev(struct hvio_mmio *m)
+{
+	return container_of(m, struct hvio_dev, mmio);
+}
+
+static bool hvio_dev_ram_ok(struct hvio_mmio *m, u64 gpa, u64 len)
+{
+	return hvio_zone_ram_ok(hvio_mmio_to_dev(m)->zone, gpa, len);
+}
+
+static void hvio_dev_kick(struct hvio_mmio *m, u32 queue)
+{
+	struct hvio_dev *dev = hvio_mmio_to_dev(m);
+
+	lockdep_assert_held(&dev->lock);
+	dev->kicked |= 1U << queue;
+	dev->events |= HVIO_EV_KICK;
+	wake_up_interruptible(&dev->wq);
+}
+
+static void hvio_dev_status(struct hvio_mmio *m, u32 old, u32 new, bool reset)
+{
+	struct hvio_dev *dev = hvio_mmio_to_dev(m);
+
+	lockdep_assert_held(&dev->lock);
+	dev->events |= HVIO_EV_STATUS;
+	if (reset) {
+		dev->events |= HVIO_EV_RESET;
+		dev->kicked = 0;
+	}
+	wake_up_interruptible(&dev->wq);
+}
+
+static void hvio_dev_interrupt(struct hvio_mmio *m, u32 bits)
+{
+	hvio_bridge_inject(hvio_mmio_to_dev(m));
+}
+
+static const struct hvio_mmio_ops hvio_dev_mmio_ops = {
+	.ram_ok = hvio_dev_ram_ok,
+	.kick = hvio_dev_kick,
+	.status = hvio_dev_status,
+	.interrupt = hvio_dev_interrupt,
+};
+
+/**
+ * hvio_dev_access() - run one trapped access against the device there
+ * @zone_id: the zone the vCPU belongs to
+ * @addr: zone IPA accessed
+ * @size: access width in bytes (0 for an invalid width)
+ * @is_write: write access
+ * @value: value written
+ * @result: value read
+ *
+ * Called by the bridge handler, interrupts off.
+ *
+ * Return: false when no device of the zone covers @addr.
+ */
+bool hvio_dev_access(u32 zone_id, u64 addr, u32 size, bool is_write,
+		     u64 value, u64 *result)
+{
+	struct hvio_dev *dev;
+	bool found = false;
+
+	spin_lock(&hvio.lock);
+	list_for_each_entry(dev, &hvio.devs, node) {
+		if (dev->zone->id != zone_id || addr < dev->mmio_base ||
+		    addr - dev->mmio_base >= dev->mmio_len)
+			continue;
+		found = true;
+		spin_lock(&dev->lock);
+		if (is_write)
+			hvio_mmio_write(&dev->mmio, addr - dev->mmio_base,
+					size, value);
+		else
+			*result = hvio_mmio_read(&dev->mmio,
+						 addr - dev->mmio_base, size);
+		spin_unlock(&dev->lock);
+		break;
+	}
+	spin_unlock(&hvio.lock);
+	return found;
+}
+
+static void hvio_dev_destroy(struct hvio_dev *dev)
+{
+	mutex_lock(&hvio.ctl_mutex);
+	spin_lock_irq(&hvio.lock);
+	list_del(&dev->node);
+	hvio.dev_slots[dev->slot] = NULL;
+	hvio.stats.devs--;
+	spin_unlock_irq(&hvio.lock);
+	dev->zone->nr_devs--;
+	mutex_unlock(&hvio.ctl_mutex);
+
+	/* Off the list: no bridge handler can reach it any more. */
+	hvio_bridge_forget(dev);
+	kfree(dev);
+}
+
+static int hvio_dev_release(struct inode *inode, struct file *file)
+{
+	hvio_dev_destroy(file->private_data);
+	return 0;
+}
+
+static __poll_t hvio_dev_poll(struct file *file, poll_table *wait)
+{
+	struct hvio_dev *dev = file->private_data;
+	__poll_t mask = 0;
+
+	poll_wait(file, &dev->wq, wait);
+	spin_lock_irq(&dev->lock);
+	if (dev->events)
+		mask |= EPOLLIN | EPOLLRDNORM;
+	spin_unlock_irq(&dev->lock);
+	return mask;
+}
+
+static int hvio_dev_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct hvio_dev *dev = file->private_data;
+	u64 len = vma->vm_end - vma->vm_start;
+	u64 gpa, phys;
+
+	if (!(vma->vm_flags & VM_SHARED))
+		return -EINVAL;
+	if (vma->vm_pgoff > (HVIO_IPA_LIMIT >> PAGE_SHIFT))
+		return -EINVAL;
+	gpa = (u64)vma->vm_pgoff << PAGE_SHIFT;
+	/* The zone's regions are fixed while it has devices. */
+	if (!hvio_zone_gpa_to_phys(dev->zone, gpa, len, &phys))
+		return -EINVAL;
+	hvio_vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND |
+			    VM_DONTDUMP);
+	return remap_pfn_range(vma, vma->vm_start, phys >> PAGE_SHIFT, len,
+			       vma->vm_page_prot);
+}
+
+static void hvio_dev_fill_info(struct hvio_dev *dev, struct hvio_dev_info *info)
+{
+	struct hvio_mmio *m = &dev->mmio;
+	u32 i;
+
+	memset(info, 0, sizeof(*info));
+	info->zone_id = dev->zone->id;
+	info->device_id = m->device_id;
+	info->mmio_base = dev->mmio_base;
+	info->mmio_len = dev->mmio_len;
+	info->irq = dev->irq;
+	info->num_queues = m->num_queues;
+	info->queue_size_max = m->queue_size_max;
+
+	spin_lock_irq(&dev->lock);
+	info->status = m->status;
+	info->device_features = m->device_features;
+	info->driver_features = m->driver_features;
+	info->generation = m->generation;
+	info->config_generation = m->config_generation;
+	info->interrupt_status = m->int_status;
+	for (i = 0; i < m->num_queues; i++) {
+		info->queues[i].num = m->queues[i].num;
+		info->queues[i].ready = m->queues[i].ready;
+		info->queues[i].desc = m->queues[i].desc;
+		info->queues[i].driver = m->queues[i].driver;
+		info->queues[i].device = m->queues[i].device;
+	}
+	spin_unlock_irq(&dev->lock);
+}
+
+static long hvio_dev_set_config(struct hvio_dev *dev, void __user *argp)
+{
+	struct hvio_dev_config cfg;
+	u8 buf[HVIO_MAX_CONFIG_LEN];
+
+	if (copy_from_user(&cfg, argp, sizeof(cfg)))
+		return -EFAULT;
+	if (cfg.reserved || (cfg.flags & ~HVIO_CONFIG_F_NOTIFY))
+		return -EINVAL;
+	if (!cfg.len || cfg.offset >= dev->mmio.config_len ||
+	    cfg.len > dev->mmio.config_len - cfg.offset)
+		return -EINVAL;
+	if (copy_from_user(buf, u64_to_user_ptr(cfg.addr), cfg.len))
+		return -EFAULT;
+
+	spin_lock_irq(&dev->lock);
+	hvio_mmio_set_config(&dev->mmio, cfg.offset, buf, cfg.len,
+			     cfg.flags & HVIO_CONFIG_F_NOTIFY);
+	spin_unlock_irq(&dev->lock);
+	return 0;
+}
+
+static long hvio_dev_ioctl(struct file *file, unsigned int cmd,
+			   unsigned long arg)
+{
+	struct hvio_dev *dev = file->private_data;
+	void __user *argp = (void __user *)arg;
+	struct hvio_dev_events ev;
+	struct hvio_dev_stats st;
+	struct hvio_dev_info *info;
+	long ret;
+
+	switch (cmd) {
+	case HVIO_DEV_GET_INFO:
+		info = kmalloc(sizeof(*info), GFP_KERNEL);
+		if (!info)
+			return -ENOMEM;
+		hvio_dev_fill_info(dev, info);
+		ret = copy_to_user(argp, info, sizeof(*info)) ? -EFAULT : 0;
+		kfree(info);
+		return ret;
+	case HVIO_DEV_GET_STATS:
+		spin_lock_irq(&dev->lock);
+		st = dev->stats;
+		spin_unlock_irq(&dev->lock);
+		return copy_to_user(argp, &st, sizeof(st)) ? -EFAULT : 0;
+	case HVIO_DEV_SET_CONFIG:
+		return hvio_dev_set_config(dev, argp);
+	case HVIO_DEV_GET_EVENTS:
+		memset(&ev, 0, sizeof(ev));
+		spin_lock_irq(&dev->lock);
+		ev.events = dev->events;
+		ev.kicked_queues = dev->kicked;
+		ev.status = dev->mmio.status;
+		ev.generation = dev->mmio.generation;
+		dev->events = 0;
+		dev->kicked = 0;
+		spin_unlock_irq(&dev->lock);
+		return copy_to_user(argp, &ev, sizeof(ev)) ? -EFAULT : 0;
+	default:
+		return -ENOTTY;
+	}
+}
+
+static const struct file_operations hvio_dev_fops = {
+	.owner = THIS_MODULE,
+	.release = hvio_dev_release,
+	.unlocked_ioctl = hvio_dev_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.mmap = hvio_dev_mmap,
+	.poll = hvio_dev_poll,
+	.llseek = noop_llseek,
+};
+
+static int hvio_dev_check(const struct hvio_dev_create *a)
+{
+	u64 end;
+
+	if (a->flags || a->reserved0 || a->reserved1 ||
+	    memchr_inv(a->reserved, 0, sizeof(a->reserved)))
+		return -EINVAL;
+	if (!a->device_id || a->device_id > HVIO_MAX_DEVICE_ID)
+		return -EINVAL;
+	if (!a->mmio_len || a->mmio_len > HVIO_MMIO_MAX_LEN ||
+	    (a->mmio_base % HVIO_MMIO_ALIGN) || (a->mmio_len % HVIO_MMIO_ALIGN))
+		return -EINVAL;
+	if (check_add_overflow(a->mmio_base, a->mmio_len, &end) ||
+	    end > HVIO_IPA_LIMIT)
+		return -EINVAL;
+	if (!a->irq || a->irq > HVIO_MAX_IRQ)
+		return -EINVAL;
+	if (!a->num_queues || a->num_queues > HVIO_MAX_QUEUES)
+		return -EINVAL;
+	if (a->queue_size_max < 2 || a->queue_size_max > HVIO_MAX_QUEUE_SIZE ||
+	    !is_power_of_2(a->queue_size_max))
+		return -EINVAL;
+	if (a->config_len > HVIO_MAX_CONFIG_LEN ||
+	    HVIO_MMIO_CONFIG_OFF + a->config_len > a->mmio_len)
+		return -EINVAL;
+	if (!(a->features & (1ULL << HVIO_F_VERSION_1)))
+		return -EINVAL;
+	return 0;
+}
+
+/* Under hvio.ctl_mutex: is the window free in its zone and outside RAM? */
+static int hvio_dev_place(struct hvio_zone *zone, u64 base, u64 len)
+{
+	struct hvio_dev *d;
+	u32 i;
+
+	for (i = 0; i < zone->nr_regions; i++)
+		if (base < zone->regions[i].zonex_ipa + zone->regions[i].size &&
+		    zone->regions[i].zonex_ipa < base + len)
+			return -EINVAL;
+	list_for_each_entry(d, &hvio.devs, node)
+		if (d->zone == zone && base < d->mmio_base + d->mmio_len &&
+		    d->mmio_base < base + len)
+			return -EBUSY;
+	return 0;
+}
+
+/**
+ * hvio_dev_create() - create a device (HVIO_DEV_CREATE)
+ * @arg: copied from userspace, validated here
+ *
+ * Return: a new file descriptor or a negative errno.
+ */
+int hvio_dev_create(const struct hvio_dev_create *arg)
+{
+	struct hvio_zone *zone;
+	struct hvio_dev *dev;
+	struct file *file;
+	int fd, ret;
+	u32 slot;
+
+	ret = hvio_dev_check(arg);
+	if (ret)
+		return ret;
+
+	dev = kzalloc(sizeof(*dev), GFP_KERNEL);
+	if (!dev)
+		return -ENOMEM;
+	spin_lock_init(&dev->lock);
+	init_waitqueue_head(&dev->wq);
+	dev->mmio_base = arg->mmio_base;
+	dev->mmio_len = arg->mmio_len;
+	dev->irq = arg->irq;
+	dev->mmio.device_id = arg->device_id;
+	dev->mmio.num_queues = arg->num_queues;
+	dev->mmio.queue_size_max = arg->queue_size_max;
+	dev->mmio.device_features = arg->features;
+	dev->mmio.config_len = arg->config_len;
+	if (arg->config_len &&
+	    copy_from_user(dev->mmio.config, u64_to_user_ptr(arg->config_addr),
+			   arg->config_len)) {
+		ret = -EFAULT;
+		goto err_free;
+	}
+	hvio_mmio_init(&dev->mmio, &hvio_dev_mmio_ops, &dev->stats);
+
+	fd = get_unused_fd_flags(O_CLOEXEC);
+	if (fd < 0) {
+		ret = fd;
+		goto err_free;
+	}
+
+	mutex_lock(&hvio.ctl_mutex);
+	zone = hvio_zone_find(arg->zone_id);
+	if (!zone) {
+		ret = -ENOENT;
+		goto err_unlock;
+	}
+	ret = hvio_dev_place(zone, arg->mmio_base, arg->mmio_len);
+	if (ret)
+		goto err_unlock;
+	for (slot = 0; slot < HVIO_MAX_DEVS; slot++)
+		if (!hvio.dev_slots[slot])
+			break;
+	if (slot == HVIO_MAX_DEVS) {
+		ret = -ENOSPC;
+		goto err_unlock;
+	}
+	dev->zone = zone;
+	dev->slot = slot;
+
+	file = anon_inode_getfile("[hvio-dev]", &hvio_dev_fops, dev, O_RDWR);
+	if (IS_ERR(file)) {
+		ret = PTR_ERR(file);
+		goto err_unlock;
+	}
+
+	zone->nr_devs++;
+	spin_lock_irq(&hvio.lock);
+	hvio.dev_slots[slot] = dev;
+	list_add_tail(&dev->node, &hvio.devs);
+	hvio.stats.devs++;
+	spin_unlock_irq(&hvio.lock);
+	mutex_unlock(&hvio.ctl_mutex);
+
+	fd_install(fd, file);
+	return fd;
+
+err_unlock:
+	mutex_unlock(&hvio.ctl_mutex);
+	put_unused_fd(fd);
+err_free:
+	kfree(dev);
+	return ret;
+}

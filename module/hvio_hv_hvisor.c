@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * hvio: the "hvisor" provider: real hypercalls and the real root IRQ.
+ *
+ * The bridge page goes to hvisor with HVISOR_HC_INIT_VIRTIO; hvisor raises
+ * the root IRQ (from the /hvisor_virtio_device device-tree node, or on
+ * x86_64 the number hypercall 86 returns) when need_wakeup is set, and
+ * injects zone interrupts on HVISOR_HC_FINISH_REQ.
+ */
+#include <linux/interrupt.h>
+#include <linux/io.h>
+#include <linux/ioport.h>
+#include <linux/mm.h>
+#include <linux/of.h>
+#include <linux/of_irq.h>
+#include <linux/slab.h>
+
+#include "hvio_hypercall.h"
+#include "hvio_internal.h"
+
+static int hvio_hvisor_irq = -1;
+
+static irqreturn_t hvio_hvisor_isr(int irq, void *data)
+{
+	hvio_bridge_handle();
+	return IRQ_HANDLED;
+}
+
+#ifdef CONFIG_X86_64
+static int hvio_hvisor_get_irq(void)
+{
+	u32 *irq;
+	u64 ret;
+	int val;
+
+	irq = kzalloc(sizeof(*irq), GFP_KERNEL);
+	if (!irq)
+		return -ENOMEM;
+	ret = hvio_hvisor_call(HVISOR_HC_GET_VIRTIO_IRQ, virt_to_phys(irq), 0);
+	val = ret ? -ENODEV : (int)*irq;
+	kfree(irq);
+	return val;
+}
+
+static unsigned long hvio_hvisor_irq_flags(void)
+{
+	return IRQF_SHARED;
+}
+#else
+static int hvio_hvisor_get_irq(void)
+{
+	struct device_node *node;
+	int irq;
+
+	node = of_find_node_by_path("/hvisor_virtio_device");
+	if (!node) {
+		pr_err(HVIO_NAME ": no /hvisor_virtio_device node in the device tree\n");
+		return -ENODEV;
+	}
+	irq = of_irq_get(node, 0);
+	of_node_put(node);
+	return irq > 0 ? irq : -ENODEV;
+}
+
+static unsigned long hvio_hvisor_irq_flags(void)
+{
+	return IRQF_SHARED | IRQF_TRIGGER_RISING;
+}
+#endif
+
+static int hvio_hvisor_init(struct hvio_bridge *bridge)
+{
+	u64 hret;
+	int ret;
+
+	ret = hvio_hvisor_get_irq();
+	if (ret < 0)
+		return ret;
+	hvio_hvisor_irq = ret;
+
+	hvio_bridge_setup(bridge);
+	ret = request_irq(hvio_hvisor_irq, hvio_hvisor_isr,
+			  hvio_hvisor_irq_flags(), HVIO_NAME, &hvio);
+	if (ret)
+		goto err_irq;
+
+	hret = hvio_hvisor_call(HVISOR_HC_INIT_VIRTIO, virt_to_phys(bridge), 0);
+	if (hret) {
+		pr_err(HVIO_NAME ": HVISOR_HC_INIT_VIRTIO failed: %lld\n",
+		       (s64)hret);
+		ret = -EIO;
+		goto err_free_irq;
+	}
+	pr_info(HVIO_NAME ": hvisor provider, root IRQ %d\n", hvio_hvisor_irq);
+	return 0;
+
+err_free_irq:
+	free_irq(hvio_hvisor_irq, &hvio);
+err_irq:
+	hvio_hvisor_irq = -1;
+	return ret;
+}
+
+static void hvio_hvisor_exit(void)
+{
+	/* hvisor stops raising the IRQ once we no longer ask for it. */
+	WRITE_ONCE(hvio.bridge->need_wakeup, 0);
+	free_irq(hvio_hvisor_irq, &hvio);
+	hvio_hvisor_irq = -1;
+}
+
+static void hvio_hvisor_finish_req(void)
+{
+	hvio_hvisor_call(HVISOR_HC_FINISH_REQ, 0, 0);
+}
+
+/* Zone RAM is memory hvisor gave the zone: never root Linux's own RAM. */
+static bool hvio_hvisor_region_ok(u64 phys, u64 size)
+{
+	return region_intersects(phys, size, IORESOURCE_SYSTEM_RAM,
+				 IORES_DESC_NONE) == REGION_DISJOINT;
+}
+
+const struct hvio_hv_ops hvio_hv_hvisor_ops = {
+	.name = "hvisor",
+	.id = HVIO_PROVIDER_HVISOR,
+	.init = hvio_hvisor_init,
+	.exit = hvio_hvisor_exit,
+	.finish_req = hvio_hvisor_finish_req,
+	.region_ok = hvio_hvisor_region_ok,
+};

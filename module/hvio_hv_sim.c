@@ -1,0 +1,245 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * hvio: the "sim" provider, for machines without hvisor.
+ *
+ * A userspace program opens /dev/hvio-sim and plays hvisor's side of the
+ * bridge byte for byte: it maps the bridge page, pushes requests, honours
+ * need_wakeup by raising the root IRQ through an ioctl, spins on
+ * cfg_flags, and drains res_list when the FINISH_REQ eventfd fires.  Zone
+ * RAM is a physical window root Linux was booted without (sim_ram=), just
+ * as hvisor zones get RAM root Linux does not own.  Everything above this
+ * file is the code that runs on a real board.
+ */
+#include <linux/atomic.h>
+#include <linux/eventfd.h>
+#include <linux/fs.h>
+#include <linux/io.h>
+#include <linux/ioport.h>
+#include <linux/irq_work.h>
+#include <linux/miscdevice.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/uaccess.h>
+
+#include "hvio_compat.h"
+#include "hvio_internal.h"
+
+static char *sim_ram;
+module_param(sim_ram, charp, 0444);
+MODULE_PARM_DESC(sim_ram, "sim provider: zone RAM window SIZE@PHYS, a range root Linux was booted without (memmap=/mem=)");
+
+static struct {
+	u64 ram_base;
+	u64 ram_size;
+	struct hvio_bridge *bridge;
+	struct irq_work irq_work;
+	atomic_t open;
+	spinlock_t efd_lock;		/* guards efd */
+	struct eventfd_ctx *efd;
+	atomic64_t finish_calls;
+} hvio_sim;
+
+/* irq_work runs in hard IRQ context, like a real root interrupt. */
+static void hvio_sim_irq(struct irq_work *work)
+{
+	hvio_bridge_handle();
+}
+
+static void hvio_sim_finish_req(void)
+{
+	unsigned long flags;
+
+	atomic64_inc(&hvio_sim.finish_calls);
+	spin_lock_irqsave(&hvio_sim.efd_lock, flags);
+	if (hvio_sim.efd)
+		hvio_eventfd_signal(hvio_sim.efd);
+	spin_unlock_irqrestore(&hvio_sim.efd_lock, flags);
+}
+
+static bool hvio_sim_region_ok(u64 phys, u64 size)
+{
+	if (!hvio_sim.ram_size || phys < hvio_sim.ram_base ||
+	    size > hvio_sim.ram_size ||
+	    phys - hvio_sim.ram_base > hvio_sim.ram_size - size)
+		return false;
+	return region_intersects(phys, size, IORESOURCE_SYSTEM_RAM,
+				 IORES_DESC_NONE) == REGION_DISJOINT;
+}
+
+static void hvio_sim_set_efd(struct eventfd_ctx *ctx)
+{
+	struct eventfd_ctx *old;
+
+	spin_lock_irq(&hvio_sim.efd_lock);
+	old = hvio_sim.efd;
+	hvio_sim.efd = ctx;
+	spin_unlock_irq(&hvio_sim.efd_lock);
+	if (old)
+		eventfd_ctx_put(old);
+}
+
+static int hvio_sim_open(struct inode *inode, struct file *file)
+{
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	/* One hypervisor at a time. */
+	if (atomic_cmpxchg(&hvio_sim.open, 0, 1))
+		return -EBUSY;
+	return 0;
+}
+
+static int hvio_sim_release(struct inode *inode, struct file *file)
+{
+	hvio_sim_set_efd(NULL);
+	atomic_set(&hvio_sim.open, 0);
+	return 0;
+}
+
+static int hvio_sim_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	u64 len = vma->vm_end - vma->vm_start;
+	u64 off = (u64)vma->vm_pgoff << PAGE_SHIFT;
+	u64 pfn;
+
+	if (!(vma->vm_flags & VM_SHARED))
+		return -EINVAL;
+	if (off == HVIO_SIM_MMAP_BRIDGE) {
+		if (len != PAGE_SIZE)
+			return -EINVAL;
+		pfn = virt_to_phys(hvio_sim.bridge) >> PAGE_SHIFT;
+	} else if (off >= HVIO_SIM_MMAP_RAM) {
+		off -= HVIO_SIM_MMAP_RAM;
+		if (!hvio_sim.ram_size || off >= hvio_sim.ram_size ||
+		    len > hvio_sim.ram_size - off)
+			return -EINVAL;
+		pfn = (hvio_sim.ram_base + off) >> PAGE_SHIFT;
+	} else {
+		return -EINVAL;
+	}
+	hvio_vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND |
+			  VM_DONTDUMP);
+	return remap_pfn_range(vma, vma->vm_start, pfn, len, vma->vm_page_prot);
+}
+
+static long hvio_sim_ioctl(struct file *file, unsigned int cmd,
+			   unsigned long arg)
+{
+	struct hvio_sim_info info;
+	struct eventfd_ctx *ctx;
+	s32 fd;
+
+	switch (cmd) {
+	case HVIO_SIM_GET_INFO:
+		memset(&info, 0, sizeof(info));
+		info.ram_base = hvio_sim.ram_base;
+		info.ram_size = hvio_sim.ram_size;
+		info.bridge_size = sizeof(struct hvio_bridge);
+		info.max_cpus = HVIO_BRIDGE_MAX_CPUS;
+		info.finish_calls = atomic64_read(&hvio_sim.finish_calls);
+		if (copy_to_user((void __user *)arg, &info, sizeof(info)))
+			return -EFAULT;
+		return 0;
+	case HVIO_SIM_RAISE_IRQ:
+		irq_work_queue(&hvio_sim.irq_work);
+		return 0;
+	case HVIO_SIM_SET_FINISH_FD:
+		if (get_user(fd, (s32 __user *)arg))
+			return -EFAULT;
+		if (fd == -1) {
+			hvio_sim_set_efd(NULL);
+			return 0;
+		}
+		ctx = eventfd_ctx_fdget(fd);
+		if (IS_ERR(ctx))
+			return PTR_ERR(ctx);
+		hvio_sim_set_efd(ctx);
+		return 0;
+	default:
+		return -ENOTTY;
+	}
+}
+
+static const struct file_operations hvio_sim_fops = {
+	.owner = THIS_MODULE,
+	.open = hvio_sim_open,
+	.release = hvio_sim_release,
+	.mmap = hvio_sim_mmap,
+	.unlocked_ioctl = hvio_sim_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.llseek = noop_llseek,
+};
+
+static struct miscdevice hvio_sim_misc = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "hvio-sim",
+	.fops = &hvio_sim_fops,
+	.mode = 0600,
+};
+
+static int hvio_sim_parse_ram(void)
+{
+	char *p = sim_ram;
+	u64 size, base;
+
+	if (!sim_ram || !*sim_ram)
+		return 0;
+	size = memparse(p, &p);
+	if (*p != '@')
+		goto bad;
+	base = memparse(p + 1, &p);
+	if (*p && *p != '\n')
+		goto bad;
+	if (!size || !PAGE_ALIGNED(size) || !PAGE_ALIGNED(base) ||
+	    base + size < base)
+		goto bad;
+	if (region_intersects(base, size, IORESOURCE_SYSTEM_RAM,
+			      IORES_DESC_NONE) != REGION_DISJOINT) {
+		pr_err(HVIO_NAME ": sim_ram %s overlaps root Linux's RAM; boot with memmap=/mem= to leave it out\n",
+		       sim_ram);
+		return -EINVAL;
+	}
+	hvio_sim.ram_base = base;
+	hvio_sim.ram_size = size;
+	return 0;
+bad:
+	pr_err(HVIO_NAME ": sim_ram=%s: expected SIZE@PHYS, page aligned\n",
+	       sim_ram);
+	return -EINVAL;
+}
+
+static int hvio_sim_init(struct hvio_bridge *bridge)
+{
+	int ret;
+
+	ret = hvio_sim_parse_ram();
+	if (ret)
+		return ret;
+	hvio_sim.bridge = bridge;
+	spin_lock_init(&hvio_sim.efd_lock);
+	atomic_set(&hvio_sim.open, 0);
+	atomic64_set(&hvio_sim.finish_calls, 0);
+	init_irq_work(&hvio_sim.irq_work, hvio_sim_irq);
+	hvio_bridge_setup(bridge);
+	ret = misc_register(&hvio_sim_misc);
+	if (ret)
+		return ret;
+	pr_info(HVIO_NAME ": sim provider, zone RAM %#llx+%#llx\n",
+		hvio_sim.ram_base, hvio_sim.ram_size);
+	return 0;
+}
+
+static void hvio_sim_exit(void)
+{
+	misc_deregister(&hvio_sim_misc);
+	irq_work_sync(&hvio_sim.irq_work);
+	hvio_sim_set_efd(NULL);
+}
+
+const struct hvio_hv_ops hvio_hv_sim_ops = {
+	.name = "sim",
+	.id = HVIO_PROVIDER_SIM,
+	.init = hvio_sim_init,
+	.exit = hvio_sim_exit,
+	.finish_req = hvio_sim_finish_req,
+	.region_ok = hvio_sim_region_ok,
+};

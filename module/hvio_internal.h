@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * hvio: module-internal objects and their locking.
+ *
+ * Locking, outermost first:
+ *   hvio.ctl_mutex   serialises zone/device creation and destruction
+ *                    (sleeping context: ioctls, release).
+ *   hvio.lock        spinlock (irq-safe) over the zone and device lists; the
+ *                    bridge handler holds it while it looks a device up and
+ *                    runs the access, so a device on the list cannot be
+ *                    freed under it.
+ *   hvio.bridge_lock serialises the req_list consumer.
+ *   dev->lock        the device's register file, events and counters.
+ *   hvio.res_lock    the res_list producer side and the deferred-IRQ set.
+ * The bridge handler takes bridge_lock -> lock -> dev->lock -> res_lock.
+ */
+#ifndef _HVIO_INTERNAL_H
+#define _HVIO_INTERNAL_H
+
+#include <linux/types.h>
+#include <linux/list.h>
+#include <linux/mutex.h>
+#include <linux/spinlock.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
+#include <linux/hvio.h>
+#include <linux/hvio_bridge.h>
+
+#include "hvio_mmio.h"
+
+#define HVIO_NAME "hvio"
+
+/**
+ * struct hvio_hv_ops - who plays the hypervisor
+ * @name: provider name for logs
+ * @id: HVIO_PROVIDER_*
+ * @init: take the bridge page, set up the root IRQ (calls
+ *        hvio_bridge_handle() from it) and hand the bridge to the hypervisor
+ * @exit: undo @init; no bridge handler runs after it returns
+ * @finish_req: tell the hypervisor res_list has new entries (any context)
+ * @region_ok: may physical range [@phys, @phys + @size) be zone RAM?
+ */
+struct hvio_hv_ops {
+	const char *name;
+	u32 id;
+	int (*init)(struct hvio_bridge *bridge);
+	void (*exit)(void);
+	void (*finish_req)(void);
+	bool (*region_ok)(u64 phys, u64 size);
+};
+
+extern const struct hvio_hv_ops hvio_hv_sim_ops;
+extern const struct hvio_hv_ops hvio_hv_hvisor_ops;
+
+struct hvio_zone {
+	struct list_head node;
+	u32 id;
+	u32 nr_regions;
+	u32 nr_devs;			/* under hvio.ctl_mutex */
+	struct hvio_mem_region regions[HVIO_MAX_REGIONS];
+};
+
+struct hvio_dev {
+	struct list_head node;		/* hvio.devs, under hvio.lock */
+	struct hvio_zone *zone;		/* pinned: zone->nr_devs counts us */
+	u32 slot;			/* index in hvio.dev_slots */
+	u64 mmio_base;
+	u64 mmio_len;
+	u32 irq;
+
+	spinlock_t lock;
+	struct hvio_mmio mmio;
+	struct hvio_dev_stats stats;
+	u32 events;			/* HVIO_EV_*, cleared by GET_EVENTS */
+	u32 kicked;			/* queue bitmap, cleared likewise */
+	wait_queue_head_t wq;
+};
+
+struct hvio_ctx {
+	const struct hvio_hv_ops *hv;
+	struct hvio_bridge *bridge;
+
+	struct mutex ctl_mutex;
+	spinlock_t lock;
+	struct list_head zones;
+	struct list_head devs;
+	u32 nr_zones;
+	struct hvio_dev *dev_slots[HVIO_MAX_DEVS];
+
+	spinlock_t bridge_lock;
+	struct work_struct bridge_work;	/* continues a handler over budget */
+
+	spinlock_t res_lock;
+	DECLARE_BITMAP(res_pending, HVIO_MAX_DEVS);
+	struct delayed_work res_work;	/* retries interrupts on a full ring */
+
+	struct hvio_stats stats;
+};
+
+extern struct hvio_ctx hvio;
+
+/* hvio_bridge.c */
+void hvio_bridge_init_work(void);
+void hvio_bridge_setup(struct hvio_bridge *bridge);
+void hvio_bridge_handle(void);
+void hvio_bridge_quiesce(void);
+void hvio_bridge_inject(struct hvio_dev *dev);
+void hvio_bridge_forget(struct hvio_dev *dev);
+
+/* hvio_zone.c */
+int hvio_zone_add(const struct hvio_zone_add *arg);
+int hvio_zone_del(u32 zone_id);
+struct hvio_zone *hvio_zone_find(u32 zone_id);
+bool hvio_zone_ram_ok(const struct hvio_zone *zone, u64 gpa, u64 len);
+bool hvio_zone_gpa_to_phys(const struct hvio_zone *zone, u64 gpa, u64 len,
+			   u64 *phys);
+void hvio_zone_free_all(void);
+
+/* hvio_dev.c */
+int hvio_dev_create(const struct hvio_dev_create *arg);
+bool hvio_dev_access(u32 zone_id, u64 addr, u32 size, bool is_write,
+		     u64 value, u64 *result);
+
+#endif /* _HVIO_INTERNAL_H */
