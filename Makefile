@@ -1,0 +1,144 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Top-level build of hvio: the module (kbuild against Debian's kernel
+# headers), the userspace daemon (CMake, C++20), the kselftest programs, and
+# the test entry points.  Everything goes to build/<arch>/.
+#
+#   make [ARCH=x86_64|arm64]           module + userspace + selftests
+#   make selftest [ARCH=..] [T=group]  run the selftests in a QEMU VM
+#   make unit                          GoogleTest unit tests on the host
+#   make check                         unit + selftests on both arches
+#   make checkpatch | format | format-check | clean | deps
+#   make cross-check                   hypercall code for riscv64 etc.
+#   make fuzz-vq [FUZZ_SECONDS=10]     libFuzzer on the virtqueue parser
+#
+# Missing tools, kernels and headers are installed by scripts/deps, which is
+# a fast no-op once everything is there.
+
+ARCH ?= x86_64
+override ARCH := $(patsubst aarch64,arm64,$(patsubst amd64,x86_64,$(ARCH)))
+ifeq ($(ARCH),x86_64)
+KARCH := x86
+XCOMPILE :=
+else ifeq ($(ARCH),arm64)
+KARCH := arm64
+XCOMPILE := aarch64-linux-gnu-
+else
+$(error ARCH must be x86_64 or arm64, not '$(ARCH)')
+endif
+
+HOST_ARCH := $(shell uname -m | sed 's/aarch64/arm64/')
+OUT := build/$(ARCH)
+VM_TIMEOUT ?= 900
+# Per-program limit inside the VM, from the kselftest settings file.
+PROG_TIMEOUT := $(or $(shell sed -n 's/^timeout=//p' tests/selftests/settings 2>/dev/null),0)
+T ?=
+
+# Paths that depend on what is installed: evaluated only when used, i.e.
+# after scripts/deps has run.
+common = . scripts/common.sh;
+KDIR = $(shell bash -c '$(common) hvio_kdir $(ARCH)')
+KSFT_DIR := $(shell bash -c '$(common) hvio_kselftest_dir')
+CHECKPATCH := $(shell bash -c '$(common) hvio_checkpatch')
+
+MOD_SRCS := $(wildcard module/*.c)
+MOD_HDRS := $(wildcard module/*.h)
+UAPI_HDRS := $(wildcard uapi/linux/*.h)
+
+# Selftests: each tests/selftests/hvio_<group>.c is one program, linked
+# with every other tests/selftests/*.c (shared helpers).
+ST_CC := $(XCOMPILE)gcc
+ST_CFLAGS := -static -O2 -g -Wall -pthread -I uapi -I $(KSFT_DIR) -I tests/selftests
+ST_SRCS := $(wildcard tests/selftests/hvio_*.c)
+ST_HELPERS := $(filter-out $(ST_SRCS),$(wildcard tests/selftests/*.c))
+ST_HDRS := $(wildcard tests/selftests/*.h)
+ST_BINS := $(patsubst tests/selftests/%.c,$(OUT)/selftests/%,$(ST_SRCS))
+ST_RUN := $(if $(T),$(OUT)/selftests/hvio_$(T),$(ST_BINS))
+
+CMAKE_DIR := $(OUT)/userspace
+CMAKE_ARGS := -S userspace -B $(CMAKE_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+ifneq ($(ARCH),$(HOST_ARCH))
+CMAKE_ARGS += -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/userspace/cmake/$(XCOMPILE)toolchain.cmake
+endif
+JOBS := $(shell nproc)
+# -jN for CMake's make, unless we already run under a jobserver (make -j).
+JOBSFLAG = $(if $(findstring jobserver,$(MAKEFLAGS)),,-j$(JOBS))
+
+FORMAT_SRCS = $(shell find userspace tests/unit -name '*.cc' -o -name '*.h' \
+		-o -name '*.cpp' -o -name '*.hpp' 2>/dev/null)
+
+.PHONY: all deps module userspace selftests selftest unit check clean \
+	checkpatch format format-check cross-check
+
+all: module userspace selftests
+
+deps:
+	@scripts/deps $(ARCH)
+
+# ---- module ---------------------------------------------------------------
+# kbuild writes objects next to the sources, and both arches build from the
+# same tree, so each arch builds in its own directory of symlinks.
+KB := $(OUT)/kbuild
+
+module: | deps
+	@[ -n "$(MOD_SRCS)" ] || { echo "make: no module/*.c yet" >&2; exit 1; }
+	@mkdir -p $(KB)/module
+	@ln -sfn ../../../Kbuild $(KB)/Kbuild
+	@ln -sfn ../../../uapi $(KB)/uapi
+	@find $(KB)/module -maxdepth 1 -type l -xtype l -delete
+	@for f in $(MOD_SRCS) $(MOD_HDRS); do \
+		ln -sfn ../../../../$$f $(KB)/$$f; done
+	$(MAKE) -C $(KDIR) M=$(CURDIR)/$(KB) ARCH=$(KARCH) \
+		CROSS_COMPILE=$(XCOMPILE) modules
+	@cp $(KB)/hvio.ko $(OUT)/hvio.ko
+	@echo "  MODULE  $(OUT)/hvio.ko"
+
+# ---- userspace ------------------------------------------------------------
+userspace: | deps
+	@[ -f $(CMAKE_DIR)/CMakeCache.txt ] || cmake $(CMAKE_ARGS) >/dev/null
+	+cmake --build $(CMAKE_DIR) $(JOBSFLAG)
+
+# ---- selftests ------------------------------------------------------------
+selftests: $(ST_BINS)
+
+$(OUT)/selftests/%: tests/selftests/%.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDRS) | deps
+	@mkdir -p $(@D)
+	$(ST_CC) $(ST_CFLAGS) -o $@ $< $(ST_HELPERS)
+
+selftest: all
+	@[ -n "$(ST_RUN)" ] || { echo "make: no tests/selftests/hvio_*.c yet" >&2; exit 1; }
+	scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) --prog-timeout $(PROG_TIMEOUT) \
+		--extra-file $(CMAKE_DIR)/hvio:/bin/hvio -- $(ST_RUN)
+
+# ---- host tests -----------------------------------------------------------
+unit:
+	@scripts/deps $(HOST_ARCH)
+	@[ -f build/$(HOST_ARCH)/userspace/CMakeCache.txt ] || \
+		cmake -S userspace -B build/$(HOST_ARCH)/userspace \
+			-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	+cmake --build build/$(HOST_ARCH)/userspace $(JOBSFLAG)
+	cd build/$(HOST_ARCH)/userspace && ctest --output-on-failure --no-tests=ignore -j$(JOBS)
+
+check:
+	@scripts/check
+
+# ---- style ----------------------------------------------------------------
+checkpatch: | deps
+	$(CHECKPATCH) --no-tree -f $(MOD_SRCS) $(MOD_HDRS) $(UAPI_HDRS)
+
+format: | deps
+	@[ -z "$(FORMAT_SRCS)" ] || clang-format -i $(FORMAT_SRCS)
+
+format-check: | deps
+	@[ -z "$(FORMAT_SRCS)" ] || clang-format --dry-run --Werror $(FORMAT_SRCS)
+
+cross-check:
+	@scripts/deps $(HOST_ARCH)
+	scripts/cross-check
+
+# Fuzz targets (fuzz-vq, fuzz-vq-seeds); deps first, as for the rest.
+-include tests/fuzz/fuzz.mk
+build/fuzz/vq_fuzz build/fuzz/vq_fuzz_gen: | deps
+
+clean:
+	rm -rf build

@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: GPL-2.0
+//
+// Control: the /dev/hvio ioctls, and Error::message().
+#include "control.h"
+
+#include <cstring>
+#include <fcntl.h>
+#include <sys/ioctl.h>
+
+namespace hvio {
+
+std::string Error::message() const { return std::strerror(err); }
+
+Result<Control> Control::open(const char *path) {
+    int fd = ::open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return last_error();
+    return Control(UniqueFd(fd));
+}
+
+// Zero-initialise the struct (reserved fields must be zero) and run one
+// _IOR ioctl into it.
+template <typename T> static Result<T> ioctl_read(int fd, unsigned long cmd) {
+    T out{};
+    if (::ioctl(fd, cmd, &out) < 0)
+        return last_error();
+    return out;
+}
+
+Result<hvio_version> Control::version() const {
+    return ioctl_read<hvio_version>(fd_.get(), HVIO_GET_VERSION);
+}
+
+Result<hvio_stats> Control::stats() const {
+    return ioctl_read<hvio_stats>(fd_.get(), HVIO_GET_STATS);
+}
+
+const char *provider_name(unsigned provider) {
+    switch (provider) {
+    case HVIO_PROVIDER_HVISOR:
+        return "hvisor";
+    case HVIO_PROVIDER_SIM:
+        return "sim";
+    default:
+        return "unknown";
+    }
+}
+
+} // namespace hvio
