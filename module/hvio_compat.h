@@ -21,6 +21,16 @@ static inline void hvio_vm_flags_set(struct vm_area_struct *vma,
 #endif
 }
 
+static inline void hvio_vm_flags_clear(struct vm_area_struct *vma,
+				       unsigned long flags)
+{
+#ifdef HVIO_HAVE_VM_FLAGS_SET
+	vm_flags_clear(vma, flags);
+#else
+	vma->vm_flags &= ~flags;
+#endif
+}
+
 static inline void hvio_eventfd_signal(struct eventfd_ctx *ctx)
 {
 #ifdef HVIO_HAVE_EVENTFD_SIGNAL_1	/* 6.8+: no count argument */

@@ -42,6 +42,7 @@ static void hvio_dev_kick(struct hvio_mmio *m, u32 queue)
 	lockdep_assert_held(&dev->lock);
 	dev->kicked |= 1U << queue;
 	dev->events |= HVIO_EV_KICK;
+	hvio_queue_kick(dev, queue);
 	wake_up_interruptible(&dev->wq);
 }
 
@@ -122,6 +123,7 @@ static void hvio_dev_destroy(struct hvio_dev *dev)
 
 	/* Off the list: no bridge handler can reach it any more. */
 	hvio_bridge_forget(dev);
+	hvio_queues_free(dev);
 	kfree(dev);
 }
 
@@ -152,6 +154,8 @@ static int hvio_dev_mmap(struct file *file, struct vm_area_struct *vma)
 
 	if (!(vma->vm_flags & VM_SHARED))
 		return -EINVAL;
+	if (vma->vm_pgoff >= (HVIO_DEV_MMAP_RING_BASE >> PAGE_SHIFT))
+		return hvio_queue_mmap(dev, vma);
 	if (vma->vm_pgoff > (HVIO_IPA_LIMIT >> PAGE_SHIFT))
 		return -EINVAL;
 	gpa = (u64)vma->vm_pgoff << PAGE_SHIFT;
@@ -255,7 +259,7 @@ static long hvio_dev_ioctl(struct file *file, unsigned int cmd,
 		spin_unlock_irq(&dev->lock);
 		return copy_to_user(argp, &ev, sizeof(ev)) ? -EFAULT : 0;
 	default:
-		return -ENOTTY;
+		return hvio_queue_ioctl(dev, cmd, argp);
 	}
 }
 
@@ -273,7 +277,7 @@ static int hvio_dev_check(const struct hvio_dev_create *a)
 {
 	u64 end;
 
-	if (a->flags || a->reserved0 || a->reserved1 ||
+	if (a->flags || a->reserved0 || a->reserved1 || a->reserved2 ||
 	    memchr_inv(a->reserved, 0, sizeof(a->reserved)))
 		return -EINVAL;
 	if (!a->device_id || a->device_id > HVIO_MAX_DEVICE_ID)
@@ -353,7 +357,12 @@ int hvio_dev_create(const struct hvio_dev_create *arg)
 		ret = -EFAULT;
 		goto err_free;
 	}
+	memcpy(dev->serial, arg->serial, sizeof(dev->serial));
+	hvio_blk_init(dev);
 	hvio_mmio_init(&dev->mmio, &hvio_dev_mmio_ops, &dev->stats);
+	ret = hvio_queues_alloc(dev);
+	if (ret)
+		goto err_free;
 
 	fd = get_unused_fd_flags(O_CLOEXEC);
 	if (fd < 0) {
@@ -401,6 +410,7 @@ err_unlock:
 	mutex_unlock(&hvio.ctl_mutex);
 	put_unused_fd(fd);
 err_free:
+	hvio_queues_free(dev);
 	kfree(dev);
 	return ret;
 }

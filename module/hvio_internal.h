@@ -27,6 +27,7 @@
 #include <linux/hvio_bridge.h>
 
 #include "hvio_mmio.h"
+#include "hvio_vq.h"
 
 #define HVIO_NAME "hvio"
 
@@ -58,6 +59,56 @@ struct hvio_zone {
 	u32 nr_regions;
 	u32 nr_devs;			/* under hvio.ctl_mutex */
 	struct hvio_mem_region regions[HVIO_MAX_REGIONS];
+	void *va[HVIO_MAX_REGIONS];	/* memremap()ed regions */
+};
+
+/* Per-tag state the kernel keeps for an op the daemon holds. */
+struct hvio_tag {
+	u64 status_gpa;			/* blk status byte */
+	u32 used_len;			/* used length on success */
+	bool inflight;
+};
+
+/* A request finished inside the kernel, written back at the next commit. */
+struct hvio_done {
+	u16 head;
+	u8 status;
+	bool has_status;		/* write status to status_gpa */
+	bool get_id;			/* copy the serial into ops[head].segs */
+	u64 status_gpa;
+	u32 used_len;
+};
+
+/* Data segments beyond header and status, plus slack for them. */
+#define HVIO_QUEUE_MAX_SEGS	(HVIO_OP_MAX_SEGS + 4)
+
+/*
+ * One virtqueue as the daemon sees it.  lock (a mutex) serialises
+ * HVIO_DEV_QUEUE_RUN; everything that touches guest memory a reset may
+ * have taken back (status bytes, used ring, avail_event) additionally runs
+ * under dev->lock after checking that the device generation is still
+ * vq_gen.  kicks and efd are also used from the bridge IRQ path and are
+ * under dev->lock.
+ */
+struct hvio_queue {
+	struct hvio_dev *dev;
+	u16 index;
+	struct mutex lock;
+	struct hvio_vq vq;
+	u32 vq_gen;			/* generation vq is attached in; 0: none */
+	struct hvio_op *ops;		/* vmalloc_user: mmap'd read-only */
+	size_t ops_size;
+	struct hvio_tag *tags;
+	struct hvio_done *done;		/* queue_size_max entries */
+	u32 nr_done;
+	struct eventfd_ctx *efd;
+	struct hvio_queue_stats stats;
+	struct hvio_vq_seg segs[HVIO_QUEUE_MAX_SEGS];
+};
+
+enum hvio_req_kind {
+	HVIO_REQ_OP,			/* ops[head] filled for the daemon */
+	HVIO_REQ_DONE,			/* finished here: see the hvio_done */
 };
 
 struct hvio_dev {
@@ -74,6 +125,9 @@ struct hvio_dev {
 	u32 events;			/* HVIO_EV_*, cleared by GET_EVENTS */
 	u32 kicked;			/* queue bitmap, cleared likewise */
 	wait_queue_head_t wq;
+
+	struct hvio_queue *queues;	/* mmio.num_queues */
+	u8 serial[20];
 };
 
 struct hvio_ctx {
@@ -112,6 +166,7 @@ int hvio_zone_add(const struct hvio_zone_add *arg);
 int hvio_zone_del(u32 zone_id);
 struct hvio_zone *hvio_zone_find(u32 zone_id);
 bool hvio_zone_ram_ok(const struct hvio_zone *zone, u64 gpa, u64 len);
+void *hvio_zone_map(const struct hvio_zone *zone, u64 gpa, u64 len);
 bool hvio_zone_gpa_to_phys(const struct hvio_zone *zone, u64 gpa, u64 len,
 			   u64 *phys);
 void hvio_zone_free_all(void);
@@ -120,5 +175,22 @@ void hvio_zone_free_all(void);
 int hvio_dev_create(const struct hvio_dev_create *arg);
 bool hvio_dev_access(u32 zone_id, u64 addr, u32 size, bool is_write,
 		     u64 value, u64 *result);
+
+/* hvio_queue.c */
+int hvio_queues_alloc(struct hvio_dev *dev);
+void hvio_queues_free(struct hvio_dev *dev);
+void hvio_queue_kick(struct hvio_dev *dev, u32 queue);
+long hvio_queue_ioctl(struct hvio_dev *dev, unsigned int cmd,
+		      void __user *argp);
+int hvio_queue_mmap(struct hvio_dev *dev, struct vm_area_struct *vma);
+
+/* hvio_blk.c */
+void hvio_blk_init(struct hvio_dev *dev);
+enum hvio_req_kind hvio_blk_prepare(struct hvio_queue *q,
+				    const struct hvio_vq_chain *chain,
+				    struct hvio_op *op, struct hvio_tag *tag,
+				    struct hvio_done *done);
+u8 hvio_blk_status(s32 result);
+void hvio_blk_finish_get_id(struct hvio_queue *q, struct hvio_done *done);
 
 #endif /* _HVIO_INTERNAL_H */

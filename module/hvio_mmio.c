@@ -109,6 +109,25 @@ static bool hvio_mmio_queue_ok(struct hvio_mmio *m, struct hvio_mmio_queue *q)
 	       m->ops->ram_ok(m, q->device, used_len);
 }
 
+/**
+ * hvio_mmio_needs_reset() - the device cannot go on: ask for a reset
+ * @m: register file
+ *
+ * Sets DEVICE_NEEDS_RESET and raises a configuration interrupt the first
+ * time; the bit stays until the driver resets the device.
+ */
+void hvio_mmio_needs_reset(struct hvio_mmio *m)
+{
+	u32 old = m->status;
+
+	if (old & HVIO_S_NEEDS_RESET)
+		return;
+	m->status |= HVIO_S_NEEDS_RESET;
+	if (m->ops->status)
+		m->ops->status(m, old, m->status, false);
+	hvio_mmio_raise(m, HVIO_INT_CONFIG);
+}
+
 static void hvio_mmio_set_ready(struct hvio_mmio *m, u32 value)
 {
 	struct hvio_mmio_queue *q = hvio_mmio_selq(m);
@@ -127,14 +146,7 @@ static void hvio_mmio_set_ready(struct hvio_mmio *m, u32 value)
 		 * cannot use the queue asks the driver for a reset.
 		 */
 		m->stats->queue_refused++;
-		if (!(m->status & HVIO_S_NEEDS_RESET)) {
-			u32 old = m->status;
-
-			m->status |= HVIO_S_NEEDS_RESET;
-			if (m->ops->status)
-				m->ops->status(m, old, m->status, false);
-			hvio_mmio_raise(m, HVIO_INT_CONFIG);
-		}
+		hvio_mmio_needs_reset(m);
 		return;
 	}
 	q->ready = 1;
@@ -329,8 +341,11 @@ void hvio_mmio_write(struct hvio_mmio *m, u64 offset, u32 size, u64 value)
 
 	m->stats->reg_writes++;
 	if (offset >= HVIO_REG_CONFIG) {
-		/* No device type here has writable config fields yet. */
 		m->stats->config_writes++;
+		if (m->cfg_wr_off >= 0 && size == 1 && value <= 1 &&
+		    offset - HVIO_REG_CONFIG == (u64)m->cfg_wr_off &&
+		    (m->driver_features & (1ULL << m->cfg_wr_feature)))
+			m->config[m->cfg_wr_off] = (u8)value;
 		return;
 	}
 	if (size != 4 || (offset & 3)) {

@@ -106,6 +106,12 @@ struct hvio_mmio {
 	u32 queue_size_max;
 	u64 device_features;
 	u32 config_len;
+	/*
+	 * One config byte the driver may write (0 or 1) once it negotiated
+	 * feature bit cfg_wr_feature: virtio-blk's wce.  -1: none.
+	 */
+	int cfg_wr_off;
+	u32 cfg_wr_feature;
 
 	/* Driver-visible state, reset by Status = 0. */
 	u64 driver_features;
@@ -131,5 +137,6 @@ void hvio_mmio_write(struct hvio_mmio *m, u64 offset, u32 size, u64 value);
 void hvio_mmio_set_config(struct hvio_mmio *m, u32 offset, const u8 *buf,
 			  u32 len, bool notify);
 void hvio_mmio_raise(struct hvio_mmio *m, u32 bits);
+void hvio_mmio_needs_reset(struct hvio_mmio *m);
 
 #endif /* _HVIO_MMIO_H */

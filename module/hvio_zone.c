@@ -9,6 +9,7 @@
  * the zone or with another zone, and the provider must agree the host range
  * is RAM root Linux does not use.
  */
+#include <linux/io.h>
 #include <linux/kernel.h>
 #include <linux/list.h>
 #include <linux/mm.h>
@@ -20,6 +21,37 @@
 static bool hvio_range_overlap(u64 a, u64 alen, u64 b, u64 blen)
 {
 	return a < b + blen && b < a + alen;
+}
+
+static void hvio_zone_unmap_all(struct hvio_zone *zone)
+{
+	u32 i;
+
+	for (i = 0; i < zone->nr_regions; i++) {
+		if (zone->va[i])
+			memunmap(zone->va[i]);
+		zone->va[i] = NULL;
+	}
+}
+
+/*
+ * The module reads rings and writes used entries and status bytes in zone
+ * RAM, so every region gets a cacheable kernel mapping for the zone's life.
+ */
+static int hvio_zone_map_all(struct hvio_zone *zone)
+{
+	const struct hvio_mem_region *r;
+	u32 i;
+
+	for (i = 0; i < zone->nr_regions; i++) {
+		r = &zone->regions[i];
+		zone->va[i] = memremap(r->zone0_ipa, r->size, MEMREMAP_WB);
+		if (!zone->va[i]) {
+			hvio_zone_unmap_all(zone);
+			return -ENOMEM;
+		}
+	}
+	return 0;
 }
 
 static int hvio_region_check(const struct hvio_mem_region *r)
@@ -141,6 +173,9 @@ int hvio_zone_add(const struct hvio_zone_add *arg)
 			goto err_unlock;
 		}
 	}
+	ret = hvio_zone_map_all(zone);
+	if (ret)
+		goto err_unlock;
 	spin_lock_irq(&hvio.lock);
 	list_add_tail(&zone->node, &hvio.zones);
 	hvio.nr_zones++;
@@ -181,10 +216,28 @@ int hvio_zone_del(u32 zone_id)
 	hvio.nr_zones--;
 	hvio.stats.zones = hvio.nr_zones;
 	spin_unlock_irq(&hvio.lock);
+	hvio_zone_unmap_all(zone);
 	kfree(zone);
 out:
 	mutex_unlock(&hvio.ctl_mutex);
 	return ret;
+}
+
+/* Index of the region holding all of [gpa, gpa + len), or -1. */
+static int hvio_zone_region(const struct hvio_zone *zone, u64 gpa, u64 len)
+{
+	const struct hvio_mem_region *r;
+	u64 end;
+	u32 i;
+
+	if (!len || check_add_overflow(gpa, len, &end))
+		return -1;
+	for (i = 0; i < zone->nr_regions; i++) {
+		r = &zone->regions[i];
+		if (gpa >= r->zonex_ipa && end <= r->zonex_ipa + r->size)
+			return i;
+	}
+	return -1;
 }
 
 /**
@@ -199,20 +252,33 @@ out:
 bool hvio_zone_gpa_to_phys(const struct hvio_zone *zone, u64 gpa, u64 len,
 			   u64 *phys)
 {
-	const struct hvio_mem_region *r;
-	u64 end;
-	u32 i;
+	int i = hvio_zone_region(zone, gpa, len);
 
-	if (!len || check_add_overflow(gpa, len, &end))
+	if (i < 0)
 		return false;
-	for (i = 0; i < zone->nr_regions; i++) {
-		r = &zone->regions[i];
-		if (gpa >= r->zonex_ipa && end <= r->zonex_ipa + r->size) {
-			*phys = r->zone0_ipa + (gpa - r->zonex_ipa);
-			return true;
-		}
-	}
-	return false;
+	*phys = zone->regions[i].zone0_ipa + (gpa - zone->regions[i].zonex_ipa);
+	return true;
+}
+
+/**
+ * hvio_zone_map() - kernel pointer to a guest range inside one region
+ * @zone: the zone
+ * @gpa: guest physical start
+ * @len: length in bytes (> 0)
+ *
+ * Any context.  The mapping lives as long as the zone, which outlives its
+ * devices.
+ *
+ * Return: the pointer, or NULL when the range is not entirely inside one
+ * registered region.
+ */
+void *hvio_zone_map(const struct hvio_zone *zone, u64 gpa, u64 len)
+{
+	int i = hvio_zone_region(zone, gpa, len);
+
+	if (i < 0)
+		return NULL;
+	return (u8 *)zone->va[i] + (gpa - zone->regions[i].zonex_ipa);
 }
 
 /**
@@ -225,9 +291,7 @@ bool hvio_zone_gpa_to_phys(const struct hvio_zone *zone, u64 gpa, u64 len,
  */
 bool hvio_zone_ram_ok(const struct hvio_zone *zone, u64 gpa, u64 len)
 {
-	u64 phys;
-
-	return hvio_zone_gpa_to_phys(zone, gpa, len, &phys);
+	return hvio_zone_region(zone, gpa, len) >= 0;
 }
 
 /**
@@ -240,6 +304,7 @@ void hvio_zone_free_all(void)
 	list_for_each_entry_safe(z, tmp, &hvio.zones, node) {
 		WARN_ON_ONCE(z->nr_devs);
 		list_del(&z->node);
+		hvio_zone_unmap_all(z);
 		kfree(z);
 	}
 	hvio.nr_zones = 0;

@@ -60,6 +60,7 @@ class Mmio : public ::testing::Test {
         h.m.queue_size_max = 256;
         h.m.device_features = kOffered;
         h.m.config_len = 16;
+        h.m.cfg_wr_off = -1;
         for (uint32_t i = 0; i < 16; i++)
             h.m.config[i] = static_cast<uint8_t>(0x10 + i);
         hvio_mmio_init(&h.m, &kOps, &h.stats);
@@ -363,6 +364,25 @@ TEST_F(Mmio, ConfigWritesAreIgnoredAndCounted) {
     wr(HVIO_REG_CONFIG, 0xab, 1);
     EXPECT_EQ(rd(HVIO_REG_CONFIG, 1), 0x10u);
     EXPECT_EQ(h.stats.config_writes, 1u);
+}
+
+TEST_F(Mmio, WritableConfigByteNeedsItsFeatureAndAByteAccess) {
+    // virtio-blk's wce: writable only once CONFIG_WCE (bit 11) is negotiated.
+    h.m.cfg_wr_off = 5;
+    h.m.cfg_wr_feature = 9;
+    wr(HVIO_REG_CONFIG + 5, 0, 1);
+    EXPECT_EQ(rd(HVIO_REG_CONFIG + 5, 1), 0x15u); // not negotiated yet
+    negotiate(kVersion1 | (1ULL << 9));
+    wr(HVIO_REG_CONFIG + 5, 0, 1);
+    EXPECT_EQ(rd(HVIO_REG_CONFIG + 5, 1), 0u);
+    wr(HVIO_REG_CONFIG + 5, 1, 1);
+    EXPECT_EQ(rd(HVIO_REG_CONFIG + 5, 1), 1u);
+    wr(HVIO_REG_CONFIG + 5, 7, 1);   // only 0 and 1
+    wr(HVIO_REG_CONFIG + 4, 0x0, 4); // not a byte access
+    wr(HVIO_REG_CONFIG + 6, 0, 1);   // another byte
+    EXPECT_EQ(rd(HVIO_REG_CONFIG + 5, 1), 1u);
+    EXPECT_EQ(rd(HVIO_REG_CONFIG + 6, 1), 0x16u);
+    EXPECT_EQ(h.stats.config_writes, 6u);
 }
 
 TEST_F(Mmio, SetConfigAdvancesGenerationAndNotifies) {

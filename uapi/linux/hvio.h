@@ -97,6 +97,8 @@ struct hvio_dev_create {
 	__u64 config_addr;	/* user pointer */
 	__u32 flags;		/* none defined yet: must be 0 */
 	__u32 reserved1;
+	__u8 serial[20];	/* blk: VIRTIO_BLK_T_GET_ID answer, NUL padded */
+	__u32 reserved2;
 	__u64 reserved[4];
 };
 
@@ -132,6 +134,7 @@ struct hvio_stats {
  * reserved for the per-queue op rings.
  */
 #define HVIO_DEV_MMAP_RING_BASE	(1ULL << 60)
+#define HVIO_DEV_MMAP_RING_STRIDE (1ULL << 32)	/* queue q at BASE + q * STRIDE */
 
 struct hvio_queue_info {
 	__u32 num;		/* QueueNum the driver chose */
@@ -208,10 +211,117 @@ struct hvio_dev_events {
 	__u64 reserved[2];
 };
 
+/* ---- queues and I/O operations ----------------------------------------- */
+
+/*
+ * The module parses the guest's virtqueues and hands the daemon plain I/O
+ * operations.  Each queue has queue_size_max op slots, indexed by tag (the
+ * descriptor head), in a read-only mapping of the device fd at
+ * HVIO_DEV_MMAP_RING_BASE + queue * HVIO_DEV_MMAP_RING_STRIDE (length
+ * queue_size_max * sizeof(struct hvio_op), rounded up to pages).  A slot is
+ * valid from the HVIO_DEV_QUEUE_RUN that fetched its tag to the one that
+ * commits it.  Segments are guest physical addresses of data buffers inside
+ * zone RAM (map them through the device fd); request headers and status
+ * bytes never reach userspace.
+ */
+#define HVIO_OP_MAX_SEGS	64
+
+#define HVIO_OP_READ		1	/* backing store -> guest buffers */
+#define HVIO_OP_WRITE		2	/* guest buffers -> backing store */
+#define HVIO_OP_FLUSH		3	/* make completed writes durable */
+#define HVIO_OP_DISCARD		4	/* [offset, offset + len) may be dropped */
+#define HVIO_OP_WRITE_ZEROES	5	/* [offset, offset + len) reads as 0 */
+
+#define HVIO_OP_F_UNMAP		(1U << 0)	/* write zeroes: may deallocate */
+/* write: durable before completion (the guest chose writethrough) */
+#define HVIO_OP_F_FUA		(1U << 1)
+
+struct hvio_op_seg {
+	__u64 gpa;
+	__u32 len;
+	__u32 reserved;
+};
+
+struct hvio_op {
+	__u16 tag;
+	__u8 type;		/* HVIO_OP_* */
+	__u8 nr_segs;
+	__u32 flags;		/* HVIO_OP_F_* */
+	__u64 offset;		/* bytes into the backing store */
+	__u64 len;		/* bytes; equals the sum of segs for READ/WRITE */
+	__u32 generation;	/* device generation the op belongs to */
+	__u32 reserved;
+	struct hvio_op_seg segs[HVIO_OP_MAX_SEGS];
+};
+
+/*
+ * One completion: result >= 0 success, a negative errno failure
+ * (-EOPNOTSUPP becomes VIRTIO_BLK_S_UNSUPP, anything else S_IOERR).
+ * A completion whose generation is not the device's current one is
+ * dropped: the guest reset the device after the op was fetched.
+ */
+struct hvio_completion {
+	__u16 tag;
+	__u16 reserved0;
+	__s32 result;
+	__u32 generation;
+	__u32 reserved1;
+};
+
+/*
+ * HVIO_DEV_QUEUE_RUN: commit nr_commit completions, then fetch up to
+ * max_fetch new ops (their tags are written to tags_addr).  Returns 0;
+ * nr_fetched says how many.  When the queue is drained the module re-arms
+ * guest notifications (EVENT_IDX) before returning, so a kick arriving
+ * after this call signals the queue's eventfd.
+ */
+struct hvio_queue_run {
+	__u16 queue;
+	__u16 nr_commit;
+	__u16 max_fetch;
+	__u16 nr_fetched;	/* out */
+	__u32 flags;		/* none yet: 0 */
+	__u32 generation;	/* out: device generation now */
+	__u64 commits_addr;	/* struct hvio_completion[nr_commit] */
+	__u64 tags_addr;	/* __u16[max_fetch] */
+	__u64 reserved[2];
+};
+
+/* HVIO_DEV_SET_QUEUE_EVENTFD: signalled when the guest kicks the queue. */
+struct hvio_queue_eventfd {
+	__u16 queue;
+	__u16 reserved0;
+	__s32 fd;		/* -1 detaches */
+	__u64 reserved;
+};
+
+/* HVIO_DEV_GET_QUEUE_STATS */
+struct hvio_queue_stats {
+	__u16 queue;		/* in */
+	__u16 reserved0;
+	__u32 reserved1;
+	__u64 kicks;		/* QueueNotify for this queue */
+	__u64 reqs;		/* chains taken from the avail ring */
+	__u64 ops;		/* ops handed to userspace */
+	__u64 done_in_kernel;	/* GET_ID, bad requests: never left the kernel */
+	__u64 completed;	/* completions written to the used ring */
+	__u64 stale;		/* completions dropped: older generation */
+	__u64 irqs;		/* used-buffer interrupts injected */
+	__u64 irqs_suppressed;	/* completions that needed no interrupt */
+	__u64 bad_request;	/* malformed request: status IOERR / UNSUPP */
+	__u64 vq_errors[16];	/* per hvio_vq_err reason (module/hvio_vq.h) */
+	__u64 reserved[4];
+};
+
 #define HVIO_DEV_GET_INFO   _IOR(HVIO_IOC_MAGIC, 0x10, struct hvio_dev_info)
 #define HVIO_DEV_GET_STATS  _IOR(HVIO_IOC_MAGIC, 0x11, struct hvio_dev_stats)
 #define HVIO_DEV_SET_CONFIG _IOW(HVIO_IOC_MAGIC, 0x12, struct hvio_dev_config)
 #define HVIO_DEV_GET_EVENTS _IOR(HVIO_IOC_MAGIC, 0x13, struct hvio_dev_events)
+#define HVIO_DEV_QUEUE_RUN  _IOWR(HVIO_IOC_MAGIC, 0x14, struct hvio_queue_run)
+#define HVIO_DEV_SET_QUEUE_EVENTFD \
+	_IOW(HVIO_IOC_MAGIC, 0x15, struct hvio_queue_eventfd)
+#define HVIO_DEV_GET_QUEUE_STATS \
+	_IOWR(HVIO_IOC_MAGIC, 0x16, struct hvio_queue_stats)
 
 /* ---- /dev/hvio-sim (hypervisor=sim only) ----------------------------- */
 

@@ -1,0 +1,482 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * hvio: virtqueues between the guest and the daemon.
+ *
+ * The guest's split rings are parsed here, in the daemon's syscall context
+ * (HVIO_DEV_QUEUE_RUN), like vhost does in its worker: chains become op
+ * slots the daemon reads from a read-only mapping, or are finished in the
+ * kernel (bad requests, GET_ID).  Completions come back through the same
+ * ioctl, batched: one used-index update and at most one interrupt per call.
+ *
+ * Reset safety: a device reset (Status = 0, answered in the bridge IRQ
+ * path) bumps the device generation.  Everything that writes guest memory
+ * (status bytes, used ring, avail_event) checks under dev->lock that the
+ * generation the queue was attached in is still current, so nothing is
+ * written into rings the guest has taken back; ops of an old generation
+ * complete as "stale" and are dropped.
+ */
+#include <linux/eventfd.h>
+#include <linux/kernel.h>
+#include <linux/mm.h>
+#include <linux/nospec.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/vmalloc.h>
+#include <uapi/linux/virtio_ids.h>
+
+#include "hvio_compat.h"
+#include "hvio_internal.h"
+
+static void *hvio_queue_mem_map(void *ctx, u64 gpa, u64 len)
+{
+	return hvio_zone_map(ctx, gpa, len);
+}
+
+/**
+ * hvio_queues_alloc() - allocate queue state and op slots for a new device
+ * @dev: device with mmio identity filled in
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int hvio_queues_alloc(struct hvio_dev *dev)
+{
+	u32 n = dev->mmio.num_queues, size = dev->mmio.queue_size_max;
+	struct hvio_queue *q;
+	u32 i;
+
+	dev->queues = kcalloc(n, sizeof(*dev->queues), GFP_KERNEL);
+	if (!dev->queues)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		q = &dev->queues[i];
+		q->dev = dev;
+		q->index = i;
+		mutex_init(&q->lock);
+		q->ops_size = PAGE_ALIGN(size * sizeof(struct hvio_op));
+		q->ops = vmalloc_user(q->ops_size);
+		q->tags = kvcalloc(size, sizeof(*q->tags), GFP_KERNEL);
+		q->done = kvcalloc(size, sizeof(*q->done), GFP_KERNEL);
+		if (!q->ops || !q->tags || !q->done)
+			goto err;
+	}
+	return 0;
+err:
+	hvio_queues_free(dev);
+	return -ENOMEM;
+}
+
+/**
+ * hvio_queues_free() - free queue state (device off the bridge already)
+ * @dev: device being destroyed
+ */
+void hvio_queues_free(struct hvio_dev *dev)
+{
+	struct hvio_queue *q;
+	u32 i;
+
+	if (!dev->queues)
+		return;
+	for (i = 0; i < dev->mmio.num_queues; i++) {
+		q = &dev->queues[i];
+		vfree(q->ops);
+		kvfree(q->tags);
+		kvfree(q->done);
+		if (q->efd)
+			eventfd_ctx_put(q->efd);
+		mutex_destroy(&q->lock);
+	}
+	kfree(dev->queues);
+	dev->queues = NULL;
+}
+
+/**
+ * hvio_queue_kick() - the guest notified a ready queue (bridge IRQ path)
+ * @dev: device, dev->lock held
+ * @queue: queue index, checked by the register file
+ */
+void hvio_queue_kick(struct hvio_dev *dev, u32 queue)
+{
+	struct hvio_queue *q = &dev->queues[queue];
+
+	lockdep_assert_held(&dev->lock);
+	q->stats.kicks++;
+	if (q->efd)
+		hvio_eventfd_signal(q->efd);
+}
+
+/* Under dev->lock: is the queue attached in the current generation? */
+static bool hvio_queue_current(struct hvio_queue *q)
+{
+	lockdep_assert_held(&q->dev->lock);
+	return q->vq_gen && q->vq_gen == q->dev->mmio.generation;
+}
+
+/* Under dev->lock: interrupt the guest if the used ring asks for it. */
+static void hvio_queue_signal(struct hvio_queue *q)
+{
+	hvio_vq_publish_used(&q->vq);
+	if (hvio_vq_need_interrupt(&q->vq)) {
+		q->stats.irqs++;
+		hvio_mmio_raise(&q->dev->mmio, HVIO_INT_VRING);
+	} else {
+		q->stats.irqs_suppressed++;
+	}
+}
+
+static void hvio_queue_write_status(struct hvio_queue *q, u64 gpa, u8 status)
+{
+	u8 *p = hvio_zone_map(q->dev->zone, gpa, 1);
+
+	/* The chain was checked to lie in zone RAM; the map cannot fail. */
+	if (!WARN_ON_ONCE(!p))
+		WRITE_ONCE(*p, status);
+}
+
+/*
+ * Attach the queue to the rings the driver set up, once per generation
+ * after DRIVER_OK.  Returns true when the queue is live.
+ */
+static bool hvio_queue_attach(struct hvio_queue *q)
+{
+	struct hvio_dev *dev = q->dev;
+	struct hvio_mmio_queue regs;
+	struct hvio_vq_mem mem;
+	u64 features;
+	u32 gen, status;
+	int i;
+
+	spin_lock_irq(&dev->lock);
+	gen = dev->mmio.generation;
+	status = dev->mmio.status;
+	regs = dev->mmio.queues[q->index];
+	features = dev->mmio.driver_features;
+	spin_unlock_irq(&dev->lock);
+
+	if (q->vq_gen == gen)
+		return !q->vq.broken;
+
+	/* A new generation: ops of the old one are the daemon's to drop. */
+	memset(q->tags, 0, dev->mmio.queue_size_max * sizeof(*q->tags));
+	q->nr_done = 0;
+	q->vq_gen = 0;
+	if (!(status & HVIO_S_DRIVER_OK) || (status & HVIO_S_NEEDS_RESET) ||
+	    !regs.ready)
+		return false;
+	/* Keep the counts of the generation that ends. */
+	for (i = 0; i < HVIO_VQ_E_MAX; i++)
+		q->stats.vq_errors[i] += q->vq.errors[i];
+	memset(&q->vq, 0, sizeof(q->vq));
+	mem.map = hvio_queue_mem_map;
+	mem.ctx = dev->zone;
+	if (hvio_vq_setup(&q->vq, &mem, regs.num, regs.desc, regs.driver,
+			  regs.device, features & (1ULL << 29),
+			  features & (1ULL << 28)))
+		return false;
+	q->vq_gen = gen;
+	return true;
+}
+
+/* Under dev->lock: the guest broke the queue protocol. */
+static void hvio_queue_broken(struct hvio_queue *q)
+{
+	q->vq.broken = true;
+	pr_warn_ratelimited(HVIO_NAME ": zone %u dev %#llx queue %u: ring corrupt, device needs reset\n",
+			    q->dev->zone->id, q->dev->mmio_base, q->index);
+	hvio_mmio_needs_reset(&q->dev->mmio);
+}
+
+/*
+ * Write back what the kernel finished itself and re-arm notifications
+ * when drained.  Returns false if the generation changed meanwhile.
+ */
+static bool hvio_queue_flush_done(struct hvio_queue *q, bool drained,
+				  bool broken)
+{
+	struct hvio_dev *dev = q->dev;
+	struct hvio_done *d;
+	bool current_gen;
+	u32 i;
+
+	spin_lock_irq(&dev->lock);
+	current_gen = hvio_queue_current(q);
+	if (current_gen) {
+		for (i = 0; i < q->nr_done; i++) {
+			d = &q->done[i];
+			if (d->get_id)
+				hvio_blk_finish_get_id(q, d);
+			if (d->has_status)
+				hvio_queue_write_status(q, d->status_gpa,
+							d->status);
+			hvio_vq_add_used(&q->vq, d->head, d->used_len);
+		}
+		if (q->nr_done)
+			hvio_queue_signal(q);
+		if (broken)
+			hvio_queue_broken(q);
+		else if (drained)
+			hvio_vq_set_avail_event(&q->vq);
+	}
+	spin_unlock_irq(&dev->lock);
+	q->nr_done = 0;
+	return current_gen;
+}
+
+/* Take up to @max chains; tags of ops for the daemon go to @tags. */
+static u16 hvio_queue_fetch(struct hvio_queue *q, u16 *tags, u16 max)
+{
+	struct hvio_vq_chain chain;
+	enum hvio_vq_err err;
+	enum hvio_req_kind kind;
+	struct hvio_done *d;
+	u16 n = 0, taken = 0;
+	bool drained, broken;
+
+again:
+	drained = false;
+	broken = false;
+	while (taken < max) {
+		err = hvio_vq_pop(&q->vq, q->segs, ARRAY_SIZE(q->segs), &chain);
+		if (err == HVIO_VQ_EMPTY) {
+			drained = true;
+			break;
+		}
+		if (err == HVIO_VQ_BROKEN || err == HVIO_VQ_E_HEAD ||
+		    err == HVIO_VQ_E_AVAIL_JUMP) {
+			broken = true;
+			break;
+		}
+		if (q->tags[chain.head].inflight) {
+			/* The guest reposted a head the daemon still holds. */
+			broken = true;
+			break;
+		}
+		taken++;
+		q->stats.reqs++;
+		d = &q->done[q->nr_done];
+		memset(d, 0, sizeof(*d));
+		d->head = chain.head;
+		if (err != HVIO_VQ_OK) {
+			/* Malformed chain: counted by the parser; len 0. */
+			q->nr_done++;
+			continue;
+		}
+		kind = hvio_blk_prepare(q, &chain, &q->ops[chain.head],
+					&q->tags[chain.head], d);
+		if (kind == HVIO_REQ_DONE) {
+			q->stats.done_in_kernel++;
+			q->nr_done++;
+			continue;
+		}
+		q->ops[chain.head].generation = q->vq_gen;
+		q->tags[chain.head].inflight = true;
+		q->stats.ops++;
+		tags[n++] = chain.head;
+	}
+
+	if (!hvio_queue_flush_done(q, drained, broken))
+		return 0;
+	/*
+	 * With EVENT_IDX, avail_event was just re-armed: a buffer made
+	 * available before the guest saw it would not be kicked, so look
+	 * once more (vhost's enable_notify re-check).
+	 */
+	if (drained && taken < max && hvio_vq_avail(&q->vq) > 0)
+		goto again;
+	return n;
+}
+
+/* Apply completions; -EINVAL for a tag that is not in flight. */
+static int hvio_queue_commit(struct hvio_queue *q,
+			     const struct hvio_completion *c, u16 nr)
+{
+	struct hvio_dev *dev = q->dev;
+	u32 size = dev->mmio.queue_size_max;
+	struct hvio_tag *t;
+	bool any = false;
+	int ret = 0;
+	u8 status;
+	u16 i, tag;
+
+	spin_lock_irq(&dev->lock);
+	for (i = 0; i < nr; i++) {
+		if (!hvio_queue_current(q) ||
+		    c[i].generation != dev->mmio.generation) {
+			q->stats.stale++;
+			continue;
+		}
+		if (c[i].tag >= size) {
+			ret = -EINVAL;
+			break;
+		}
+		tag = array_index_nospec(c[i].tag, size);
+		t = &q->tags[tag];
+		if (!t->inflight) {
+			ret = -EINVAL;
+			break;
+		}
+		t->inflight = false;
+		status = hvio_blk_status(c[i].result);
+		hvio_queue_write_status(q, t->status_gpa, status);
+		hvio_vq_add_used(&q->vq, tag, status ? 1 : t->used_len);
+		q->stats.completed++;
+		any = true;
+	}
+	if (any)
+		hvio_queue_signal(q);
+	spin_unlock_irq(&dev->lock);
+	return ret;
+}
+
+static long hvio_queue_run(struct hvio_dev *dev, void __user *argp)
+{
+	u32 size = dev->mmio.queue_size_max;
+	struct hvio_completion *commits = NULL;
+	struct hvio_queue_run run;
+	struct hvio_queue *q;
+	u16 *tags = NULL;
+	long ret;
+
+	if (copy_from_user(&run, argp, sizeof(run)))
+		return -EFAULT;
+	if (run.flags || run.reserved[0] || run.reserved[1] ||
+	    run.queue >= dev->mmio.num_queues || run.nr_commit > size ||
+	    run.max_fetch > size)
+		return -EINVAL;
+	/* Only virtio-blk has a request engine so far. */
+	if (dev->mmio.device_id != VIRTIO_ID_BLOCK)
+		return -EOPNOTSUPP;
+	q = &dev->queues[array_index_nospec(run.queue, dev->mmio.num_queues)];
+
+	if (run.nr_commit) {
+		commits = memdup_user(u64_to_user_ptr(run.commits_addr),
+				      run.nr_commit * sizeof(*commits));
+		if (IS_ERR(commits))
+			return PTR_ERR(commits);
+	}
+	if (run.max_fetch) {
+		tags = kmalloc_array(run.max_fetch, sizeof(*tags), GFP_KERNEL);
+		if (!tags) {
+			ret = -ENOMEM;
+			goto out;
+		}
+	}
+
+	mutex_lock(&q->lock);
+	ret = hvio_queue_commit(q, commits, run.nr_commit);
+	run.nr_fetched = 0;
+	if (!ret && run.max_fetch && hvio_queue_attach(q))
+		run.nr_fetched = hvio_queue_fetch(q, tags, run.max_fetch);
+	mutex_unlock(&q->lock);
+	if (ret)
+		goto out;
+
+	run.generation = READ_ONCE(dev->mmio.generation);
+	if (run.nr_fetched &&
+	    copy_to_user(u64_to_user_ptr(run.tags_addr), tags,
+			 run.nr_fetched * sizeof(*tags)))
+		ret = -EFAULT;
+	else if (copy_to_user(argp, &run, sizeof(run)))
+		ret = -EFAULT;
+out:
+	kfree(tags);
+	kfree(commits);
+	return ret;
+}
+
+static long hvio_queue_set_eventfd(struct hvio_dev *dev, void __user *argp)
+{
+	struct eventfd_ctx *ctx = NULL, *old;
+	struct hvio_queue_eventfd qe;
+	struct hvio_queue *q;
+
+	if (copy_from_user(&qe, argp, sizeof(qe)))
+		return -EFAULT;
+	if (qe.reserved0 || qe.reserved || qe.queue >= dev->mmio.num_queues)
+		return -EINVAL;
+	if (qe.fd != -1) {
+		ctx = eventfd_ctx_fdget(qe.fd);
+		if (IS_ERR(ctx))
+			return PTR_ERR(ctx);
+	}
+	q = &dev->queues[array_index_nospec(qe.queue, dev->mmio.num_queues)];
+	spin_lock_irq(&dev->lock);
+	old = q->efd;
+	q->efd = ctx;
+	spin_unlock_irq(&dev->lock);
+	if (old)
+		eventfd_ctx_put(old);
+	return 0;
+}
+
+static long hvio_queue_get_stats(struct hvio_dev *dev, void __user *argp)
+{
+	struct hvio_queue_stats st;
+	struct hvio_queue *q;
+	u16 idx;
+	int i;
+
+	if (copy_from_user(&st, argp, sizeof(st)))
+		return -EFAULT;
+	if (st.queue >= dev->mmio.num_queues)
+		return -EINVAL;
+	idx = array_index_nospec(st.queue, dev->mmio.num_queues);
+	q = &dev->queues[idx];
+
+	mutex_lock(&q->lock);
+	spin_lock_irq(&dev->lock);
+	st = q->stats;
+	spin_unlock_irq(&dev->lock);
+	BUILD_BUG_ON(ARRAY_SIZE(st.vq_errors) < HVIO_VQ_E_MAX);
+	for (i = 0; i < HVIO_VQ_E_MAX; i++)
+		st.vq_errors[i] = q->vq.errors[i] + q->stats.vq_errors[i];
+	mutex_unlock(&q->lock);
+	st.queue = idx;
+	return copy_to_user(argp, &st, sizeof(st)) ? -EFAULT : 0;
+}
+
+/**
+ * hvio_queue_ioctl() - queue ioctls of a device fd
+ * @dev: device
+ * @cmd: HVIO_DEV_QUEUE_RUN, HVIO_DEV_SET_QUEUE_EVENTFD or
+ *       HVIO_DEV_GET_QUEUE_STATS
+ * @argp: user argument
+ *
+ * Return: 0, a negative errno, or -ENOTTY for another command.
+ */
+long hvio_queue_ioctl(struct hvio_dev *dev, unsigned int cmd,
+		      void __user *argp)
+{
+	switch (cmd) {
+	case HVIO_DEV_QUEUE_RUN:
+		return hvio_queue_run(dev, argp);
+	case HVIO_DEV_SET_QUEUE_EVENTFD:
+		return hvio_queue_set_eventfd(dev, argp);
+	case HVIO_DEV_GET_QUEUE_STATS:
+		return hvio_queue_get_stats(dev, argp);
+	default:
+		return -ENOTTY;
+	}
+}
+
+/**
+ * hvio_queue_mmap() - map a queue's op slots read-only
+ * @dev: device
+ * @vma: mapping at HVIO_DEV_MMAP_RING_BASE + q * HVIO_DEV_MMAP_RING_STRIDE
+ *
+ * Return: 0 or -EINVAL.
+ */
+int hvio_queue_mmap(struct hvio_dev *dev, struct vm_area_struct *vma)
+{
+	u64 off = ((u64)vma->vm_pgoff << PAGE_SHIFT) - HVIO_DEV_MMAP_RING_BASE;
+	u64 len = vma->vm_end - vma->vm_start;
+	u64 idx = off / HVIO_DEV_MMAP_RING_STRIDE;
+	struct hvio_queue *q;
+
+	if (off % HVIO_DEV_MMAP_RING_STRIDE || idx >= dev->mmio.num_queues)
+		return -EINVAL;
+	q = &dev->queues[array_index_nospec(idx, dev->mmio.num_queues)];
+	if (len > q->ops_size || (vma->vm_flags & VM_WRITE))
+		return -EINVAL;
+	hvio_vm_flags_clear(vma, VM_MAYWRITE);
+	return remap_vmalloc_range(vma, q->ops, 0);
+}
