@@ -299,12 +299,12 @@ static int hvio_queue_commit(struct hvio_queue *q,
 
 	spin_lock_irq(&dev->lock);
 	for (i = 0; i < nr; i++) {
-		if (!hvio_queue_current(q) ||
-		    c[i].generation != dev->mmio.generation) {
+		if (c[i].generation != dev->mmio.generation) {
 			q->stats.stale++;
 			continue;
 		}
-		if (c[i].tag >= size) {
+		/* Nothing is in flight on a queue not attached in this gen. */
+		if (!hvio_queue_current(q) || c[i].tag >= size) {
 			ret = -EINVAL;
 			break;
 		}
