@@ -67,7 +67,7 @@ JOBSFLAG = $(if $(findstring jobserver,$(MAKEFLAGS)),,-j$(JOBS))
 FORMAT_SRCS = $(shell find userspace tests/unit -name '*.cc' -o -name '*.h' \
 		-o -name '*.cpp' -o -name '*.hpp' 2>/dev/null)
 
-.PHONY: all deps module userspace selftests selftest unit check clean \
+.PHONY: all deps module userspace selftests selftest unit check clean bench \
 	checkpatch format format-check cross-check
 
 all: module userspace selftests
@@ -109,6 +109,33 @@ selftest: all
 	@[ -n "$(ST_RUN)" ] || { echo "make: no tests/selftests/hvio_*.c yet" >&2; exit 1; }
 	scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) --prog-timeout $(PROG_TIMEOUT) \
 		--extra-file $(CMAKE_DIR)/hvio:/bin/hvio -- $(ST_RUN)
+
+# ---- benchmarks -----------------------------------------------------------
+# The bench program plays hvisor and a Linux-like guest driver against the
+# real daemon, and runs a plain io_uring baseline on the same file in the
+# same VM.  It links liburing statically; for a cross build only liburing's
+# own headers are taken from /usr/include (via a directory of symlinks).
+BENCH_BIN := $(OUT)/bench/hvio_blkbench
+URING_INC := $(OUT)/uring-inc
+URING_LIB := /usr/lib/$(patsubst arm64,aarch64,$(ARCH))-linux-gnu
+BENCH_SECONDS ?= 3
+
+$(BENCH_BIN): tests/bench/hvio_blkbench.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDRS) | deps
+	@mkdir -p $(@D) $(URING_INC)
+	@ln -sfn /usr/include/liburing.h $(URING_INC)/liburing.h
+	@ln -sfn /usr/include/liburing $(URING_INC)/liburing
+	$(ST_CC) $(ST_CFLAGS) -I $(URING_INC) -o $@ $< $(ST_HELPERS) \
+		-L$(URING_LIB) -l:liburing.a
+
+bench: all $(BENCH_BIN)
+	@mkdir -p build/bench
+	scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) \
+		--extra-file $(CMAKE_DIR)/hvio:/bin/hvio \
+		--env HVIO_BENCH_SECONDS=$(BENCH_SECONDS) \
+		-- $(BENCH_BIN) | tee $(OUT)/bench.log
+	@grep -a '^{"bench":"blk"' $(OUT)/bench.log | tr -d '\r' > build/bench/blk-$(ARCH).jsonl
+	@cat build/bench/blk-*.jsonl > build/bench/blk.jsonl
+	@echo "bench: build/bench/blk-$(ARCH).jsonl"
 
 # ---- host tests -----------------------------------------------------------
 unit:

@@ -1,0 +1,394 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * hvio_blkbench: 4 KiB random read/write through the whole hvio path —
+ * fake hvisor and guest driver (this program, through /dev/hvio-sim), the
+ * module's bridge and virtqueue engine, the hvio daemon's io_uring — and,
+ * in the same run on the same file, a plain io_uring loop as the baseline.
+ *
+ * The guest side behaves like Linux's virtio_blk with EVENT_IDX: it kicks
+ * only when avail_event asks for it, and sleeps for an interrupt with
+ * used_event set to the next completion it waits for.
+ *
+ * Prints one JSON object per line per (rw, qd), e.g.
+ *   {"bench":"blk","arch":"x86_64","rw":"randread","bs":4096,"qd":32,
+ *    "iops":...,"base_iops":...,"ratio":...,"kicks_per_req":...,
+ *    "irqs_per_req":...}
+ * and, for the VM runner, a kselftest totals line: each run is "ok" when
+ * every request completed with status 0 and the data read matched.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <liburing.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/virtio_blk.h>
+#include <linux/virtio_ring.h>
+
+#include "fakeguest.h"
+
+#define IMG		"/tmp/bench.img"
+#define CFG		"/tmp/bench.json"
+#define IMG_SIZE	(64ULL << 20)
+#define BS		4096
+#define QSIZE		256
+#define ZONE		7
+#define GPA		0x80000000ULL
+#define ZONE_SIZE	(16ULL << 20)
+#define MMIO		0x0a000000ULL
+#define IRQ		33
+#define DATA		(GPA + (1ULL << 20))	/* QSIZE * BS data buffers */
+#define HDRS		(GPA + (4ULL << 20))	/* headers + status bytes */
+
+static double seconds = 3.0;
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* Image content: every 8-byte word holds its own byte offset. */
+static int make_image(void)
+{
+	static uint64_t buf[1 << 16];
+	uint64_t off = 0;
+	int fd = open(IMG, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	size_t i;
+
+	if (fd < 0)
+		return -errno;
+	while (off < IMG_SIZE) {
+		for (i = 0; i < sizeof(buf) / 8; i++)
+			buf[i] = off + i * 8;
+		if (write(fd, buf, sizeof(buf)) != sizeof(buf))
+			return -EIO;
+		off += sizeof(buf);
+	}
+	close(fd);
+	return 0;
+}
+
+/* ---- the daemon ---------------------------------------------------- */
+
+static pid_t daemon_start(const struct fg *fg)
+{
+	char line[256];
+	FILE *f = fopen(CFG, "w");
+	int pfd[2];
+	pid_t pid;
+	FILE *out;
+
+	if (!f)
+		return -1;
+	fprintf(f, "{\"zones\":[{\"id\":%d,\"memory_region\":[{\"zone0_ipa\":\"%#llx\",\"zonex_ipa\":\"%#llx\",\"size\":\"%#llx\"}],"
+		"\"devices\":[{\"type\":\"blk\",\"addr\":\"%#llx\",\"len\":\"0x200\",\"irq\":%d,\"img\":\"%s\",\"status\":\"enable\",\"queue_size\":%d}]}]}\n",
+		ZONE, (unsigned long long)fg->info.ram_base,
+		(unsigned long long)GPA, (unsigned long long)ZONE_SIZE,
+		(unsigned long long)MMIO, IRQ, IMG, QSIZE);
+	fclose(f);
+	if (pipe(pfd))
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		execl("/bin/hvio", "hvio", "run", CFG, (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	out = fdopen(pfd[0], "r");
+	while (out && fgets(line, sizeof(line), out))
+		if (!strncmp(line, "hvio: ready", 11))
+			return pid;
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return -1;
+}
+
+static int daemon_stop(pid_t pid)
+{
+	int st = 0;
+
+	kill(pid, SIGTERM);
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+/* ---- the guest driver ---------------------------------------------- */
+
+struct guest {
+	struct fg *fg;
+	struct fg_zone z;
+	struct fg_vdev v;
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	uint16_t *used_event, *avail_event;
+	uint16_t avail_idx, last_used;
+	uint64_t sector[QSIZE];
+	uint64_t kicks, irqs, done, bad;
+};
+
+static void *gp(struct guest *g, uint64_t gpa)
+{
+	return fg_zone_ptr(g->fg, &g->z, gpa);
+}
+
+/* Descriptors 3*slot .. 3*slot+2 serve slot: header, data, status. */
+static void post(struct guest *g, unsigned int slot, bool write,
+		 uint64_t *seed)
+{
+	uint16_t d = 3 * slot;
+	struct virtio_blk_outhdr *h = gp(g, HDRS + 32 * slot);
+	uint64_t sector = (rnd(seed) % (IMG_SIZE / BS)) * (BS / 512);
+
+	h->type = write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN;
+	h->ioprio = 0;
+	h->sector = sector;
+	g->sector[slot] = sector;
+	if (write) {
+		uint64_t *p = gp(g, DATA + (uint64_t)slot * BS);
+		unsigned int i;
+
+		for (i = 0; i < BS / 8; i++)
+			p[i] = sector * 512 + i * 8;
+	}
+	*(uint8_t *)gp(g, HDRS + 32 * slot + 16) = 0xff;
+	g->desc[d] = (struct vring_desc){ HDRS + 32 * slot, 16,
+					  VRING_DESC_F_NEXT, d + 1 };
+	g->desc[d + 1] = (struct vring_desc){
+		DATA + (uint64_t)slot * BS, BS,
+		VRING_DESC_F_NEXT | (write ? 0 : VRING_DESC_F_WRITE), d + 2 };
+	g->desc[d + 2] = (struct vring_desc){ HDRS + 32 * slot + 16, 1,
+					      VRING_DESC_F_WRITE, 0 };
+	g->avail->ring[g->avail_idx % QSIZE] = d;
+	g->avail_idx++;
+}
+
+/* Publish new avail entries and kick only if the device asked. */
+static void publish(struct guest *g, uint16_t old)
+{
+	__atomic_store_n(&g->avail->idx, g->avail_idx, __ATOMIC_RELEASE);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (vring_need_event(__atomic_load_n(g->avail_event, __ATOMIC_ACQUIRE),
+			     g->avail_idx, old)) {
+		fg_notify(g->fg, 0, ZONE, MMIO + VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+		g->kicks++;
+	}
+}
+
+static bool check(struct guest *g, unsigned int slot, bool write)
+{
+	const uint64_t *p = gp(g, DATA + (uint64_t)slot * BS);
+	uint8_t status = *(uint8_t *)gp(g, HDRS + 32 * slot + 16);
+
+	if (status != VIRTIO_BLK_S_OK)
+		return false;
+	/* Writes store the offset pattern too, so reads always verify. */
+	return write || (p[0] == g->sector[slot] * 512 &&
+			 p[BS / 8 - 1] == g->sector[slot] * 512 + BS - 8);
+}
+
+/* Run qd requests for `seconds`; returns completed requests/s. */
+static double guest_run(struct guest *g, unsigned int qd, bool write)
+{
+	struct hvio_device_res res[32];
+	uint64_t seed = 0x9e3779b97f4a7c15ULL ^ qd;
+	double t0, t1;
+	unsigned int i;
+	uint16_t old;
+
+	g->kicks = g->irqs = g->done = g->bad = 0;
+	old = g->avail_idx;
+	for (i = 0; i < qd; i++)
+		post(g, i, write, &seed);
+	publish(g, old);
+	t0 = now();
+	t1 = t0 + seconds;
+	for (;;) {
+		uint16_t uidx = __atomic_load_n(&g->used->idx, __ATOMIC_ACQUIRE);
+		bool stop = now() >= t1;
+
+		if (uidx == g->last_used) {
+			/* Sleep for an interrupt at the next completion. */
+			__atomic_store_n(g->used_event, g->last_used,
+					 __ATOMIC_RELEASE);
+			__atomic_thread_fence(__ATOMIC_SEQ_CST);
+			if (__atomic_load_n(&g->used->idx, __ATOMIC_ACQUIRE) !=
+			    g->last_used)
+				continue;
+			if (!fg_wait_finish(g->fg, 2000))
+				return -1;	/* lost: the run is broken */
+			g->irqs += fg_drain_res(g->fg, res, 32);
+			continue;
+		}
+		old = g->avail_idx;
+		while (g->last_used != uidx) {
+			struct vring_used_elem e =
+				g->used->ring[g->last_used % QSIZE];
+			unsigned int slot = e.id / 3;
+
+			g->last_used++;
+			g->done++;
+			if (!check(g, slot, write))
+				g->bad++;
+			if (!stop)
+				post(g, slot, write, &seed);
+		}
+		if (g->avail_idx != old)
+			publish(g, old);
+		if (stop && (uint16_t)(g->avail_idx - g->last_used) == 0)
+			break;
+	}
+	return g->done / (now() - t0);
+}
+
+/* ---- the baseline: plain io_uring on the same file ----------------- */
+
+static double baseline(unsigned int qd, bool write)
+{
+	static char bufs[QSIZE][BS] __attribute__((aligned(4096)));
+	uint64_t seed = 0x9e3779b97f4a7c15ULL ^ qd, done = 0;
+	struct io_uring ring;
+	struct io_uring_cqe *cqe;
+	double t0, t1;
+	unsigned int i, inflight = 0;
+	int fd = open(IMG, O_RDWR);
+
+	if (fd < 0 || io_uring_queue_init(QSIZE, &ring, 0))
+		return -1;
+	t0 = now();
+	t1 = t0 + seconds;
+	for (i = 0; i < qd; i++) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+		uint64_t off = (rnd(&seed) % (IMG_SIZE / BS)) * BS;
+
+		if (write)
+			io_uring_prep_write(sqe, fd, bufs[i], BS, off);
+		else
+			io_uring_prep_read(sqe, fd, bufs[i], BS, off);
+		io_uring_sqe_set_data64(sqe, i);
+		inflight++;
+	}
+	io_uring_submit(&ring);
+	while (inflight) {
+		bool stop = now() >= t1;
+
+		if (io_uring_wait_cqe(&ring, &cqe))
+			break;
+		do {
+			i = io_uring_cqe_get_data64(cqe);
+			io_uring_cqe_seen(&ring, cqe);
+			inflight--;
+			done++;
+			if (!stop) {
+				struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+				uint64_t off = (rnd(&seed) % (IMG_SIZE / BS)) * BS;
+
+				if (write)
+					io_uring_prep_write(sqe, fd, bufs[i], BS, off);
+				else
+					io_uring_prep_read(sqe, fd, bufs[i], BS, off);
+				io_uring_sqe_set_data64(sqe, i);
+				inflight++;
+			}
+		} while (!io_uring_peek_cqe(&ring, &cqe));
+		io_uring_submit(&ring);
+	}
+	io_uring_queue_exit(&ring);
+	close(fd);
+	return done / (now() - t0);
+}
+
+int main(void)
+{
+	static const unsigned int qds[] = { 1, 32, 128 };
+	struct utsname u;
+	struct fg fg;
+	struct guest g;
+	unsigned int i, w, test = 0, failed = 0;
+	struct fg_vq *vq;
+	pid_t pid;
+
+	if (getenv("HVIO_BENCH_SECONDS"))
+		seconds = atof(getenv("HVIO_BENCH_SECONDS"));
+	uname(&u);
+	printf("TAP version 13\n1..%zu\n", 2 * sizeof(qds) / sizeof(qds[0]));
+	if (fg_open(&fg) || make_image()) {
+		printf("Bail out! setup: %s\n", fg.err);
+		return 1;
+	}
+	pid = daemon_start(&fg);
+	if (pid < 0) {
+		printf("Bail out! hvio run did not become ready\n");
+		return 1;
+	}
+	memset(&g, 0, sizeof(g));
+	g.fg = &fg;
+	g.z = (struct fg_zone){ .id = ZONE, .zonex_ipa = GPA, .ram_off = 0,
+				.size = ZONE_SIZE };
+	fg_vdev_init(&g.v, &fg, 0, ZONE, MMIO);
+	if (fg_vdev_probe(&g.v, FG_F_VERSION_1 |
+			  (1ULL << VIRTIO_RING_F_EVENT_IDX) |
+			  (1ULL << VIRTIO_BLK_F_FLUSH), 1, QSIZE, GPA)) {
+		printf("Bail out! probe: %s\n", g.v.err);
+		return 1;
+	}
+	vq = &g.v.vq[0];
+	g.desc = gp(&g, vq->desc);
+	g.avail = gp(&g, vq->driver);
+	g.used = gp(&g, vq->device);
+	g.used_event = (uint16_t *)&g.avail->ring[QSIZE];
+	g.avail_event = (uint16_t *)&g.used->ring[QSIZE];
+	fg_flush_res(&fg);
+
+	for (w = 0; w < 2; w++) {
+		for (i = 0; i < sizeof(qds) / sizeof(qds[0]); i++) {
+			double iops = guest_run(&g, qds[i], w);
+			double base = baseline(qds[i], w);
+			bool ok = iops > 0 && base > 0 && !g.bad;
+
+			printf("{\"bench\":\"blk\",\"arch\":\"%s\",\"rw\":\"%s\",\"bs\":%d,\"qd\":%u,\"iops\":%.0f,\"base_iops\":%.0f,\"ratio\":%.3f,\"kicks_per_req\":%.4f,\"irqs_per_req\":%.4f}\n",
+			       u.machine, w ? "randwrite" : "randread", BS, qds[i],
+			       iops, base, base > 0 ? iops / base : 0,
+			       g.done ? (double)g.kicks / g.done : 0,
+			       g.done ? (double)g.irqs / g.done : 0);
+			printf("%s %u blk %s qd %u (%" PRIu64 " requests, %" PRIu64 " bad)\n",
+			       ok ? "ok" : "not ok", ++test,
+			       w ? "randwrite" : "randread", qds[i], g.done,
+			       g.bad);
+			failed += !ok;
+			fflush(stdout);
+		}
+	}
+	if (daemon_stop(pid)) {
+		printf("# hvio run did not exit 0 on SIGTERM\n");
+		failed++;
+	}
+	fg_close(&fg);
+	unlink(IMG);
+	unlink(CFG);
+	printf("# Totals: pass:%u fail:%u xfail:0 xpass:0 skip:0 error:0\n",
+	       test - failed, failed);
+	return failed ? 1 : 0;
+}
