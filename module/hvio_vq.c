@@ -385,14 +385,13 @@ bool hvio_vq_need_event(u16 event_idx, u16 new_idx, u16 old_idx)
  *
  * Call after hvio_vq_publish_used().  With EVENT_IDX it decides over the
  * entries published since the previous call; otherwise it honours
- * VRING_AVAIL_F_NO_INTERRUPT.  The first call after setup always says yes.
+ * VRING_AVAIL_F_NO_INTERRUPT.
  *
  * Return: true if the caller must inject the queue interrupt.
  */
 bool hvio_vq_need_interrupt(struct hvio_vq *vq)
 {
 	u16 old, event;
-	bool valid;
 
 	/*
 	 * Full barrier: our used->idx store must be visible to the driver
@@ -404,12 +403,14 @@ bool hvio_vq_need_interrupt(struct hvio_vq *vq)
 		return !(le16_to_cpu(READ_ONCE(vq->avail->flags)) &
 			 HVIO_VQ_AVAIL_F_NO_INTERRUPT);
 
+	/*
+	 * Unlike vhost, which cannot know what was signalled before it took
+	 * over a ring, we attach at a reset: the driver has seen nothing, so
+	 * signalled_used = 0 is exact and used_event is honoured from the
+	 * first completion on (virtio 1.2, 2.7.10: SHOULD NOT interrupt).
+	 */
 	old = vq->signalled_used;
-	valid = vq->signalled_valid;
 	vq->signalled_used = vq->used_idx;
-	vq->signalled_valid = true;
-	if (unlikely(!valid))
-		return true;
 	event = le16_to_cpu(READ_ONCE(vq->avail->ring[vq->num]));
 	return hvio_vq_need_event(event, vq->used_idx, old);
 }

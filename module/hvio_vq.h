@@ -151,7 +151,6 @@ struct hvio_vq {
 	u16 last_avail;		/* next avail ring entry to pop */
 	u16 used_idx;		/* next used ring entry to fill */
 	u16 signalled_used;	/* used_idx at the last interrupt decision */
-	bool signalled_valid;
 	bool broken;
 	u64 errors[HVIO_VQ_E_MAX];
 };

@@ -628,7 +628,7 @@ TEST_F(queue, event_idx_rearms_and_suppresses)
 	for (i = 0; i < 4; i++)
 		c[i] = (struct hvio_completion){ .tag = tags[i],
 						 .generation = gen };
-	/* the first completion always interrupts (no decision yet) */
+	/* used 0 -> 1 with used_event 0 (the driver wants it): interrupt */
 	ASSERT_EQ(0, run(self, 0, c, 1, NULL, 0, NULL));
 	EXPECT_EQ(1, qstats(self, 0).irqs);
 	/* used 1 -> 2 with used_event 3: no interrupt */

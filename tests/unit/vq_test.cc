@@ -712,8 +712,8 @@ TEST_F(Vq, NeedInterruptWithEventIdxUsesUsedEventAcrossTheWrap) {
     w16(kAvail, HVIO_VQ_AVAIL_F_NO_INTERRUPT);
     w16(used_event, 100);
     hvio_vq_push_used(&vq, 0, 1);
-    EXPECT_TRUE(hvio_vq_need_interrupt(&vq)); // first decision always signals
-    hvio_vq_push_used(&vq, 0, 1);             // used 1 -> 2, event 100
+    EXPECT_FALSE(hvio_vq_need_interrupt(&vq)); // a fresh ring honours used_event at once
+    hvio_vq_push_used(&vq, 0, 1);              // used 1 -> 2, event 100
     EXPECT_FALSE(hvio_vq_need_interrupt(&vq));
     w16(used_event, 2);
     hvio_vq_push_used(&vq, 0, 1); // 2 -> 3 crosses event 2
