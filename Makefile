@@ -165,7 +165,8 @@ cross-check:
 
 # Fuzz targets (fuzz-vq, fuzz-vq-seeds); deps first, as for the rest.
 -include tests/fuzz/fuzz.mk
-build/fuzz/vq_fuzz build/fuzz/vq_fuzz_gen: | deps
+-include tests/fuzz/config.mk
+build/fuzz/vq_fuzz build/fuzz/vq_fuzz_gen build/fuzz/config_fuzz: | deps
 
 clean:
 	rm -rf build

@@ -35,6 +35,27 @@ Result<hvio_stats> Control::stats() const {
     return ioctl_read<hvio_stats>(fd_.get(), HVIO_GET_STATS);
 }
 
+Result<void> Control::zone_add(const hvio_zone_add &z) const {
+    if (::ioctl(fd_.get(), HVIO_ZONE_ADD, &z) < 0)
+        return last_error();
+    return {};
+}
+
+Result<void> Control::zone_del(uint32_t zone_id) const {
+    hvio_zone_del d{};
+    d.zone_id = zone_id;
+    if (::ioctl(fd_.get(), HVIO_ZONE_DEL, &d) < 0)
+        return last_error();
+    return {};
+}
+
+Result<UniqueFd> Control::dev_create(const hvio_dev_create &d) const {
+    int fd = ::ioctl(fd_.get(), HVIO_DEV_CREATE, &d);
+    if (fd < 0)
+        return last_error();
+    return UniqueFd(fd);
+}
+
 const char *provider_name(unsigned provider) {
     switch (provider) {
     case HVIO_PROVIDER_HVISOR:

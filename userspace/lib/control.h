@@ -8,6 +8,7 @@
 #include "result.h"
 #include "unique_fd.h"
 
+#include <cstdint>
 #include <linux/hvio.h>
 
 namespace hvio {
@@ -21,6 +22,10 @@ class Control {
 
     Result<hvio_version> version() const;
     Result<hvio_stats> stats() const;
+    Result<void> zone_add(const hvio_zone_add &z) const;
+    Result<void> zone_del(uint32_t zone_id) const;
+    // HVIO_DEV_CREATE: the new device's fd.
+    Result<UniqueFd> dev_create(const hvio_dev_create &d) const;
 
     int fd() const { return fd_.get(); }
 

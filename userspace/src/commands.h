@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //
 // Subcommands of the hvio tool.  Each returns the process exit status:
-// 0 success, 1 error, 2 bad usage.
+// 0 success, 1 error, 2 bad usage or a configuration refused.
 #pragma once
 
 namespace hvio {
@@ -12,5 +12,11 @@ inline constexpr int kExitUsage = 2;
 
 // hvio info [--device PATH]: module version, limits and bridge counters.
 int cmd_info(int argc, char **argv);
+
+// hvio run CONFIG.json [--socket PATH]: the I/O daemon.
+int cmd_run(int argc, char **argv);
+
+// hvio status [--socket PATH] [--json]: the running daemon's report.
+int cmd_status(int argc, char **argv);
 
 } // namespace hvio

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //
-// hvio: the userspace side of hvio.ko.  For now a tool with one
-// subcommand, `hvio info`; the I/O daemon comes next.
+// hvio: the userspace side of hvio.ko: the I/O daemon (`hvio run`) and
+// its tools.
 #include "commands.h"
 
 #include <cstdio>
@@ -10,12 +10,46 @@
 namespace {
 
 void usage(FILE *out) {
-    std::fputs("usage: hvio <command> [options]\n"
-               "\n"
-               "commands:\n"
-               "  info [--device PATH]   show hvio.ko's version, limits and counters\n"
-               "  help                   show this help\n",
-               out);
+    std::fputs(
+        "usage: hvio <command> [options]\n"
+        "\n"
+        "commands:\n"
+        "  run CONFIG.json [--socket PATH]\n"
+        "      Serve the virtio-blk devices of CONFIG.json (hvisor-tool's\n"
+        "      virtio_cfg.json) until SIGTERM/SIGINT/SIGHUP, then finish the I/O\n"
+        "      in flight, remove the devices and zones, and exit 0.  Prints\n"
+        "      \"hvio: ready (N devices)\" once the devices answer the guest.\n"
+        "      The status socket is PATH (default /run/hvio.sock).\n"
+        "  status [--socket PATH] [--json]\n"
+        "      Show the running daemon's devices: status byte, negotiated\n"
+        "      features, device and per-queue counters (kernel and daemon).\n"
+        "      --json prints the daemon's report as is.  Exit 1 if no daemon.\n"
+        "  info [--device PATH]\n"
+        "      Show hvio.ko's version, limits and bridge counters.\n"
+        "  help\n"
+        "      Show this help.\n"
+        "\n"
+        "CONFIG.json (hvisor-tool's format; numbers as integers or \"0x..\" strings):\n"
+        "  {\"zones\": [{\"id\": 1,\n"
+        "    \"memory_region\": [{\"zone0_ipa\": \"0x50000000\", \"zonex_ipa\": \"0x50000000\",\n"
+        "                       \"size\": \"0x30000000\"}],\n"
+        "    \"devices\": [{\"type\": \"blk\", \"addr\": \"0xa003c00\", \"len\": \"0x200\",\n"
+        "                 \"irq\": 78, \"img\": \"rootfs2.ext4\", \"status\": \"enable\"}]}]}\n"
+        "  Devices with \"status\": \"disable\" are skipped; net, console, gpu and scmi\n"
+        "  devices are not supported yet and skipped with a warning.  img is a file\n"
+        "  or block device, relative to the config file's directory.\n"
+        "  hvio's keys for blk devices:\n"
+        "    queues      1..16, default 1 (one thread and io_uring each)\n"
+        "    queue_size  power of two 2..1024, default 256\n"
+        "    readonly    true: open read-only, offer VIRTIO_BLK_F_RO\n"
+        "    direct      true: O_DIRECT (bypass root Linux's page cache)\n"
+        "    serial      up to 20 bytes, default the image's file name\n"
+        "    discard     false: do not offer DISCARD (default true)\n"
+        "  Any other key is an error: a typo must not go unnoticed.\n"
+        "\n"
+        "exit status: 0 success, 1 error, 2 bad usage or configuration refused\n"
+        "(one line \"hvio: CONFIG: key.path: problem\"; nothing was created).\n",
+        out);
 }
 
 } // namespace
@@ -26,6 +60,10 @@ int main(int argc, char **argv) {
         return hvio::kExitUsage;
     }
     const char *cmd = argv[1];
+    if (!std::strcmp(cmd, "run"))
+        return hvio::cmd_run(argc - 1, argv + 1);
+    if (!std::strcmp(cmd, "status"))
+        return hvio::cmd_status(argc - 1, argv + 1);
     if (!std::strcmp(cmd, "info"))
         return hvio::cmd_info(argc - 1, argv + 1);
     if (!std::strcmp(cmd, "help") || !std::strcmp(cmd, "--help") || !std::strcmp(cmd, "-h")) {

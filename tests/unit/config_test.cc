@@ -1,0 +1,426 @@
+// SPDX-License-Identifier: GPL-2.0
+// Unit tests of the config parser (userspace/lib/config.cc): hvisor-tool's
+// virtio_cfg.json is read as is, hvio's own keys work, and every refused
+// file gives one message naming the key path.
+#include <gtest/gtest.h>
+
+#include "config.h"
+
+#include <cstdlib>
+#include <fcntl.h>
+#include <fstream>
+#include <string>
+#include <unistd.h>
+
+namespace {
+
+using hvio::Config;
+using hvio::ConfigResult;
+
+// hvisor-tool's example, verbatim.
+const char *kHvisorExample = R"({"zones":[{"id":1,"memory_region":[{"zone0_ipa":"0x50000000",
+  "zonex_ipa":"0x50000000","size":"0x30000000"}],"devices":[{"type":"blk","addr":"0xa003c00",
+  "len":"0x200","irq":78,"img":"rootfs2.ext4","status":"enable"},{"type":"net",
+  "addr":"0xa003600","len":"0x200","irq":75,"tap":"tap0","mac":["0x00","0x16","0x3e","0x10",
+  "0x10","0x10"],"status":"disable"},{"type":"console","addr":"0xa003800","len":"0x200",
+  "irq":76,"status":"enable"}]}]})";
+
+class ConfigTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/hvio-config-XXXXXX";
+        ASSERT_NE(mkdtemp(tmpl), nullptr);
+        dir_ = tmpl;
+        touch("rootfs2.ext4", 1 << 20);
+        touch("data.img", 4096);
+    }
+    void TearDown() override {
+        std::string cmd = "rm -rf '" + dir_ + "'";
+        ASSERT_EQ(std::system(cmd.c_str()), 0);
+    }
+
+    void touch(const std::string &name, off_t size) {
+        int fd = ::open((dir_ + "/" + name).c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(::ftruncate(fd, size), 0);
+        ::close(fd);
+    }
+
+    ConfigResult parse(const std::string &text) { return hvio::parse_config(text, dir_); }
+
+    // One zone with one blk device whose extra JSON members are dev_extra.
+    std::string one_blk(const std::string &dev_extra, const std::string &zone_extra = "") {
+        return R"({"zones":[{"id":1,"memory_region":[{"zone0_ipa":"0x50000000",)"
+               R"("zonex_ipa":"0x50000000","size":"0x10000000"}],)" +
+               zone_extra + R"("devices":[{"type":"blk","addr":"0xa003c00","irq":78,)" +
+               R"("img":"rootfs2.ext4")" + (dev_extra.empty() ? "" : "," + dev_extra) + "}]}]}";
+    }
+
+    // Expects a refusal whose message is "where: <contains what>".
+    void expect_error(const std::string &text, const std::string &where, const std::string &what) {
+        ConfigResult r = parse(text);
+        ASSERT_FALSE(r.ok()) << text;
+        EXPECT_EQ(r.error().where, where) << r.error().text();
+        EXPECT_NE(r.error().what.find(what), std::string::npos) << r.error().text();
+    }
+
+    std::string dir_;
+};
+
+TEST_F(ConfigTest, HvisorToolExampleParses) {
+    ConfigResult r = parse(kHvisorExample);
+    ASSERT_TRUE(r.ok()) << r.error().text();
+    const Config &c = r.value();
+    ASSERT_EQ(c.zones.size(), 1u);
+    EXPECT_EQ(c.zones[0].id, 1u);
+    ASSERT_EQ(c.zones[0].regions.size(), 1u);
+    EXPECT_EQ(c.zones[0].regions[0].zone0_ipa, 0x50000000u);
+    EXPECT_EQ(c.zones[0].regions[0].zonex_ipa, 0x50000000u);
+    EXPECT_EQ(c.zones[0].regions[0].size, 0x30000000u);
+    ASSERT_EQ(c.zones[0].blk.size(), 1u);
+    const hvio::BlkDeviceConfig &b = c.zones[0].blk[0];
+    EXPECT_EQ(b.where, "zones[0].devices[0]");
+    EXPECT_EQ(b.addr, 0xa003c00u);
+    EXPECT_EQ(b.len, 0x200u);
+    EXPECT_EQ(b.irq, 78u);
+    EXPECT_EQ(b.path, dir_ + "/rootfs2.ext4");
+    EXPECT_FALSE(b.block_device);
+    // Defaults of our keys.
+    EXPECT_EQ(b.queues, 1u);
+    EXPECT_EQ(b.queue_size, 256u);
+    EXPECT_FALSE(b.readonly);
+    EXPECT_FALSE(b.direct);
+    EXPECT_TRUE(b.discard);
+    EXPECT_EQ(b.serial, "rootfs2.ext4");
+    EXPECT_EQ(c.device_count(), 1u);
+}
+
+TEST_F(ConfigTest, DisabledDeviceSkippedSilently) {
+    // The disabled net device has keys we do not know: it is not looked at.
+    ConfigResult r = parse(kHvisorExample);
+    ASSERT_TRUE(r.ok());
+    for (const std::string &w : r.value().warnings)
+        EXPECT_EQ(w.find("devices[1]"), std::string::npos) << w;
+
+    r = parse(one_blk(R"("status":"disable","bogus":1)"));
+    ASSERT_TRUE(r.ok()) << r.error().text();
+    EXPECT_EQ(r.value().device_count(), 0u);
+}
+
+TEST_F(ConfigTest, NetAndConsoleSkippedWithWarning) {
+    ConfigResult r = parse(kHvisorExample);
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r.value().warnings.size(), 1u);
+    EXPECT_EQ(r.value().warnings[0],
+              "zones[0].devices[2]: console devices are not yet supported, skipped");
+
+    std::string text = R"({"zones":[{"id":2,"memory_region":[{"zone0_ipa":"0x80000000",)"
+                       R"("zonex_ipa":"0x0","size":"0x1000000"}],"devices":[{"type":"net",)"
+                       R"("addr":"0x2000000","tap":"tap0","status":"enable"}]}]})";
+    r = parse(text);
+    ASSERT_TRUE(r.ok()) << r.error().text();
+    ASSERT_GE(r.value().warnings.size(), 1u);
+    EXPECT_EQ(r.value().warnings[0],
+              "zones[0].devices[0]: net devices are not yet supported, skipped");
+}
+
+TEST_F(ConfigTest, OurKeys) {
+    ConfigResult r = parse(one_blk(R"("queues":4,"queue_size":"1024","readonly":true,)"
+                                   R"("direct":true,"serial":"disk-0","discard":false)"));
+    ASSERT_TRUE(r.ok()) << r.error().text();
+    const hvio::BlkDeviceConfig &b = r.value().zones[0].blk[0];
+    EXPECT_EQ(b.queues, 4u);
+    EXPECT_EQ(b.queue_size, 1024u);
+    EXPECT_TRUE(b.readonly);
+    EXPECT_TRUE(b.direct);
+    EXPECT_FALSE(b.discard);
+    EXPECT_EQ(b.serial, "disk-0");
+}
+
+TEST_F(ConfigTest, NumbersAsIntegersAndStrings) {
+    ConfigResult r = parse(R"({"zones":[{"id":"7","memory_region":[{"zone0_ipa":1342177280,)"
+                           R"("zonex_ipa":"0X1000","size":"4096"}],"devices":[{"type":"blk",)"
+                           R"("addr":167787520,"len":1024,"irq":"78","img":"data.img"}]}]})");
+    ASSERT_TRUE(r.ok()) << r.error().text();
+    const auto &z = r.value().zones[0];
+    EXPECT_EQ(z.id, 7u);
+    EXPECT_EQ(z.regions[0].zone0_ipa, 0x50000000u);
+    EXPECT_EQ(z.regions[0].zonex_ipa, 0x1000u);
+    EXPECT_EQ(z.regions[0].size, 4096u);
+    EXPECT_EQ(z.blk[0].addr, 0xa003c00u);
+    EXPECT_EQ(z.blk[0].len, 0x400u);
+    EXPECT_EQ(z.blk[0].irq, 78u);
+}
+
+TEST_F(ConfigTest, SingleZoneFormAndZoneId) {
+    // hvisor-tool's older form: the file is the zone; "zone_id" for "id".
+    ConfigResult r = parse(R"({"zone_id":3,"memory_region":[{"zone0_ipa":"0x50000000",)"
+                           R"("zonex_ipa":"0x50000000","size":"0x1000"}],"devices":[)"
+                           R"({"type":"blk","addr":"0xa000000","irq":33,"img":"data.img"}]})");
+    ASSERT_TRUE(r.ok()) << r.error().text();
+    EXPECT_EQ(r.value().zones[0].id, 3u);
+    EXPECT_EQ(r.value().zones[0].blk[0].where, "devices[0]");
+}
+
+TEST_F(ConfigTest, MissingImage) {
+    expect_error(one_blk("").replace(one_blk("").find("rootfs2.ext4"), 12, "nope.img"),
+                 "zones[0].devices[0].img", "nope.img: No such file or directory");
+}
+
+TEST_F(ConfigTest, ImageNotAFile) {
+    ::mkdir((dir_ + "/adir").c_str(), 0755);
+    std::string t = one_blk("");
+    t.replace(t.find("rootfs2.ext4"), 12, "adir");
+    expect_error(t, "zones[0].devices[0].img", "not a regular file or block device");
+}
+
+TEST_F(ConfigTest, RelativeImageResolvedAgainstConfigDir) {
+    ::mkdir((dir_ + "/images").c_str(), 0755);
+    touch("images/disk.img", 512);
+    std::string t = one_blk("");
+    t.replace(t.find("rootfs2.ext4"), 12, "images/disk.img");
+    ConfigResult r = parse(t);
+    ASSERT_TRUE(r.ok()) << r.error().text();
+    EXPECT_EQ(r.value().zones[0].blk[0].path, dir_ + "/images/disk.img");
+    EXPECT_EQ(r.value().zones[0].blk[0].img, "images/disk.img");
+    EXPECT_EQ(r.value().zones[0].blk[0].serial, "disk.img");
+
+    // load_config() takes the directory from the file's path, whatever the
+    // current directory.
+    std::ofstream(dir_ + "/images/cfg.json") << t;
+    ::mkdir((dir_ + "/images/images").c_str(), 0755);
+    touch("images/images/disk.img", 512);
+    ConfigResult l = hvio::load_config(dir_ + "/images/cfg.json");
+    ASSERT_TRUE(l.ok()) << l.error().text();
+    EXPECT_EQ(l.value().zones[0].blk[0].path, dir_ + "/images/images/disk.img");
+
+    // An absolute path stays as it is.
+    t = one_blk("");
+    t.replace(t.find("rootfs2.ext4"), 12, dir_ + "/data.img");
+    r = parse(t);
+    ASSERT_TRUE(r.ok()) << r.error().text();
+    EXPECT_EQ(r.value().zones[0].blk[0].path, dir_ + "/data.img");
+}
+
+TEST_F(ConfigTest, BadIrq) {
+    std::string t = one_blk("");
+    t.replace(t.find("78"), 2, "1020");
+    expect_error(t, "zones[0].devices[0].irq", "must be 1..1019");
+    t = one_blk("");
+    t.replace(t.find("78"), 2, "0");
+    expect_error(t, "zones[0].devices[0].irq", "must be 1..1019");
+    t = one_blk("");
+    t.replace(t.find("78"), 2, "-5");
+    expect_error(t, "zones[0].devices[0].irq", "must not be negative");
+    t = one_blk("");
+    t.replace(t.find("78"), 2, "7.5");
+    expect_error(t, "zones[0].devices[0].irq", "must be an integer");
+}
+
+TEST_F(ConfigTest, BadHex) {
+    std::string t = one_blk("");
+    t.replace(t.find("0xa003c00"), 9, "0xa00zc00");
+    expect_error(t, "zones[0].devices[0].addr", "bad hex number \"0xa00zc00\"");
+    t = one_blk("");
+    t.replace(t.find("0x10000000"), 10, "0x");
+    expect_error(t, "zones[0].memory_region[0].size", "bad number");
+    t = one_blk("");
+    t.replace(t.find("0x10000000"), 10, "0x10000000000000000");
+    expect_error(t, "zones[0].memory_region[0].size", "does not fit in 64 bits");
+}
+
+TEST_F(ConfigTest, NumberStrings) {
+    uint64_t v = 0;
+    EXPECT_EQ(hvio::parse_number_string("0x1f", &v), "");
+    EXPECT_EQ(v, 31u);
+    EXPECT_EQ(hvio::parse_number_string("18446744073709551615", &v), "");
+    EXPECT_EQ(v, UINT64_MAX);
+    EXPECT_NE(hvio::parse_number_string("18446744073709551616", &v), "");
+    EXPECT_NE(hvio::parse_number_string("010", &v).find("leading zero"), std::string::npos);
+    EXPECT_NE(hvio::parse_number_string(" 1", &v), "");
+    EXPECT_NE(hvio::parse_number_string("+1", &v), "");
+    EXPECT_NE(hvio::parse_number_string("-1", &v), "");
+    EXPECT_NE(hvio::parse_number_string("", &v), "");
+    EXPECT_EQ(hvio::parse_number_string("0", &v), "");
+    EXPECT_EQ(v, 0u);
+}
+
+TEST_F(ConfigTest, UnknownKey) {
+    expect_error(one_blk(R"("queue_sz":64)"), "zones[0].devices[0].queue_sz", "unknown key");
+    expect_error(one_blk("", R"("name":"linux",)"), "zones[0].name", "unknown key");
+    expect_error(R"({"zones":[],"extra":1})", "extra", "unknown key");
+    std::string t = one_blk("");
+    t.replace(t.find("\"size\""), 6, "\"sizes\"");
+    expect_error(t, "zones[0].memory_region[0].sizes", "unknown key");
+}
+
+TEST_F(ConfigTest, OverlappingWindows) {
+    std::string t = R"({"zones":[{"id":1,"memory_region":[{"zone0_ipa":"0x50000000",)"
+                    R"("zonex_ipa":"0x50000000","size":"0x1000"}],"devices":[)"
+                    R"({"type":"blk","addr":"0xa003c00","len":"0x400","irq":78,"img":"data.img",)"
+                    R"("readonly":true},{"type":"blk","addr":"0xa003e00","irq":79,)"
+                    R"("img":"rootfs2.ext4"}]}]})";
+    expect_error(t, "zones[0].devices[1].addr",
+                 "window [0xa003e00, 0xa004000) overlaps zones[0].devices[0]");
+}
+
+TEST_F(ConfigTest, SameWindowInTwoZonesIsFine) {
+    std::string t = R"({"zones":[{"id":1,"memory_region":[{"zone0_ipa":"0x50000000",)"
+                    R"("zonex_ipa":"0x50000000","size":"0x1000"}],"devices":[)"
+                    R"({"type":"blk","addr":"0xa003c00","irq":78,"img":"data.img"}]},)"
+                    R"({"id":2,"memory_region":[{"zone0_ipa":"0x60000000",)"
+                    R"("zonex_ipa":"0x50000000","size":"0x1000"}],"devices":[)"
+                    R"({"type":"blk","addr":"0xa003c00","irq":78,"img":"rootfs2.ext4"}]}]})";
+    ConfigResult r = parse(t);
+    ASSERT_TRUE(r.ok()) << r.error().text();
+    EXPECT_EQ(r.value().device_count(), 2u);
+}
+
+TEST_F(ConfigTest, WindowOverlappingRam) {
+    std::string t = one_blk("");
+    t.replace(t.find("0xa003c00"), 9, "0x50001000");
+    expect_error(t, "zones[0].devices[0].addr", "overlaps zone RAM zones[0].memory_region[0]");
+}
+
+TEST_F(ConfigTest, DuplicateZone) {
+    std::string z = R"({"id":1,"memory_region":[{"zone0_ipa":"0x50000000",)"
+                    R"("zonex_ipa":"0x0","size":"0x1000"}]})";
+    std::string z2 = R"({"id":"0x1","memory_region":[{"zone0_ipa":"0x60000000",)"
+                     R"("zonex_ipa":"0x0","size":"0x1000"}]})";
+    expect_error(R"({"zones":[)" + z + "," + z2 + "]}", "zones[1].id",
+                 "duplicate zone id 1 (also zones[0])");
+}
+
+TEST_F(ConfigTest, ZoneIdRange) {
+    expect_error(R"({"zones":[{"id":0,"memory_region":[{"zone0_ipa":"0x50000000",)"
+                 R"("zonex_ipa":"0x0","size":"0x1000"}]}]})",
+                 "zones[0].id", "must be 1..65535");
+}
+
+TEST_F(ConfigTest, RegionChecks) {
+    auto zone = [](const std::string &regions) {
+        return R"({"zones":[{"id":1,"memory_region":[)" + regions + "]}]}";
+    };
+    expect_error(zone(R"({"zone0_ipa":"0x50000800","zonex_ipa":"0x0","size":"0x1000"})"),
+                 "zones[0].memory_region[0].zone0_ipa", "not 4 KiB aligned");
+    expect_error(zone(R"({"zone0_ipa":"0x50000000","zonex_ipa":"0x0","size":"0"})"),
+                 "zones[0].memory_region[0].size", "must not be 0");
+    expect_error(zone(R"({"zone0_ipa":"0x50000000","zonex_ipa":"0x0"})"),
+                 "zones[0].memory_region[0].size", "missing");
+    expect_error(zone(R"({"zone0_ipa":"0x50000000","zonex_ipa":"0x0","size":"0x2000"},)"
+                      R"({"zone0_ipa":"0x60000000","zonex_ipa":"0x1000","size":"0x1000"})"),
+                 "zones[0].memory_region[1].zonex_ipa", "overlaps zones[0].memory_region[0]");
+    expect_error(zone(R"({"zone0_ipa":"0x50000000","zonex_ipa":"0x0","size":"0x2000"},)"
+                      R"({"zone0_ipa":"0x50001000","zonex_ipa":"0x10000","size":"0x1000"})"),
+                 "zones[0].memory_region[1].zone0_ipa", "host range");
+    expect_error(zone(""), "zones[0].memory_region", "must have 1..16 regions");
+    // Host ranges of two zones must not overlap either.
+    expect_error(R"({"zones":[{"id":1,"memory_region":[{"zone0_ipa":"0x50000000",)"
+                 R"("zonex_ipa":"0x0","size":"0x2000"}]},{"id":2,"memory_region":[)"
+                 R"({"zone0_ipa":"0x50001000","zonex_ipa":"0x0","size":"0x1000"}]}]})",
+                 "zones[1].memory_region[0].zone0_ipa", "overlaps zones[0].memory_region[0]");
+}
+
+TEST_F(ConfigTest, QueueSizeNotPowerOfTwo) {
+    expect_error(one_blk(R"("queue_size":100)"), "zones[0].devices[0].queue_size",
+                 "100 is not a power of two");
+    expect_error(one_blk(R"("queue_size":2048)"), "zones[0].devices[0].queue_size",
+                 "must be 2..1024");
+    expect_error(one_blk(R"("queue_size":1)"), "zones[0].devices[0].queue_size", "must be 2..1024");
+}
+
+TEST_F(ConfigTest, QueuesRange) {
+    expect_error(one_blk(R"("queues":0)"), "zones[0].devices[0].queues", "must be 1..16");
+    expect_error(one_blk(R"("queues":17)"), "zones[0].devices[0].queues", "must be 1..16");
+}
+
+TEST_F(ConfigTest, BadBooleansAndSerial) {
+    expect_error(one_blk(R"("readonly":"yes")"), "zones[0].devices[0].readonly",
+                 "must be true or false");
+    expect_error(one_blk(R"("direct":1)"), "zones[0].devices[0].direct", "must be true or false");
+    expect_error(one_blk(R"("serial":"123456789012345678901")"), "zones[0].devices[0].serial",
+                 "at most 20");
+    expect_error(one_blk(R"("serial":"a\nb")"), "zones[0].devices[0].serial", "printable");
+}
+
+TEST_F(ConfigTest, SerialDefaultTruncated) {
+    touch("a-very-long-image-file-name.img", 512);
+    std::string t = one_blk("");
+    t.replace(t.find("rootfs2.ext4"), 12, "a-very-long-image-file-name.img");
+    ConfigResult r = parse(t);
+    ASSERT_TRUE(r.ok()) << r.error().text();
+    EXPECT_EQ(r.value().zones[0].blk[0].serial, "a-very-long-image-fi");
+}
+
+TEST_F(ConfigTest, WindowChecks) {
+    expect_error(one_blk(R"("len":"0x100")"), "zones[0].devices[0].len", "multiple of 0x200");
+    expect_error(one_blk(R"("len":"0x20000")"), "zones[0].devices[0].len", "multiple of 0x200");
+    std::string t = one_blk("");
+    t.replace(t.find("0xa003c00"), 9, "0xa003c10");
+    expect_error(t, "zones[0].devices[0].addr", "not 0x200 aligned");
+    t = one_blk("");
+    t.replace(t.find("0xa003c00"), 9, "0x10000000000000");
+    expect_error(t, "zones[0].devices[0].addr", "beyond 2^52");
+}
+
+TEST_F(ConfigTest, MissingKeys) {
+    std::string t = one_blk("");
+    t.replace(t.find(R"("irq":78,)"), 9, "");
+    expect_error(t, "zones[0].devices[0].irq", "missing");
+    expect_error(R"({"zones":[{"memory_region":[]}]})", "zones[0].id", "missing");
+    t = one_blk("");
+    t.replace(t.find(R"("type":"blk",)"), 13, "");
+    expect_error(t, "zones[0].devices[0].type", "missing");
+}
+
+TEST_F(ConfigTest, UnknownTypeAndStatus) {
+    std::string t = one_blk("");
+    t.replace(t.find("\"blk\""), 5, "\"gpio\"");
+    expect_error(t, "zones[0].devices[0].type", "unknown device type \"gpio\"");
+    expect_error(one_blk(R"("status":"on")"), "zones[0].devices[0].status",
+                 "must be \"enable\" or \"disable\"");
+}
+
+TEST_F(ConfigTest, SharedImageOnlyReadonly) {
+    std::string t = R"({"zones":[{"id":1,"memory_region":[{"zone0_ipa":"0x50000000",)"
+                    R"("zonex_ipa":"0x50000000","size":"0x1000"}],"devices":[)"
+                    R"({"type":"blk","addr":"0xa003c00","irq":78,"img":"data.img"},)"
+                    R"({"type":"blk","addr":"0xa003e00","irq":79,"img":"./data.img"}]}]})";
+    expect_error(t, "zones[0].devices[1].img", "also the image of zones[0].devices[0]");
+    std::string ro = t;
+    ro.replace(ro.find(R"("img":"data.img")"), 16, R"("img":"data.img","readonly":true)");
+    ro.replace(ro.find(R"("img":"./data.img")"), 18, R"("img":"./data.img","readonly":true)");
+    ConfigResult r = parse(ro);
+    EXPECT_TRUE(r.ok()) << r.error().text();
+}
+
+TEST_F(ConfigTest, NotJson) {
+    expect_error("{\"zones\": [", "", "not valid JSON");
+    expect_error("[1,2]", "", "must be a JSON object");
+    expect_error(R"({"zones":{}})", "zones", "must be an array");
+    expect_error(R"({"zones":[]})", "zones", "is empty");
+    // Found by the fuzzer: nlohmann throws out_of_range, not parse_error.
+    expect_error(R"({"zones":[1E3333]})", "", "not valid JSON: number overflow");
+}
+
+TEST_F(ConfigTest, CommentsAllowed) {
+    std::string t = "// hvio\n" + one_blk("");
+    EXPECT_TRUE(parse(t).ok());
+}
+
+TEST_F(ConfigTest, LoadConfigMissingFile) {
+    ConfigResult r = hvio::load_config(dir_ + "/nope.json");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().where, "");
+    EXPECT_NE(r.error().what.find("cannot read"), std::string::npos);
+}
+
+TEST_F(ConfigTest, ErrorTextFormat) {
+    std::string t = one_blk("");
+    t.replace(t.find("78"), 2, "1020");
+    ConfigResult r = parse(t);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().text(), "zones[0].devices[0].irq: must be 1..1019");
+}
+
+} // namespace

@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: GPL-2.0
+//
+// Config: hvisor-tool's virtio_cfg.json, read as is, plus hvio's own keys
+// for block devices.  Parsing checks everything that can be checked before
+// /dev/hvio is touched (values, ranges, overlaps, image files), so a bad
+// file fails with one line naming the key path and nothing is created.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace hvio {
+
+// Alignment the config demands of RAM regions (the kernel checks its own
+// PAGE_SIZE on top).
+inline constexpr uint64_t kConfigPageSize = 4096;
+
+struct MemRegionConfig {
+    uint64_t zone0_ipa = 0; // host physical
+    uint64_t zonex_ipa = 0; // guest physical
+    uint64_t size = 0;
+};
+
+struct BlkDeviceConfig {
+    std::string where; // key path, "zones[0].devices[1]"
+    uint64_t addr = 0; // MMIO window (zone IPA)
+    uint64_t len = 0x200;
+    uint32_t irq = 0;
+    std::string img;           // as written in the file
+    std::string path;          // img resolved against the config file's directory
+    bool block_device = false; // path names a block device
+    unsigned queues = 1;
+    unsigned queue_size = 256;
+    bool readonly = false;
+    bool direct = false;
+    bool discard = true;
+    std::string serial; // <= 20 bytes; derived from the file name if absent
+};
+
+struct ZoneConfig {
+    std::string where; // "zones[0]"
+    uint32_t id = 0;
+    std::vector<MemRegionConfig> regions;
+    std::vector<BlkDeviceConfig> blk; // enabled block devices, in file order
+};
+
+struct Config {
+    std::vector<ZoneConfig> zones;
+    // Things skipped or worth knowing ("zones[0].devices[1]: net devices are
+    // not yet supported, skipped"); printed by the caller.
+    std::vector<std::string> warnings;
+
+    size_t device_count() const;
+};
+
+// A refused configuration: where is the key path ("zones[0].devices[1].irq",
+// empty for the file as a whole), what says what is wrong with it.
+struct ConfigError {
+    std::string where;
+    std::string what;
+
+    // "where: what", or "what" alone.
+    std::string text() const;
+};
+
+class [[nodiscard]] ConfigResult {
+  public:
+    ConfigResult(Config c) : v_(std::move(c)) {}
+    ConfigResult(ConfigError e) : v_(std::move(e)) {}
+
+    bool ok() const { return std::holds_alternative<Config>(v_); }
+    explicit operator bool() const { return ok(); }
+    Config &value() { return std::get<Config>(v_); }
+    const Config &value() const { return std::get<Config>(v_); }
+    Config *operator->() { return &value(); }
+    const ConfigError &error() const { return std::get<ConfigError>(v_); }
+
+  private:
+    std::variant<Config, ConfigError> v_;
+};
+
+// Parses a configuration text.  Relative image paths are resolved against
+// base_dir (the config file's directory); images must exist.
+ConfigResult parse_config(std::string_view text, const std::string &base_dir);
+
+// Reads and parses a configuration file.
+ConfigResult load_config(const std::string &file);
+
+// Parses a number the way hvisor-tool's files write them: a non-negative
+// JSON integer, or a string "0x1f" (hex) or "31" (decimal).  Returns an
+// error message, or an empty string on success.
+std::string parse_number_string(std::string_view s, uint64_t *out);
+
+} // namespace hvio

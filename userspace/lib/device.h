@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: GPL-2.0
+//
+// DeviceFd: one hvio device file descriptor (HVIO_DEV_CREATE's result).
+// Each method is one ioctl or mmap of uapi/linux/hvio.h; errors come back
+// as the kernel's errno.  Closing the fd (and unmapping everything mapped
+// through it) destroys the device.
+#pragma once
+
+#include "mapping.h"
+#include "result.h"
+#include "unique_fd.h"
+
+#include <cstdint>
+#include <linux/hvio.h>
+
+namespace hvio {
+
+class DeviceFd {
+  public:
+    DeviceFd() = default;
+    explicit DeviceFd(UniqueFd fd) : fd_(std::move(fd)) {}
+
+    int fd() const { return fd_.get(); }
+    void close() { fd_.reset(); }
+
+    Result<hvio_dev_info> info() const;
+    Result<hvio_dev_stats> stats() const;
+    Result<hvio_queue_stats> queue_stats(uint16_t queue) const;
+    Result<void> set_queue_eventfd(uint16_t queue, int efd) const;
+    // HVIO_DEV_QUEUE_RUN, retried on EINTR.
+    Result<void> queue_run(hvio_queue_run &run) const;
+
+    // Zone RAM [gpa, gpa + size), read-write, shared.
+    Result<Mapping> map_ram(uint64_t gpa, uint64_t size) const;
+    // Queue q's op slots (read-only), queue_size_max of them.
+    Result<Mapping> map_ops(uint16_t queue, uint32_t queue_size_max) const;
+
+  private:
+    UniqueFd fd_;
+};
+
+} // namespace hvio

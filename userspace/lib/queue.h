@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: GPL-2.0
+//
+// BlkQueue: one virtqueue served by one thread and one io_uring.
+//
+// The loop (ublk's COMMIT_AND_FETCH pattern):
+//
+//   QUEUE_RUN: commit every finished op, fetch up to as many new ones as
+//   there are free slots; turn each into an SQE (or an immediate result);
+//   then either go round again at once (results to commit, or the fetch
+//   was full so more may wait) or sleep in io_uring_submit_and_wait() for
+//   the first completion: an I/O, or the read of the queue's eventfd that
+//   is armed whenever the thread may sleep.
+//
+// No busy polling: the thread sleeps only after a QUEUE_RUN that fetched
+// fewer ops than asked, which is when the kernel re-armed guest
+// notifications, and every wakeup is followed by another QUEUE_RUN.
+//
+// Stopping (stop flag set, eventfd written): a request the guest already
+// made available (and kicked) is in flight from its point of view, so the
+// queue still fetches what the ring holds, up to one queue's worth (a
+// guest that keeps posting cannot hold the daemon), then fetches nothing
+// more, waits for every op in flight, commits them all, and returns.
+//
+// The kernel side is behind QueueBackend so the loop can be tested
+// against a fake kernel.
+#pragma once
+
+#include "blk.h"
+#include "guest_memory.h"
+#include "result.h"
+
+#include <atomic>
+#include <cstdint>
+#include <liburing.h>
+#include <linux/hvio.h>
+#include <vector>
+
+namespace hvio {
+
+// The kernel side of one queue.
+class QueueBackend {
+  public:
+    virtual ~QueueBackend() = default;
+    // HVIO_DEV_QUEUE_RUN: 0 or -errno.
+    virtual int run(hvio_queue_run &run) = 0;
+    // The op slot of a fetched tag.
+    virtual const hvio_op &op(uint16_t tag) const = 0;
+};
+
+// Counters of the daemon's side of a queue, read by `hvio status` while
+// the queue thread writes them.
+struct QueueCounters {
+    std::atomic<uint64_t> runs{0};    // QUEUE_RUN calls
+    std::atomic<uint64_t> wakeups{0}; // eventfd reads completed (kicks)
+    std::atomic<uint64_t> ops{0};     // ops fetched
+    std::atomic<uint64_t> reads{0};
+    std::atomic<uint64_t> writes{0};
+    std::atomic<uint64_t> flushes{0};
+    std::atomic<uint64_t> discards{0};
+    std::atomic<uint64_t> write_zeroes{0};
+    std::atomic<uint64_t> other{0};  // unknown op types
+    std::atomic<uint64_t> errors{0}; // ops completed with an error
+    std::atomic<uint64_t> bytes_read{0};
+    std::atomic<uint64_t> bytes_written{0};
+    std::atomic<uint64_t> resubmits{0}; // short transfers, fallbacks
+    std::atomic<uint64_t> inflight{0};  // ops fetched and not committed
+    std::atomic<int> last_error{0};     // latest op error (positive errno)
+};
+
+class BlkQueue {
+  public:
+    // queue_size: the device's queue_size_max (op slots and tags).
+    BlkQueue(QueueBackend &kernel, BlkTarget &target, const GuestMemory &mem, uint16_t index,
+             unsigned queue_size, int eventfd, const std::atomic<bool> &stop);
+    ~BlkQueue();
+
+    BlkQueue(const BlkQueue &) = delete;
+    BlkQueue &operator=(const BlkQueue &) = delete;
+
+    // Sets up the io_uring.
+    Result<void> init();
+
+    // Serves the queue until stop is set and everything in flight is
+    // committed: 0, or the -errno of a fatal error (QUEUE_RUN or io_uring
+    // failing).
+    int run();
+
+    const QueueCounters &counters() const { return counters_; }
+    uint16_t index() const { return index_; }
+
+  private:
+    enum Kind : uint32_t { kIo = 1, kEventfd = 2 };
+
+    static uint64_t user_data(Kind k, uint32_t slot) { return uint64_t(k) << 32 | slot; }
+
+    int start(uint16_t tag);
+    int submit(uint32_t slot);
+    void finish(uint32_t slot, int result);
+    int arm_eventfd();
+    int reap();
+    io_uring_sqe *sqe();
+
+    QueueBackend &kernel_;
+    BlkTarget &target_;
+    const GuestMemory &mem_;
+    const uint16_t index_;
+    const unsigned size_;
+    const int eventfd_;
+    const std::atomic<bool> &stop_;
+
+    io_uring ring_{};
+    bool ring_ok_ = false;
+    bool eventfd_armed_ = false;
+    int drain_budget_ = -1; // ops still to fetch once stopping; -1: running
+    uint64_t eventfd_buf_ = 0;
+
+    std::vector<BlkIo> slots_;
+    std::vector<uint32_t> free_;           // free slot numbers
+    std::vector<uint16_t> tags_;           // QUEUE_RUN's fetched tags
+    std::vector<hvio_completion> commits_; // finished, to commit
+    QueueCounters counters_;
+};
+
+} // namespace hvio

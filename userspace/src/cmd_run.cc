@@ -1,0 +1,605 @@
+// SPDX-License-Identifier: GPL-2.0
+//
+// hvio run CONFIG.json [--socket PATH]: the I/O daemon.
+//
+// Startup does everything that can fail before it prints "hvio: ready":
+// the config and every image are checked before /dev/hvio is touched (exit
+// 2), then zones, devices, mappings, eventfds and one probe QUEUE_RUN per
+// queue (exit 1 on failure, with everything created so far undone).  Then
+// one thread per queue serves I/O (lib/queue.h), a small thread answers the
+// status socket, and the main thread waits for SIGTERM/SIGINT/SIGHUP or a
+// queue thread's fatal error.
+//
+// Shutdown: the stop flag is set and every queue's eventfd written; each
+// queue stops fetching, waits for its ops in flight and commits them.
+// Then the device fds are closed (with their mappings: the kernel destroys
+// a device when its last reference goes), the zones deleted, the socket
+// removed.  Exit 0, or 1 if a queue failed.
+#include "blk.h"
+#include "commands.h"
+#include "config.h"
+#include "control.h"
+#include "device.h"
+#include "guest_memory.h"
+#include "queue.h"
+#include "status_socket.h"
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <linux/virtio_ids.h>
+#include <memory>
+#include <optional>
+#include <poll.h>
+#include <pthread.h>
+#include <string>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace hvio {
+
+namespace {
+
+using json = nlohmann::ordered_json;
+
+// The kernel side of one queue of a device fd.
+class DeviceQueueBackend final : public QueueBackend {
+  public:
+    DeviceQueueBackend(const DeviceFd &dev, const Mapping &ops) : dev_(dev), ops_(ops) {}
+    int run(hvio_queue_run &r) override {
+        auto ret = dev_.queue_run(r);
+        return ret ? 0 : -ret.error();
+    }
+    const hvio_op &op(uint16_t tag) const override {
+        return static_cast<const hvio_op *>(ops_.get())[tag];
+    }
+
+  private:
+    const DeviceFd &dev_;
+    const Mapping &ops_;
+};
+
+struct QueueRt {
+    UniqueFd efd;
+    Mapping ops;
+    std::unique_ptr<DeviceQueueBackend> backend;
+    std::unique_ptr<BlkQueue> queue;
+    std::thread thread;
+    int result = 0;
+};
+
+// One block device.  Members are destroyed in reverse order: queues (and
+// their op mappings), zone RAM mappings, then the device fd, so the
+// device really goes away at close.
+struct BlkDevice {
+    const BlkDeviceConfig *cfg = nullptr;
+    uint32_t zone_id = 0;
+    BlkImage img;
+    BlkTarget target;
+    DeviceFd dev;
+    std::vector<Mapping> ram;
+    GuestMemory mem;
+    std::vector<std::unique_ptr<QueueRt>> queues;
+};
+
+const char *zone_add_hint(int err) {
+    switch (err) {
+    case EEXIST:
+        return " (the zone is already registered: is another hvio running?)";
+    case EBUSY:
+        return " (a host range overlaps another zone's RAM)";
+    case EPERM:
+        return " (the provider refuses this RAM: with hvisor it must not be root Linux's System "
+               "RAM; with hypervisor=sim it must lie inside sim_ram)";
+    case EINVAL:
+        return " (a range the kernel refuses: alignment to its page size, or limits)";
+    case ENOSPC:
+        return " (too many zones)";
+    default:
+        return "";
+    }
+}
+
+const char *dev_create_hint(int err) {
+    switch (err) {
+    case EBUSY:
+        return " (the window overlaps another device of the zone: is another hvio running?)";
+    case ENOSPC:
+        return " (too many devices)";
+    case EINVAL:
+        return " (refused by hvio.ko: see Documentation/abi.md, HVIO_DEV_CREATE)";
+    default:
+        return "";
+    }
+}
+
+class Daemon {
+  public:
+    Daemon(std::string config_path, std::string socket_path)
+        : config_path_(std::move(config_path)), socket_path_(std::move(socket_path)) {}
+    ~Daemon() { teardown(); }
+
+    int run();
+
+  private:
+    int fail_config(const std::string &where, const std::string &what) {
+        std::fprintf(stderr, "hvio: %s: %s%s%s\n", config_path_.c_str(), where.c_str(),
+                     where.empty() ? "" : ": ", what.c_str());
+        return kExitUsage;
+    }
+    int open_images();
+    int add_zones();
+    int create_device(BlkDevice &d);
+    int start_threads();
+    void wait_for_stop();
+    int stop_and_drain();
+    void teardown();
+    std::string report();
+
+    std::string config_path_;
+    std::string socket_path_;
+    Config cfg_;
+    std::vector<std::unique_ptr<BlkDevice>> devs_;
+    std::optional<Control> ctl_;
+    std::vector<uint32_t> zones_added_;
+    StatusServer status_;
+    UniqueFd sigfd_;
+    UniqueFd fatal_efd_; // a queue thread failed
+    std::atomic<bool> stop_{false};
+    std::chrono::steady_clock::time_point started_;
+};
+
+int Daemon::open_images() {
+    for (const ZoneConfig &z : cfg_.zones) {
+        for (const BlkDeviceConfig &c : z.blk) {
+            auto d = std::make_unique<BlkDevice>();
+            d->cfg = &c;
+            d->zone_id = z.id;
+            std::string why;
+            auto img = open_blk_image(c, &why);
+            if (!img)
+                return fail_config(c.where + ".img", why);
+            d->img = std::move(*img);
+            if (d->img.size % 512)
+                std::fprintf(stderr,
+                             "hvio: %s: warning: %s: %s is %llu bytes, not a multiple of 512; "
+                             "the last %llu bytes are not visible to the guest\n",
+                             config_path_.c_str(), c.where.c_str(), c.path.c_str(),
+                             static_cast<unsigned long long>(d->img.size),
+                             static_cast<unsigned long long>(d->img.size % 512));
+            BlkTarget &t = d->target;
+            t.where = "zone " + std::to_string(z.id) + " " + c.where;
+            t.fd = d->img.fd.get();
+            t.buffered_fd = d->img.buffered.get();
+            t.block_device = d->img.block_device;
+            t.readonly = c.readonly;
+            t.discard = c.discard;
+            t.size = d->img.size & ~uint64_t(511);
+            devs_.push_back(std::move(d));
+        }
+    }
+    return kExitOk;
+}
+
+int Daemon::add_zones() {
+    for (const ZoneConfig &z : cfg_.zones) {
+        hvio_zone_add za{};
+        za.zone_id = z.id;
+        za.nr_regions = static_cast<uint32_t>(z.regions.size());
+        for (size_t i = 0; i < z.regions.size(); i++) {
+            za.regions[i].zone0_ipa = z.regions[i].zone0_ipa;
+            za.regions[i].zonex_ipa = z.regions[i].zonex_ipa;
+            za.regions[i].size = z.regions[i].size;
+        }
+        auto r = ctl_->zone_add(za);
+        if (!r) {
+            std::fprintf(stderr, "hvio: zone %u (%s): HVIO_ZONE_ADD: %s%s\n", z.id,
+                         z.where.empty() ? "the file" : z.where.c_str(), r.message().c_str(),
+                         zone_add_hint(r.error()));
+            return kExitError;
+        }
+        zones_added_.push_back(z.id);
+    }
+    return kExitOk;
+}
+
+int Daemon::create_device(BlkDevice &d) {
+    const BlkDeviceConfig &c = *d.cfg;
+    const char *w = d.target.where.c_str();
+    std::vector<uint8_t> config = blk_config_space(c, d.img);
+
+    hvio_dev_create dc{};
+    dc.zone_id = d.zone_id;
+    dc.device_id = VIRTIO_ID_BLOCK;
+    dc.mmio_base = c.addr;
+    dc.mmio_len = c.len;
+    dc.irq = c.irq;
+    dc.num_queues = static_cast<uint16_t>(c.queues);
+    dc.queue_size_max = c.queue_size;
+    dc.config_len = static_cast<uint32_t>(config.size());
+    dc.features = blk_features(c);
+    dc.config_addr = reinterpret_cast<uintptr_t>(config.data());
+    std::memcpy(dc.serial, c.serial.data(), std::min(c.serial.size(), sizeof(dc.serial)));
+    auto fd = ctl_->dev_create(dc);
+    if (!fd) {
+        std::fprintf(stderr, "hvio: %s: HVIO_DEV_CREATE: %s%s\n", w, fd.message().c_str(),
+                     dev_create_hint(fd.error()));
+        return kExitError;
+    }
+    d.dev = DeviceFd(std::move(*fd));
+
+    // Zone RAM, through the device fd: the only guest memory I/O may touch.
+    for (const ZoneConfig &z : cfg_.zones) {
+        if (z.id != d.zone_id)
+            continue;
+        for (const MemRegionConfig &m : z.regions) {
+            auto map = d.dev.map_ram(m.zonex_ipa, m.size);
+            if (!map) {
+                std::fprintf(stderr, "hvio: %s: mmap of zone RAM [0x%llx, +0x%llx): %s\n", w,
+                             static_cast<unsigned long long>(m.zonex_ipa),
+                             static_cast<unsigned long long>(m.size), map.message().c_str());
+                return kExitError;
+            }
+            d.mem.add(m.zonex_ipa, m.size, map->get());
+            d.ram.push_back(std::move(*map));
+        }
+    }
+
+    for (uint16_t q = 0; q < c.queues; q++) {
+        auto rt = std::make_unique<QueueRt>();
+        // Blocking eventfd: io_uring reads of a non-blocking one fail with
+        // EAGAIN instead of waiting.
+        rt->efd.reset(::eventfd(0, EFD_CLOEXEC));
+        if (!rt->efd) {
+            std::fprintf(stderr, "hvio: %s: eventfd: %s\n", w, std::strerror(errno));
+            return kExitError;
+        }
+        auto ops = d.dev.map_ops(q, c.queue_size);
+        if (!ops) {
+            std::fprintf(stderr, "hvio: %s: mmap of queue %u's op slots: %s\n", w, q,
+                         ops.message().c_str());
+            return kExitError;
+        }
+        rt->ops = std::move(*ops);
+        if (auto r = d.dev.set_queue_eventfd(q, rt->efd.get()); !r) {
+            std::fprintf(stderr, "hvio: %s: HVIO_DEV_SET_QUEUE_EVENTFD: %s\n", w,
+                         r.message().c_str());
+            return kExitError;
+        }
+        // One empty QUEUE_RUN: a kernel without the queue engine fails here,
+        // before "ready", not in the queue thread.
+        hvio_queue_run probe{};
+        probe.queue = q;
+        if (auto r = d.dev.queue_run(probe); !r) {
+            std::fprintf(stderr, "hvio: %s: HVIO_DEV_QUEUE_RUN: %s%s\n", w, r.message().c_str(),
+                         r.error() == ENOTTY ? " (this hvio.ko has no queue engine)" : "");
+            return kExitError;
+        }
+        rt->backend = std::make_unique<DeviceQueueBackend>(d.dev, rt->ops);
+        rt->queue = std::make_unique<BlkQueue>(*rt->backend, d.target, d.mem, q, c.queue_size,
+                                               rt->efd.get(), stop_);
+        if (auto r = rt->queue->init(); !r) {
+            std::fprintf(stderr, "hvio: %s: io_uring setup: %s\n", w, r.message().c_str());
+            return kExitError;
+        }
+        d.queues.push_back(std::move(rt));
+    }
+    return kExitOk;
+}
+
+int Daemon::start_threads() {
+    for (auto &d : devs_) {
+        for (auto &rt : d->queues) {
+            QueueRt *q = rt.get();
+            BlkDevice *dev = d.get();
+            q->thread = std::thread([this, q, dev] {
+                q->result = q->queue->run();
+                if (q->result < 0) {
+                    std::fprintf(stderr, "hvio: %s queue %u: %s; stopping\n",
+                                 dev->target.where.c_str(), q->queue->index(),
+                                 std::strerror(-q->result));
+                    uint64_t one = 1;
+                    (void)!::write(fatal_efd_.get(), &one, sizeof(one));
+                }
+            });
+            char name[16];
+            std::snprintf(name, sizeof(name), "hvio-z%ud%zuq%u", d->zone_id,
+                          static_cast<size_t>(&d - devs_.data()), q->queue->index());
+            pthread_setname_np(q->thread.native_handle(), name);
+        }
+    }
+    return kExitOk;
+}
+
+void Daemon::wait_for_stop() {
+    for (;;) {
+        pollfd p[2] = {{sigfd_.get(), POLLIN, 0}, {fatal_efd_.get(), POLLIN, 0}};
+        if (::poll(p, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        if (p[0].revents) {
+            signalfd_siginfo si;
+            if (::read(sigfd_.get(), &si, sizeof(si)) == sizeof(si))
+                std::fprintf(stderr, "hvio: %s: finishing I/O in flight, then exiting\n",
+                             strsignal(static_cast<int>(si.ssi_signo)));
+            return;
+        }
+        if (p[1].revents)
+            return;
+    }
+}
+
+int Daemon::stop_and_drain() {
+    stop_.store(true, std::memory_order_release);
+    for (auto &d : devs_)
+        for (auto &q : d->queues) {
+            uint64_t one = 1;
+            (void)!::write(q->efd.get(), &one, sizeof(one));
+        }
+    int ret = kExitOk;
+    for (auto &d : devs_)
+        for (auto &q : d->queues) {
+            if (q->thread.joinable())
+                q->thread.join();
+            if (q->result < 0)
+                ret = kExitError;
+        }
+    return ret;
+}
+
+// Undo what startup did, in reverse: devices (mappings, then fds), then
+// zones, then the socket.  Safe to call twice.
+void Daemon::teardown() {
+    status_.stop();
+    for (auto &d : devs_)
+        for (auto &q : d->queues)
+            if (q->thread.joinable()) {
+                stop_and_drain();
+                break;
+            }
+    devs_.clear();
+    if (ctl_) {
+        for (auto it = zones_added_.rbegin(); it != zones_added_.rend(); ++it)
+            if (auto r = ctl_->zone_del(*it); !r)
+                std::fprintf(stderr, "hvio: zone %u: HVIO_ZONE_DEL: %s\n", *it,
+                             r.message().c_str());
+        zones_added_.clear();
+    }
+}
+
+json dev_stats_json(const hvio_dev_stats &s) {
+    return json{{"reg_reads", s.reg_reads},
+                {"reg_writes", s.reg_writes},
+                {"notifies", s.notifies},
+                {"irqs", s.irqs},
+                {"resets", s.resets},
+                {"bad_width", s.bad_width},
+                {"bad_offset", s.bad_offset},
+                {"bad_queue", s.bad_queue},
+                {"bad_state", s.bad_state},
+                {"features_refused", s.features_refused},
+                {"queue_refused", s.queue_refused},
+                {"config_writes", s.config_writes}};
+}
+
+json queue_stats_json(const hvio_queue_stats &s) {
+    json vq = json::array();
+    for (uint64_t v : s.vq_errors)
+        vq.push_back(v);
+    return json{{"kicks", s.kicks},
+                {"reqs", s.reqs},
+                {"ops", s.ops},
+                {"done_in_kernel", s.done_in_kernel},
+                {"completed", s.completed},
+                {"stale", s.stale},
+                {"irqs", s.irqs},
+                {"irqs_suppressed", s.irqs_suppressed},
+                {"bad_request", s.bad_request},
+                {"vq_errors", vq}};
+}
+
+json counters_json(const QueueCounters &c) {
+    auto v = [](const std::atomic<uint64_t> &a) { return a.load(std::memory_order_relaxed); };
+    return json{{"runs", v(c.runs)},
+                {"wakeups", v(c.wakeups)},
+                {"ops", v(c.ops)},
+                {"reads", v(c.reads)},
+                {"writes", v(c.writes)},
+                {"flushes", v(c.flushes)},
+                {"discards", v(c.discards)},
+                {"write_zeroes", v(c.write_zeroes)},
+                {"other", v(c.other)},
+                {"errors", v(c.errors)},
+                {"last_error", c.last_error.load(std::memory_order_relaxed)},
+                {"bytes_read", v(c.bytes_read)},
+                {"bytes_written", v(c.bytes_written)},
+                {"resubmits", v(c.resubmits)},
+                {"inflight", v(c.inflight)}};
+}
+
+std::string Daemon::report() {
+    json devs = json::array();
+    for (const auto &d : devs_) {
+        const BlkDeviceConfig &c = *d->cfg;
+        json j{{"where", c.where},
+               {"zone", d->zone_id},
+               {"type", "blk"},
+               {"mmio_base", c.addr},
+               {"mmio_len", c.len},
+               {"irq", c.irq},
+               {"img", c.path},
+               {"size", d->img.size},
+               {"block_device", d->img.block_device},
+               {"readonly", c.readonly},
+               {"direct", c.direct},
+               {"buffered_fallback", d->target.use_buffered.load()},
+               {"discard", c.discard},
+               {"serial", c.serial},
+               {"blk_size", d->img.blk_size},
+               {"queue_size", c.queue_size}};
+        if (auto info = d->dev.info()) {
+            json qs = json::array();
+            for (unsigned q = 0; q < c.queues; q++)
+                qs.push_back({{"num", info->queues[q].num}, {"ready", info->queues[q].ready}});
+            j["info"] = {{"status", info->status},
+                         {"device_features", info->device_features},
+                         {"driver_features", info->driver_features},
+                         {"generation", info->generation},
+                         {"interrupt_status", info->interrupt_status},
+                         {"queues", qs}};
+        } else {
+            j["info_error"] = info.message();
+        }
+        if (auto st = d->dev.stats())
+            j["stats"] = dev_stats_json(*st);
+        else
+            j["stats_error"] = st.message();
+        json queues = json::array();
+        for (const auto &q : d->queues) {
+            json qj{{"index", q->queue->index()}};
+            if (auto ks = d->dev.queue_stats(q->queue->index()))
+                qj["kernel"] = queue_stats_json(*ks);
+            else
+                qj["kernel_error"] = ks.message();
+            qj["daemon"] = counters_json(q->queue->counters());
+            queues.push_back(std::move(qj));
+        }
+        j["queues"] = std::move(queues);
+        devs.push_back(std::move(j));
+    }
+    auto up = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() -
+                                                               started_);
+    json zones = json::array();
+    for (const ZoneConfig &z : cfg_.zones)
+        zones.push_back(z.id);
+    std::string config = config_path_;
+    if (char *real = ::realpath(config_path_.c_str(), nullptr)) {
+        config = real;
+        std::free(real);
+    }
+    json root{{"pid", ::getpid()},
+              {"config", config},
+              {"uptime_s", up.count()},
+              {"zones", zones},
+              {"devices", devs}};
+    return root.dump(1) + "\n";
+}
+
+int Daemon::run() {
+    started_ = std::chrono::steady_clock::now();
+    ConfigResult parsed = load_config(config_path_);
+    if (!parsed)
+        return fail_config(parsed.error().where, parsed.error().what);
+    cfg_ = std::move(parsed.value());
+    for (const std::string &w : cfg_.warnings)
+        std::fprintf(stderr, "hvio: %s: %s\n", config_path_.c_str(), w.c_str());
+    if (int r = open_images())
+        return r;
+
+    auto ctl = Control::open();
+    if (!ctl) {
+        std::fprintf(stderr, "hvio: cannot open %s: %s%s\n", kControlPath, ctl.message().c_str(),
+                     ctl.error() == ENOENT ? " (is hvio.ko loaded?)" : "");
+        return kExitError;
+    }
+    ctl_.emplace(std::move(*ctl));
+    auto ver = ctl_->version();
+    if (!ver) {
+        std::fprintf(stderr, "hvio: HVIO_GET_VERSION: %s\n", ver.message().c_str());
+        return kExitError;
+    }
+    if (ver->api_version != HVIO_API_VERSION) {
+        std::fprintf(stderr, "hvio: hvio.ko speaks api version %u, this daemon %u\n",
+                     ver->api_version, HVIO_API_VERSION);
+        return kExitError;
+    }
+    for (const ZoneConfig &z : cfg_.zones)
+        for (const BlkDeviceConfig &c : z.blk)
+            if (c.queue_size > ver->max_queue_size || c.queues > ver->max_queues) {
+                std::fprintf(stderr,
+                             "hvio: %s: queues/queue_size beyond hvio.ko's limits (%u x %u)\n",
+                             c.where.c_str(), ver->max_queues, ver->max_queue_size);
+                return kExitError;
+            }
+
+    if (auto r = status_.open(socket_path_); !r) {
+        std::fprintf(
+            stderr, "hvio: status socket %s: %s%s\n", socket_path_.c_str(), r.message().c_str(),
+            r.error() == EADDRINUSE ? " (another hvio daemon is running; use --socket)" : "");
+        return kExitError;
+    }
+
+    // Signals arrive through a signalfd, in the main thread only: block
+    // them before any thread starts (threads inherit the mask).
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+    sigfd_.reset(::signalfd(-1, &set, SFD_CLOEXEC));
+    fatal_efd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!sigfd_ || !fatal_efd_) {
+        std::fprintf(stderr, "hvio: signalfd/eventfd: %s\n", std::strerror(errno));
+        return kExitError;
+    }
+
+    if (int r = add_zones())
+        return r;
+    for (auto &d : devs_)
+        if (int r = create_device(*d))
+            return r;
+    start_threads();
+    if (auto r = status_.start([this] { return report(); }); !r) {
+        std::fprintf(stderr, "hvio: status thread: %s\n", r.message().c_str());
+        stop_and_drain();
+        return kExitError;
+    }
+
+    std::printf("hvio: ready (%zu devices)\n", devs_.size());
+    std::fflush(stdout);
+
+    wait_for_stop();
+    int ret = stop_and_drain();
+    teardown();
+    if (ret == kExitOk)
+        std::fprintf(stderr, "hvio: stopped\n");
+    return ret;
+}
+
+} // namespace
+
+int cmd_run(int argc, char **argv) {
+    const char *config = nullptr;
+    std::string socket = kDefaultSocket;
+    for (int i = 1; i < argc; i++) {
+        if (!std::strcmp(argv[i], "--socket") && i + 1 < argc) {
+            socket = argv[++i];
+        } else if (argv[i][0] != '-' && !config) {
+            config = argv[i];
+        } else {
+            std::fprintf(stderr, "usage: hvio run CONFIG.json [--socket PATH]\n");
+            return kExitUsage;
+        }
+    }
+    if (!config) {
+        std::fprintf(stderr, "usage: hvio run CONFIG.json [--socket PATH]\n");
+        return kExitUsage;
+    }
+    Daemon d(config, socket);
+    return d.run();
+}
+
+} // namespace hvio
