@@ -67,7 +67,7 @@ JOBSFLAG = $(if $(findstring jobserver,$(MAKEFLAGS)),,-j$(JOBS))
 FORMAT_SRCS = $(shell find userspace tests/unit -name '*.cc' -o -name '*.h' \
 		-o -name '*.cpp' -o -name '*.hpp' 2>/dev/null)
 
-.PHONY: all deps module userspace selftests selftest unit check clean bench \
+.PHONY: all deps module userspace selftests selftest unit check clean bench fuzz \
 	checkpatch format format-check cross-check
 
 all: module userspace selftests
@@ -129,10 +129,11 @@ $(BENCH_BIN): tests/bench/hvio_blkbench.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDRS) 
 
 bench: all $(BENCH_BIN)
 	@mkdir -p build/bench
-	scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) \
+	@{ scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) \
 		--extra-file $(CMAKE_DIR)/hvio:/bin/hvio \
 		--env HVIO_BENCH_SECONDS=$(BENCH_SECONDS) \
-		-- $(BENCH_BIN) | tee $(OUT)/bench.log
+		-- $(BENCH_BIN); echo $$? > $(OUT)/bench.rc; } | tee $(OUT)/bench.log
+	@[ "$$(cat $(OUT)/bench.rc)" = 0 ] || { echo "bench: the VM run failed" >&2; exit 1; }
 	@grep -a '^{"bench":"blk"' $(OUT)/bench.log | tr -d '\r' > build/bench/blk-$(ARCH).jsonl
 	@cat build/bench/blk-*.jsonl > build/bench/blk.jsonl
 	@echo "bench: build/bench/blk-$(ARCH).jsonl"
@@ -167,6 +168,9 @@ cross-check:
 -include tests/fuzz/fuzz.mk
 -include tests/fuzz/config.mk
 build/fuzz/vq_fuzz build/fuzz/vq_fuzz_gen build/fuzz/config_fuzz: | deps
+
+# Every fuzz target for FUZZ_SECONDS each (ASan + UBSan, libFuzzer).
+fuzz: fuzz-vq fuzz-config
 
 clean:
 	rm -rf build
