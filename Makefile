@@ -167,10 +167,10 @@ cross-check:
 # Fuzz targets (fuzz-vq, fuzz-vq-seeds); deps first, as for the rest.
 -include tests/fuzz/fuzz.mk
 -include tests/fuzz/config.mk
-build/fuzz/vq_fuzz build/fuzz/vq_fuzz_gen build/fuzz/config_fuzz: | deps
+build/fuzz/vq_fuzz build/fuzz/vq_fuzz_gen build/fuzz/config_fuzz build/fuzz/mmio_fuzz: | deps
 
 # Every fuzz target for FUZZ_SECONDS each (ASan + UBSan, libFuzzer).
-fuzz: fuzz-vq fuzz-config
+fuzz: fuzz-vq fuzz-config fuzz-mmio
 
 clean:
 	rm -rf build

@@ -41,3 +41,19 @@ fuzz-vq: $(FUZZ_BUILD)/vq_fuzz
 fuzz-vq-seeds: $(FUZZ_BUILD)/vq_fuzz_gen
 	@mkdir -p tests/fuzz/corpus/vq
 	$(FUZZ_BUILD)/vq_fuzz_gen tests/fuzz/corpus/vq
+
+# The register file (module/hvio_mmio.c): accesses in, invariants checked.
+FUZZ_MMIO_SRCS := tests/fuzz/mmio_fuzz.c module/hvio_mmio.c
+
+$(FUZZ_BUILD)/mmio_fuzz: $(FUZZ_MMIO_SRCS) module/hvio_mmio.h uapi/linux/hvio.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -o $@ $(FUZZ_MMIO_SRCS)
+
+.PHONY: fuzz-mmio
+fuzz-mmio: $(FUZZ_BUILD)/mmio_fuzz
+	@mkdir -p $(FUZZ_BUILD)/corpus-mmio $(FUZZ_BUILD)/artifacts-mmio
+	cp tests/fuzz/corpus/mmio/* $(FUZZ_BUILD)/corpus-mmio/
+	$(FUZZ_BUILD)/mmio_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+		-timeout=10 -print_final_stats=1 \
+		-artifact_prefix=$(FUZZ_BUILD)/artifacts-mmio/ \
+		$(FUZZ_BUILD)/corpus-mmio
