@@ -296,6 +296,19 @@ static double guest_run(struct guest *g, unsigned int qd, bool write)
 
 /* ---- the baseline: plain io_uring on the same file ----------------- */
 
+static void base_prep(struct io_uring *ring, int fd, char *buf, bool write,
+		      uint64_t *seed, unsigned int slot)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	uint64_t off = (rnd(seed) % (IMG_SIZE / BS)) * BS;
+
+	if (write)
+		io_uring_prep_write(sqe, fd, buf, BS, off);
+	else
+		io_uring_prep_read(sqe, fd, buf, BS, off);
+	io_uring_sqe_set_data64(sqe, slot);
+}
+
 static double baseline(unsigned int qd, bool write)
 {
 	static char bufs[QSIZE][BS] __attribute__((aligned(4096)));
@@ -311,14 +324,7 @@ static double baseline(unsigned int qd, bool write)
 	t0 = now();
 	t1 = t0 + seconds;
 	for (i = 0; i < qd; i++) {
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
-		uint64_t off = (rnd(&seed) % (IMG_SIZE / BS)) * BS;
-
-		if (write)
-			io_uring_prep_write(sqe, fd, bufs[i], BS, off);
-		else
-			io_uring_prep_read(sqe, fd, bufs[i], BS, off);
-		io_uring_sqe_set_data64(sqe, i);
+		base_prep(&ring, fd, bufs[i], write, &seed, i);
 		inflight++;
 	}
 	io_uring_submit(&ring);
@@ -333,14 +339,7 @@ static double baseline(unsigned int qd, bool write)
 			inflight--;
 			done++;
 			if (!stop) {
-				struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
-				uint64_t off = (rnd(&seed) % (IMG_SIZE / BS)) * BS;
-
-				if (write)
-					io_uring_prep_write(sqe, fd, bufs[i], BS, off);
-				else
-					io_uring_prep_read(sqe, fd, bufs[i], BS, off);
-				io_uring_sqe_set_data64(sqe, i);
+				base_prep(&ring, fd, bufs[i], write, &seed, i);
 				inflight++;
 			}
 		} while (!io_uring_peek_cqe(&ring, &cqe));
