@@ -11,13 +11,17 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -720,4 +724,97 @@ int fg_vdev_probe(struct fg_vdev *v, uint64_t want_features,
 	if (ret)
 		return ret;
 	return 0;
+}
+
+/* ---- the daemon and the module ------------------------------------- */
+
+const char *fg_daemon_bin(void)
+{
+	const char *b = getenv("HVIO_BIN");
+
+	return b && *b ? b : "/bin/hvio";
+}
+
+int fg_daemon_spawn(const char *cfg, const char *sock, const char *log,
+		    int *out_fd)
+{
+	pid_t parent = getpid(), pid;
+	int p[2], logfd, nul, err;
+
+	if (pipe2(p, O_CLOEXEC))
+		return -errno;
+	logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (logfd < 0) {
+		err = -errno;
+		close(p[0]);
+		close(p[1]);
+		return err;
+	}
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0) {
+		err = -errno;
+		close(p[0]);
+		close(p[1]);
+		close(logfd);
+		return err;
+	}
+	if (pid == 0) {
+		/* never outlive the test, even if it is killed */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(126);
+		nul = open("/dev/null", O_RDONLY);
+		if (nul < 0 || dup2(nul, 0) < 0 || dup2(p[1], 1) < 0 ||
+		    dup2(logfd, 2) < 0)
+			_exit(126);
+		execl(fg_daemon_bin(), "hvio", "run", cfg, "--socket", sock,
+		      (char *)NULL);
+		dprintf(2, "exec %s: %s\n", fg_daemon_bin(), strerror(errno));
+		_exit(127);
+	}
+	close(p[1]);
+	close(logfd);
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	*out_fd = p[0];
+	return pid;
+}
+
+int fg_rmmod(void)
+{
+	return syscall(__NR_delete_module, "hvio", O_NONBLOCK) ? -errno : 0;
+}
+
+bool fg_rmmod_refused(int r)
+{
+	return r == -EBUSY || r == -EAGAIN || r == -EWOULDBLOCK;
+}
+
+int fg_insmod(void)
+{
+	const char *ko = getenv("HVIO_KO");
+	const char *params = getenv("HVIO_PARAMS");
+	int fd, r;
+
+	if (!ko || !*ko || !params)
+		return 1;
+	fd = open(ko, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	r = syscall(__NR_finit_module, fd, params, 0) ? -errno : 0;
+	close(fd);
+	return r;
+}
+
+bool fg_wait_path(const char *path, bool want, unsigned int timeout_ms)
+{
+	uint64_t deadline = fg_now_ms() + timeout_ms;
+
+	while ((access(path, F_OK) == 0) != want) {
+		if (fg_now_ms() > deadline)
+			return false;
+		fg_sleep_ms(10);
+	}
+	return true;
 }

@@ -244,6 +244,26 @@ int fg_vdev_probe(struct fg_vdev *v, uint64_t want_features,
 		  unsigned int max_queues, uint32_t qnum, uint64_t ring_gpa);
 
 /* Milliseconds on CLOCK_MONOTONIC. */
+/* ---- the daemon and the module, for tests that start or reload them ---- */
+
+/* $HVIO_BIN, else /bin/hvio. */
+const char *fg_daemon_bin(void);
+/*
+ * Start `hvio run cfg --socket sock`, stdin /dev/null, stderr to log,
+ * stdout on a non-blocking pipe returned in *out_fd; the child dies with
+ * the test (PR_SET_PDEATHSIG).  Returns its pid or -errno.
+ */
+int fg_daemon_spawn(const char *cfg, const char *sock, const char *log,
+		    int *out_fd);
+/* delete_module("hvio", O_NONBLOCK): 0 or -errno. */
+int fg_rmmod(void);
+/* An unload refused because the module is in use. */
+bool fg_rmmod_refused(int r);
+/* finit_module($HVIO_KO, $HVIO_PARAMS): 0, -errno, or 1 if not set. */
+int fg_insmod(void);
+/* Wait until path exists (want) or not (!want); false on timeout. */
+bool fg_wait_path(const char *path, bool want, unsigned int timeout_ms);
+
 uint64_t fg_now_ms(void);
 void fg_sleep_ms(unsigned int ms);
 

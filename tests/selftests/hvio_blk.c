@@ -263,13 +263,6 @@ static long long img_blocks(const char *path)
 
 /* ---- the daemon ------------------------------------------------------ */
 
-static const char *daemon_bin(void)
-{
-	const char *b = getenv("HVIO_BIN");
-
-	return b && *b ? b : "/bin/hvio";
-}
-
 static void cfg_json(FIXTURE_DATA(blk) *self, char *buf, size_t len,
 		     const char *img, bool ro)
 {
@@ -288,46 +281,13 @@ static void cfg_json(FIXTURE_DATA(blk) *self, char *buf, size_t len,
 
 static int daemon_spawn(FIXTURE_DATA(blk) *self)
 {
-	pid_t parent = getpid(), pid;
-	int p[2], logfd, nul;
+	int pid = fg_daemon_spawn(self->cfg, self->sock, self->log,
+				  &self->out_fd);
 
-	if (pipe2(p, O_CLOEXEC))
-		return -errno;
-	logfd = open(self->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (logfd < 0) {
-		close(p[0]);
-		close(p[1]);
-		return -errno;
-	}
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0) {
-		close(p[0]);
-		close(p[1]);
-		close(logfd);
-		return -errno;
-	}
-	if (pid == 0) {
-		/* never outlive the test, even if it is killed */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(126);
-		nul = open("/dev/null", O_RDONLY);
-		if (nul < 0 || dup2(nul, 0) < 0 || dup2(p[1], 1) < 0 ||
-		    dup2(logfd, 2) < 0)
-			_exit(126);
-		execl(daemon_bin(), "hvio", "run", self->cfg, "--socket",
-		      self->sock, (char *)NULL);
-		dprintf(2, "exec %s: %s\n", daemon_bin(), strerror(errno));
-		_exit(127);
-	}
-	close(p[1]);
-	close(logfd);
-	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	if (pid < 0)
+		return pid;
 	self->pid = pid;
 	self->exit_status = -1;
-	self->out_fd = p[0];
 	self->out_len = 0;
 	self->out[0] = 0;
 	return 0;
@@ -1103,9 +1063,9 @@ FIXTURE_SETUP(blk)
 	if (self->skip)
 		return;
 	self->opened = true;
-	if (access(daemon_bin(), X_OK) && !getenv("HVIO_KO")) {
+	if (access(fg_daemon_bin(), X_OK) && !getenv("HVIO_KO")) {
 		self->skip = true;
-		SKIP(return, "%s: no daemon binary", daemon_bin());
+		SKIP(return, "%s: no daemon binary", fg_daemon_bin());
 	}
 	ASSERT_LE(ZONE_SIZE, self->fg.info.ram_size);
 	/* A daemon of an earlier test may still be exiting with its devices. */

@@ -239,13 +239,6 @@ static int reprobe(FIXTURE_DATA(hostile) *self, unsigned int slot)
 	return ret;
 }
 
-static const char *daemon_bin(void)
-{
-	const char *b = getenv("HVIO_BIN");
-
-	return b && *b ? b : "/bin/hvio";
-}
-
 static int write_file(const char *path, const char *text)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -262,44 +255,22 @@ static int write_file(const char *path, const char *text)
 static int daemon_start(FIXTURE_DATA(hostile) *self, unsigned int ms)
 {
 	uint64_t deadline = fg_now_ms() + ms;
-	pid_t parent = getpid();
 	size_t len = 0;
-	int p[2], logfd;
 
-	if (pipe2(p, O_CLOEXEC))
-		return -errno;
-	logfd = open(self->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (logfd < 0)
-		return -errno;
-	fflush(stdout);
-	fflush(stderr);
-	self->pid = fork();
+	self->pid = fg_daemon_spawn(self->cfg, self->sock, self->log,
+				    &self->out_fd);
 	if (self->pid < 0)
-		return -errno;
-	if (!self->pid) {
-		int nul = open("/dev/null", O_RDONLY);
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent || nul < 0 || dup2(nul, 0) < 0 ||
-		    dup2(p[1], 1) < 0 || dup2(logfd, 2) < 0)
-			_exit(126);
-		execl(daemon_bin(), "hvio", "run", self->cfg, "--socket",
-		      self->sock, (char *)NULL);
-		_exit(127);
-	}
-	close(p[1]);
-	close(logfd);
-	self->out_fd = p[0];
+		return self->pid;
 	self->out[0] = 0;
 	while (!strstr(self->out, READY_LINE "\n")) {
-		struct pollfd pfd = { .fd = p[0], .events = POLLIN };
+		struct pollfd pfd = { .fd = self->out_fd, .events = POLLIN };
 		ssize_t n;
 
 		if (fg_now_ms() > deadline)
 			return -ETIMEDOUT;
 		if (poll(&pfd, 1, 50) <= 0)
 			continue;
-		n = read(p[0], self->out + len, sizeof(self->out) - 1 - len);
+		n = read(self->out_fd, self->out + len, sizeof(self->out) - 1 - len);
 		if (n <= 0)
 			return -ECHILD;
 		len += n;

@@ -34,7 +34,6 @@
 #define FEATURES	(FG_F_VERSION_1 | (1ULL << VIRTIO_BLK_F_FLUSH))
 #define SLAB_BOUND	(128 * 1024LL)		/* growth allowed; noise is ~10 KiB */
 
-#define MOD_NAME	"hvio"
 #define MOD_SYSFS	"/sys/module/hvio"
 
 /* ---- a device driven by hand -------------------------------------------- */
@@ -570,13 +569,6 @@ FIXTURE(daemon) {
 	char img[64], cfg[64], log[64], sock[64];
 };
 
-static const char *daemon_bin(void)
-{
-	const char *b = getenv("HVIO_BIN");
-
-	return b && *b ? b : "/bin/hvio";
-}
-
 static int write_file(const char *path, const void *buf, size_t len)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -591,44 +583,13 @@ static int write_file(const char *path, const void *buf, size_t len)
 
 static int d_spawn(FIXTURE_DATA(daemon) *self)
 {
-	pid_t parent = getpid(), pid;
-	int p[2], logfd, nul;
+	int pid;
 
 	unlink(self->sock);
-	if (pipe2(p, O_CLOEXEC))
-		return -errno;
-	logfd = open(self->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (logfd < 0) {
-		close(p[0]);
-		close(p[1]);
-		return -errno;
-	}
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0) {
-		close(p[0]);
-		close(p[1]);
-		close(logfd);
-		return -errno;
-	}
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(126);
-		nul = open("/dev/null", O_RDONLY);
-		if (nul < 0 || dup2(nul, 0) < 0 || dup2(p[1], 1) < 0 ||
-		    dup2(logfd, 2) < 0)
-			_exit(126);
-		execl(daemon_bin(), "hvio", "run", self->cfg, "--socket",
-		      self->sock, (char *)NULL);
-		_exit(127);
-	}
-	close(p[1]);
-	close(logfd);
-	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	pid = fg_daemon_spawn(self->cfg, self->sock, self->log, &self->out_fd);
+	if (pid < 0)
+		return pid;
 	self->pid = pid;
-	self->out_fd = p[0];
 	self->out_len = 0;
 	self->out[0] = 0;
 	return 0;
@@ -711,9 +672,9 @@ FIXTURE_SETUP(daemon)
 	hvio_fixture_open(_metadata, &self->fg, &self->skip);
 	if (self->skip)
 		return;
-	if (access(daemon_bin(), X_OK) && !getenv("HVIO_KO")) {
+	if (access(fg_daemon_bin(), X_OK) && !getenv("HVIO_KO")) {
 		self->skip = true;
-		SKIP(return, "%s: no daemon binary", daemon_bin());
+		SKIP(return, "%s: no daemon binary", fg_daemon_bin());
 	}
 	ASSERT_LE(D_ZONE_SIZE, self->fg.info.ram_size);
 	self->z = (struct fg_zone){ .id = ZONE_A, .zonex_ipa = GUEST_RAM,
@@ -878,44 +839,6 @@ FIXTURE(rmmod) {
 	bool skip;
 };
 
-static int rmmod(void)
-{
-	return syscall(__NR_delete_module, MOD_NAME, O_NONBLOCK) ? -errno : 0;
-}
-
-static bool refused(int r)
-{
-	return r == -EBUSY || r == -EAGAIN || r == -EWOULDBLOCK;
-}
-
-static int insmod(void)
-{
-	const char *ko = getenv("HVIO_KO");
-	const char *params = getenv("HVIO_PARAMS");
-	int fd, r;
-
-	if (!ko || !*ko || !params)
-		return 1;
-	fd = open(ko, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	r = syscall(__NR_finit_module, fd, params, 0) ? -errno : 0;
-	close(fd);
-	return r;
-}
-
-static bool wait_path(const char *path, bool want, unsigned int ms)
-{
-	uint64_t deadline = fg_now_ms() + ms;
-
-	while ((access(path, F_OK) == 0) != want) {
-		if (fg_now_ms() > deadline)
-			return false;
-		fg_sleep_ms(5);
-	}
-	return true;
-}
-
 FIXTURE_SETUP(rmmod)
 {
 	if (access(MOD_SYSFS, F_OK)) {
@@ -927,11 +850,11 @@ FIXTURE_SETUP(rmmod)
 FIXTURE_TEARDOWN(rmmod)
 {
 	if (!self->skip && access(MOD_SYSFS, F_OK)) {
-		int r = insmod();
+		int r = fg_insmod();
 
 		EXPECT_EQ(0, r) TH_LOG("reloading: %s",
 				       r > 0 ? "HVIO_KO/HVIO_PARAMS unset" : errname(r));
-		EXPECT_TRUE(wait_path(FG_DEV_CTL, true, 2000));
+		EXPECT_TRUE(fg_wait_path(FG_DEV_CTL, true, 2000));
 	}
 }
 
@@ -956,8 +879,8 @@ TEST_F(rmmod, refused_then_succeeds)
 		fd = open(FG_DEV_CTL, O_RDWR | O_CLOEXEC);
 		ASSERT_LE(0, fd) TH_LOG("iteration %d: %s: %s", i, FG_DEV_CTL,
 					strerror(errno));
-		r = rmmod();
-		EXPECT_TRUE(refused(r)) TH_LOG("/dev/hvio open: delete_module: %s",
+		r = fg_rmmod();
+		EXPECT_TRUE(fg_rmmod_refused(r)) TH_LOG("/dev/hvio open: delete_module: %s",
 					       errname(r));
 		ASSERT_EQ(0, access(MOD_SYSFS, F_OK));
 		close(fd);
@@ -974,8 +897,8 @@ TEST_F(rmmod, refused_then_succeeds)
 			EXPECT_EQ(-EBUSY, fg_zone_del(&fg, ZONE_A));
 		}
 		fg_close(&fg);	/* /dev/hvio and /dev/hvio-sim closed */
-		r = rmmod();
-		EXPECT_TRUE(refused(r)) TH_LOG("device fd open: delete_module: %s",
+		r = fg_rmmod();
+		EXPECT_TRUE(fg_rmmod_refused(r)) TH_LOG("device fd open: delete_module: %s",
 					       errname(r));
 		ASSERT_EQ(0, access(MOD_SYSFS, F_OK));
 
@@ -983,8 +906,8 @@ TEST_F(rmmod, refused_then_succeeds)
 			   HVIO_DEV_MMAP_RING_BASE);
 		ASSERT_NE(MAP_FAILED, ops) TH_LOG("mmap: %s", strerror(errno));
 		close(dev);
-		r = rmmod();
-		EXPECT_TRUE(refused(r)) TH_LOG("op slots mapped: delete_module: %s",
+		r = fg_rmmod();
+		EXPECT_TRUE(fg_rmmod_refused(r)) TH_LOG("op slots mapped: delete_module: %s",
 					       errname(r));
 		ASSERT_EQ(0, access(MOD_SYSFS, F_OK));
 		EXPECT_EQ(0, munmap(ops, ops_len));
@@ -995,17 +918,17 @@ TEST_F(rmmod, refused_then_succeeds)
 			fg_close(&fg);
 		}
 		t0 = fg_now_ms();
-		r = rmmod();
+		r = fg_rmmod();
 		ASSERT_EQ(0, r) TH_LOG("iteration %d: nothing open: delete_module: %s",
 				       i, errname(r));
 		if (fg_now_ms() - t0 > worst_unload)
 			worst_unload = fg_now_ms() - t0;
-		EXPECT_TRUE(wait_path(FG_DEV_CTL, false, 2000));
+		EXPECT_TRUE(fg_wait_path(FG_DEV_CTL, false, 2000));
 		t0 = fg_now_ms();
-		r = insmod();
+		r = fg_insmod();
 		ASSERT_EQ(0, r) TH_LOG("iteration %d: finit_module: %s", i,
 				       errname(r));
-		ASSERT_TRUE(wait_path(FG_DEV_CTL, true, 2000));
+		ASSERT_TRUE(fg_wait_path(FG_DEV_CTL, true, 2000));
 		if (fg_now_ms() - t0 > worst_load)
 			worst_load = fg_now_ms() - t0;
 		fd = open(FG_DEV_CTL, O_RDWR | O_CLOEXEC);

@@ -14,7 +14,6 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
-#define MOD_NAME	"hvio"
 #define MOD_SYSFS	"/sys/module/hvio"
 
 FIXTURE(unload) {
@@ -31,54 +30,13 @@ static bool module_loaded(void)
 	return exists(MOD_SYSFS);
 }
 
-/* delete_module(O_NONBLOCK): 0 or -errno. */
-static int rmmod(void)
-{
-	return syscall(__NR_delete_module, MOD_NAME, O_NONBLOCK) ? -errno : 0;
-}
-
-static bool refused(int r)
-{
-	return r == -EBUSY || r == -EAGAIN || r == -EWOULDBLOCK;
-}
-
-/* finit_module($HVIO_KO, $HVIO_PARAMS): 0, -errno, or 1 if not configured. */
-static int insmod(void)
-{
-	const char *ko = getenv("HVIO_KO");
-	const char *params = getenv("HVIO_PARAMS");
-	int fd, r;
-
-	if (!ko || !*ko || !params)
-		return 1;
-	fd = open(ko, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	r = syscall(__NR_finit_module, fd, params, 0) ? -errno : 0;
-	close(fd);
-	return r;
-}
-
-/* Wait until path exists (want) or not (!want). */
-static bool wait_path(const char *path, bool want, unsigned int timeout_ms)
-{
-	uint64_t deadline = fg_now_ms() + timeout_ms;
-
-	while (exists(path) != want) {
-		if (fg_now_ms() > deadline)
-			return false;
-		fg_sleep_ms(10);
-	}
-	return true;
-}
-
 /* Unload, retrying briefly: releases of just-closed files may be deferred. */
 static int rmmod_retry(unsigned int timeout_ms)
 {
 	uint64_t deadline = fg_now_ms() + timeout_ms;
 	int r;
 
-	while (refused(r = rmmod()) && fg_now_ms() < deadline)
+	while (fg_rmmod_refused(r = fg_rmmod()) && fg_now_ms() < deadline)
 		fg_sleep_ms(20);
 	return r;
 }
@@ -99,18 +57,18 @@ FIXTURE_SETUP(unload)
 		}
 		ASSERT_TRUE(module_loaded()) TH_LOG("HVIO_KO is set but hvio is not loaded");
 	}
-	ASSERT_TRUE(wait_path(FG_DEV_CTL, true, 2000)) TH_LOG("no %s", FG_DEV_CTL);
+	ASSERT_TRUE(fg_wait_path(FG_DEV_CTL, true, 2000)) TH_LOG("no %s", FG_DEV_CTL);
 }
 
 FIXTURE_TEARDOWN(unload)
 {
 	/* whatever happened, leave the module loaded for the next program */
 	if (!self->skip && !module_loaded()) {
-		int r = insmod();
+		int r = fg_insmod();
 
 		EXPECT_EQ(0, r) TH_LOG("reloading %s: %s", getenv("HVIO_KO"),
 				       r > 0 ? "HVIO_KO/HVIO_PARAMS unset" : errname(r));
-		EXPECT_TRUE(wait_path(FG_DEV_CTL, true, 2000));
+		EXPECT_TRUE(fg_wait_path(FG_DEV_CTL, true, 2000));
 	}
 }
 
@@ -139,8 +97,8 @@ TEST_F(unload, refused_while_ctl_open)
 	NEED_SETUP();
 	fd = open(FG_DEV_CTL, O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, fd) TH_LOG("%s: %s", FG_DEV_CTL, strerror(errno));
-	r = rmmod();
-	EXPECT_TRUE(refused(r)) TH_LOG("delete_module: %s", errname(r));
+	r = fg_rmmod();
+	EXPECT_TRUE(fg_rmmod_refused(r)) TH_LOG("delete_module: %s", errname(r));
 	EXPECT_TRUE(module_loaded());
 	EXPECT_TRUE(exists(FG_DEV_CTL));
 	EXPECT_EQ(0, ioctl(fd, HVIO_GET_VERSION, &v)) TH_LOG("%s", strerror(errno));
@@ -157,8 +115,8 @@ TEST_F(unload, refused_while_sim_open)
 	if (fd < 0 && errno == ENOENT)
 		SKIP(return, "hvio not loaded with hypervisor=sim");
 	ASSERT_LE(0, fd) TH_LOG("%s: %s", FG_DEV_SIM, strerror(errno));
-	r = rmmod();
-	EXPECT_TRUE(refused(r)) TH_LOG("delete_module: %s", errname(r));
+	r = fg_rmmod();
+	EXPECT_TRUE(fg_rmmod_refused(r)) TH_LOG("delete_module: %s", errname(r));
 	EXPECT_TRUE(module_loaded());
 	close(fd);
 }
@@ -178,8 +136,8 @@ TEST_F(unload, refused_while_device_fd_open)
 	ASSERT_LE(0, dev) TH_LOG("make_device: %s", errname(dev));
 	fg_close(&fg);
 
-	r = rmmod();
-	EXPECT_TRUE(refused(r)) TH_LOG("delete_module: %s", errname(r));
+	r = fg_rmmod();
+	EXPECT_TRUE(fg_rmmod_refused(r)) TH_LOG("delete_module: %s", errname(r));
 	EXPECT_TRUE(module_loaded());
 
 	ASSERT_EQ(0, fg_open(&fg)) TH_LOG("%s", fg.err);
@@ -209,8 +167,8 @@ TEST_F(unload, refused_while_ram_mapped)
 	close(dev);
 	fg_close(&fg);
 
-	r = rmmod();
-	EXPECT_TRUE(refused(r)) TH_LOG("delete_module: %s", errname(r));
+	r = fg_rmmod();
+	EXPECT_TRUE(fg_rmmod_refused(r)) TH_LOG("delete_module: %s", errname(r));
 	EXPECT_TRUE(module_loaded());
 	memset(m, 0x5a, 64);		/* still valid memory */
 	munmap(m, 4096);
@@ -235,15 +193,15 @@ TEST_F(unload, unload_and_reload)
 	r = rmmod_retry(2000);
 	ASSERT_EQ(0, r) TH_LOG("delete_module: %s", errname(r));
 	EXPECT_FALSE(module_loaded());
-	EXPECT_TRUE(wait_path(FG_DEV_CTL, false, 2000)) TH_LOG("%s still exists", FG_DEV_CTL);
-	EXPECT_TRUE(wait_path(FG_DEV_SIM, false, 2000)) TH_LOG("%s still exists", FG_DEV_SIM);
+	EXPECT_TRUE(fg_wait_path(FG_DEV_CTL, false, 2000)) TH_LOG("%s still exists", FG_DEV_CTL);
+	EXPECT_TRUE(fg_wait_path(FG_DEV_SIM, false, 2000)) TH_LOG("%s still exists", FG_DEV_SIM);
 	EXPECT_FALSE(exists("/sys/class/misc/hvio"));
 
-	r = insmod();
+	r = fg_insmod();
 	ASSERT_EQ(0, r) TH_LOG("finit_module(%s, \"%s\"): %s", getenv("HVIO_KO"),
 			       getenv("HVIO_PARAMS"), errname(r));
 	EXPECT_TRUE(module_loaded());
-	ASSERT_TRUE(wait_path(FG_DEV_CTL, true, 2000)) TH_LOG("no %s after reload", FG_DEV_CTL);
+	ASSERT_TRUE(fg_wait_path(FG_DEV_CTL, true, 2000)) TH_LOG("no %s after reload", FG_DEV_CTL);
 
 	r = fg_open(&fg);
 	if (r == -ENOENT)
@@ -289,9 +247,9 @@ TEST_F(unload, unload_with_zones_registered)
 
 	r = rmmod_retry(2000);
 	ASSERT_EQ(0, r) TH_LOG("delete_module: %s", errname(r));
-	r = insmod();
+	r = fg_insmod();
 	ASSERT_EQ(0, r) TH_LOG("finit_module: %s", errname(r));
-	ASSERT_TRUE(wait_path(FG_DEV_CTL, true, 2000));
+	ASSERT_TRUE(fg_wait_path(FG_DEV_CTL, true, 2000));
 
 	ASSERT_EQ(0, fg_open(&fg)) TH_LOG("%s", fg.err);
 	ASSERT_EQ(0, fg_stats(&fg, &st));
