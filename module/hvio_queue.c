@@ -338,7 +338,7 @@ static long hvio_queue_run(struct hvio_dev *dev, void __user *argp)
 
 	if (copy_from_user(&run, argp, sizeof(run)))
 		return -EFAULT;
-	if (run.flags || run.reserved[0] || run.reserved[1] ||
+	if (run.flags || run.reserved1 || run.reserved ||
 	    run.queue >= dev->mmio.num_queues || run.nr_commit > size ||
 	    run.max_fetch > size)
 		return -EINVAL;

@@ -232,6 +232,29 @@ struct hvio_dev_events {
 #define HVIO_OP_DISCARD		4	/* [offset, offset + len) may be dropped */
 #define HVIO_OP_WRITE_ZEROES	5	/* [offset, offset + len) reads as 0 */
 
+/*
+ * virtio-net (device 1: queue 0 receives, queue 1 transmits; the TAP is
+ * opened with IFF_VNET_HDR and TUNSETVNETHDRSZ = HVIO_NET_HDR_LEN).
+ * NET_TX: segs are the whole device-readable chain, the 12-byte
+ *	virtio_net_hdr first, then the frame: writev() them to the TAP as
+ *	they are.  len is their sum.  Completion: bytes written or -errno
+ *	(either way the chain goes back to the guest with used length 0).
+ * NET_RX: segs are guest buffers (one chain, or with MRG_RXBUF several)
+ *	of len bytes in all: readv() one packet (header + frame) from the
+ *	TAP into them.  Completion: the byte count the read returned.  The
+ *	kernel writes num_buffers and the used entries.  A count above len
+ *	(the TAP truncated the packet), below the header, or a negative
+ *	errno drops nothing the guest sees: the buffers are offered again in
+ *	a later op.  Commit RX ops not used at shutdown with -ECANCELED.
+ */
+#define HVIO_OP_NET_TX		6
+#define HVIO_OP_NET_RX		7
+
+#define HVIO_NET_HDR_LEN	12	/* struct virtio_net_hdr_mrg_rxbuf */
+#define HVIO_NET_MAX_FRAME	65550	/* 64 KiB + Ethernet header */
+#define HVIO_NET_RX_QUEUE	0
+#define HVIO_NET_TX_QUEUE	1
+
 #define HVIO_OP_F_UNMAP		(1U << 0)	/* write zeroes: may deallocate */
 /* write: durable before completion (the guest chose writethrough) */
 #define HVIO_OP_F_FUA		(1U << 1)
@@ -284,8 +307,19 @@ struct hvio_queue_run {
 	__u32 generation;	/* out: device generation now */
 	__u64 commits_addr;	/* struct hvio_completion[nr_commit] */
 	__u64 tags_addr;	/* __u16[max_fetch] */
-	__u64 reserved[2];
+	__u32 out_flags;	/* out: HVIO_RUN_OUT_*; ignored on input */
+	__u32 reserved1;
+	__u64 reserved;
 };
+
+/*
+ * The fetch stopped at the per-call budget (net: HVIO_NET_BUDGET_PKTS
+ * packets or HVIO_NET_BUDGET_BYTES bytes) with buffers still available:
+ * serve the other queues, then call again without waiting for a kick.
+ */
+#define HVIO_RUN_OUT_MORE	(1U << 0)
+#define HVIO_NET_BUDGET_PKTS	256
+#define HVIO_NET_BUDGET_BYTES	(1U << 20)
 
 /* HVIO_DEV_SET_QUEUE_EVENTFD: signalled when the guest kicks the queue. */
 struct hvio_queue_eventfd {
@@ -310,6 +344,12 @@ struct hvio_queue_stats {
 	__u64 irqs_suppressed;	/* completions that needed no interrupt */
 	__u64 bad_request;	/* malformed request: status IOERR / UNSUPP */
 	__u64 vq_errors[16];	/* per hvio_vq_err reason (module/hvio_vq.h) */
+	__u64 packets;		/* net: frames sent / received by the guest */
+	__u64 bytes;		/* net: their bytes, virtio_net_hdr excluded */
+	__u64 errors;		/* completions with a negative result */
+	__u64 rx_dropped;	/* net RX: ops given back (truncated, failed) */
+	__u64 rx_chains;	/* net RX: chains used (num_buffers summed) */
+	__u64 budget_stops;	/* fetches that stopped at the budget */
 	__u64 reserved[4];
 };
 
