@@ -11,6 +11,7 @@
 #   make checkpatch | format | format-check | clean | deps
 #   make cross-check                   hypercall code for riscv64 etc.
 #   make fuzz-vq [FUZZ_SECONDS=10]     libFuzzer on the virtqueue parser
+#   make e2e [ARCH=..]                 a Debian kernel as a zone under hvemu (KVM)
 #
 # Missing tools, kernels and headers are installed by scripts/deps, which is
 # a fast no-op once everything is there.
@@ -163,6 +164,9 @@ format-check: | deps
 cross-check:
 	@scripts/deps $(HOST_ARCH)
 	scripts/cross-check
+
+# End to end under hvemu (tests/e2e/e2e.mk).
+include tests/e2e/e2e.mk
 
 # Fuzz targets (fuzz-vq, fuzz-vq-seeds); deps first, as for the rest.
 -include tests/fuzz/fuzz.mk

@@ -1,0 +1,59 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# End to end: an unmodified Debian kernel runs as a zone under hvemu (KVM,
+# nested in the QEMU root VM) and its own virtio_mmio/virtio_blk drivers use
+# hvio's devices.  Included from the top-level Makefile.
+#
+#   make e2e ARCH=x86_64|arm64     build, boot the root VM, run two zone boots
+#
+# Pieces, all under build/<arch>/e2e/:
+#   hvemu            the VMM (static, C++20, tests/hvemu/)
+#   guest/           x86_64: hvemu_mmio.ko, built against Debian's headers
+#   zone.cpio.gz     the zone's initramfs (tests/e2e/mkzone)
+# The zone boots the same Debian kernel as the root VM.
+
+E2E_OUT := $(OUT)/e2e
+HVEMU_BIN := $(E2E_OUT)/hvemu
+HVEMU_ARCH_SRC := $(if $(filter x86_64,$(ARCH)),tests/hvemu/x86.cc,tests/hvemu/arm64.cc tests/hvemu/fdt.cc)
+HVEMU_SRCS := tests/hvemu/main.cc tests/hvemu/config.cc tests/hvemu/bridge.cc tests/hvemu/vm.cc \
+	$(HVEMU_ARCH_SRC)
+HVEMU_HDRS := $(wildcard tests/hvemu/*.h)
+# nlohmann/json is header-only: a directory with just it, so the cross
+# compiler does not pick up the host's other headers.
+HVEMU_JSON_INC := $(E2E_OUT)/json-inc
+E2E_GUEST := $(if $(filter x86_64,$(ARCH)),$(E2E_OUT)/guest/hvemu_mmio.ko)
+E2E_ZONE := $(E2E_OUT)/zone.cpio.gz
+E2E_KERNEL = $(shell bash -c '$(common) hvio_kernel_image $(ARCH)')
+E2E_TIMEOUT ?= 1200
+E2E_VM_ARGS_x86_64 := --nested --kmod kvm-amd
+E2E_VM_ARGS_arm64 :=
+
+.PHONY: e2e e2e-build
+
+$(HVEMU_BIN): $(HVEMU_SRCS) $(HVEMU_HDRS) $(UAPI_HDRS) | deps
+	@mkdir -p $(HVEMU_JSON_INC)
+	@ln -sfn /usr/include/nlohmann $(HVEMU_JSON_INC)/nlohmann
+	$(XCOMPILE)g++ -std=c++20 -O2 -g -Wall -Wextra -static -pthread -I uapi \
+		-I $(HVEMU_JSON_INC) -o $@ $(HVEMU_SRCS)
+
+$(E2E_OUT)/guest/hvemu_mmio.ko: tests/e2e/guest/hvemu_mmio.c tests/e2e/guest/Kbuild | deps
+	@mkdir -p $(@D)
+	@ln -sfn ../../../../tests/e2e/guest/hvemu_mmio.c $(@D)/hvemu_mmio.c
+	@ln -sfn ../../../../tests/e2e/guest/Kbuild $(@D)/Kbuild
+	$(MAKE) -C $(KDIR) M=$(CURDIR)/$(@D) ARCH=$(KARCH) CROSS_COMPILE=$(XCOMPILE) modules
+
+$(E2E_ZONE): tests/e2e/mkzone tests/e2e/zone-init $(E2E_GUEST) | deps
+	@mkdir -p $(@D)
+	tests/e2e/mkzone $(ARCH) $@ $(E2E_GUEST)
+
+e2e-build: module userspace $(HVEMU_BIN) $(E2E_ZONE)
+
+e2e: e2e-build
+	scripts/vm-run --arch $(ARCH) --timeout $(E2E_TIMEOUT) --mem 1536 \
+		$(E2E_VM_ARGS_$(ARCH)) \
+		--extra-file $(CMAKE_DIR)/hvio:/bin/hvio \
+		--extra-file $(HVEMU_BIN):/bin/hvemu \
+		--extra-file $(E2E_KERNEL):/e2e/zone-kernel \
+		--extra-file $(E2E_ZONE):/e2e/zone.cpio.gz \
+		--env E2E_ARCH=$(ARCH) \
+		-- tests/e2e/e2e-root

@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: GPL-2.0
+//
+// hvemu: a small KVM-based VMM that plays hvisor for one zone, through
+// hvio.ko's sim provider.  Guest RAM is the sim_ram window (so the daemon's
+// I/O lands in the guest's memory), every MMIO exit inside a virtio window
+// becomes a device_req in the bridge page, and every FINISH_REQ becomes a
+// guest interrupt.  The rest (serial console, timer, interrupt controller,
+// power-off) is the minimum an unmodified Linux kernel needs to boot.
+//
+// Files: main.cc (options, threads, watchdog), config.cc (the zone in
+// hvisor-tool's virtio_cfg.json), bridge.cc (hvisor's side of the bridge),
+// vm.cc (KVM VM and vCPU, memory), x86.cc / arm64.cc (boot protocol and the
+// few platform devices of each architecture), fdt.cc (device-tree writer).
+#ifndef HVEMU_H
+#define HVEMU_H
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <linux/hvio.h>
+#include <linux/hvio_bridge.h>
+#include <linux/kvm.h>
+
+namespace hvemu {
+
+// ---- errors ---------------------------------------------------------------
+
+[[noreturn]] void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+uint64_t now_ms();
+
+// ---- the zone, from virtio_cfg.json -------------------------------------
+
+struct MemRegion {
+    uint64_t zone0_ipa;  // host physical (inside sim_ram)
+    uint64_t zonex_ipa;  // guest physical
+    uint64_t size;
+};
+
+struct VirtioDev {
+    std::string type;  // "blk", "net"
+    uint64_t addr;     // zone IPA of the virtio-mmio window
+    uint64_t len;
+    uint32_t irq;  // x86_64: ISA IRQ (PIC); arm64: GIC INTID (SPI, >= 32)
+};
+
+struct Zone {
+    uint32_t id = 0;
+    std::vector<MemRegion> mem;
+    std::vector<VirtioDev> devs;
+};
+
+// Reads zones[] (or a top-level zone) of hvisor-tool's JSON; picks zone id
+// (0: the only one).  Keys hvemu does not need are ignored.
+Zone load_zone(const std::string &path, uint32_t id);
+
+// ---- the bridge (hvisor's side) ------------------------------------------
+
+struct Stats {
+    std::atomic<uint64_t> mmio_exits{0};  // virtio window accesses
+    std::atomic<uint64_t> notifies{0};
+    std::atomic<uint64_t> raises{0};  // HVIO_SIM_RAISE_IRQ
+    std::atomic<uint64_t> irqs{0};    // interrupts injected
+    std::atomic<uint64_t> finish{0};  // FINISH_REQ eventfd wake-ups
+};
+
+class Bridge {
+public:
+    Bridge();  // opens /dev/hvio-sim, maps the bridge, attaches an eventfd
+    ~Bridge();
+    // One trapped access; for reads *val receives cfg_values[cpu].  Returns
+    // false (and says why) when the answer did not come within timeout_ms.
+    bool access(uint32_t zone, unsigned cpu, uint64_t addr, unsigned size, bool is_write,
+                uint64_t *val, unsigned timeout_ms, const std::atomic<bool> &stop);
+    // Wait up to timeout_ms for FINISH_REQ, then take every res_list entry.
+    void wait_res(int timeout_ms, std::vector<hvio_device_res> &out);
+    uint8_t *map_ram(uint64_t phys, uint64_t size);  // a piece of sim_ram
+    const hvio_sim_info &info() const { return info_; }
+    Stats stats;
+
+private:
+    int fd_ = -1, efd_ = -1;
+    hvio_bridge *br_ = nullptr;
+    hvio_sim_info info_{};
+};
+
+// ---- KVM ------------------------------------------------------------------
+
+struct Slot {
+    uint64_t gpa, size;
+    uint8_t *hva;
+};
+
+struct Vm {
+    int kvm = -1, fd = -1, vcpu = -1;
+    kvm_run *run = nullptr;
+    size_t run_size = 0;
+    std::vector<Slot> slots;
+    // Guest address -> host pointer (nullptr if [gpa, gpa+len) is not RAM).
+    uint8_t *ptr(uint64_t gpa, uint64_t len) const;
+    uint64_t ram_end() const;  // highest guest RAM address + 1 (first slot)
+    void add_ram(uint64_t gpa, uint64_t size, uint8_t *hva);
+    void create_vcpu();
+};
+Vm vm_open();
+
+// ---- architecture ----------------------------------------------------------
+
+struct BootArgs {
+    std::string kernel, initrd, cmdline, dtb_out;
+    uint64_t disk_hint = 0;
+};
+
+enum class Exit { Continue, PowerOff, Reset, Error };
+
+// Interrupt controller, timer, ...; after the RAM slots are in place.
+void arch_create_platform(Vm &vm, const Zone &zone);
+// Load kernel and initrd, write boot data (zero page / DT), set registers.
+void arch_boot(Vm &vm, const Zone &zone, const BootArgs &args);
+// An exit that is not an access to a virtio window.
+Exit arch_exit(Vm &vm);
+// Pulse interrupt `irq` (an edge; the device keeps InterruptStatus).
+void arch_irq(Vm &vm, uint32_t irq);
+// Extra kernel command line the architecture needs (console, devices).
+std::string arch_cmdline(const Zone &zone);
+
+// The serial console writes here (stdout, line-buffered by hand).
+void console_put(uint8_t c);
+void console_flush();
+
+}  // namespace hvemu
+
+#endif

@@ -1,0 +1,242 @@
+// SPDX-License-Identifier: GPL-2.0
+//
+// hvemu: options, the three threads and the watchdog.
+//
+//   vCPU thread (main):  KVM_RUN; an MMIO exit inside a virtio window is one
+//                        bridge access (vCPU waits for cfg_flags, as on
+//                        hvisor); other exits go to the architecture.
+//   interrupt thread:    waits for FINISH_REQ, drains res_list, injects.
+//   watchdog:            after --timeout seconds kicks the vCPU out of
+//                        KVM_RUN and hvemu exits 3: a hung zone never
+//                        hangs the test.
+#include <cerrno>
+#include <csignal>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <getopt.h>
+#include <pthread.h>
+#include <sys/ioctl.h>
+#include <thread>
+#include <time.h>
+#include <unistd.h>
+
+#include "hvemu.h"
+
+namespace hvemu {
+
+static bool g_quiet;
+
+void die(const char *fmt, ...) {
+    va_list ap;
+    console_flush();
+    va_start(ap, fmt);
+    fputs("hvemu: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+void warn(const char *fmt, ...) {
+    va_list ap;
+    console_flush();
+    va_start(ap, fmt);
+    fputs("hvemu: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+uint64_t now_ms() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static char g_line[4096];
+static size_t g_len;
+
+void console_put(uint8_t c) {
+    if (c == '\r')
+        return;
+    g_line[g_len++] = (char)c;
+    if (c == '\n' || g_len == sizeof(g_line))
+        console_flush();
+}
+
+void console_flush() {
+    size_t off = 0;
+    while (off < g_len) {
+        ssize_t n = write(STDOUT_FILENO, g_line + off, g_len - off);
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+    }
+    g_len = 0;
+}
+
+}  // namespace hvemu
+
+using namespace hvemu;
+
+static void usage() {
+    fputs("usage: hvemu --config virtio_cfg.json --kernel IMAGE [options]\n"
+          "  --zone ID          zone of the config to run (default: the first)\n"
+          "  --initrd FILE      initramfs\n"
+          "  --append STR       kernel command line (added to what hvemu needs)\n"
+          "  --timeout SEC      kill the zone after SEC seconds, exit 3 (default 300)\n"
+          "  --access-timeout MS  longest wait for one register answer (default 10000)\n"
+          "  --dtb-out FILE     arm64: also write the generated device tree there\n"
+          "  --stats            print hvemu's counters at exit\n"
+          "Boots the kernel as zone ID with its RAM in the sim_ram window of\n"
+          "hvio.ko (hypervisor=sim), forwarding the zone's virtio-mmio accesses\n"
+          "through the bridge exactly as hvisor does.  Exit status: 0 the zone\n"
+          "powered off or reset, 1 error, 3 timeout.\n",
+          stderr);
+    exit(2);
+}
+
+static std::atomic<bool> g_stop{false};
+static pthread_t g_vcpu_thread;
+
+static void on_sigusr1(int) {}
+
+static void kick_vcpu(Vm &vm) {
+    g_stop = true;
+    vm.run->immediate_exit = 1;
+    pthread_kill(g_vcpu_thread, SIGUSR1);
+}
+
+int main(int argc, char **argv) {
+    std::string config;
+    uint32_t zone_id = 0;
+    BootArgs boot;
+    std::string append;
+    unsigned timeout_s = 300, access_ms = 10000;
+    bool stats = false;
+    static const option opts[] = {
+        {"config", required_argument, nullptr, 'c'}, {"zone", required_argument, nullptr, 'z'},
+        {"kernel", required_argument, nullptr, 'k'}, {"initrd", required_argument, nullptr, 'i'},
+        {"append", required_argument, nullptr, 'a'}, {"timeout", required_argument, nullptr, 't'},
+        {"access-timeout", required_argument, nullptr, 'A'},
+        {"dtb-out", required_argument, nullptr, 'D'}, {"stats", no_argument, nullptr, 's'},
+        {"help", no_argument, nullptr, 'h'},         {nullptr, 0, nullptr, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, nullptr)) != -1) {
+        switch (c) {
+        case 'c': config = optarg; break;
+        case 'z': zone_id = (uint32_t)strtoul(optarg, nullptr, 0); break;
+        case 'k': boot.kernel = optarg; break;
+        case 'i': boot.initrd = optarg; break;
+        case 'a': append = optarg; break;
+        case 't': timeout_s = (unsigned)strtoul(optarg, nullptr, 0); break;
+        case 'A': access_ms = (unsigned)strtoul(optarg, nullptr, 0); break;
+        case 'D': boot.dtb_out = optarg; break;
+        case 's': stats = true; break;
+        default: usage();
+        }
+    }
+    if (config.empty() || boot.kernel.empty() || optind != argc)
+        usage();
+    (void)g_quiet;
+
+    Zone zone = load_zone(config, zone_id);
+    Bridge bridge;
+    Vm vm = vm_open();
+    for (const MemRegion &m : zone.mem)
+        vm.add_ram(m.zonex_ipa, m.size, bridge.map_ram(m.zone0_ipa, m.size));
+    arch_create_platform(vm, zone);
+    boot.cmdline = arch_cmdline(zone);
+    if (!append.empty())
+        boot.cmdline += " " + append;
+    arch_boot(vm, zone, boot);
+
+    g_vcpu_thread = pthread_self();
+    struct sigaction sa {};
+    sa.sa_handler = on_sigusr1;
+    sigaction(SIGUSR1, &sa, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+
+    uint64_t t0 = now_ms();
+    std::atomic<bool> timed_out{false};
+    std::thread irq_thread([&] {
+        std::vector<hvio_device_res> res;
+        while (!g_stop) {
+            res.clear();
+            bridge.wait_res(50, res);
+            for (const hvio_device_res &r : res) {
+                if (r.target_zone != zone.id) {
+                    warn("res_list names zone %u, not ours (%u): dropped", r.target_zone, zone.id);
+                    continue;
+                }
+                arch_irq(vm, r.irq_id);
+                bridge.stats.irqs++;
+            }
+        }
+    });
+    std::thread watchdog([&] {
+        uint64_t end = t0 + (uint64_t)timeout_s * 1000;
+        while (!g_stop && now_ms() < end)
+            usleep(20000);
+        if (!g_stop) {
+            timed_out = true;
+            kick_vcpu(vm);
+        }
+    });
+
+    Exit how = Exit::Continue;
+    while (how == Exit::Continue && !g_stop) {
+        if (ioctl(vm.vcpu, KVM_RUN, 0) < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            warn("KVM_RUN: %s", strerror(errno));
+            how = Exit::Error;
+            break;
+        }
+        kvm_run *r = vm.run;
+        if (r->exit_reason == KVM_EXIT_MMIO) {
+            const VirtioDev *dev = nullptr;
+            for (const VirtioDev &d : zone.devs)
+                if (r->mmio.phys_addr >= d.addr && r->mmio.phys_addr < d.addr + d.len)
+                    dev = &d;
+            if (dev) {
+                uint64_t v = 0;
+                if (r->mmio.is_write)
+                    memcpy(&v, r->mmio.data, r->mmio.len);
+                if (!bridge.access(zone.id, 0, r->mmio.phys_addr, r->mmio.len, r->mmio.is_write,
+                                   &v, access_ms, g_stop)) {
+                    how = g_stop ? Exit::Continue : Exit::Error;
+                    break;
+                }
+                if (!r->mmio.is_write)
+                    memcpy(r->mmio.data, &v, r->mmio.len);
+                continue;
+            }
+        }
+        how = arch_exit(vm);
+    }
+    g_stop = true;
+    irq_thread.join();
+    watchdog.join();
+    console_flush();
+
+    double secs = (double)(now_ms() - t0) / 1000.0;
+    if (stats || timed_out || how == Exit::Error)
+        fprintf(stderr,
+                "hvemu: zone %u: %.1fs, %s; bridge accesses %llu (notifies %llu), root IRQs "
+                "raised %llu, FINISH_REQ %llu, interrupts injected %llu\n",
+                zone.id, secs,
+                timed_out ? "TIMEOUT" : how == Exit::Error ? "error" : how == Exit::Reset ? "reset" : "powered off",
+                (unsigned long long)bridge.stats.mmio_exits.load(),
+                (unsigned long long)bridge.stats.notifies.load(),
+                (unsigned long long)bridge.stats.raises.load(),
+                (unsigned long long)bridge.stats.finish.load(),
+                (unsigned long long)bridge.stats.irqs.load());
+    if (timed_out) {
+        fprintf(stderr, "hvemu: zone %u killed after %us\n", zone.id, timeout_s);
+        return 3;
+    }
+    return how == Exit::Error ? 1 : 0;
+}
