@@ -49,7 +49,7 @@ $(E2E_ZONE): tests/e2e/mkzone tests/e2e/zone-init $(E2E_GUEST) | deps
 e2e-build: module userspace $(HVEMU_BIN) $(E2E_ZONE)
 
 e2e: e2e-build
-	scripts/vm-run --arch $(ARCH) --timeout $(E2E_TIMEOUT) --mem 1536 \
+	scripts/vm-run --arch $(ARCH) --name e2e --timeout $(E2E_TIMEOUT) --mem 1536 \
 		$(E2E_VM_ARGS_$(ARCH)) \
 		--extra-file $(CMAKE_DIR)/hvio:/bin/hvio \
 		--extra-file $(HVEMU_BIN):/bin/hvemu \
