@@ -10,7 +10,8 @@
 // Files: main.cc (options, threads, watchdog), config.cc (the zone in
 // hvisor-tool's virtio_cfg.json), bridge.cc (hvisor's side of the bridge),
 // vm.cc (KVM VM and vCPU, memory), x86.cc / arm64.cc (boot protocol and the
-// few platform devices of each architecture), fdt.cc (device-tree writer).
+// few platform devices of each architecture), serial.cc (16550 console),
+// fdt.cc (device-tree writer, arm64).
 #ifndef HVEMU_H
 #define HVEMU_H
 
@@ -125,6 +126,11 @@ Exit arch_exit(Vm &vm);
 void arch_irq(Vm &vm, uint32_t irq);
 // Extra kernel command line the architecture needs (console, devices).
 std::string arch_cmdline(const Zone &zone);
+
+// The 16550 (serial.cc); `line` sets the UART's interrupt line.
+using UartLine = void (*)(Vm &vm, bool level);
+uint8_t uart_in(Vm &vm, unsigned reg, UartLine line);
+void uart_out(Vm &vm, unsigned reg, uint8_t v, UartLine line);
 
 // The serial console writes here (stdout, line-buffered by hand).
 void console_put(uint8_t c);

@@ -302,82 +302,11 @@ void arch_irq(Vm &vm, uint32_t irq) {
     ioctl(vm.fd, KVM_IRQ_LINE, &l);
 }
 
-// ---- 16550 UART at 0x3f8, IRQ 4 ------------------------------------------
-//
-// Transmit only.  The THRE interrupt follows the chip: pending after a THR
-// write or after IER enables it, cleared by reading IIR.  The loopback bits
-// make the driver's autoconfig probe find a 16550A.
-static struct {
-    uint8_t ier, lcr, mcr, scr, dll, dlm, fcr;
-    bool thre;
-    bool line;
-} uart;
-
-static void uart_update(Vm &vm) {
-    bool level = (uart.ier & 0x02) && uart.thre;
-    if (level == uart.line)
-        return;
-    uart.line = level;
+static void uart_line(Vm &vm, bool level) {
     kvm_irq_level l{};
     l.irq = 4;
     l.level = level;
     ioctl(vm.fd, KVM_IRQ_LINE, &l);
-}
-
-static uint8_t uart_in(Vm &vm, unsigned reg) {
-    bool dlab = uart.lcr & 0x80;
-    switch (reg) {
-    case 0: return dlab ? uart.dll : 0;
-    case 1: return dlab ? uart.dlm : uart.ier;
-    case 2: {
-        uint8_t fifo = (uart.fcr & 1) ? 0xc0 : 0;
-        if ((uart.ier & 0x02) && uart.thre) {
-            uart.thre = false;
-            uart_update(vm);
-            return fifo | 0x02;
-        }
-        return fifo | 0x01;
-    }
-    case 3: return uart.lcr;
-    case 4: return uart.mcr;
-    case 5: return 0x60;  // THR empty, transmitter empty
-    case 6:
-        if (uart.mcr & 0x10)  // loopback: OUT2->DCD, OUT1->RI, DTR->DSR, RTS->CTS
-            return (uint8_t)(((uart.mcr & 0x0c) << 4) | ((uart.mcr & 0x01) << 5) |
-                             ((uart.mcr & 0x02) << 3));
-        return 0xb0;  // DCD, DSR, CTS
-    default: return uart.scr;
-    }
-}
-
-static void uart_out(Vm &vm, unsigned reg, uint8_t v) {
-    bool dlab = uart.lcr & 0x80;
-    switch (reg) {
-    case 0:
-        if (dlab) {
-            uart.dll = v;
-        } else {
-            if (!(uart.mcr & 0x10))
-                console_put(v);
-            uart.thre = true;
-        }
-        break;
-    case 1:
-        if (dlab) {
-            uart.dlm = v;
-        } else {
-            if ((v & 0x02) && !(uart.ier & 0x02))
-                uart.thre = true;
-            uart.ier = v & 0x0f;
-        }
-        break;
-    case 2: uart.fcr = v; break;
-    case 3: uart.lcr = v; break;
-    case 4: uart.mcr = v & 0x1f; break;
-    case 7: uart.scr = v; break;
-    default: break;
-    }
-    uart_update(vm);
 }
 
 Exit arch_exit(Vm &vm) {
@@ -390,9 +319,9 @@ Exit arch_exit(Vm &vm) {
             bool out = r->io.direction == KVM_EXIT_IO_OUT;
             if (port >= 0x3f8 && port < 0x400 && r->io.size == 1) {
                 if (out)
-                    uart_out(vm, port - 0x3f8, data[0]);
+                    uart_out(vm, port - 0x3f8, data[0], uart_line);
                 else
-                    data[0] = uart_in(vm, port - 0x3f8);
+                    data[0] = uart_in(vm, port - 0x3f8, uart_line);
             } else if (port == 0x64 && out && data[0] == 0xfe) {
                 return Exit::Reset;  // keyboard controller reset
             } else if (!out) {
