@@ -19,6 +19,8 @@
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/of.h>
+#include <linux/of_reserved_mem.h>
 #include <linux/uaccess.h>
 
 #include "hvio_compat.h"
@@ -56,14 +58,55 @@ static void hvio_sim_finish_req(void)
 	spin_unlock_irqrestore(&hvio_sim.efd_lock, flags);
 }
 
+/*
+ * Is [base, base + size) inside a device-tree /reserved-memory node with
+ * compatible "hvio,sim-ram" (and without no-map)?  Such RAM is in root
+ * Linux's memory map, so it has struct pages and a cacheable linear
+ * mapping, but memblock keeps it from the page allocator: root Linux does
+ * not use it.  arm64 needs this form for nested KVM, which maps memory
+ * outside the memory map into stage 2 as Device memory (a Linux zone then
+ * faults on its first unaligned access); scripts/vm-run --sim-ram-dt
+ * boots the root VM that way.
+ */
+static bool hvio_sim_dt_reserved(u64 base, u64 size)
+{
+	struct device_node *parent, *np;
+	struct reserved_mem *rmem;
+	bool ok = false;
+
+	parent = of_find_node_by_path("/reserved-memory");
+	if (!parent)
+		return false;
+	for_each_available_child_of_node(parent, np) {
+		if (!of_device_is_compatible(np, "hvio,sim-ram"))
+			continue;
+		rmem = of_reserved_mem_lookup(np);
+		if (rmem && base >= rmem->base && size <= rmem->size &&
+		    base - rmem->base <= rmem->size - size) {
+			ok = true;
+			of_node_put(np);
+			break;
+		}
+	}
+	of_node_put(parent);
+	return ok;
+}
+
+/* Root Linux does not use this range: outside its RAM, or set aside. */
+static bool hvio_sim_unused(u64 base, u64 size)
+{
+	return region_intersects(base, size, IORESOURCE_SYSTEM_RAM,
+				 IORES_DESC_NONE) == REGION_DISJOINT ||
+	       hvio_sim_dt_reserved(base, size);
+}
+
 static bool hvio_sim_region_ok(u64 phys, u64 size)
 {
 	if (!hvio_sim.ram_size || phys < hvio_sim.ram_base ||
 	    size > hvio_sim.ram_size ||
 	    phys - hvio_sim.ram_base > hvio_sim.ram_size - size)
 		return false;
-	return region_intersects(phys, size, IORESOURCE_SYSTEM_RAM,
-				 IORES_DESC_NONE) == REGION_DISJOINT;
+	return hvio_sim_unused(phys, size);
 }
 
 static void hvio_sim_set_efd(struct eventfd_ctx *ctx)
@@ -192,9 +235,8 @@ static int hvio_sim_parse_ram(void)
 	if (!size || !PAGE_ALIGNED(size) || !PAGE_ALIGNED(base) ||
 	    base + size < base)
 		goto bad;
-	if (region_intersects(base, size, IORESOURCE_SYSTEM_RAM,
-			      IORES_DESC_NONE) != REGION_DISJOINT) {
-		pr_err(HVIO_NAME ": sim_ram %s overlaps root Linux's RAM; boot with memmap=/mem= to leave it out\n",
+	if (!hvio_sim_unused(base, size)) {
+		pr_err(HVIO_NAME ": sim_ram %s overlaps root Linux's RAM; boot with memmap=/mem= to leave it out, or reserve it in the device tree (compatible \"hvio,sim-ram\")\n",
 		       sim_ram);
 		return -EINVAL;
 	}

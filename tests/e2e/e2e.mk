@@ -25,8 +25,10 @@ E2E_GUEST := $(if $(filter x86_64,$(ARCH)),$(E2E_OUT)/guest/hvemu_mmio.ko)
 E2E_ZONE := $(E2E_OUT)/zone.cpio.gz
 E2E_KERNEL = $(shell bash -c '$(common) hvio_kernel_image $(ARCH)')
 E2E_TIMEOUT ?= 1200
+# Per zone boot, inside the VM (hvemu --timeout).
+E2E_ZONE_TIMEOUT ?= 300
 E2E_VM_ARGS_x86_64 := --nested --kmod kvm-amd
-E2E_VM_ARGS_arm64 :=
+E2E_VM_ARGS_arm64 := --sim-ram-dt
 
 .PHONY: e2e e2e-build
 
@@ -55,5 +57,5 @@ e2e: e2e-build
 		--extra-file $(HVEMU_BIN):/bin/hvemu \
 		--extra-file $(E2E_KERNEL):/e2e/zone-kernel \
 		--extra-file $(E2E_ZONE):/e2e/zone.cpio.gz \
-		--env E2E_ARCH=$(ARCH) \
+		--env E2E_ARCH=$(ARCH) --env E2E_ZONE_TIMEOUT=$(E2E_ZONE_TIMEOUT) \
 		-- tests/e2e/e2e-root

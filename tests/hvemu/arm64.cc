@@ -101,6 +101,18 @@ static void set_reg(Vm &vm, uint64_t id, uint64_t v) {
         die("KVM_SET_ONE_REG %#llx: %s", (unsigned long long)id, strerror(errno));
 }
 
+std::string arch_where(Vm &vm) {
+    uint64_t pc = 0;
+    kvm_one_reg r{};
+    r.id = core_reg(offsetof(kvm_regs, regs.pc));
+    r.addr = (uintptr_t)&pc;
+    if (ioctl(vm.vcpu, KVM_GET_ONE_REG, &r))
+        return strerror(errno);
+    char b[64];
+    snprintf(b, sizeof(b), "pc %#llx", (unsigned long long)pc);
+    return b;
+}
+
 static std::vector<uint8_t> make_dt(const Vm &vm, const Zone &zone, const BootArgs &a,
                                     uint64_t initrd, uint64_t initrd_size) {
     Fdt f;

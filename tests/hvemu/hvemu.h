@@ -124,6 +124,8 @@ void arch_boot(Vm &vm, const Zone &zone, const BootArgs &args);
 Exit arch_exit(Vm &vm);
 // Pulse interrupt `irq` (an edge; the device keeps InterruptStatus).
 void arch_irq(Vm &vm, uint32_t irq);
+// Where the vCPU is (program counter), for the timeout message.
+std::string arch_where(Vm &vm);
 // Extra kernel command line the architecture needs (console, devices).
 std::string arch_cmdline(const Zone &zone);
 

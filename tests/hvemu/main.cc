@@ -235,7 +235,8 @@ int main(int argc, char **argv) {
                 (unsigned long long)bridge.stats.finish.load(),
                 (unsigned long long)bridge.stats.irqs.load());
     if (timed_out) {
-        fprintf(stderr, "hvemu: zone %u killed after %us\n", zone.id, timeout_s);
+        fprintf(stderr, "hvemu: zone %u killed after %us, vCPU at %s\n", zone.id, timeout_s,
+                arch_where(vm).c_str());
         return 3;
     }
     return how == Exit::Error ? 1 : 0;

@@ -292,6 +292,15 @@ void arch_boot(Vm &vm, const Zone &zone, const BootArgs &a) {
     setup_long_mode(vm, entry);
 }
 
+std::string arch_where(Vm &vm) {
+    kvm_regs r{};
+    if (ioctl(vm.vcpu, KVM_GET_REGS, &r))
+        return strerror(errno);
+    char b[64];
+    snprintf(b, sizeof(b), "rip %#llx", (unsigned long long)r.rip);
+    return b;
+}
+
 void arch_irq(Vm &vm, uint32_t irq) {
     kvm_irq_level l{};
     l.irq = irq;
