@@ -65,7 +65,7 @@ JOBS := $(shell nproc)
 # -jN for CMake's make, unless we already run under a jobserver (make -j).
 JOBSFLAG = $(if $(findstring jobserver,$(MAKEFLAGS)),,-j$(JOBS))
 
-FORMAT_SRCS = $(shell find userspace tests/unit -name '*.cc' -o -name '*.h' \
+FORMAT_SRCS = $(shell find userspace tests/unit tests/hvemu -name '*.cc' -o -name '*.h' \
 		-o -name '*.cpp' -o -name '*.hpp' 2>/dev/null)
 
 .PHONY: all deps module userspace selftests selftest unit check clean bench fuzz \

@@ -5,6 +5,7 @@
 # hvio's devices.  Included from the top-level Makefile.
 #
 #   make e2e ARCH=x86_64|arm64     build, boot the root VM, run two zone boots
+#   make demo ARCH=x86_64|arm64    one zone, a dd workload, a readable summary
 #
 # Pieces, all under build/<arch>/e2e/:
 #   hvemu            the VMM (static, C++20, tests/hvemu/)
@@ -24,13 +25,13 @@ HVEMU_JSON_INC := $(E2E_OUT)/json-inc
 E2E_GUEST := $(if $(filter x86_64,$(ARCH)),$(E2E_OUT)/guest/hvemu_mmio.ko)
 E2E_ZONE := $(E2E_OUT)/zone.cpio.gz
 E2E_KERNEL = $(shell bash -c '$(common) hvio_kernel_image $(ARCH)')
-E2E_TIMEOUT ?= 1200
+E2E_TIMEOUT ?= 600
 # Per zone boot, inside the VM (hvemu --timeout).
-E2E_ZONE_TIMEOUT ?= 300
+E2E_ZONE_TIMEOUT ?= 240
 E2E_VM_ARGS_x86_64 := --nested --kmod kvm-amd
 E2E_VM_ARGS_arm64 := --sim-ram-dt
 
-.PHONY: e2e e2e-build
+.PHONY: e2e e2e-build demo
 
 $(HVEMU_BIN): $(HVEMU_SRCS) $(HVEMU_HDRS) $(UAPI_HDRS) | deps
 	@mkdir -p $(HVEMU_JSON_INC)
@@ -59,3 +60,15 @@ e2e: e2e-build
 		--extra-file $(E2E_ZONE):/e2e/zone.cpio.gz \
 		--env E2E_ARCH=$(ARCH) --env E2E_ZONE_TIMEOUT=$(E2E_ZONE_TIMEOUT) \
 		-- tests/e2e/e2e-root
+
+demo: e2e-build
+	scripts/vm-run --arch $(ARCH) --name demo --timeout $(E2E_TIMEOUT) --mem 1536 \
+		$(E2E_VM_ARGS_$(ARCH)) \
+		--extra-file $(CMAKE_DIR)/hvio:/bin/hvio \
+		--extra-file $(HVEMU_BIN):/bin/hvemu \
+		--extra-file $(E2E_KERNEL):/e2e/zone-kernel \
+		--extra-file $(E2E_ZONE):/e2e/zone.cpio.gz \
+		--env E2E_ARCH=$(ARCH) --env E2E_ZONE_TIMEOUT=$(E2E_ZONE_TIMEOUT) --env E2E_MODE=demo \
+		-- tests/e2e/e2e-root; rc=$$?; echo; \
+	tr -d '\r' <$(OUT)/demo/console.log | sed -n '/^# ==== hvio demo/,/^# Totals/p' | sed 's/^# \{0,1\}//'; \
+	exit $$rc

@@ -26,7 +26,7 @@ namespace hvemu {
 static constexpr uint64_t kGicDist = 0x08000000, kGicDistSize = 0x10000;
 static constexpr uint64_t kGicRedist = 0x080a0000, kGicRedistSize = 0x20000;
 static constexpr uint64_t kUart = 0x09000000, kUartSize = 0x1000;
-static constexpr uint32_t kUartSpi = 1;  // INTID 33
+static constexpr uint32_t kUartSpi = 1; // INTID 33
 static constexpr uint32_t kPhandleGic = 1;
 
 static int g_gic = -1;
@@ -67,8 +67,7 @@ void arch_create_platform(Vm &vm, const Zone &zone) {
     kvm_create_device cd{};
     cd.type = KVM_DEV_TYPE_ARM_VGIC_V3;
     if (ioctl(vm.fd, KVM_CREATE_DEVICE, &cd))
-        die("KVM_CREATE_DEVICE vGICv3: %s (does the root VM have gic-version=3?)",
-            strerror(errno));
+        die("KVM_CREATE_DEVICE vGICv3: %s (does the root VM have gic-version=3?)", strerror(errno));
     g_gic = (int)cd.fd;
     uint64_t dist = kGicDist, redist = kGicRedist;
     gic_attr(KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_DIST, &dist);
@@ -189,7 +188,7 @@ static std::vector<uint8_t> make_dt(const Vm &vm, const Zone &zone, const BootAr
         f.begin(n);
         f.prop("compatible", "virtio,mmio");
         f.prop_u64("reg", {d.addr, d.len});
-        f.prop_u32("interrupts", {0, d.irq - 32, 1});  // edge: one per res_list entry
+        f.prop_u32("interrupts", {0, d.irq - 32, 1}); // edge: one per res_list entry
         f.prop("dma-coherent");
         f.end();
     }
@@ -277,14 +276,16 @@ Exit arch_exit(Vm &vm) {
             else
                 r->mmio.data[0] = uart_in(vm, (unsigned)(a - kUart), uart_line);
         } else if (!r->mmio.is_write) {
-            memset(r->mmio.data, 0, sizeof(r->mmio.data));  // nothing there
+            memset(r->mmio.data, 0, sizeof(r->mmio.data)); // nothing there
         }
         return Exit::Continue;
     }
     case KVM_EXIT_SYSTEM_EVENT:
         switch (r->system_event.type) {
-        case KVM_SYSTEM_EVENT_SHUTDOWN: return Exit::PowerOff;
-        case KVM_SYSTEM_EVENT_RESET: return Exit::Reset;
+        case KVM_SYSTEM_EVENT_SHUTDOWN:
+            return Exit::PowerOff;
+        case KVM_SYSTEM_EVENT_RESET:
+            return Exit::Reset;
         default:
             warn("system event %u", r->system_event.type);
             return Exit::Error;
@@ -295,4 +296,4 @@ Exit arch_exit(Vm &vm) {
     }
 }
 
-}  // namespace hvemu
+} // namespace hvemu

@@ -41,8 +41,8 @@ Bridge::Bridge() {
             strerror(errno));
     if (ioctl(fd_, HVIO_SIM_GET_INFO, &info_))
         die("HVIO_SIM_GET_INFO: %s", strerror(errno));
-    void *p = mmap(nullptr, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE, MAP_SHARED,
-                   fd_, HVIO_SIM_MMAP_BRIDGE);
+    void *p = mmap(nullptr, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE, MAP_SHARED, fd_,
+                   HVIO_SIM_MMAP_BRIDGE);
     if (p == MAP_FAILED)
         die("mmap bridge: %s", strerror(errno));
     br_ = static_cast<hvio_bridge *>(p);
@@ -122,7 +122,7 @@ bool Bridge::access(uint32_t zone, unsigned cpu, uint64_t addr, unsigned size, b
     stats.mmio_exits++;
     if (notify) {
         stats.notifies++;
-        return true;  // the vCPU resumes at once, as on hvisor
+        return true; // the vCPU resumes at once, as on hvisor
     }
     while (__atomic_load_n(&br_->cfg_flags[cpu], __ATOMIC_ACQUIRE) == before) {
         if (++spins % 64)
@@ -164,4 +164,4 @@ void Bridge::wait_res(int timeout_ms, std::vector<hvio_device_res> &out) {
     __atomic_store_n(&br_->res_front, front, __ATOMIC_RELEASE);
 }
 
-}  // namespace hvemu
+} // namespace hvemu

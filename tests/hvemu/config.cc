@@ -68,9 +68,8 @@ Zone load_zone(const std::string &path, uint32_t id) {
                 continue;
             std::string type = d.value("type", "");
             if (type != "blk" && type != "net")
-                continue;  // console, gpu, ...: not served by hvio
-            VirtioDev v{type, num(d, "addr", "devices"), 0x200,
-                        (uint32_t)num(d, "irq", "devices")};
+                continue; // console, gpu, ...: not served by hvio
+            VirtioDev v{type, num(d, "addr", "devices"), 0x200, (uint32_t)num(d, "irq", "devices")};
             if (d.contains("len"))
                 v.len = num(d, "len", "devices");
             zone.devs.push_back(v);
@@ -79,4 +78,4 @@ Zone load_zone(const std::string &path, uint32_t id) {
     return zone;
 }
 
-}  // namespace hvemu
+} // namespace hvemu

@@ -107,10 +107,10 @@ std::vector<uint8_t> Fdt::finish() {
     for (uint32_t v : {kMagic, total, off_struct, off_strings, kHeaderSize, 17u, 16u, 0u,
                        (uint32_t)strings_.size(), (uint32_t)st_.size()})
         be32(out, v);
-    out.resize(out.size() + kRsvmapSize, 0);  // one terminating (empty) entry
+    out.resize(out.size() + kRsvmapSize, 0); // one terminating (empty) entry
     out.insert(out.end(), st_.begin(), st_.end());
     out.insert(out.end(), strings_.begin(), strings_.end());
     return out;
 }
 
-}  // namespace hvemu
+} // namespace hvemu

@@ -14,17 +14,17 @@
 namespace hvemu {
 
 class Fdt {
-public:
-    void begin(const std::string &name);  // "" for the root node
+  public:
+    void begin(const std::string &name); // "" for the root node
     void end();
-    void prop(const std::string &name);  // empty (boolean) property
+    void prop(const std::string &name); // empty (boolean) property
     void prop(const std::string &name, const std::string &s);
     void prop_strings(const std::string &name, std::initializer_list<const char *> l);
     void prop_u32(const std::string &name, std::initializer_list<uint32_t> cells);
-    void prop_u64(const std::string &name, std::initializer_list<uint64_t> v);  // 2 cells each
+    void prop_u64(const std::string &name, std::initializer_list<uint64_t> v); // 2 cells each
     std::vector<uint8_t> finish();
 
-private:
+  private:
     void raw(const void *p, size_t n);
     void u32(uint32_t v);
     void pad();
@@ -35,6 +35,6 @@ private:
     int depth_ = 0;
 };
 
-}  // namespace hvemu
+} // namespace hvemu
 
 #endif

@@ -35,16 +35,16 @@ uint64_t now_ms();
 // ---- the zone, from virtio_cfg.json -------------------------------------
 
 struct MemRegion {
-    uint64_t zone0_ipa;  // host physical (inside sim_ram)
-    uint64_t zonex_ipa;  // guest physical
+    uint64_t zone0_ipa; // host physical (inside sim_ram)
+    uint64_t zonex_ipa; // guest physical
     uint64_t size;
 };
 
 struct VirtioDev {
-    std::string type;  // "blk", "net"
-    uint64_t addr;     // zone IPA of the virtio-mmio window
+    std::string type; // "blk", "net"
+    uint64_t addr;    // zone IPA of the virtio-mmio window
     uint64_t len;
-    uint32_t irq;  // x86_64: ISA IRQ (PIC); arm64: GIC INTID (SPI, >= 32)
+    uint32_t irq; // x86_64: ISA IRQ (PIC); arm64: GIC INTID (SPI, >= 32)
 };
 
 struct Zone {
@@ -60,16 +60,16 @@ Zone load_zone(const std::string &path, uint32_t id);
 // ---- the bridge (hvisor's side) ------------------------------------------
 
 struct Stats {
-    std::atomic<uint64_t> mmio_exits{0};  // virtio window accesses
+    std::atomic<uint64_t> mmio_exits{0}; // virtio window accesses
     std::atomic<uint64_t> notifies{0};
-    std::atomic<uint64_t> raises{0};  // HVIO_SIM_RAISE_IRQ
-    std::atomic<uint64_t> irqs{0};    // interrupts injected
-    std::atomic<uint64_t> finish{0};  // FINISH_REQ eventfd wake-ups
+    std::atomic<uint64_t> raises{0}; // HVIO_SIM_RAISE_IRQ
+    std::atomic<uint64_t> irqs{0};   // interrupts injected
+    std::atomic<uint64_t> finish{0}; // FINISH_REQ eventfd wake-ups
 };
 
 class Bridge {
-public:
-    Bridge();  // opens /dev/hvio-sim, maps the bridge, attaches an eventfd
+  public:
+    Bridge(); // opens /dev/hvio-sim, maps the bridge, attaches an eventfd
     ~Bridge();
     // One trapped access; for reads *val receives cfg_values[cpu].  Returns
     // false (and says why) when the answer did not come within timeout_ms.
@@ -77,11 +77,11 @@ public:
                 uint64_t *val, unsigned timeout_ms, const std::atomic<bool> &stop);
     // Wait up to timeout_ms for FINISH_REQ, then take every res_list entry.
     void wait_res(int timeout_ms, std::vector<hvio_device_res> &out);
-    uint8_t *map_ram(uint64_t phys, uint64_t size);  // a piece of sim_ram
+    uint8_t *map_ram(uint64_t phys, uint64_t size); // a piece of sim_ram
     const hvio_sim_info &info() const { return info_; }
     Stats stats;
 
-private:
+  private:
     int fd_ = -1, efd_ = -1;
     hvio_bridge *br_ = nullptr;
     hvio_sim_info info_{};
@@ -101,7 +101,7 @@ struct Vm {
     std::vector<Slot> slots;
     // Guest address -> host pointer (nullptr if [gpa, gpa+len) is not RAM).
     uint8_t *ptr(uint64_t gpa, uint64_t len) const;
-    uint64_t ram_end() const;  // highest guest RAM address + 1 (first slot)
+    uint64_t ram_end() const; // highest guest RAM address + 1 (first slot)
     void add_ram(uint64_t gpa, uint64_t size, uint8_t *hva);
     void create_vcpu();
 };
@@ -138,6 +138,6 @@ void uart_out(Vm &vm, unsigned reg, uint8_t v, UartLine line);
 void console_put(uint8_t c);
 void console_flush();
 
-}  // namespace hvemu
+} // namespace hvemu
 
 #endif

@@ -77,7 +77,7 @@ void console_flush() {
     g_len = 0;
 }
 
-}  // namespace hvemu
+} // namespace hvemu
 
 using namespace hvemu;
 
@@ -116,26 +116,49 @@ int main(int argc, char **argv) {
     std::string append;
     unsigned timeout_s = 300, access_ms = 10000;
     bool stats = false;
-    static const option opts[] = {
-        {"config", required_argument, nullptr, 'c'}, {"zone", required_argument, nullptr, 'z'},
-        {"kernel", required_argument, nullptr, 'k'}, {"initrd", required_argument, nullptr, 'i'},
-        {"append", required_argument, nullptr, 'a'}, {"timeout", required_argument, nullptr, 't'},
-        {"access-timeout", required_argument, nullptr, 'A'},
-        {"dtb-out", required_argument, nullptr, 'D'}, {"stats", no_argument, nullptr, 's'},
-        {"help", no_argument, nullptr, 'h'},         {nullptr, 0, nullptr, 0}};
+    static const option opts[] = {{"config", required_argument, nullptr, 'c'},
+                                  {"zone", required_argument, nullptr, 'z'},
+                                  {"kernel", required_argument, nullptr, 'k'},
+                                  {"initrd", required_argument, nullptr, 'i'},
+                                  {"append", required_argument, nullptr, 'a'},
+                                  {"timeout", required_argument, nullptr, 't'},
+                                  {"access-timeout", required_argument, nullptr, 'A'},
+                                  {"dtb-out", required_argument, nullptr, 'D'},
+                                  {"stats", no_argument, nullptr, 's'},
+                                  {"help", no_argument, nullptr, 'h'},
+                                  {nullptr, 0, nullptr, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, nullptr)) != -1) {
         switch (c) {
-        case 'c': config = optarg; break;
-        case 'z': zone_id = (uint32_t)strtoul(optarg, nullptr, 0); break;
-        case 'k': boot.kernel = optarg; break;
-        case 'i': boot.initrd = optarg; break;
-        case 'a': append = optarg; break;
-        case 't': timeout_s = (unsigned)strtoul(optarg, nullptr, 0); break;
-        case 'A': access_ms = (unsigned)strtoul(optarg, nullptr, 0); break;
-        case 'D': boot.dtb_out = optarg; break;
-        case 's': stats = true; break;
-        default: usage();
+        case 'c':
+            config = optarg;
+            break;
+        case 'z':
+            zone_id = (uint32_t)strtoul(optarg, nullptr, 0);
+            break;
+        case 'k':
+            boot.kernel = optarg;
+            break;
+        case 'i':
+            boot.initrd = optarg;
+            break;
+        case 'a':
+            append = optarg;
+            break;
+        case 't':
+            timeout_s = (unsigned)strtoul(optarg, nullptr, 0);
+            break;
+        case 'A':
+            access_ms = (unsigned)strtoul(optarg, nullptr, 0);
+            break;
+        case 'D':
+            boot.dtb_out = optarg;
+            break;
+        case 's':
+            stats = true;
+            break;
+        default:
+            usage();
         }
     }
     if (config.empty() || boot.kernel.empty() || optind != argc)
@@ -205,8 +228,8 @@ int main(int argc, char **argv) {
                 uint64_t v = 0;
                 if (r->mmio.is_write)
                     memcpy(&v, r->mmio.data, r->mmio.len);
-                if (!bridge.access(zone.id, 0, r->mmio.phys_addr, r->mmio.len, r->mmio.is_write,
-                                   &v, access_ms, g_stop)) {
+                if (!bridge.access(zone.id, 0, r->mmio.phys_addr, r->mmio.len, r->mmio.is_write, &v,
+                                   access_ms, g_stop)) {
                     how = g_stop ? Exit::Continue : Exit::Error;
                     break;
                 }
@@ -228,7 +251,10 @@ int main(int argc, char **argv) {
                 "hvemu: zone %u: %.1fs, %s; bridge accesses %llu (notifies %llu), root IRQs "
                 "raised %llu, FINISH_REQ %llu, interrupts injected %llu\n",
                 zone.id, secs,
-                timed_out ? "TIMEOUT" : how == Exit::Error ? "error" : how == Exit::Reset ? "reset" : "powered off",
+                timed_out            ? "TIMEOUT"
+                : how == Exit::Error ? "error"
+                : how == Exit::Reset ? "reset"
+                                     : "powered off",
                 (unsigned long long)bridge.stats.mmio_exits.load(),
                 (unsigned long long)bridge.stats.notifies.load(),
                 (unsigned long long)bridge.stats.raises.load(),

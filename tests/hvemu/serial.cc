@@ -27,8 +27,10 @@ static void uart_update(Vm &vm, UartLine line) {
 uint8_t uart_in(Vm &vm, unsigned reg, UartLine line) {
     bool dlab = uart.lcr & 0x80;
     switch (reg) {
-    case 0: return dlab ? uart.dll : 0;
-    case 1: return dlab ? uart.dlm : uart.ier;
+    case 0:
+        return dlab ? uart.dll : 0;
+    case 1:
+        return dlab ? uart.dlm : uart.ier;
     case 2: {
         uint8_t fifo = (uart.fcr & 1) ? 0xc0 : 0;
         if ((uart.ier & 0x02) && uart.thre) {
@@ -38,15 +40,19 @@ uint8_t uart_in(Vm &vm, unsigned reg, UartLine line) {
         }
         return fifo | 0x01;
     }
-    case 3: return uart.lcr;
-    case 4: return uart.mcr;
-    case 5: return 0x60;  // THR empty, transmitter empty
+    case 3:
+        return uart.lcr;
+    case 4:
+        return uart.mcr;
+    case 5:
+        return 0x60; // THR empty, transmitter empty
     case 6:
-        if (uart.mcr & 0x10)  // loopback: OUT2->DCD, OUT1->RI, DTR->DSR, RTS->CTS
+        if (uart.mcr & 0x10) // loopback: OUT2->DCD, OUT1->RI, DTR->DSR, RTS->CTS
             return (uint8_t)(((uart.mcr & 0x0c) << 4) | ((uart.mcr & 0x01) << 5) |
                              ((uart.mcr & 0x02) << 3));
-        return 0xb0;  // DCD, DSR, CTS
-    default: return uart.scr;
+        return 0xb0; // DCD, DSR, CTS
+    default:
+        return uart.scr;
     }
 }
 
@@ -71,13 +77,22 @@ void uart_out(Vm &vm, unsigned reg, uint8_t v, UartLine line) {
             uart.ier = v & 0x0f;
         }
         break;
-    case 2: uart.fcr = v; break;
-    case 3: uart.lcr = v; break;
-    case 4: uart.mcr = v & 0x1f; break;
-    case 7: uart.scr = v; break;
-    default: break;
+    case 2:
+        uart.fcr = v;
+        break;
+    case 3:
+        uart.lcr = v;
+        break;
+    case 4:
+        uart.mcr = v & 0x1f;
+        break;
+    case 7:
+        uart.scr = v;
+        break;
+    default:
+        break;
     }
     uart_update(vm, line);
 }
 
-}  // namespace hvemu
+} // namespace hvemu

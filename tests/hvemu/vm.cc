@@ -68,4 +68,4 @@ void Vm::create_vcpu() {
     run = static_cast<kvm_run *>(p);
 }
 
-}  // namespace hvemu
+} // namespace hvemu

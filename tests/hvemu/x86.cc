@@ -27,7 +27,7 @@ namespace hvemu {
 // Guest physical layout of the boot data, all in the first MiB.
 static constexpr uint64_t kGdt = 0x500;
 static constexpr uint64_t kZeroPage = 0x7000;
-static constexpr uint64_t kPml4 = 0x9000;  // + PDPT 0xa000, PD 0xb000
+static constexpr uint64_t kPml4 = 0x9000; // + PDPT 0xa000, PD 0xb000
 static constexpr uint64_t kCmdline = 0x20000;
 static constexpr uint64_t kCmdlineMax = 0x10000;
 static constexpr uint64_t kBzLoad = 0x100000;
@@ -58,7 +58,9 @@ static std::vector<uint8_t> slurp(const std::string &path) {
     return buf;
 }
 
-template <typename T> static void put(uint8_t *p, unsigned off, T v) { memcpy(p + off, &v, sizeof(v)); }
+template <typename T> static void put(uint8_t *p, unsigned off, T v) {
+    memcpy(p + off, &v, sizeof(v));
+}
 template <typename T> static T get(const uint8_t *p, size_t off) {
     T v;
     memcpy(&v, p + off, sizeof(v));
@@ -156,7 +158,7 @@ static void setup_long_mode(Vm &vm, uint64_t entry) {
     pml4[0] = (kPml4 + 0x1000) | 3;
     pml4[512] = (kPml4 + 0x2000) | 3;
     for (uint64_t i = 0; i < 512; i++)
-        pml4[1024 + i] = (i << 21) | 0x83;  // present, writable, 2 MiB
+        pml4[1024 + i] = (i << 21) | 0x83; // present, writable, 2 MiB
 
     uint64_t gdt[4] = {0, 0, 0x00af9b000000ffffULL, 0x00cf93000000ffffULL};
     memcpy(vm.ptr(kGdt, sizeof(gdt)), gdt, sizeof(gdt));
@@ -183,9 +185,9 @@ static void setup_long_mode(Vm &vm, uint64_t entry) {
     s.gdt.base = kGdt;
     s.gdt.limit = sizeof(gdt) - 1;
     s.cr3 = kPml4;
-    s.cr4 = 0x20;          // PAE
-    s.cr0 = 0x80000011;    // PG, ET, PE
-    s.efer = 0x500;        // LME, LMA
+    s.cr4 = 0x20;       // PAE
+    s.cr0 = 0x80000011; // PG, ET, PE
+    s.efer = 0x500;     // LME, LMA
     if (ioctl(vm.vcpu, KVM_SET_SREGS, &s))
         die("KVM_SET_SREGS: %s", strerror(errno));
 
@@ -203,7 +205,7 @@ void arch_create_platform(Vm &vm, const Zone &zone) {
         if (d.irq == 0 || d.irq == 2 || d.irq == 4 || d.irq > 15)
             die("device at %#llx: irq %u: on x86_64 hvemu wants an ISA IRQ 1..15 (not 2, 4)",
                 (unsigned long long)d.addr, d.irq);
-    uint64_t ident = 0xfffbc000;  // both below 4 GiB, above the virtio windows
+    uint64_t ident = 0xfffbc000; // both below 4 GiB, above the virtio windows
     if (ioctl(vm.fd, KVM_SET_IDENTITY_MAP_ADDR, &ident))
         die("KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
     if (ioctl(vm.fd, KVM_SET_TSS_ADDR, 0xfffbd000UL))
@@ -256,7 +258,7 @@ void arch_boot(Vm &vm, const Zone &zone, const BootArgs &a) {
     if (get<uint16_t>(zp, kHdrVersion) == 0)
         put<uint16_t>(zp, kHdrVersion, 0x020f);
     zp[kHdrLoader] = 0xff;
-    zp[kHdrLoadflags] |= 0x01;  // LOADED_HIGH
+    zp[kHdrLoadflags] |= 0x01; // LOADED_HIGH
     if (get<uint32_t>(zp, kHdrAlign) == 0)
         put<uint32_t>(zp, kHdrAlign, 0x1000000);
 
@@ -332,7 +334,7 @@ Exit arch_exit(Vm &vm) {
                 else
                     data[0] = uart_in(vm, port - 0x3f8, uart_line);
             } else if (port == 0x64 && out && data[0] == 0xfe) {
-                return Exit::Reset;  // keyboard controller reset
+                return Exit::Reset; // keyboard controller reset
             } else if (!out) {
                 // CMOS reads 0 (no update in progress); the rest is absent.
                 memset(data, port == 0x71 ? 0 : 0xff, r->io.size);
@@ -340,7 +342,7 @@ Exit arch_exit(Vm &vm) {
         }
         return Exit::Continue;
     }
-    case KVM_EXIT_SHUTDOWN:  // triple fault: reboot=t
+    case KVM_EXIT_SHUTDOWN: // triple fault: reboot=t
         return Exit::Reset;
     case KVM_EXIT_HLT:
         return Exit::PowerOff;
@@ -355,4 +357,4 @@ Exit arch_exit(Vm &vm) {
     }
 }
 
-}  // namespace hvemu
+} // namespace hvemu
