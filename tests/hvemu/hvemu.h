@@ -111,7 +111,6 @@ Vm vm_open();
 
 struct BootArgs {
     std::string kernel, initrd, cmdline, dtb_out;
-    uint64_t disk_hint = 0;
 };
 
 enum class Exit { Continue, PowerOff, Reset, Error };

@@ -26,8 +26,6 @@
 
 namespace hvemu {
 
-static bool g_quiet;
-
 void die(const char *fmt, ...) {
     va_list ap;
     console_flush();
@@ -163,7 +161,6 @@ int main(int argc, char **argv) {
     }
     if (config.empty() || boot.kernel.empty() || optind != argc)
         usage();
-    (void)g_quiet;
 
     Zone zone = load_zone(config, zone_id);
     Bridge bridge;
