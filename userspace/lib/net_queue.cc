@@ -440,7 +440,10 @@ void NetQueue::link_readable() {
 
 // ---- the loop ----------------------------------------------------------------
 
-int NetQueue::arm_waits() {
+// The device and link polls are armed whenever they are not (a busy
+// device still sees a reset or a link change at once); the kicks and the
+// TAP poll only before sleeping, as a QUEUE_RUN follows every wakeup.
+int NetQueue::arm_waits(bool sleeping) {
     auto arm = [this](bool &armed, Kind k, auto prep) {
         if (armed)
             return 0;
@@ -452,19 +455,22 @@ int NetQueue::arm_waits() {
         armed = true;
         return 0;
     };
-    int r = arm(rx_kick_armed_, kRxKick, [this](io_uring_sqe *q) {
+    int r = 0;
+    if (fds_.dev >= 0)
+        r = arm(dev_poll_armed_, kDevPoll,
+                [this](io_uring_sqe *q) { io_uring_prep_poll_add(q, fds_.dev, POLLIN); });
+    if (!r && fds_.link >= 0)
+        r = arm(link_poll_armed_, kLinkPoll,
+                [this](io_uring_sqe *q) { io_uring_prep_poll_add(q, fds_.link, POLLIN); });
+    if (r || !sleeping)
+        return r;
+    r = arm(rx_kick_armed_, kRxKick, [this](io_uring_sqe *q) {
         io_uring_prep_read(q, fds_.rx_kick, &rx_kick_buf_, sizeof(rx_kick_buf_), 0);
     });
     if (!r)
         r = arm(tx_kick_armed_, kTxKick, [this](io_uring_sqe *q) {
             io_uring_prep_read(q, fds_.tx_kick, &tx_kick_buf_, sizeof(tx_kick_buf_), 0);
         });
-    if (!r && fds_.dev >= 0)
-        r = arm(dev_poll_armed_, kDevPoll,
-                [this](io_uring_sqe *q) { io_uring_prep_poll_add(q, fds_.dev, POLLIN); });
-    if (!r && fds_.link >= 0)
-        r = arm(link_poll_armed_, kLinkPoll,
-                [this](io_uring_sqe *q) { io_uring_prep_poll_add(q, fds_.link, POLLIN); });
     if (!r && nowait_ && !tap_poll_armed_ && !tap_readable_ && !rx_armed_.empty() && !rx_reading_ &&
         rx_error_streak_ < kMaxRxErrorStreak) {
         r = arm(tap_poll_armed_, kTapPoll,
@@ -573,8 +579,8 @@ int NetQueue::run() {
         const bool busy = !tx_commits_.empty() || !rx_commits_.empty() ||
                           (tx_run_ && !(stopping && tx_drain_ == 0)) ||
                           (rx_run_ && !stopping && !rx_free_.empty());
-        if (!busy && !stopping)
-            if (int ret = arm_waits(); ret < 0)
+        if (!stopping)
+            if (int ret = arm_waits(!busy); ret < 0)
                 return ret;
         int ret = busy ? io_uring_submit(&ring_) : io_uring_submit_and_wait(&ring_, 1);
         if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)

@@ -169,7 +169,7 @@ class NetQueue {
     void link_readable();
     void set_link(unsigned ifflags);
     void note_error(int err);
-    int arm_waits();
+    int arm_waits(bool sleeping);
     int reap();
 
     NetBackend &kernel_;
