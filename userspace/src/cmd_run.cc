@@ -12,9 +12,17 @@
 //
 // Shutdown: the stop flag is set and every queue's eventfd written; each
 // queue stops fetching, waits for its ops in flight and commits them.
-// Then the device fds are closed (with their mappings: the kernel destroys
-// a device when its last reference goes), the zones deleted, the socket
-// removed.  Exit 0, or 1 if a queue failed.
+// Then every device is told HVIO_DEV_DESTROY and its fd closed (with its
+// mappings: the kernel destroys a device when its last reference goes),
+// the zones deleted, the socket removed.  Exit 0, or 1 if a queue failed.
+//
+// Recovery: devices are created recoverable.  If the daemon dies without
+// that shutdown (SIGKILL, a crash), the kernel keeps each device for the
+// guest as an orphan, and the next `hvio run` takes it over
+// (HVIO_DEV_ATTACH) instead of creating it: the guest sees only delay,
+// and the ops the dead daemon had not committed are handed out again.
+// Orphans of the config's zones that the config no longer has are
+// destroyed.  A failed startup leaves orphans it took over as they were.
 #include "blk.h"
 #include "commands.h"
 #include "config.h"
@@ -83,6 +91,7 @@ struct QueueRt {
 struct BlkDevice {
     const BlkDeviceConfig *cfg = nullptr;
     uint32_t zone_id = 0;
+    bool reattached = false; // taken over from a daemon that died
     BlkImage img;
     BlkTarget target;
     DeviceFd dev;
@@ -139,6 +148,8 @@ class Daemon {
     int open_images();
     int add_zones();
     int create_device(BlkDevice &d);
+    int open_device(BlkDevice &d, const std::vector<uint8_t> &config);
+    void remove_stale_orphans();
     int start_threads();
     void wait_for_stop();
     int stop_and_drain();
@@ -152,6 +163,7 @@ class Daemon {
     std::optional<Control> ctl_;
     std::vector<uint32_t> zones_added_;
     StatusServer status_;
+    bool ready_ = false; // startup finished: teardown destroys every device
     UniqueFd sigfd_;
     UniqueFd fatal_efd_; // a queue thread failed
     std::atomic<bool> stop_{false};
@@ -194,6 +206,7 @@ int Daemon::add_zones() {
     for (const ZoneConfig &z : cfg_.zones) {
         hvio_zone_add za{};
         za.zone_id = z.id;
+        za.flags = HVIO_ZONE_F_REUSE;
         za.nr_regions = static_cast<uint32_t>(z.regions.size());
         for (size_t i = 0; i < z.regions.size(); i++) {
             za.regions[i].zone0_ipa = z.regions[i].zone0_ipa;
@@ -207,15 +220,47 @@ int Daemon::add_zones() {
                          zone_add_hint(r.error()));
             return kExitError;
         }
+        if (*r)
+            std::fprintf(stderr, "hvio: zone %u: registered already (an earlier daemon's)\n", z.id);
         zones_added_.push_back(z.id);
     }
     return kExitOk;
 }
 
-int Daemon::create_device(BlkDevice &d) {
+// Takes over the orphan an earlier daemon left at the device's window, or
+// creates the device.  An orphan must be the device the config describes.
+int Daemon::open_device(BlkDevice &d, const std::vector<uint8_t> &config) {
     const BlkDeviceConfig &c = *d.cfg;
     const char *w = d.target.where.c_str();
-    std::vector<uint8_t> config = blk_config_space(c, d.img);
+
+    auto att = ctl_->dev_attach(d.zone_id, c.addr);
+    if (att) {
+        DeviceFd dev(std::move(*att));
+        auto info = dev.info();
+        if (!info) {
+            std::fprintf(stderr, "hvio: %s: HVIO_DEV_GET_INFO: %s\n", w, info.message().c_str());
+            return kExitError;
+        }
+        if (info->device_id != VIRTIO_ID_BLOCK || info->mmio_len != c.len || info->irq != c.irq ||
+            info->num_queues != c.queues || info->queue_size_max != c.queue_size ||
+            info->device_features != blk_features(c)) {
+            std::fprintf(stderr,
+                         "hvio: %s: the device an earlier daemon left at 0x%llx is not the one "
+                         "the config describes (type, window, irq, queues or features differ); "
+                         "remove it with `hvio stop CONFIG` first\n",
+                         w, static_cast<unsigned long long>(c.addr));
+            return kExitError;
+        }
+        d.dev = std::move(dev);
+        d.reattached = true;
+        std::fprintf(stderr, "hvio: %s: taken over from an earlier daemon\n", w);
+        return kExitOk;
+    }
+    if (att.error() != ENOENT) {
+        std::fprintf(stderr, "hvio: %s: HVIO_DEV_ATTACH: %s%s\n", w, att.message().c_str(),
+                     att.error() == EBUSY ? " (another hvio serves this device)" : "");
+        return kExitError;
+    }
 
     hvio_dev_create dc{};
     dc.zone_id = d.zone_id;
@@ -228,6 +273,7 @@ int Daemon::create_device(BlkDevice &d) {
     dc.config_len = static_cast<uint32_t>(config.size());
     dc.features = blk_features(c);
     dc.config_addr = reinterpret_cast<uintptr_t>(config.data());
+    dc.flags = HVIO_DEV_F_RECOVERABLE;
     std::memcpy(dc.serial, c.serial.data(), std::min(c.serial.size(), sizeof(dc.serial)));
     auto fd = ctl_->dev_create(dc);
     if (!fd) {
@@ -236,6 +282,34 @@ int Daemon::create_device(BlkDevice &d) {
         return kExitError;
     }
     d.dev = DeviceFd(std::move(*fd));
+    return kExitOk;
+}
+
+// Orphans in the config's zones that no configured device took over: the
+// config no longer has them, so they go.
+void Daemon::remove_stale_orphans() {
+    for (const ZoneConfig &z : cfg_.zones) {
+        for (;;) {
+            auto att = ctl_->dev_attach(z.id, HVIO_ATTACH_ANY);
+            if (!att)
+                break;
+            DeviceFd dev(std::move(*att));
+            auto info = dev.info();
+            (void)dev.destroy_on_close();
+            std::fprintf(stderr,
+                         "hvio: zone %u: removed the device at 0x%llx (not in the config)\n", z.id,
+                         info ? static_cast<unsigned long long>(info->mmio_base) : 0ULL);
+        }
+    }
+}
+
+int Daemon::create_device(BlkDevice &d) {
+    const BlkDeviceConfig &c = *d.cfg;
+    const char *w = d.target.where.c_str();
+    std::vector<uint8_t> config = blk_config_space(c, d.img);
+
+    if (int r = open_device(d, config))
+        return r;
 
     // Zone RAM, through the device fd: the only guest memory I/O may touch.
     for (const ZoneConfig &z : cfg_.zones) {
@@ -368,7 +442,20 @@ void Daemon::teardown() {
                 stop_and_drain();
                 break;
             }
+    // After startup every device goes; a failed startup leaves the orphans
+    // it took over for the next try (the guest still has them).
+    bool kept = false;
+    for (auto &d : devs_) {
+        if (d->dev.fd() < 0)
+            continue;
+        if (ready_ || !d->reattached)
+            (void)d->dev.destroy_on_close();
+        else
+            kept = true;
+    }
     devs_.clear();
+    if (ctl_ && kept)
+        zones_added_.clear(); // they hold the orphans
     if (ctl_) {
         for (auto it = zones_added_.rbegin(); it != zones_added_.rend(); ++it)
             if (auto r = ctl_->zone_del(*it); !r)
@@ -446,6 +533,7 @@ std::string Daemon::report() {
                {"buffered_fallback", d->target.use_buffered.load()},
                {"discard", c.discard},
                {"serial", c.serial},
+               {"reattached", d->reattached},
                {"blk_size", d->img.blk_size},
                {"queue_size", c.queue_size}};
         if (auto info = d->dev.info()) {
@@ -561,6 +649,8 @@ int Daemon::run() {
     for (auto &d : devs_)
         if (int r = create_device(*d))
             return r;
+    remove_stale_orphans();
+    ready_ = true;
     start_threads();
     if (auto r = status_.start([this] { return report(); }); !r) {
         std::fprintf(stderr, "hvio: status thread: %s\n", r.message().c_str());
