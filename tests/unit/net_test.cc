@@ -294,6 +294,12 @@ class FakeNetKernel : public hvio::NetBackend {
         }
         ::eventfd_write(dev_efd_, 1);
     }
+    // The device is already in this state (no event pending).
+    void set_state(uint32_t st, uint64_t features) {
+        std::lock_guard<std::mutex> l(mu_);
+        status_ = st;
+        driver_features_ = features;
+    }
     void set_budget(uint16_t q, unsigned b) {
         std::lock_guard<std::mutex> l(mu_);
         q_[q].budget = b;
@@ -666,6 +672,28 @@ TEST_F(NetQueueTest, FeaturesOkSetsOffloadsAndResetClearsThem) {
     ASSERT_TRUE(kernel_->wait([&] { return kernel_->offloads().size() == 3; }));
     EXPECT_EQ(kernel_->offloads()[2], unsigned(TUN_F_CSUM));
     EXPECT_EQ(q_->counters().resets.load(), 1u);
+}
+
+TEST_F(NetQueueTest, TakenOverDeviceGetsOffloadsAndLinkAtStart) {
+    // A device past DRIVER_OK when this daemon starts (an orphan taken
+    // over): no event will come, yet the TAP must get the offloads, and
+    // the config space this TAP's link (the fake says up and running).
+    kernel_->set_state(VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK,
+                       bit(VIRTIO_F_VERSION_1) | bit(1) | bit(8));
+    q_->taken_over();
+    start();
+    ASSERT_TRUE(kernel_->wait([&] { return kernel_->offloads().size() == 1; }));
+    EXPECT_EQ(kernel_->offloads()[0], unsigned(TUN_F_CSUM | TUN_F_TSO6));
+    ASSERT_TRUE(kernel_->wait([&] { return kernel_->configs().size() == 1; }));
+    EXPECT_EQ(kernel_->configs()[0].off, 6u);
+    EXPECT_EQ(kernel_->configs()[0].bytes, (std::vector<uint8_t>{1, 0}));
+}
+
+TEST_F(NetQueueTest, FreshDeviceWritesNoConfigAtStart) {
+    start();
+    std::this_thread::sleep_for(100ms);
+    EXPECT_TRUE(kernel_->configs().empty());
+    EXPECT_TRUE(kernel_->offloads().empty());
 }
 
 TEST_F(NetQueueTest, LinkFollowsTheTap) {

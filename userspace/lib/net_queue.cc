@@ -405,12 +405,12 @@ int NetQueue::device_events() {
     return 0;
 }
 
-void NetQueue::set_link(unsigned ifflags) {
+void NetQueue::set_link(unsigned ifflags, bool force) {
     // Whatever failed on the old link may work on the new one.
     rx_error_streak_ = 0;
     tap_readable_ = true;
     const uint16_t st = net_link_status(ifflags);
-    if (st == link_status_)
+    if (st == link_status_ && !force)
         return;
     const uint16_t le = htole16(st);
     if (int r = kernel_.set_config(kNetConfigStatusOff, &le, sizeof(le), HVIO_CONFIG_F_NOTIFY);
@@ -571,6 +571,17 @@ int NetQueue::reap() {
 }
 
 int NetQueue::run() {
+    // The state the device is in already (a taken-over device may be past
+    // FEATURES_OK: no event will say so again).
+    if (fds_.dev >= 0)
+        if (int ret = device_events(); ret < 0)
+            return ret;
+    if (resync_link_) {
+        unsigned f = 0;
+        if (kernel_.link_flags(&f) < 0)
+            f = 0;
+        set_link(f, true);
+    }
     for (;;) {
         const bool stopping = stop_.load(std::memory_order_acquire);
         if (stopping && tx_drain_ < 0) {

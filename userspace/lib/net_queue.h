@@ -125,6 +125,13 @@ class NetQueue {
     // Sets up the io_uring.
     Result<void> init();
 
+    // The device was taken over from a daemon that died: its config
+    // space's link status is that daemon's, and the guest may have
+    // negotiated long ago.  run() then starts by writing the link status
+    // of this TAP (with a config interrupt).  Offloads of a device already
+    // past FEATURES_OK are applied at start in any case.
+    void taken_over() { resync_link_ = true; }
+
     // Serves the device until stop is set and everything is committed: 0,
     // or the -errno of a fatal error (QUEUE_RUN or io_uring failing).
     int run();
@@ -169,7 +176,7 @@ class NetQueue {
     void new_generation(uint32_t gen);
     int device_events();
     void link_readable();
-    void set_link(unsigned ifflags);
+    void set_link(unsigned ifflags, bool force = false);
     void note_error(int err);
     int arm_waits(bool sleeping);
     int reap();
@@ -212,6 +219,7 @@ class NetQueue {
     bool offload_applied_ = false; // for gen_
     unsigned offload_ = 0;
     uint16_t link_status_ = 0;
+    bool resync_link_ = false;
 
     NetCounters counters_;
 };

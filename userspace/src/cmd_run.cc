@@ -566,6 +566,8 @@ int Daemon::create_net_device(NetDevice &d) {
         std::fprintf(stderr, "hvio: %s: io_uring setup: %s\n", w, r.message().c_str());
         return kExitError;
     }
+    if (d.reattached)
+        d.queue->taken_over();
     return kExitOk;
 }
 
