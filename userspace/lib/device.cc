@@ -23,6 +23,12 @@ Result<hvio_dev_info> DeviceFd::info() const {
     return ioctl_out<hvio_dev_info>(fd_.get(), HVIO_DEV_GET_INFO);
 }
 
+Result<void> DeviceFd::destroy_on_close() const {
+    if (::ioctl(fd_.get(), HVIO_DEV_DESTROY) < 0)
+        return last_error();
+    return {};
+}
+
 Result<hvio_dev_stats> DeviceFd::stats() const {
     return ioctl_out<hvio_dev_stats>(fd_.get(), HVIO_DEV_GET_STATS);
 }
@@ -38,6 +44,22 @@ Result<void> DeviceFd::set_queue_eventfd(uint16_t queue, int efd) const {
     qe.queue = queue;
     qe.fd = efd;
     if (::ioctl(fd_.get(), HVIO_DEV_SET_QUEUE_EVENTFD, &qe) < 0)
+        return last_error();
+    return {};
+}
+
+Result<hvio_dev_events> DeviceFd::events() const {
+    return ioctl_out<hvio_dev_events>(fd_.get(), HVIO_DEV_GET_EVENTS);
+}
+
+Result<void> DeviceFd::set_config(uint32_t offset, const void *data, uint32_t len,
+                                  uint32_t flags) const {
+    hvio_dev_config c{};
+    c.offset = offset;
+    c.len = len;
+    c.addr = reinterpret_cast<uintptr_t>(data);
+    c.flags = flags;
+    if (::ioctl(fd_.get(), HVIO_DEV_SET_CONFIG, &c) < 0)
         return last_error();
     return {};
 }

@@ -3,7 +3,9 @@
 // DeviceFd: one hvio device file descriptor (HVIO_DEV_CREATE's result).
 // Each method is one ioctl or mmap of uapi/linux/hvio.h; errors come back
 // as the kernel's errno.  Closing the fd (and unmapping everything mapped
-// through it) destroys the device.
+// through it) destroys the device, unless it is recoverable
+// (HVIO_DEV_F_RECOVERABLE) and destroy_on_close() was not called: then the
+// kernel keeps it for a restarted daemon (Control::dev_attach).
 #pragma once
 
 #include "mapping.h"
@@ -24,9 +26,16 @@ class DeviceFd {
     void close() { fd_.reset(); }
 
     Result<hvio_dev_info> info() const;
+    // HVIO_DEV_DESTROY: closing this fd destroys a recoverable device
+    // instead of leaving it for a restarted daemon.
+    Result<void> destroy_on_close() const;
     Result<hvio_dev_stats> stats() const;
     Result<hvio_queue_stats> queue_stats(uint16_t queue) const;
     Result<void> set_queue_eventfd(uint16_t queue, int efd) const;
+    // HVIO_DEV_GET_EVENTS: read and clear the pending events.
+    Result<hvio_dev_events> events() const;
+    // HVIO_DEV_SET_CONFIG: replace len bytes of config space at offset.
+    Result<void> set_config(uint32_t offset, const void *data, uint32_t len, uint32_t flags) const;
     // HVIO_DEV_QUEUE_RUN, retried on EINTR.
     Result<void> queue_run(hvio_queue_run &run) const;
 

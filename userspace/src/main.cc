@@ -15,11 +15,18 @@ void usage(FILE *out) {
         "\n"
         "commands:\n"
         "  run CONFIG.json [--socket PATH]\n"
-        "      Serve the virtio-blk devices of CONFIG.json (hvisor-tool's\n"
+        "      Serve the virtio-blk and virtio-net devices of CONFIG.json (hvisor-tool's\n"
         "      virtio_cfg.json) until SIGTERM/SIGINT/SIGHUP, then finish the I/O\n"
         "      in flight, remove the devices and zones, and exit 0.  Prints\n"
         "      \"hvio: ready (N devices)\" once the devices answer the guest.\n"
-        "      The status socket is PATH (default /run/hvio.sock).\n"
+        "      The status socket is PATH (default /run/hvio.sock).  If the daemon\n"
+        "      dies without that (SIGKILL, a crash), hvio.ko keeps its devices for\n"
+        "      the guest, and the next `hvio run` with the same config takes them\n"
+        "      over: the guest sees only delay, nothing completed is lost.\n"
+        "  stop [CONFIG.json] [--socket PATH]\n"
+        "      Stop the running daemon (SIGTERM, waits for it), then destroy the\n"
+        "      devices a dead daemon left for recovery: those of CONFIG's zones,\n"
+        "      whose zones are removed too, or without CONFIG all of them.\n"
         "  status [--socket PATH] [--json]\n"
         "      Show the running daemon's devices: status byte, negotiated\n"
         "      features, device and per-queue counters (kernel and daemon).\n"
@@ -34,8 +41,13 @@ void usage(FILE *out) {
         "    \"memory_region\": [{\"zone0_ipa\": \"0x50000000\", \"zonex_ipa\": \"0x50000000\",\n"
         "                       \"size\": \"0x30000000\"}],\n"
         "    \"devices\": [{\"type\": \"blk\", \"addr\": \"0xa003c00\", \"len\": \"0x200\",\n"
-        "                 \"irq\": 78, \"img\": \"rootfs2.ext4\", \"status\": \"enable\"}]}]}\n"
-        "  Devices with \"status\": \"disable\" are skipped; net, console, gpu and scmi\n"
+        "                 \"irq\": 78, \"img\": \"rootfs2.ext4\", \"status\": \"enable\"},\n"
+        "                {\"type\": \"net\", \"addr\": \"0xa003600\", \"len\": \"0x200\", \"irq\": "
+        "75,\n"
+        "                 \"tap\": \"tap0\", \"mac\": [\"0x00\", \"0x16\", \"0x3e\", \"0x10\", "
+        "\"0x10\",\n"
+        "                 \"0x10\"], \"status\": \"enable\"}]}]}\n"
+        "  Devices with \"status\": \"disable\" are skipped; console, gpu and scmi\n"
         "  devices are not supported yet and skipped with a warning.  img is a file\n"
         "  or block device, relative to the config file's directory.\n"
         "  hvio's keys for blk devices:\n"
@@ -45,6 +57,14 @@ void usage(FILE *out) {
         "    direct      true: O_DIRECT (bypass root Linux's page cache)\n"
         "    serial      up to 20 bytes, default the image's file name\n"
         "    discard     false: do not offer DISCARD (default true)\n"
+        "  net devices: tap is the TAP interface (<= 15 bytes; created if it does\n"
+        "  not exist, its up/down state and addresses are left to you; the guest's\n"
+        "  link follows its UP and carrier), mac six bytes, unicast (default\n"
+        "  02:48:56:<zone id>:<index>).  hvio's keys:\n"
+        "    mtu         68..65535, default 1500 (told to the guest; set the TAP's too)\n"
+        "    offloads    false: offer no checksum/TSO/ECN/UFO offloads (default true)\n"
+        "    mrg_rxbuf   false: do not offer mergeable RX buffers (default true)\n"
+        "    queue_size  power of two 2..1024, default 256 (both queues)\n"
         "  Any other key is an error: a typo must not go unnoticed.\n"
         "\n"
         "exit status: 0 success, 1 error, 2 bad usage or configuration refused\n"
@@ -64,6 +84,8 @@ int main(int argc, char **argv) {
         return hvio::cmd_run(argc - 1, argv + 1);
     if (!std::strcmp(cmd, "status"))
         return hvio::cmd_status(argc - 1, argv + 1);
+    if (!std::strcmp(cmd, "stop"))
+        return hvio::cmd_stop(argc - 1, argv + 1);
     if (!std::strcmp(cmd, "info"))
         return hvio::cmd_info(argc - 1, argv + 1);
     if (!std::strcmp(cmd, "help") || !std::strcmp(cmd, "--help") || !std::strcmp(cmd, "-h")) {
