@@ -28,8 +28,8 @@ E2E_KERNEL = $(shell bash -c '$(common) hvio_kernel_image $(ARCH)')
 E2E_TIMEOUT ?= 600
 # Per zone boot, inside the VM (hvemu --timeout).
 E2E_ZONE_TIMEOUT ?= 240
-E2E_VM_ARGS_x86_64 := --nested --kmod kvm-amd
-E2E_VM_ARGS_arm64 := --sim-ram-dt
+E2E_VM_ARGS_x86_64 := --nested --kmod kvm-amd --kmod tun
+E2E_VM_ARGS_arm64 := --sim-ram-dt --kmod tun
 
 .PHONY: e2e e2e-build demo
 
