@@ -108,7 +108,7 @@ $(OUT)/selftests/%: tests/selftests/%.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDRS) | 
 selftest: all
 	@[ -n "$(ST_RUN)" ] || { echo "make: no tests/selftests/hvio_*.c yet" >&2; exit 1; }
 	scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) --prog-timeout $(PROG_TIMEOUT) \
-		--extra-file $(CMAKE_DIR)/hvio:/bin/hvio -- $(ST_RUN)
+		--kmod tun --extra-file $(CMAKE_DIR)/hvio:/bin/hvio -- $(ST_RUN)
 
 # ---- benchmarks -----------------------------------------------------------
 # The bench program plays hvisor and a Linux-like guest driver against the
