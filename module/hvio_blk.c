@@ -69,37 +69,6 @@ u8 hvio_blk_status(s32 result)
 }
 
 /*
- * Copy bytes [skip, skip + len) of the chain's readable part into @buf.
- * The segments were checked to lie in zone RAM.
- */
-static bool hvio_blk_gather(struct hvio_queue *q, u16 nr, u32 skip, void *buf,
-			    u32 len)
-{
-	const struct hvio_vq_seg *s;
-	u32 i, n;
-	u8 *p;
-
-	for (i = 0; i < nr && len; i++) {
-		s = &q->segs[i];
-		if (s->write)
-			break;
-		if (skip >= s->len) {
-			skip -= s->len;
-			continue;
-		}
-		n = min(s->len - skip, len);
-		p = hvio_zone_map(q->dev->zone, s->gpa + skip, n);
-		if (!p)
-			return false;
-		memcpy(buf, p, n);
-		buf += n;
-		len -= n;
-		skip = 0;
-	}
-	return !len;
-}
-
-/*
  * Bytes [skip, total - drop) of the readable (@write false) or writable
  * part of the chain become the op's data segments.  Returns the number of
  * segments or -1 when there are more than HVIO_OP_MAX_SEGS.
@@ -158,7 +127,7 @@ static u8 hvio_blk_range_op(struct hvio_queue *q, u16 nr, u32 data_len,
 		return VIRTIO_BLK_S_IOERR;
 	/* We offer max_*_seg = 1: exactly one range. */
 	if (data_len != sizeof(seg) ||
-	    !hvio_blk_gather(q, nr, sizeof(struct virtio_blk_outhdr), &seg,
+	    !hvio_queue_gather(q, nr, sizeof(struct virtio_blk_outhdr), &seg,
 			     sizeof(seg)))
 		return VIRTIO_BLK_S_IOERR;
 	sector = le64_to_cpu(seg.sector);
@@ -249,7 +218,7 @@ enum hvio_req_kind hvio_blk_prepare(struct hvio_queue *q,
 	in_data = chain->in_bytes - 1;
 
 	if (chain->out_bytes < hdr_len ||
-	    !hvio_blk_gather(q, chain->nr_segs, 0, &hdr, hdr_len)) {
+	    !hvio_queue_gather(q, chain->nr_segs, 0, &hdr, hdr_len)) {
 		q->stats.bad_request++;
 		return HVIO_REQ_DONE;
 	}

@@ -18,6 +18,7 @@
 #include <linux/poll.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
+#include <uapi/linux/virtio_ids.h>
 
 #include "hvio_compat.h"
 #include "hvio_internal.h"
@@ -300,6 +301,8 @@ static int hvio_dev_check(const struct hvio_dev_create *a)
 		return -EINVAL;
 	if (!(a->features & (1ULL << HVIO_F_VERSION_1)))
 		return -EINVAL;
+	if (a->device_id == VIRTIO_ID_NET)
+		return hvio_net_check(a);
 	return 0;
 }
 

@@ -13,6 +13,8 @@
  *   dev->lock        the device's register file, events and counters.
  *   hvio.res_lock    the res_list producer side and the deferred-IRQ set.
  * The bridge handler takes bridge_lock -> lock -> dev->lock -> res_lock.
+ * A queue's mutex (q->lock) is taken before dev->lock; it also covers the
+ * per-head tags and the net RX spare list.
  */
 #ifndef _HVIO_INTERNAL_H
 #define _HVIO_INTERNAL_H
@@ -62,11 +64,30 @@ struct hvio_zone {
 	void *va[HVIO_MAX_REGIONS];	/* memremap()ed regions */
 };
 
-/* Per-tag state the kernel keeps for an op the daemon holds. */
+/* Never a descriptor head (queue sizes are at most 32768). */
+#define HVIO_NO_TAG		0xffff
+
+enum hvio_tag_state {
+	HVIO_TAG_FREE,			/* the guest owns the head */
+	HVIO_TAG_OP,			/* first chain of an op the daemon holds */
+	HVIO_TAG_HELD,			/* net RX: a spare chain, or a later
+					 * chain of an op
+					 */
+};
+
+/*
+ * Per-head state the kernel keeps while it holds a chain.  Net RX keeps a
+ * chain's own segments at the front of ops[head].segs (nr_segs of them)
+ * and links the chains of one op, and the spare list, through next.
+ */
 struct hvio_tag {
 	u64 status_gpa;			/* blk status byte */
-	u32 used_len;			/* used length on success */
-	bool inflight;
+	u32 used_len;			/* blk: used length on success;
+					 * net RX: the chain's capacity
+					 */
+	u16 next;			/* net RX: next chain or HVIO_NO_TAG */
+	u8 nr_segs;			/* net RX: the chain's own segments */
+	u8 state;			/* enum hvio_tag_state */
 };
 
 /* A request finished inside the kernel, written back at the next commit. */
@@ -104,6 +125,23 @@ struct hvio_queue {
 	struct eventfd_ctx *efd;
 	struct hvio_queue_stats stats;
 	struct hvio_vq_seg segs[HVIO_QUEUE_MAX_SEGS];
+
+	/* net RX, under lock, set up again at every attach (hvio_net.c) */
+	u16 spare_head;			/* chains popped, not in an op yet */
+	u16 spare_tail;
+	u32 nr_spare;
+	u64 spare_bytes;
+	u32 rx_ops;			/* RX ops the daemon holds */
+	u32 rx_target;			/* bytes one RX op should hold */
+	bool rx_mrg;			/* MRG_RXBUF negotiated */
+};
+
+/* What hvio_queue_take() found in the avail ring. */
+enum hvio_take {
+	HVIO_TAKE_OK,			/* a well-formed chain in q->segs */
+	HVIO_TAKE_BAD,			/* malformed: queued back, length 0 */
+	HVIO_TAKE_EMPTY,		/* nothing new */
+	HVIO_TAKE_BROKEN,		/* queue stopped: needs a reset */
 };
 
 enum hvio_req_kind {
@@ -183,6 +221,23 @@ void hvio_queue_kick(struct hvio_dev *dev, u32 queue);
 long hvio_queue_ioctl(struct hvio_dev *dev, unsigned int cmd,
 		      void __user *argp);
 int hvio_queue_mmap(struct hvio_dev *dev, struct vm_area_struct *vma);
+
+bool hvio_queue_gather(struct hvio_queue *q, u16 nr, u32 skip, void *buf,
+		       u32 len);
+enum hvio_take hvio_queue_take(struct hvio_queue *q,
+			       struct hvio_vq_chain *chain);
+struct hvio_done *hvio_queue_done_next(struct hvio_queue *q, u16 head);
+bool hvio_queue_flush_done(struct hvio_queue *q, bool drained, bool broken);
+
+/* hvio_net.c */
+int hvio_net_check(const struct hvio_dev_create *arg);
+void hvio_net_attach(struct hvio_queue *q);
+enum hvio_req_kind hvio_net_tx_prepare(struct hvio_queue *q,
+				       const struct hvio_vq_chain *chain,
+				       struct hvio_op *op);
+u16 hvio_net_rx_fetch(struct hvio_queue *q, u16 *tags, u16 max,
+		      u32 *out_flags);
+void hvio_net_complete(struct hvio_queue *q, u16 tag, s32 result);
 
 /* hvio_blk.c */
 void hvio_blk_init(struct hvio_dev *dev);

@@ -159,6 +159,11 @@ static bool hvio_queue_attach(struct hvio_queue *q)
 	memset(q->tags, 0, dev->mmio.queue_size_max * sizeof(*q->tags));
 	q->nr_done = 0;
 	q->vq_gen = 0;
+	q->spare_head = HVIO_NO_TAG;
+	q->spare_tail = HVIO_NO_TAG;
+	q->nr_spare = 0;
+	q->spare_bytes = 0;
+	q->rx_ops = 0;
 	if (!(status & HVIO_S_DRIVER_OK) || (status & HVIO_S_NEEDS_RESET) ||
 	    !regs.ready)
 		return false;
@@ -173,6 +178,8 @@ static bool hvio_queue_attach(struct hvio_queue *q)
 			  features & (1ULL << 28)))
 		return false;
 	q->vq_gen = gen;
+	if (dev->mmio.device_id == VIRTIO_ID_NET)
+		hvio_net_attach(q);
 	return true;
 }
 
@@ -185,12 +192,106 @@ static void hvio_queue_broken(struct hvio_queue *q)
 	hvio_mmio_needs_reset(&q->dev->mmio);
 }
 
-/*
- * Write back what the kernel finished itself and re-arm notifications
- * when drained.  Returns false if the generation changed meanwhile.
+/**
+ * hvio_queue_gather() - copy readable bytes of the popped chain
+ * @q: queue; q->segs holds the chain (checked to lie in zone RAM)
+ * @nr: segments in the chain
+ * @skip: bytes of the readable part to skip
+ * @buf: destination
+ * @len: bytes wanted
+ *
+ * Return: true when all @len bytes were there.
  */
-static bool hvio_queue_flush_done(struct hvio_queue *q, bool drained,
-				  bool broken)
+bool hvio_queue_gather(struct hvio_queue *q, u16 nr, u32 skip, void *buf,
+		       u32 len)
+{
+	const struct hvio_vq_seg *s;
+	u32 i, n;
+	u8 *p;
+
+	for (i = 0; i < nr && len; i++) {
+		s = &q->segs[i];
+		if (s->write)
+			break;
+		if (skip >= s->len) {
+			skip -= s->len;
+			continue;
+		}
+		n = min(s->len - skip, len);
+		p = hvio_zone_map(q->dev->zone, s->gpa + skip, n);
+		if (!p)
+			return false;
+		memcpy(buf, p, n);
+		buf += n;
+		len -= n;
+		skip = 0;
+	}
+	return !len;
+}
+
+/**
+ * hvio_queue_done_next() - the answer slot for a chain finished here
+ * @q: queue, q->lock held
+ * @head: the chain's head
+ *
+ * The slot counts only once the caller bumps q->nr_done.  There is room:
+ * a fetch takes at most queue_size_max chains between two flushes.
+ *
+ * Return: the zeroed slot with @head filled in.
+ */
+struct hvio_done *hvio_queue_done_next(struct hvio_queue *q, u16 head)
+{
+	struct hvio_done *d = &q->done[q->nr_done];
+
+	memset(d, 0, sizeof(*d));
+	d->head = head;
+	return d;
+}
+
+/**
+ * hvio_queue_take() - pop the next chain for a request engine
+ * @q: queue, q->lock held, attached
+ * @chain: the chain, its segments in q->segs
+ *
+ * A malformed chain (counted by the parser per reason) is queued for
+ * write-back with used length 0 and reported as HVIO_TAKE_BAD; a head the
+ * kernel or the daemon still holds, a head out of range or an avail jump
+ * stop the queue.
+ *
+ * Return: enum hvio_take.
+ */
+enum hvio_take hvio_queue_take(struct hvio_queue *q,
+			       struct hvio_vq_chain *chain)
+{
+	enum hvio_vq_err err;
+
+	err = hvio_vq_pop(&q->vq, q->segs, ARRAY_SIZE(q->segs), chain);
+	if (err == HVIO_VQ_EMPTY)
+		return HVIO_TAKE_EMPTY;
+	if (err == HVIO_VQ_BROKEN || err == HVIO_VQ_E_HEAD ||
+	    err == HVIO_VQ_E_AVAIL_JUMP)
+		return HVIO_TAKE_BROKEN;
+	/* The guest reposted a head we still hold. */
+	if (q->tags[chain->head].state != HVIO_TAG_FREE)
+		return HVIO_TAKE_BROKEN;
+	q->stats.reqs++;
+	if (err != HVIO_VQ_OK) {
+		hvio_queue_done_next(q, chain->head);
+		q->nr_done++;
+		return HVIO_TAKE_BAD;
+	}
+	return HVIO_TAKE_OK;
+}
+
+/**
+ * hvio_queue_flush_done() - write back what the kernel finished itself
+ * @q: queue, q->lock held
+ * @drained: the avail ring is empty: re-arm guest notifications
+ * @broken: the guest broke the ring protocol: stop the queue
+ *
+ * Return: false if the generation changed meanwhile (nothing written).
+ */
+bool hvio_queue_flush_done(struct hvio_queue *q, bool drained, bool broken)
 {
 	struct hvio_dev *dev = q->dev;
 	struct hvio_done *d;
@@ -221,55 +322,67 @@ static bool hvio_queue_flush_done(struct hvio_queue *q, bool drained,
 	return current_gen;
 }
 
-/* Take up to @max chains; tags of ops for the daemon go to @tags. */
-static u16 hvio_queue_fetch(struct hvio_queue *q, u16 *tags, u16 max)
+static bool hvio_queue_is_net(const struct hvio_queue *q)
 {
-	struct hvio_vq_chain chain;
-	enum hvio_vq_err err;
-	enum hvio_req_kind kind;
-	struct hvio_done *d;
-	u16 n = 0, taken = 0;
-	bool drained, broken;
+	return q->dev->mmio.device_id == VIRTIO_ID_NET;
+}
 
+/*
+ * Take up to @max chains, one op or answer each (blk, net TX); tags of ops
+ * for the daemon go to @tags.  Net queues stop at the fairness budget.
+ */
+static u16 hvio_queue_fetch(struct hvio_queue *q, u16 *tags, u16 max,
+			    u32 *out_flags)
+{
+	bool net = hvio_queue_is_net(q);
+	struct hvio_vq_chain chain;
+	enum hvio_req_kind kind;
+	enum hvio_take took;
+	struct hvio_done *d;
+	struct hvio_op *op;
+	u16 n = 0, taken = 0;
+	bool drained, broken, budget = false;
+	u64 bytes = 0;
+
+	if (net && q->index == HVIO_NET_RX_QUEUE)
+		return hvio_net_rx_fetch(q, tags, max, out_flags);
 again:
 	drained = false;
 	broken = false;
 	while (taken < max) {
-		err = hvio_vq_pop(&q->vq, q->segs, ARRAY_SIZE(q->segs), &chain);
-		if (err == HVIO_VQ_EMPTY) {
+		if (net && (taken >= HVIO_NET_BUDGET_PKTS ||
+			    bytes >= HVIO_NET_BUDGET_BYTES)) {
+			budget = hvio_vq_avail(&q->vq) > 0;
+			break;
+		}
+		took = hvio_queue_take(q, &chain);
+		if (took == HVIO_TAKE_EMPTY) {
 			drained = true;
 			break;
 		}
-		if (err == HVIO_VQ_BROKEN || err == HVIO_VQ_E_HEAD ||
-		    err == HVIO_VQ_E_AVAIL_JUMP) {
-			broken = true;
-			break;
-		}
-		if (q->tags[chain.head].inflight) {
-			/* The guest reposted a head the daemon still holds. */
+		if (took == HVIO_TAKE_BROKEN) {
 			broken = true;
 			break;
 		}
 		taken++;
-		q->stats.reqs++;
-		d = &q->done[q->nr_done];
-		memset(d, 0, sizeof(*d));
-		d->head = chain.head;
-		if (err != HVIO_VQ_OK) {
-			/* Malformed chain: counted by the parser; len 0. */
-			q->nr_done++;
+		if (took == HVIO_TAKE_BAD)
 			continue;
-		}
-		kind = hvio_blk_prepare(q, &chain, &q->ops[chain.head],
-					&q->tags[chain.head], d);
+		op = &q->ops[chain.head];
+		d = hvio_queue_done_next(q, chain.head);
+		if (net)
+			kind = hvio_net_tx_prepare(q, &chain, op);
+		else
+			kind = hvio_blk_prepare(q, &chain, op,
+						&q->tags[chain.head], d);
 		if (kind == HVIO_REQ_DONE) {
 			q->stats.done_in_kernel++;
 			q->nr_done++;
 			continue;
 		}
-		q->ops[chain.head].generation = q->vq_gen;
-		q->tags[chain.head].inflight = true;
+		op->generation = q->vq_gen;
+		q->tags[chain.head].state = HVIO_TAG_OP;
 		q->stats.ops++;
+		bytes += op->len;
 		tags[n++] = chain.head;
 	}
 
@@ -282,6 +395,10 @@ again:
 	 */
 	if (drained && taken < max && hvio_vq_avail(&q->vq) > 0)
 		goto again;
+	if (budget) {
+		q->stats.budget_stops++;
+		*out_flags |= HVIO_RUN_OUT_MORE;
+	}
 	return n;
 }
 
@@ -291,6 +408,7 @@ static int hvio_queue_commit(struct hvio_queue *q,
 {
 	struct hvio_dev *dev = q->dev;
 	u32 size = dev->mmio.queue_size_max;
+	bool net = hvio_queue_is_net(q);
 	struct hvio_tag *t;
 	bool any = false;
 	int ret = 0;
@@ -310,16 +428,24 @@ static int hvio_queue_commit(struct hvio_queue *q,
 		}
 		tag = array_index_nospec(c[i].tag, size);
 		t = &q->tags[tag];
-		if (!t->inflight) {
+		if (t->state != HVIO_TAG_OP) {
 			ret = -EINVAL;
 			break;
 		}
-		t->inflight = false;
+		q->stats.completed++;
+		any = true;
+		/* Unused receive ops come back cancelled: no error. */
+		if (c[i].result < 0 &&
+		    !(net && c[i].result == -ECANCELED))
+			q->stats.errors++;
+		if (net) {
+			hvio_net_complete(q, tag, c[i].result);
+			continue;
+		}
+		t->state = HVIO_TAG_FREE;
 		status = hvio_blk_status(c[i].result);
 		hvio_queue_write_status(q, t->status_gpa, status);
 		hvio_vq_add_used(&q->vq, tag, status ? 1 : t->used_len);
-		q->stats.completed++;
-		any = true;
 	}
 	if (any)
 		hvio_queue_signal(q);
@@ -342,8 +468,9 @@ static long hvio_queue_run(struct hvio_dev *dev, void __user *argp)
 	    run.queue >= dev->mmio.num_queues || run.nr_commit > size ||
 	    run.max_fetch > size)
 		return -EINVAL;
-	/* Only virtio-blk has a request engine so far. */
-	if (dev->mmio.device_id != VIRTIO_ID_BLOCK)
+	/* Request engines exist for virtio-blk and virtio-net. */
+	if (dev->mmio.device_id != VIRTIO_ID_BLOCK &&
+	    dev->mmio.device_id != VIRTIO_ID_NET)
 		return -EOPNOTSUPP;
 	q = &dev->queues[array_index_nospec(run.queue, dev->mmio.num_queues)];
 
@@ -364,8 +491,10 @@ static long hvio_queue_run(struct hvio_dev *dev, void __user *argp)
 	mutex_lock(&q->lock);
 	ret = hvio_queue_commit(q, commits, run.nr_commit);
 	run.nr_fetched = 0;
+	run.out_flags = 0;
 	if (!ret && run.max_fetch && hvio_queue_attach(q))
-		run.nr_fetched = hvio_queue_fetch(q, tags, run.max_fetch);
+		run.nr_fetched = hvio_queue_fetch(q, tags, run.max_fetch,
+						  &run.out_flags);
 	mutex_unlock(&q->lock);
 	if (ret)
 		goto out;

@@ -14,10 +14,13 @@
  * rejections, and root Linux is responsive.  The VM runner fails the run on
  * BUG/WARNING/Oops in the kernel log.
  *
- * Two variants: fake_daemon (this program answers HVIO_DEV_QUEUE_RUN and
- * reads every counter) and real_daemon (`hvio run cfg.json` on a scratch
+ * Three variants: fake_daemon (this program answers HVIO_DEV_QUEUE_RUN and
+ * reads every counter), real_daemon (`hvio run cfg.json` on a scratch
  * image serves the device during the storm and must then still exit 0 on
- * SIGTERM).
+ * SIGTERM), and net_fake_daemon (a virtio-net device with merged receive
+ * buffers; the fake daemon commits any byte count, truncated packets,
+ * cancellations and errors, so receive chains keep moving between ops,
+ * the spare list and the used ring while the guest scribbles).
  *
  * HVIO_SEED=n (environment) replays a run; HVIO_STORM_MS overrides the
  * storm duration.
@@ -33,6 +36,7 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <linux/virtio_blk.h>
+#include <linux/virtio_net.h>
 #include <linux/virtio_ring.h>
 
 #include "hvio_test.h"
@@ -62,6 +66,15 @@
 #define JUNK		(GUEST_RAM + 0x90000)	/* garbage tables */
 #define JUNK_LEN	0x70000
 
+#define NET_FEATURES	(FG_F_VERSION_1 | (1ULL << VIRTIO_NET_F_MAC) | \
+			 (1ULL << VIRTIO_NET_F_CSUM) | \
+			 (1ULL << VIRTIO_NET_F_GUEST_CSUM) | \
+			 (1ULL << VIRTIO_NET_F_GUEST_TSO4) | \
+			 (1ULL << VIRTIO_NET_F_HOST_TSO4) | \
+			 (1ULL << VIRTIO_NET_F_MRG_RXBUF) | \
+			 (1ULL << VIRTIO_NET_F_STATUS) | \
+			 (1ULL << VIRTIO_RING_F_INDIRECT_DESC) | \
+			 (1ULL << VIRTIO_RING_F_EVENT_IDX))
 #define BLK_FEATURES	(FG_F_VERSION_1 | (1ULL << VIRTIO_BLK_F_FLUSH) | \
 			 (1ULL << VIRTIO_BLK_F_DISCARD) | \
 			 (1ULL << VIRTIO_BLK_F_WRITE_ZEROES) | \
@@ -106,6 +119,7 @@ FIXTURE(hostile) {
 	unsigned int slot;
 	uint16_t next_desc[NQ];
 	int stop;
+	bool net;			/* virtio-net instead of virtio-blk */
 	uint64_t seed;
 	struct counts cnt;
 	/* real_daemon */
@@ -117,6 +131,7 @@ FIXTURE(hostile) {
 
 FIXTURE_VARIANT(hostile) {
 	bool daemon;		/* the real daemon serves the device */
+	bool net;		/* a virtio-net device (fake daemon only) */
 	unsigned int storm_ms;
 };
 
@@ -128,6 +143,12 @@ FIXTURE_VARIANT_ADD(hostile, fake_daemon) {
 FIXTURE_VARIANT_ADD(hostile, real_daemon) {
 	.daemon = true,
 	.storm_ms = 5000,
+};
+
+FIXTURE_VARIANT_ADD(hostile, net_fake_daemon) {
+	.daemon = false,
+	.net = true,
+	.storm_ms = 6000,
 };
 
 struct thr {
@@ -204,6 +225,17 @@ static int make_dev(FIXTURE_DATA(hostile) *self)
 	struct virtio_blk_config cfg;
 	struct hvio_dev_create c;
 
+	if (self->net) {
+		struct virtio_net_config ncfg;
+
+		memset(&ncfg, 0, sizeof(ncfg));
+		memcpy(ncfg.mac, "\x02\x00\x00\x00\x00\x02", 6);
+		ncfg.status = VIRTIO_NET_S_LINK_UP;
+		ncfg.max_virtqueue_pairs = 1;
+		fg_dev_init(&c, ZONE_A, VIRTIO_ID_NET, MMIO_BASE, IRQ, NQ, QN,
+			    NET_FEATURES, &ncfg, 10);
+		return fg_dev_create(&self->fg, &c);
+	}
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.capacity = CAPACITY;
 	cfg.seg_max = HVIO_OP_MAX_SEGS;
@@ -229,7 +261,8 @@ static int reprobe(FIXTURE_DATA(hostile) *self, unsigned int slot)
 
 	pthread_mutex_lock(&self->layout_lock);
 	memset(gptr(self, RING_SLOT(slot)), 0, 0x4000);
-	ret = fg_vdev_probe(&self->v, BLK_FEATURES, NQ, QN, RING_SLOT(slot));
+	ret = fg_vdev_probe(&self->v, self->net ? NET_FEATURES : BLK_FEATURES,
+			    NQ, QN, RING_SLOT(slot));
 	self->slot = slot;
 	for (q = 0; q < NQ; q++) {
 		self->vq[q] = self->v.vq[q];
@@ -366,6 +399,7 @@ FIXTURE_SETUP(hostile)
 
 	self->fd = -1;
 	self->out_fd = -1;
+	self->net = variant->net;
 	pthread_mutex_init(&self->layout_lock, NULL);
 	hvio_fixture_open(_metadata, &self->fg, &self->skip);
 	if (self->skip)
@@ -456,8 +490,38 @@ static void publish(struct vring_avail *avail, uint32_t num, uint16_t head)
 }
 
 /*
+ * A well-formed virtio-net chain for head: receive (queue 0) one to three
+ * writable buffers of 12..4096 bytes in all, inside the head's 4 KiB;
+ * transmit a zeroed 12-byte header and a 14..4096-byte frame.
+ */
+static int net_chain(FIXTURE_DATA(hostile) *self, int q, uint64_t *rng,
+		     uint16_t head, struct vring_desc *chain)
+{
+	uint32_t total, off = 0, len;
+	int n = 0, parts;
+
+	if (q == HVIO_NET_TX_QUEUE) {
+		memset(gptr(self, hdr_gpa(q, head)), 0, HVIO_NET_HDR_LEN);
+		set_desc(&chain[n++], hdr_gpa(q, head), HVIO_NET_HDR_LEN, 0, 0);
+		set_desc(&chain[n++], buf_gpa(q, head), 14 + rn(rng, 4083),
+			 0, 0);
+		return n;
+	}
+	total = HVIO_NET_HDR_LEN * 3 + rn(rng, 4097 - HVIO_NET_HDR_LEN * 3);
+	parts = 1 + rn(rng, 3);
+	while (n < parts) {
+		len = n + 1 == parts ? total - off : total / parts;
+		set_desc(&chain[n++], buf_gpa(q, head) + off, len,
+			 VRING_DESC_F_WRITE, 0);
+		off += len;
+	}
+	return n;
+}
+
+/*
  * Post one well-formed request on queue q (FLUSH, IN, OUT or GET_ID; direct
- * or indirect); returns its head.  Caller holds layout_lock.
+ * or indirect; virtio-net: see net_chain()); returns its head.  Caller
+ * holds layout_lock.
  */
 static uint16_t post_valid(FIXTURE_DATA(hostile) *self, int q, uint64_t *rng,
 			   int type)
@@ -471,6 +535,10 @@ static uint16_t post_valid(FIXTURE_DATA(hostile) *self, int q, uint64_t *rng,
 	int n = 0, i;
 	bool indirect = !rn(rng, 4);
 
+	if (self->net) {
+		n = net_chain(self, q, rng, head, chain);
+		goto place;
+	}
 	h = gptr(self, hdr_gpa(q, head));
 	h->type = type;
 	h->ioprio = 0;
@@ -495,6 +563,7 @@ static uint16_t post_valid(FIXTURE_DATA(hostile) *self, int q, uint64_t *rng,
 	set_desc(&chain[n++], st_gpa(q, head), 1, VRING_DESC_F_WRITE, 0);
 	*(uint8_t *)gptr(self, st_gpa(q, head)) = 0xee;
 
+place:
 	if (indirect) {
 		struct vring_desc *t = gptr(self, ind_gpa(q, head));
 
@@ -537,7 +606,8 @@ static void *guest_thread(void *arg)
 
 		pthread_mutex_lock(&self->layout_lock);
 		/* Did the request last posted on this head complete OK? */
-		if (*(uint8_t *)gptr(self, st_gpa(q, self->next_desc[q])) ==
+		if (!self->net &&
+		    *(uint8_t *)gptr(self, st_gpa(q, self->next_desc[q])) ==
 		    VIRTIO_BLK_S_OK)
 			CNT(status_ok);
 		post_valid(self, q, &t->rng, types[rn(&t->rng, 4)]);
@@ -553,6 +623,54 @@ static void *guest_thread(void *arg)
 
 /* ---- the daemon: fetch and complete ------------------------------------- */
 
+/* A net op: the queue's type, segments inside zone RAM adding up to len. */
+static bool op_sane_net(FIXTURE_DATA(hostile) *self, int q,
+			const struct hvio_op *op, uint16_t tag)
+{
+	uint64_t sum = 0;
+	int i;
+
+	if (op->tag != tag || op->nr_segs > HVIO_OP_MAX_SEGS ||
+	    op->type != (q == HVIO_NET_RX_QUEUE ? HVIO_OP_NET_RX :
+			 HVIO_OP_NET_TX))
+		return false;
+	for (i = 0; i < op->nr_segs; i++) {
+		uint64_t a = op->segs[i].gpa, l = op->segs[i].len;
+
+		if (!l || a < GUEST_RAM || a + l < a || a + l > GUEST_RAM + ZSIZE)
+			return false;
+		sum += l;
+	}
+	if (sum != op->len || op->len < HVIO_NET_HDR_LEN)
+		return false;
+	if (q == HVIO_NET_TX_QUEUE &&
+	    op->len > HVIO_NET_HDR_LEN + HVIO_NET_MAX_FRAME)
+		return false;
+	return true;
+}
+
+/* What the fake daemon reports for a fetched op. */
+static int32_t fake_result(FIXTURE_DATA(hostile) *self, int q, uint16_t tag,
+			   uint64_t *rng)
+{
+	uint32_t len = tag < QN ? (uint32_t)self->ops[q][tag].len : 100;
+
+	if (!self->net)
+		return rn(rng, 8) ? 0 : -EIO;
+	if (q == HVIO_NET_TX_QUEUE)
+		return rn(rng, 8) ? (int32_t)len : -EIO;
+	switch (rn(rng, 8)) {
+	case 0:
+		return len + 1 + rn(rng, 100);		/* truncated */
+	case 1:
+		return -ECANCELED;
+	case 2:
+		return rn(rng, 2) ? -EIO : (int32_t)rn(rng, HVIO_NET_HDR_LEN);
+	default:
+		return HVIO_NET_HDR_LEN + rn(rng, len - HVIO_NET_HDR_LEN + 1);
+	}
+}
+
 static bool op_sane(FIXTURE_DATA(hostile) *self, int q, uint16_t tag)
 {
 	const struct hvio_op *op;
@@ -562,6 +680,8 @@ static bool op_sane(FIXTURE_DATA(hostile) *self, int q, uint16_t tag)
 	if (tag >= QN)
 		return false;
 	op = &self->ops[q][tag];
+	if (self->net)
+		return op_sane_net(self, q, op, tag);
 	if (op->tag != tag || op->type < HVIO_OP_READ ||
 	    op->type > HVIO_OP_WRITE_ZEROES || op->nr_segs > HVIO_OP_MAX_SEGS)
 		return false;
@@ -642,7 +762,8 @@ static void *daemon_thread(void *arg)
 				c->tag = tags[i];
 				c->reserved0 = 0;
 				c->reserved1 = 0;
-				c->result = rn(&t->rng, 8) ? 0 : -EIO;
+				c->result = fake_result(self, q, tags[i],
+							&t->rng);
 				c->generation = tags[i] < QN ?
 					self->ops[q][tags[i]].generation :
 					r.generation;
@@ -1088,6 +1209,61 @@ static void recover_io(struct __test_metadata *_metadata,
 }
 
 /*
+ * virtio-net: four frames go out and come back used with length 0; four
+ * receive chains become one or more ops, and a small packet committed to
+ * each lands in the used ring with its length.
+ */
+static void recover_net(struct __test_metadata *_metadata,
+			FIXTURE_DATA(hostile) *self)
+{
+	struct hvio_completion c[QN];
+	struct vring_used *used;
+	uint16_t tags[QN];
+	uint64_t rng = self->seed;
+	unsigned int q;
+	int n, j;
+
+	for (q = 0; q < NQ; q++) {
+		for (j = 0; j < 4; j++)
+			post_valid(self, q, &rng, 0);
+		fg_notify(&self->fg, CPU_GUEST, ZONE_A, MMIO_BASE +
+			  VIRTIO_MMIO_QUEUE_NOTIFY, q);
+	}
+	fg_wait_consumed(&self->fg, FG_TIMEOUT_MS);
+	for (q = 0; q < NQ; q++) {
+		struct hvio_queue_run r = {
+			.queue = q, .max_fetch = QN,
+			.tags_addr = (uintptr_t)tags,
+		};
+
+		ASSERT_EQ(0, ioctl(self->fd, HVIO_DEV_QUEUE_RUN, &r));
+		n = r.nr_fetched;
+		if (q == HVIO_NET_TX_QUEUE) {
+			EXPECT_EQ(4, n);
+		} else {
+			EXPECT_LE(1, n);
+		}
+		ASSERT_GE(4, n);
+		for (j = 0; j < n; j++) {
+			EXPECT_TRUE(op_sane(self, q, tags[j]));
+			c[j] = (struct hvio_completion){
+				.tag = tags[j], .generation = r.generation,
+				.result = HVIO_NET_HDR_LEN + 8 };
+		}
+		r = (struct hvio_queue_run){
+			.queue = q, .nr_commit = n,
+			.commits_addr = (uintptr_t)c,
+		};
+		ASSERT_EQ(0, ioctl(self->fd, HVIO_DEV_QUEUE_RUN, &r));
+		used = gptr(self, self->vq[q].device);
+		EXPECT_EQ(n, __atomic_load_n(&used->idx, __ATOMIC_ACQUIRE));
+		for (j = 0; j < n; j++)
+			EXPECT_EQ(q == HVIO_NET_TX_QUEUE ? 0 :
+				  HVIO_NET_HDR_LEN + 8, used->ring[j].len);
+	}
+}
+
+/*
  * Real daemon: four valid requests per queue complete with status 0 (the
  * used ring is polled; the daemon answers asynchronously).
  */
@@ -1277,7 +1453,17 @@ TEST_F_TIMEOUT(hostile, storm_then_recover, 110)
 	}
 	log_counts(_metadata, self, variant->daemon);
 	/* I/O flowed during the storm. */
-	EXPECT_LT(0, ld(&self->cnt.status_ok));
+	if (self->net) {
+		EXPECT_LT(0, qstats(self, HVIO_NET_RX_QUEUE).packets);
+		EXPECT_LT(0, qstats(self, HVIO_NET_TX_QUEUE).packets);
+		TH_LOG("net: rx packets %llu dropped %llu chains %llu, tx packets %llu",
+		       (unsigned long long)qstats(self, 0).packets,
+		       (unsigned long long)qstats(self, 0).rx_dropped,
+		       (unsigned long long)qstats(self, 0).rx_chains,
+		       (unsigned long long)qstats(self, 1).packets);
+	} else {
+		EXPECT_LT(0, ld(&self->cnt.status_ok));
+	}
 
 	/* Nothing outside zone RAM was touched. */
 	bad = check_canaries(self);
@@ -1314,6 +1500,8 @@ TEST_F_TIMEOUT(hostile, storm_then_recover, 110)
 	EXPECT_EQ(0, fg_vdev_rd(&self->v, VIRTIO_MMIO_STATUS) & 0x40);
 	if (variant->daemon)
 		recover_daemon(_metadata, self);
+	else if (self->net)
+		recover_net(_metadata, self);
 	else
 		recover_io(_metadata, self);
 	EXPECT_EQ(0, fg_vdev_rd(&self->v, VIRTIO_MMIO_STATUS) & 0x40);
