@@ -8,7 +8,8 @@
 // reports and escaping exceptions, it traps when an accepted config
 // breaks a promise the parser makes to the daemon: ranges, power-of-two
 // queue sizes, alignment, no window overlapping RAM or another window, no
-// two zones with one id.
+// two zones with one id, net devices with a valid TAP name, a unicast MAC
+// and an MTU in range, no TAP used twice.
 #include "config.h"
 
 #include <linux/hvio.h>
@@ -61,6 +62,36 @@ void check(const hvio::Config &c) {
             for (size_t j = 0; j < k; j++)
                 if (overlaps(b.addr, b.len, z.blk[j].addr, z.blk[j].len))
                     __builtin_trap();
+        }
+    }
+    for (size_t i = 0; i < c.zones.size(); i++) {
+        const hvio::ZoneConfig &z = c.zones[i];
+        for (size_t k = 0; k < z.net.size(); k++) {
+            const hvio::NetDeviceConfig &n = z.net[k];
+            if (n.addr % HVIO_MMIO_ALIGN || !n.len || n.len % HVIO_MMIO_ALIGN ||
+                n.len > HVIO_MMIO_MAX_LEN || n.addr + n.len > HVIO_IPA_LIMIT)
+                __builtin_trap();
+            if (!n.irq || n.irq > HVIO_MAX_IRQ || n.mtu < 68 || n.mtu > 65535)
+                __builtin_trap();
+            if (n.queue_size < 2 || n.queue_size > 1024 || (n.queue_size & (n.queue_size - 1)))
+                __builtin_trap();
+            if (n.tap.empty() || n.tap.size() > 15 || n.tap.find('/') != std::string::npos ||
+                (n.mac[0] & 1))
+                __builtin_trap();
+            for (const hvio::MemRegionConfig &m : z.regions)
+                if (overlaps(n.addr, n.len, m.zonex_ipa, m.size))
+                    __builtin_trap();
+            for (const hvio::BlkDeviceConfig &b : z.blk)
+                if (overlaps(n.addr, n.len, b.addr, b.len))
+                    __builtin_trap();
+            for (size_t j = 0; j < k; j++)
+                if (overlaps(n.addr, n.len, z.net[j].addr, z.net[j].len))
+                    __builtin_trap();
+            // One TAP, one device, in all zones.
+            for (size_t zi = 0; zi <= i; zi++)
+                for (size_t j = 0; j < (zi == i ? k : c.zones[zi].net.size()); j++)
+                    if (c.zones[zi].net[j].tap == n.tap)
+                        __builtin_trap();
         }
     }
     if (c.device_count() > HVIO_MAX_DEVS)

@@ -6,6 +6,7 @@
 
 #include "config.h"
 
+#include <array>
 #include <cstdlib>
 #include <fcntl.h>
 #include <fstream>
@@ -107,21 +108,198 @@ TEST_F(ConfigTest, DisabledDeviceSkippedSilently) {
     EXPECT_EQ(r.value().device_count(), 0u);
 }
 
-TEST_F(ConfigTest, NetAndConsoleSkippedWithWarning) {
+TEST_F(ConfigTest, ConsoleSkippedWithWarning) {
     ConfigResult r = parse(kHvisorExample);
     ASSERT_TRUE(r.ok());
     ASSERT_EQ(r.value().warnings.size(), 1u);
     EXPECT_EQ(r.value().warnings[0],
               "zones[0].devices[2]: console devices are not yet supported, skipped");
+}
 
-    std::string text = R"({"zones":[{"id":2,"memory_region":[{"zone0_ipa":"0x80000000",)"
-                       R"("zonex_ipa":"0x0","size":"0x1000000"}],"devices":[{"type":"net",)"
-                       R"("addr":"0x2000000","tap":"tap0","status":"enable"}]}]})";
-    r = parse(text);
+// ---- net devices -------------------------------------------------------------
+
+// One zone with one net device whose extra JSON members are dev_extra.
+static std::string one_net(const std::string &dev_extra,
+                           const std::string &base = R"("tap":"tap0",)") {
+    return R"({"zones":[{"id":1,"memory_region":[{"zone0_ipa":"0x50000000",)"
+           R"("zonex_ipa":"0x50000000","size":"0x10000000"}],"devices":[{"type":"net",)"
+           R"("addr":"0xa003600","len":"0x200","irq":75,)" +
+           base + R"("mac":["0x00","0x16","0x3e","0x10","0x10","0x10"])" +
+           (dev_extra.empty() ? "" : "," + dev_extra) + "}]}]}";
+}
+
+TEST_F(ConfigTest, NetHvisorToolFormatAndDefaults) {
+    std::string text = kHvisorExample;
+    text.replace(text.find(R"("status":"disable")"), 18, R"("status":"enable")");
+    ConfigResult r = parse(text);
     ASSERT_TRUE(r.ok()) << r.error().text();
-    ASSERT_GE(r.value().warnings.size(), 1u);
-    EXPECT_EQ(r.value().warnings[0],
-              "zones[0].devices[0]: net devices are not yet supported, skipped");
+    ASSERT_EQ(r.value().zones[0].net.size(), 1u);
+    const hvio::NetDeviceConfig &n = r.value().zones[0].net[0];
+    EXPECT_EQ(n.where, "zones[0].devices[1]");
+    EXPECT_EQ(n.addr, 0xa003600u);
+    EXPECT_EQ(n.len, 0x200u);
+    EXPECT_EQ(n.irq, 75u);
+    EXPECT_EQ(n.tap, "tap0");
+    EXPECT_EQ(n.mac, (std::array<uint8_t, 6>{0x00, 0x16, 0x3e, 0x10, 0x10, 0x10}));
+    EXPECT_TRUE(n.mac_given);
+    EXPECT_EQ(n.mtu, 1500u);
+    EXPECT_TRUE(n.offloads);
+    EXPECT_TRUE(n.mrg_rxbuf);
+    EXPECT_EQ(n.queue_size, 256u);
+    EXPECT_EQ(r.value().device_count(), 2u);
+    for (const std::string &w : r.value().warnings)
+        EXPECT_EQ(w.find("net"), std::string::npos) << w;
+}
+
+TEST_F(ConfigTest, NetDisabledSkipped) {
+    ConfigResult r = parse(kHvisorExample);
+    ASSERT_TRUE(r.ok());
+    EXPECT_TRUE(r.value().zones[0].net.empty());
+    r = parse(one_net(R"("status":"disable","bogus":1)"));
+    ASSERT_TRUE(r.ok()) << r.error().text();
+    EXPECT_EQ(r.value().device_count(), 0u);
+}
+
+TEST_F(ConfigTest, NetOurKeys) {
+    ConfigResult r =
+        parse(one_net(R"("mtu":9000,"offloads":false,"mrg_rxbuf":false,"queue_size":"0x400")"));
+    ASSERT_TRUE(r.ok()) << r.error().text();
+    const hvio::NetDeviceConfig &n = r.value().zones[0].net[0];
+    EXPECT_EQ(n.mtu, 9000u);
+    EXPECT_FALSE(n.offloads);
+    EXPECT_FALSE(n.mrg_rxbuf);
+    EXPECT_EQ(n.queue_size, 1024u);
+    for (const char *mtu : {"68", "65535"})
+        EXPECT_TRUE(parse(one_net(std::string(R"("mtu":)") + mtu)).ok()) << mtu;
+}
+
+TEST_F(ConfigTest, NetMtuRange) {
+    expect_error(one_net(R"("mtu":67)"), "zones[0].devices[0].mtu", "must be 68..65535");
+    expect_error(one_net(R"("mtu":65536)"), "zones[0].devices[0].mtu", "must be 68..65535");
+    expect_error(one_net(R"("mtu":-1)"), "zones[0].devices[0].mtu", "must not be negative");
+}
+
+TEST_F(ConfigTest, NetBooleansAndQueueSize) {
+    expect_error(one_net(R"("offloads":1)"), "zones[0].devices[0].offloads",
+                 "must be true or false");
+    expect_error(one_net(R"("mrg_rxbuf":"yes")"), "zones[0].devices[0].mrg_rxbuf",
+                 "must be true or false");
+    expect_error(one_net(R"("queue_size":100)"), "zones[0].devices[0].queue_size",
+                 "not a power of two");
+    expect_error(one_net(R"("queue_size":2048)"), "zones[0].devices[0].queue_size",
+                 "must be 2..1024");
+}
+
+TEST_F(ConfigTest, NetMac) {
+    const std::string w = "zones[0].devices[0].mac";
+    auto with_mac = [](const std::string &mac) {
+        std::string t = one_net("");
+        size_t p = t.find(R"("mac":)");
+        size_t e = t.find(']', p);
+        return t.replace(p, e + 1 - p, R"("mac":)" + mac);
+    };
+    ConfigResult r = parse(with_mac(R"([2,"0x48",0,"255","0xfe",1])"));
+    ASSERT_TRUE(r.ok()) << r.error().text();
+    EXPECT_EQ(r.value().zones[0].net[0].mac,
+              (std::array<uint8_t, 6>{0x02, 0x48, 0x00, 0xff, 0xfe, 0x01}));
+    r = parse(with_mac(R"("52:54:00:AB:cd:0f")"));
+    ASSERT_TRUE(r.ok()) << r.error().text();
+    EXPECT_EQ(r.value().zones[0].net[0].mac,
+              (std::array<uint8_t, 6>{0x52, 0x54, 0x00, 0xab, 0xcd, 0x0f}));
+
+    expect_error(with_mac(R"(["0x00","0x16","0x3e","0x10","0x10"])"), w, "has 5 bytes, must be 6");
+    expect_error(with_mac(R"(["0x00","0x16","0x3e","0x10","0x10","0x10","0x1"])"), w,
+                 "has 7 bytes");
+    expect_error(with_mac(R"(["0x00","0x16","0x3e","0x10","0x100","0x10"])"), w + "[4]",
+                 "is not a byte");
+    expect_error(with_mac(R"(["0x00","0x16","0x3e","zz","0x10","0x10"])"), w + "[3]", "bad number");
+    expect_error(with_mac(R"(["0x01","0x16","0x3e","0x10","0x10","0x10"])"), w, "multicast");
+    expect_error(with_mac(R"("ff:ff:ff:ff:ff:ff")"), w, "multicast");
+    expect_error(with_mac(R"([0,0,0,0,0,0])"), w, "00:00:00:00:00:00");
+    expect_error(with_mac(R"("52:54:00:ab:cd")"), w, "must be 6 bytes");
+    expect_error(with_mac(R"("52:54:00:ab:cd:0fx")"), w, "must be 6 bytes");
+    expect_error(with_mac(R"(5)"), w, "must be an array of 6 bytes");
+}
+
+TEST_F(ConfigTest, NetMacDefaultIsStableLocalUnicast) {
+    std::string t = one_net("");
+    size_t p = t.find(R"(,"mac":)");
+    t.erase(p, t.find(']', p) + 1 - p);
+    ConfigResult r = parse(t);
+    ASSERT_TRUE(r.ok()) << r.error().text();
+    const hvio::NetDeviceConfig &n = r.value().zones[0].net[0];
+    EXPECT_FALSE(n.mac_given);
+    EXPECT_EQ(n.mac, (std::array<uint8_t, 6>{0x02, 0x48, 0x56, 0x00, 0x01, 0x00}));
+}
+
+TEST_F(ConfigTest, NetTapName) {
+    const std::string w = "zones[0].devices[0].tap";
+    auto with_tap = [](const std::string &tap) { return one_net("", R"("tap":)" + tap + ","); };
+    EXPECT_TRUE(parse(with_tap(R"("123456789012345")")).ok());
+    expect_error(with_tap(R"("1234567890123456")"), w, "must be 1..15 bytes");
+    expect_error(with_tap(R"("")"), w, "must be 1..15 bytes");
+    expect_error(with_tap(R"("a/b")"), w, "must not contain '/'");
+    expect_error(with_tap(R"("a b")"), w, "whitespace");
+    expect_error(with_tap(R"("a\tb")"), w, "whitespace");
+    expect_error(with_tap(R"("..")"), w, "not a valid interface name");
+    expect_error(with_tap(R"(7)"), w, "must be a string");
+    expect_error(one_net("", ""), w, "missing");
+}
+
+TEST_F(ConfigTest, NetTwoDevicesOneTap) {
+    std::string t = one_net("");
+    std::string second = R"(,{"type":"net","addr":"0xa003800","irq":76,"tap":"tap0"})";
+    t.insert(t.rfind("]}]}"), second);
+    expect_error(t, "zones[0].devices[1].tap", "also the TAP of zones[0].devices[0]");
+    t.replace(t.rfind("tap0"), 4, "tap1");
+    ConfigResult r = parse(t);
+    ASSERT_TRUE(r.ok()) << r.error().text();
+    EXPECT_EQ(r.value().zones[0].net.size(), 2u);
+    // The default MAC differs per device.
+    EXPECT_NE(r.value().zones[0].net[0].mac, r.value().zones[0].net[1].mac);
+}
+
+TEST_F(ConfigTest, NetWindowChecks) {
+    const std::string w = "zones[0].devices[0]";
+    std::string t = one_net("");
+    t.replace(t.find("0xa003600"), 9, "0xa003601");
+    expect_error(t, w + ".addr", "not 0x200 aligned");
+    t = one_net("");
+    t.replace(t.find(R"("irq":75)"), 8, R"("irq":0)");
+    expect_error(t, w + ".irq", "must be 1..1019");
+    t = one_net("");
+    t.erase(t.find(R"("irq":75,)"), 9);
+    expect_error(t, w + ".irq", "missing");
+    t = one_net("");
+    t.replace(t.find("0xa003600"), 9, "0x50001000");
+    expect_error(t, w + ".addr", "overlaps zone RAM zones[0].memory_region[0]");
+    expect_error(one_net(R"("tx":1)"), w + ".tx", "unknown key");
+}
+
+TEST_F(ConfigTest, NetAndBlkWindowsMustNotOverlap) {
+    // A net window on top of the blk one, in either order.
+    std::string t = one_blk("");
+    std::string net = R"(,{"type":"net","addr":"0xa003c00","irq":75,"tap":"tap0"})";
+    t.insert(t.rfind("]}]}"), net);
+    expect_error(t, "zones[0].devices[1].addr", "overlaps zones[0].devices[0]");
+
+    t = one_net("");
+    std::string blk = R"(,{"type":"blk","addr":"0xa003400","len":"0x400","irq":78,)"
+                      R"("img":"rootfs2.ext4"})";
+    t.insert(t.rfind("]}]}"), blk);
+    expect_error(t, "zones[0].devices[1].addr", "overlaps zones[0].devices[0]");
+
+    // Adjacent is fine; a shared irq only warns.
+    t = one_net("");
+    blk = R"(,{"type":"blk","addr":"0xa003800","irq":75,"img":"rootfs2.ext4"})";
+    t.insert(t.rfind("]}]}"), blk);
+    ConfigResult r = parse(t);
+    ASSERT_TRUE(r.ok()) << r.error().text();
+    ASSERT_EQ(r.value().warnings.size(), 1u);
+    EXPECT_NE(r.value().warnings[0].find("zones[0].devices[1].irq: 75 is also the irq of "
+                                         "zones[0].devices[0]"),
+              std::string::npos)
+        << r.value().warnings[0];
 }
 
 TEST_F(ConfigTest, OurKeys) {

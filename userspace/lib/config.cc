@@ -32,11 +32,15 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-// Device types hvisor-tool knows; all but blk are skipped with a warning.
-constexpr const char *kSkippedTypes[] = {"net", "console", "gpu", "scmi"};
+// Device types hvisor-tool knows; all but blk and net are skipped with a
+// warning.
+constexpr const char *kSkippedTypes[] = {"console", "gpu", "scmi"};
 
 constexpr unsigned kMaxQueueSize = 1024; // our limit; the kernel allows more
 constexpr size_t kSerialMax = 20;        // VIRTIO_BLK_ID_BYTES
+constexpr size_t kIfNameMax = 15;        // IFNAMSIZ - 1
+constexpr uint64_t kMinMtu = 68;         // IPv4's minimum
+constexpr uint64_t kMaxMtu = 65535;
 
 std::string hex(uint64_t v) {
     char buf[24];
@@ -113,7 +117,12 @@ class Parser {
     bool zone(const json &z, const std::string &where);
     bool region(const json &r, const std::string &where, ZoneConfig &zc);
     bool device(const json &d, const std::string &where, ZoneConfig &zc);
+    bool window(const json &d, const std::string &where, const ZoneConfig &zc, uint64_t *addr,
+                uint64_t *len, uint32_t *irq);
+    bool queue_size(const json &d, const std::string &where, unsigned *out);
     bool blk(const json &d, const std::string &where, ZoneConfig &zc);
+    bool net(const json &d, const std::string &where, ZoneConfig &zc);
+    bool mac(const json &d, const std::string &where, NetDeviceConfig &n);
     bool image(const json &d, const std::string &where, BlkDeviceConfig &b);
 
     std::string base_dir_;
@@ -121,6 +130,7 @@ class Parser {
     std::optional<ConfigError> err_;
     std::vector<std::pair<MemRegionConfig, std::string>> all_regions_;
     std::vector<ImageUse> images_;
+    std::vector<std::pair<std::string, std::string>> taps_; // name, where
     size_t devices_ = 0;
 };
 
@@ -207,7 +217,7 @@ ConfigResult Parser::run(std::string_view text) {
         return *err_;
     }
     if (!devices_)
-        cfg_.warnings.push_back("no enabled block device: hvio only registers the zones");
+        cfg_.warnings.push_back("no enabled blk or net device: hvio only registers the zones");
     return std::move(cfg_);
 }
 
@@ -325,6 +335,8 @@ bool Parser::device(const json &d, const std::string &where, ZoneConfig &zc) {
     const std::string &type = ty->get_ref<const std::string &>();
     if (type == "blk")
         return blk(d, where, zc);
+    if (type == "net")
+        return net(d, where, zc);
     for (const char *t : kSkippedTypes)
         if (type == t) {
             cfg_.warnings.push_back(where + ": " + type +
@@ -333,6 +345,69 @@ bool Parser::device(const json &d, const std::string &where, ZoneConfig &zc) {
         }
     return fail(join(where, "type"),
                 "unknown device type \"" + type + "\" (blk, net, console, gpu, scmi)");
+}
+
+// addr, len and irq of a device; the window must not cover the zone's RAM
+// nor another device's window (of any type).
+bool Parser::window(const json &d, const std::string &where, const ZoneConfig &zc, uint64_t *addr,
+                    uint64_t *len, uint32_t *irq) {
+    for (const char *key : {"addr", "irq"})
+        if (!d.contains(key))
+            return fail(join(where, key), "missing");
+    if (!number(d["addr"], join(where, "addr"), addr))
+        return false;
+    if (*addr % HVIO_MMIO_ALIGN)
+        return fail(join(where, "addr"), hex(*addr) + " is not 0x200 aligned");
+    if (d.contains("len")) {
+        if (!number(d["len"], join(where, "len"), len))
+            return false;
+        if (!*len || *len % HVIO_MMIO_ALIGN || *len > HVIO_MMIO_MAX_LEN)
+            return fail(join(where, "len"), "must be a multiple of 0x200, 0x200..0x10000");
+    }
+    if (*addr >= HVIO_IPA_LIMIT || *len > HVIO_IPA_LIMIT - *addr)
+        return fail(join(where, "addr"), "window " + range(*addr, *len) + " goes beyond 2^52");
+
+    uint64_t v;
+    if (!ranged(d, where, "irq", 1, HVIO_MAX_IRQ, &v))
+        return false;
+    *irq = static_cast<uint32_t>(v);
+
+    for (size_t i = 0; i < zc.regions.size(); i++) {
+        const MemRegionConfig &m = zc.regions[i];
+        if (overlaps(*addr, *len, m.zonex_ipa, m.size))
+            return fail(join(where, "addr"),
+                        "window " + range(*addr, *len) + " overlaps zone RAM " +
+                            index(zc.where, "memory_region", i) + " " + range(m.zonex_ipa, m.size));
+    }
+    auto other = [&](const std::string &ow, uint64_t oaddr, uint64_t olen, uint32_t oirq) {
+        if (overlaps(*addr, *len, oaddr, olen))
+            return fail(join(where, "addr"), "window " + range(*addr, *len) + " overlaps " + ow +
+                                                 " " + range(oaddr, olen));
+        if (oirq == *irq)
+            cfg_.warnings.push_back(join(where, "irq") + ": " + std::to_string(*irq) +
+                                    " is also the irq of " + ow + " (shared)");
+        return true;
+    };
+    for (const BlkDeviceConfig &o : zc.blk)
+        if (!other(o.where, o.addr, o.len, o.irq))
+            return false;
+    for (const NetDeviceConfig &o : zc.net)
+        if (!other(o.where, o.addr, o.len, o.irq))
+            return false;
+    return true;
+}
+
+bool Parser::queue_size(const json &d, const std::string &where, unsigned *out) {
+    if (!d.contains("queue_size"))
+        return true;
+    uint64_t v;
+    if (!ranged(d, where, "queue_size", 2, kMaxQueueSize, &v))
+        return false;
+    if (v & (v - 1))
+        return fail(join(where, "queue_size"),
+                    std::to_string(v) + " is not a power of two (2, 4, ... 1024)");
+    *out = static_cast<unsigned>(v);
+    return true;
 }
 
 bool Parser::blk(const json &d, const std::string &where, ZoneConfig &zc) {
@@ -346,38 +421,17 @@ bool Parser::blk(const json &d, const std::string &where, ZoneConfig &zc) {
     for (const char *key : {"addr", "irq", "img"})
         if (!d.contains(key))
             return fail(join(where, key), "missing");
-
-    if (!number(d["addr"], join(where, "addr"), &b.addr))
+    if (!window(d, where, zc, &b.addr, &b.len, &b.irq))
         return false;
-    if (b.addr % HVIO_MMIO_ALIGN)
-        return fail(join(where, "addr"), hex(b.addr) + " is not 0x200 aligned");
-    if (d.contains("len")) {
-        if (!number(d["len"], join(where, "len"), &b.len))
-            return false;
-        if (!b.len || b.len % HVIO_MMIO_ALIGN || b.len > HVIO_MMIO_MAX_LEN)
-            return fail(join(where, "len"), "must be a multiple of 0x200, 0x200..0x10000");
-    }
-    if (b.addr >= HVIO_IPA_LIMIT || b.len > HVIO_IPA_LIMIT - b.addr)
-        return fail(join(where, "addr"), "window " + range(b.addr, b.len) + " goes beyond 2^52");
 
     uint64_t v;
-    if (!ranged(d, where, "irq", 1, HVIO_MAX_IRQ, &v))
-        return false;
-    b.irq = static_cast<uint32_t>(v);
-
     if (d.contains("queues")) {
         if (!ranged(d, where, "queues", 1, HVIO_MAX_QUEUES, &v))
             return false;
         b.queues = static_cast<unsigned>(v);
     }
-    if (d.contains("queue_size")) {
-        if (!ranged(d, where, "queue_size", 2, kMaxQueueSize, &v))
-            return false;
-        if (v & (v - 1))
-            return fail(join(where, "queue_size"),
-                        std::to_string(v) + " is not a power of two (2, 4, ... 1024)");
-        b.queue_size = static_cast<unsigned>(v);
-    }
+    if (!queue_size(d, where, &b.queue_size))
+        return false;
     if (!boolean(d, where, "readonly", &b.readonly) || !boolean(d, where, "direct", &b.direct) ||
         !boolean(d, where, "discard", &b.discard))
         return false;
@@ -396,23 +450,6 @@ bool Parser::blk(const json &d, const std::string &where, ZoneConfig &zc) {
                 return fail(join(where, "serial"), "must be printable ASCII");
     }
 
-    // The window must not cover the zone's RAM nor another device.
-    for (size_t i = 0; i < zc.regions.size(); i++) {
-        const MemRegionConfig &m = zc.regions[i];
-        if (overlaps(b.addr, b.len, m.zonex_ipa, m.size))
-            return fail(join(where, "addr"),
-                        "window " + range(b.addr, b.len) + " overlaps zone RAM " +
-                            index(zc.where, "memory_region", i) + " " + range(m.zonex_ipa, m.size));
-    }
-    for (const BlkDeviceConfig &o : zc.blk) {
-        if (overlaps(b.addr, b.len, o.addr, o.len))
-            return fail(join(where, "addr"), "window " + range(b.addr, b.len) + " overlaps " +
-                                                 o.where + " " + range(o.addr, o.len));
-        if (o.irq == b.irq)
-            cfg_.warnings.push_back(join(where, "irq") + ": " + std::to_string(b.irq) +
-                                    " is also the irq of " + o.where + " (shared)");
-    }
-
     if (!image(d, where, b))
         return false;
     for (const BlkDeviceConfig &o : zc.blk)
@@ -423,6 +460,101 @@ bool Parser::blk(const json &d, const std::string &where, ZoneConfig &zc) {
     if (++devices_ > HVIO_MAX_DEVS)
         return fail(where, "more than " + std::to_string(HVIO_MAX_DEVS) + " devices");
     zc.blk.push_back(std::move(b));
+    return true;
+}
+
+// hvisor-tool writes the MAC as an array of six "0x.." strings; numbers and
+// "00:16:3e:10:10:10" are accepted too.
+bool Parser::mac(const json &d, const std::string &where, NetDeviceConfig &n) {
+    const std::string w = join(where, "mac");
+    const json &m = d["mac"];
+    if (m.is_string()) {
+        const std::string &s = m.get_ref<const std::string &>();
+        unsigned b[6];
+        char tail;
+        if (s.size() != 17 || std::sscanf(s.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1],
+                                          &b[2], &b[3], &b[4], &b[5], &tail) != 6)
+            return fail(w, "must be 6 bytes: [\"0x00\", \"0x16\", ...] or \"00:16:3e:10:10:10\"");
+        for (int i = 0; i < 6; i++)
+            n.mac[i] = static_cast<uint8_t>(b[i]);
+    } else if (m.is_array()) {
+        if (m.size() != 6)
+            return fail(w, "has " + std::to_string(m.size()) + " bytes, must be 6");
+        for (size_t i = 0; i < 6; i++) {
+            uint64_t v;
+            if (!number(m[i], index(where, "mac", i), &v))
+                return false;
+            if (v > 0xff)
+                return fail(index(where, "mac", i), hex(v) + " is not a byte (0x00..0xff)");
+            n.mac[i] = static_cast<uint8_t>(v);
+        }
+    } else {
+        return fail(w, std::string("must be an array of 6 bytes, not ") + type_name(m));
+    }
+    if (n.mac[0] & 1)
+        return fail(w, "is a multicast address (bit 0 of the first byte is set)");
+    if (std::all_of(n.mac.begin(), n.mac.end(), [](uint8_t b) { return b == 0; }))
+        return fail(w, "must not be 00:00:00:00:00:00");
+    n.mac_given = true;
+    return true;
+}
+
+bool Parser::net(const json &d, const std::string &where, ZoneConfig &zc) {
+    if (!keys(d, where,
+              {"type", "status", "addr", "len", "irq", "tap", "mac", "mtu", "offloads", "mrg_rxbuf",
+               "queue_size"}))
+        return false;
+
+    NetDeviceConfig n;
+    n.where = where;
+    if (!window(d, where, zc, &n.addr, &n.len, &n.irq))
+        return false;
+
+    const std::string tw = join(where, "tap");
+    auto tap = d.find("tap");
+    if (tap == d.end())
+        return fail(tw, "missing (the TAP interface, e.g. \"tap0\")");
+    if (!tap->is_string())
+        return fail(tw, std::string("must be a string, not ") + type_name(*tap));
+    n.tap = tap->get<std::string>();
+    if (n.tap.empty() || n.tap.size() > kIfNameMax)
+        return fail(tw, "must be 1.." + std::to_string(kIfNameMax) + " bytes (an interface name)");
+    if (n.tap == "." || n.tap == "..")
+        return fail(tw, "\"" + n.tap + "\" is not a valid interface name");
+    for (unsigned char c : n.tap)
+        if (c <= 0x20 || c >= 0x7f || c == '/' || c == ':')
+            return fail(tw, "must not contain '/', ':', whitespace or non-ASCII bytes");
+    for (const auto &[name, ow] : taps_)
+        if (name == n.tap)
+            return fail(tw, "\"" + n.tap + "\" is also the TAP of " + ow);
+
+    if (d.contains("mac")) {
+        if (!mac(d, where, n))
+            return false;
+    } else {
+        // Locally administered, unicast, stable for this zone and device.
+        n.mac = {0x02,
+                 0x48,
+                 0x56,
+                 static_cast<uint8_t>(zc.id >> 8),
+                 static_cast<uint8_t>(zc.id),
+                 static_cast<uint8_t>(zc.net.size())};
+    }
+
+    uint64_t v;
+    if (d.contains("mtu")) {
+        if (!ranged(d, where, "mtu", kMinMtu, kMaxMtu, &v))
+            return false;
+        n.mtu = static_cast<unsigned>(v);
+    }
+    if (!boolean(d, where, "offloads", &n.offloads) ||
+        !boolean(d, where, "mrg_rxbuf", &n.mrg_rxbuf) || !queue_size(d, where, &n.queue_size))
+        return false;
+
+    if (++devices_ > HVIO_MAX_DEVS)
+        return fail(where, "more than " + std::to_string(HVIO_MAX_DEVS) + " devices");
+    taps_.emplace_back(n.tap, where);
+    zc.net.push_back(std::move(n));
     return true;
 }
 
@@ -469,7 +601,7 @@ bool Parser::image(const json &d, const std::string &where, BlkDeviceConfig &b) 
 size_t Config::device_count() const {
     size_t n = 0;
     for (const ZoneConfig &z : zones)
-        n += z.blk.size();
+        n += z.blk.size() + z.net.size();
     return n;
 }
 

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 //
 // Config: hvisor-tool's virtio_cfg.json, read as is, plus hvio's own keys
-// for block devices.  Parsing checks everything that can be checked before
+// for block and net devices.  Parsing checks everything that can be checked before
 // /dev/hvio is touched (values, ranges, overlaps, image files), so a bad
 // file fails with one line naming the key path and nothing is created.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -40,17 +41,32 @@ struct BlkDeviceConfig {
     std::string serial; // <= 20 bytes; derived from the file name if absent
 };
 
+struct NetDeviceConfig {
+    std::string where; // key path, "zones[0].devices[1]"
+    uint64_t addr = 0; // MMIO window (zone IPA)
+    uint64_t len = 0x200;
+    uint32_t irq = 0;
+    std::string tap;                 // interface name, <= 15 bytes
+    std::array<uint8_t, 6> mac = {}; // unicast
+    bool mac_given = false;          // false: derived from zone id and index
+    unsigned mtu = 1500;             // 68..65535
+    bool offloads = true;            // CSUM, GUEST_CSUM, TSO4/6, ECN, UFO both ways
+    bool mrg_rxbuf = true;
+    unsigned queue_size = 256;
+};
+
 struct ZoneConfig {
     std::string where; // "zones[0]"
     uint32_t id = 0;
     std::vector<MemRegionConfig> regions;
     std::vector<BlkDeviceConfig> blk; // enabled block devices, in file order
+    std::vector<NetDeviceConfig> net; // enabled net devices, in file order
 };
 
 struct Config {
     std::vector<ZoneConfig> zones;
-    // Things skipped or worth knowing ("zones[0].devices[1]: net devices are
-    // not yet supported, skipped"); printed by the caller.
+    // Things skipped or worth knowing ("zones[0].devices[2]: console devices
+    // are not yet supported, skipped"); printed by the caller.
     std::vector<std::string> warnings;
 
     size_t device_count() const;
@@ -83,7 +99,8 @@ class [[nodiscard]] ConfigResult {
 };
 
 // Parses a configuration text.  Relative image paths are resolved against
-// base_dir (the config file's directory); images must exist.
+// base_dir (the config file's directory); images must exist.  TAP
+// interfaces need not exist (the daemon creates them).
 ConfigResult parse_config(std::string_view text, const std::string &base_dir);
 
 // Reads and parses a configuration file.
