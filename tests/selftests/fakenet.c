@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -623,7 +625,7 @@ static int arp_add(const char *dev, uint32_t ip, const uint8_t *mac)
 int fn_gro_src_open(struct fn_gro_src *s, const char *name, const char *tap)
 {
 	struct ifreq ifr;
-	char path[128];
+	char path[160], dir[64];
 	int r;
 
 	memset(s, 0, sizeof(*s));
@@ -638,9 +640,25 @@ int fn_gro_src_open(struct fn_gro_src *s, const char *name, const char *tap)
 		r = -errno;
 		goto fail;
 	}
-	/* hold GRO packets between polls; flushed by the timer at the latest */
-	snprintf(path, sizeof(path), "/sys/class/net/%s/gro_flush_timeout", name);
+	/*
+	 * Hold GRO packets between polls; the timer flushes them at the
+	 * latest.  /sys shows the namespace that mounted it: mount a sysfs of
+	 * ours for the moment.
+	 */
+	snprintf(dir, sizeof(dir), "/tmp/hvio-sysfs-%d", getpid());
+	mkdir(dir, 0700);
+	if (mount("sysfs", dir, "sysfs", 0, NULL)) {
+		r = -errno;
+		rmdir(dir);
+		goto fail;
+	}
+	snprintf(path, sizeof(path), "%s/class/net/%s/gro_flush_timeout", dir, name);
+	r = access(path, W_OK) ? -errno : 0;
 	write_str(path, "20000000");
+	umount2(dir, MNT_DETACH);
+	rmdir(dir);
+	if (r)
+		goto fail;
 	write_str("/proc/sys/net/ipv4/ip_forward", "1");
 	r = if_set_addr4(name, 0x0a620001, 0xffffff00);
 	if (!r)

@@ -1045,7 +1045,7 @@ static uint32_t rx_gso_stream(struct __test_metadata *_metadata,
 
 /*
  * Send GSO_SEGS segments through GRO until they arrive as one 64 KiB GSO
- * packet (GRO may cut a burst at a jiffy tick: up to 6 bursts).
+ * packet (GRO cuts a burst at a jiffy tick: up to 12 bursts).
  */
 static void rx_gso_64k(struct __test_metadata *_metadata,
 		       FIXTURE_DATA(net) *self, uint32_t bufsize, bool mrg)
@@ -1061,7 +1061,7 @@ static void rx_gso_64k(struct __test_metadata *_metadata,
 		ASSERT_EQ(0, r) TH_LOG("GRO source: %s", errname(r));
 		self->gro_open = true;
 	}
-	for (tries = 0; tries < 6 && largest < want; tries++) {
+	for (tries = 0; tries < 12 && largest < want; tries++) {
 		r = fn_gro_src_send(&self->gro, GSO_SEGS, MSS, &seq0);
 		ASSERT_EQ(0, r) TH_LOG("writing segments: %s", errname(r));
 		l = rx_gso_stream(_metadata, self, seq0, GSO_SEGS * MSS, bufsize,
