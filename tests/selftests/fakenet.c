@@ -425,6 +425,9 @@ int fn_daemon_start(struct fn_daemon *d, const char *json,
 	for (;;) {
 		if (strstr(d->out, ready_line))
 			return 0;
+		/* ready, but with another device count: no point waiting */
+		if (strstr(d->out, "hvio: ready (") && strchr(strstr(d->out, "hvio: ready ("), '\n'))
+			return -EPROTO;
 		if (fg_now_ms() > deadline)
 			return -ETIMEDOUT;
 		if (!daemon_read(d, 20) && !strstr(d->out, ready_line)) {
@@ -662,21 +665,33 @@ int fn_gro_src_open(struct fn_gro_src *s, const char *name, const char *tap)
 	write_str("/proc/sys/net/ipv4/ip_forward", "1");
 	r = if_set_addr4(name, 0x0a620001, 0xffffff00);
 	if (!r)
-		r = if_set_addr4(tap, 0x0a630001, 0xffffff00);
-	if (!r)
 		r = fn_if_set_up(name, true);
-	if (!r)
-		r = arp_add(tap, 0x0a630002, fn_guest_mac);
 	if (!r)
 		r = if_get_mac(name, s->src_mac);
 	if (!r)
-		r = if_get_mac(tap, s->tap_mac);
+		r = fn_gro_src_route(s, tap, 99);
 	if (r)
 		goto fail;
+	s->sync_tick = true;
 	return 0;
 fail:
 	close(s->fd);
 	s->fd = -1;
+	return r;
+}
+
+int fn_gro_src_route(struct fn_gro_src *s, const char *tap, uint8_t subnet)
+{
+	uint32_t net = 0x0a000000 | (uint32_t)subnet << 16;
+	int r;
+
+	r = if_set_addr4(tap, net | 1, 0xffffff00);
+	if (!r)
+		r = arp_add(tap, net | 2, fn_guest_mac);
+	if (!r)
+		r = if_get_mac(tap, s->tap_mac);
+	if (!r)
+		s->subnet = subnet;
 	return r;
 }
 
@@ -732,7 +747,7 @@ int fn_gro_src_send(struct fn_gro_src *s, unsigned int nseg, unsigned int mss,
 		ip[8] = 64;
 		ip[9] = 6;
 		ip[12] = 10, ip[13] = 98, ip[14] = 0, ip[15] = 2;
-		ip[16] = 10, ip[17] = 99, ip[18] = 0, ip[19] = 2;
+		ip[16] = 10, ip[17] = s->subnet, ip[18] = 0, ip[19] = 2;
 		c = ~fold(sum16(ip, 20, 0));
 		ip[10] = c >> 8;
 		ip[11] = c & 0xff;
@@ -751,9 +766,31 @@ int fn_gro_src_send(struct fn_gro_src *s, unsigned int nseg, unsigned int mss,
 	}
 	s->next_seq += nseg * mss;
 	s->ip_id += nseg;
-	wait_tick();
+	if (s->sync_tick)
+		wait_tick();
 	for (i = 0; i < nseg; i++)
 		if (write(s->fd, f[i], 54 + mss) != (ssize_t)(54 + mss))
 			return -errno ? -errno : -EIO;
 	return 0;
+}
+
+int fn_tap_open(const char *name, bool vnet, unsigned int offload)
+{
+	struct ifreq ifr;
+	int fd, hs = 12, r;
+
+	fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
+	if (ioctl(fd, TUNSETIFF, &ifr) ||
+	    (vnet && (ioctl(fd, TUNSETVNETHDRSZ, &hs) ||
+		      ioctl(fd, TUNSETOFFLOAD, offload)))) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
 }

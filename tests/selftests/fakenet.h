@@ -133,9 +133,13 @@ struct fn_gro_src {
 	uint8_t tap_mac[6];		/* the TAP's: source of what the guest gets */
 	uint32_t next_seq;
 	uint16_t ip_id;
+	uint8_t subnet;			/* segments go to 10.<subnet>.0.2 */
+	bool sync_tick;			/* start each burst after a jiffy tick */
 };
 
 int fn_gro_src_open(struct fn_gro_src *s, const char *name, const char *tap);
+/* Route 10.<subnet>.0.0/24 out of tap, 10.<subnet>.0.2 at fn_guest_mac; select it. */
+int fn_gro_src_route(struct fn_gro_src *s, const char *tap, uint8_t subnet);
 void fn_gro_src_close(struct fn_gro_src *s);
 /*
  * Write nseg segments of mss payload bytes (one stream, consecutive
@@ -149,3 +153,9 @@ static inline uint8_t fn_gro_payload(uint32_t seq)
 {
 	return (uint8_t)(seq * 7 + (seq >> 8) * 13 + 1);
 }
+
+/*
+ * Open (create) TAP name with IFF_NO_PI, and with vnet: IFF_VNET_HDR,
+ * a 12-byte header and TUNSETOFFLOAD(offload).  Returns the fd.
+ */
+int fn_tap_open(const char *name, bool vnet, unsigned int offload);
