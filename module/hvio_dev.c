@@ -14,6 +14,7 @@
 #include <linux/kernel.h>
 #include <linux/log2.h>
 #include <linux/mm.h>
+#include <linux/module.h>
 #include <linux/nospec.h>
 #include <linux/poll.h>
 #include <linux/slab.h>
@@ -128,9 +129,32 @@ static void hvio_dev_destroy(struct hvio_dev *dev)
 	kfree(dev);
 }
 
+/*
+ * The last reference to a device fd is gone.  A recoverable device that
+ * was not told HVIO_DEV_DESTROY becomes an orphan: it stays on the bridge
+ * and keeps the module loaded until a new daemon attaches (and then
+ * closes it with HVIO_DEV_DESTROY) -- see Documentation/architecture.md.
+ */
 static int hvio_dev_release(struct inode *inode, struct file *file)
 {
-	hvio_dev_destroy(file->private_data);
+	struct hvio_dev *dev = file->private_data;
+
+	mutex_lock(&hvio.ctl_mutex);
+	if (dev->recoverable) {
+		dev->attached = false;
+		spin_lock_irq(&hvio.lock);
+		hvio.stats.orphans++;
+		spin_unlock_irq(&hvio.lock);
+		/* The file's module reference goes when we return. */
+		__module_get(THIS_MODULE);
+		hvio_queues_orphan(dev);
+		mutex_unlock(&hvio.ctl_mutex);
+		pr_info(HVIO_NAME ": zone %u dev %#llx: daemon gone, device kept for recovery\n",
+			dev->zone->id, dev->mmio_base);
+		return 0;
+	}
+	mutex_unlock(&hvio.ctl_mutex);
+	hvio_dev_destroy(dev);
 	return 0;
 }
 
@@ -248,6 +272,11 @@ static long hvio_dev_ioctl(struct file *file, unsigned int cmd,
 		return copy_to_user(argp, &st, sizeof(st)) ? -EFAULT : 0;
 	case HVIO_DEV_SET_CONFIG:
 		return hvio_dev_set_config(dev, argp);
+	case HVIO_DEV_DESTROY:
+		mutex_lock(&hvio.ctl_mutex);
+		dev->recoverable = false;
+		mutex_unlock(&hvio.ctl_mutex);
+		return 0;
 	case HVIO_DEV_GET_EVENTS:
 		memset(&ev, 0, sizeof(ev));
 		spin_lock_irq(&dev->lock);
@@ -278,7 +307,8 @@ static int hvio_dev_check(const struct hvio_dev_create *a)
 {
 	u64 end;
 
-	if (a->flags || a->reserved0 || a->reserved1 || a->reserved2 ||
+	if ((a->flags & ~HVIO_DEV_F_RECOVERABLE) || a->reserved0 ||
+	    a->reserved1 || a->reserved2 ||
 	    memchr_inv(a->reserved, 0, sizeof(a->reserved)))
 		return -EINVAL;
 	if (!a->device_id || a->device_id > HVIO_MAX_DEVICE_ID)
@@ -391,6 +421,8 @@ int hvio_dev_create(const struct hvio_dev_create *arg)
 	}
 	dev->zone = zone;
 	dev->slot = slot;
+	dev->recoverable = arg->flags & HVIO_DEV_F_RECOVERABLE;
+	dev->attached = true;
 
 	file = anon_inode_getfile("[hvio-dev]", &hvio_dev_fops, dev, O_RDWR);
 	if (IS_ERR(file)) {
@@ -415,5 +447,61 @@ err_unlock:
 err_free:
 	hvio_queues_free(dev);
 	kfree(dev);
+	return ret;
+}
+
+/**
+ * hvio_dev_attach() - a new daemon takes over an orphan (HVIO_DEV_ATTACH)
+ * @arg: copied from userspace, validated here
+ *
+ * Return: a new file descriptor, -ENOENT (no such device), -EBUSY (not an
+ * orphan) or -EINVAL.
+ */
+int hvio_dev_attach(const struct hvio_dev_attach *arg)
+{
+	struct hvio_dev *dev, *found = NULL;
+	struct file *file;
+	int fd, ret;
+
+	if (arg->flags || arg->reserved[0] || arg->reserved[1] ||
+	    (!arg->zone_id && arg->mmio_base))
+		return -EINVAL;
+	fd = get_unused_fd_flags(O_CLOEXEC);
+	if (fd < 0)
+		return fd;
+
+	mutex_lock(&hvio.ctl_mutex);
+	list_for_each_entry(dev, &hvio.devs, node) {
+		if (!arg->zone_id ? !dev->attached :
+		    dev->zone->id == arg->zone_id &&
+		    dev->mmio_base == arg->mmio_base) {
+			found = dev;
+			break;
+		}
+	}
+	ret = -ENOENT;
+	if (!found)
+		goto err_unlock;
+	ret = -EBUSY;
+	if (found->attached)
+		goto err_unlock;
+	file = anon_inode_getfile("[hvio-dev]", &hvio_dev_fops, found, O_RDWR);
+	if (IS_ERR(file)) {
+		ret = PTR_ERR(file);
+		goto err_unlock;
+	}
+	found->attached = true;
+	spin_lock_irq(&hvio.lock);
+	hvio.stats.orphans--;
+	spin_unlock_irq(&hvio.lock);
+	mutex_unlock(&hvio.ctl_mutex);
+	/* The new file holds the module now; drop the orphan's reference. */
+	module_put(THIS_MODULE);
+	fd_install(fd, file);
+	return fd;
+
+err_unlock:
+	mutex_unlock(&hvio.ctl_mutex);
+	put_unused_fd(fd);
 	return ret;
 }

@@ -126,6 +126,10 @@ struct hvio_queue {
 	struct hvio_queue_stats stats;
 	struct hvio_vq_seg segs[HVIO_QUEUE_MAX_SEGS];
 
+	/* ops to hand out again after an orphaning (under lock) */
+	bool requeue;
+	u32 requeue_pos;		/* next tag to look at */
+
 	/* net RX, under lock, set up again at every attach (hvio_net.c) */
 	u16 spare_head;			/* chains popped, not in an op yet */
 	u16 spare_tail;
@@ -166,6 +170,10 @@ struct hvio_dev {
 
 	struct hvio_queue *queues;	/* mmio.num_queues */
 	u8 serial[20];
+
+	/* Under hvio.ctl_mutex: see HVIO_DEV_F_RECOVERABLE. */
+	bool recoverable;		/* orphan instead of destroy at close */
+	bool attached;			/* a file descriptor holds the device */
 };
 
 struct hvio_ctx {
@@ -211,6 +219,7 @@ void hvio_zone_free_all(void);
 
 /* hvio_dev.c */
 int hvio_dev_create(const struct hvio_dev_create *arg);
+int hvio_dev_attach(const struct hvio_dev_attach *arg);
 bool hvio_dev_access(u32 zone_id, u64 addr, u32 size, bool is_write,
 		     u64 value, u64 *result);
 
@@ -221,6 +230,7 @@ void hvio_queue_kick(struct hvio_dev *dev, u32 queue);
 long hvio_queue_ioctl(struct hvio_dev *dev, unsigned int cmd,
 		      void __user *argp);
 int hvio_queue_mmap(struct hvio_dev *dev, struct vm_area_struct *vma);
+void hvio_queues_orphan(struct hvio_dev *dev);
 
 bool hvio_queue_gather(struct hvio_queue *q, u16 nr, u32 skip, void *buf,
 		       u32 len);

@@ -70,6 +70,7 @@ static long hvio_ctl_ioctl(struct file *file, unsigned int cmd,
 {
 	void __user *argp = (void __user *)arg;
 	struct hvio_dev_create create;
+	struct hvio_dev_attach attach;
 	struct hvio_zone_del del;
 	struct hvio_stats st;
 
@@ -88,6 +89,10 @@ static long hvio_ctl_ioctl(struct file *file, unsigned int cmd,
 		if (copy_from_user(&create, argp, sizeof(create)))
 			return -EFAULT;
 		return hvio_dev_create(&create);
+	case HVIO_DEV_ATTACH:
+		if (copy_from_user(&attach, argp, sizeof(attach)))
+			return -EFAULT;
+		return hvio_dev_attach(&attach);
 	case HVIO_GET_STATS:
 		/* Counters are read without the locks that update them. */
 		spin_lock_irq(&hvio.lock);

@@ -159,6 +159,7 @@ static bool hvio_queue_attach(struct hvio_queue *q)
 	memset(q->tags, 0, dev->mmio.queue_size_max * sizeof(*q->tags));
 	q->nr_done = 0;
 	q->vq_gen = 0;
+	q->requeue = false;
 	q->spare_head = HVIO_NO_TAG;
 	q->spare_tail = HVIO_NO_TAG;
 	q->nr_spare = 0;
@@ -328,6 +329,27 @@ static bool hvio_queue_is_net(const struct hvio_queue *q)
 }
 
 /*
+ * After an orphaning: hand out again the ops the old daemon fetched and
+ * never committed (their slots are unchanged), at most @max per call.
+ */
+static u16 hvio_queue_requeue(struct hvio_queue *q, u16 *tags, u16 max)
+{
+	u32 size = q->dev->mmio.queue_size_max;
+	u16 n = 0;
+
+	while (q->requeue_pos < size && n < max) {
+		if (q->tags[q->requeue_pos].state == HVIO_TAG_OP) {
+			tags[n++] = q->requeue_pos;
+			q->stats.requeued++;
+		}
+		q->requeue_pos++;
+	}
+	if (q->requeue_pos == size)
+		q->requeue = false;
+	return n;
+}
+
+/*
  * Take up to @max chains, one op or answer each (blk, net TX); tags of ops
  * for the daemon go to @tags.  Net queues stop at the fairness budget.
  */
@@ -344,8 +366,15 @@ static u16 hvio_queue_fetch(struct hvio_queue *q, u16 *tags, u16 max,
 	bool drained, broken, budget = false;
 	u64 bytes = 0;
 
+	/* Ops an earlier daemon left uncommitted come first. */
+	if (q->requeue) {
+		n = hvio_queue_requeue(q, tags, max);
+		if (n == max)
+			return n;
+	}
 	if (net && q->index == HVIO_NET_RX_QUEUE)
-		return hvio_net_rx_fetch(q, tags, max, out_flags);
+		return n + hvio_net_rx_fetch(q, tags + n, max - n, out_flags);
+	max -= n;
 again:
 	drained = false;
 	broken = false;
@@ -400,6 +429,35 @@ again:
 		*out_flags |= HVIO_RUN_OUT_MORE;
 	}
 	return n;
+}
+
+/**
+ * hvio_queues_orphan() - the daemon is gone, the device stays
+ * @dev: recoverable device whose last file reference went away
+ *
+ * Ops in flight are handed out again in the next HVIO_DEV_QUEUE_RUN of
+ * their generation; the old daemon's eventfds are dropped (a new daemon
+ * sets its own).
+ */
+void hvio_queues_orphan(struct hvio_dev *dev)
+{
+	struct eventfd_ctx *efd;
+	struct hvio_queue *q;
+	u32 i;
+
+	for (i = 0; i < dev->mmio.num_queues; i++) {
+		q = &dev->queues[i];
+		mutex_lock(&q->lock);
+		q->requeue = true;
+		q->requeue_pos = 0;
+		spin_lock_irq(&dev->lock);
+		efd = q->efd;
+		q->efd = NULL;
+		spin_unlock_irq(&dev->lock);
+		mutex_unlock(&q->lock);
+		if (efd)
+			eventfd_ctx_put(efd);
+	}
 }
 
 /* Apply completions; -EINVAL for a tag that is not in flight. */

@@ -108,16 +108,18 @@ static bool hvio_zone_phys_busy(u64 phys, u64 size)
  * hvio_zone_add() - register a zone and its RAM (HVIO_ZONE_ADD)
  * @arg: validated here
  *
- * Return: 0 or a negative errno as documented in Documentation/abi.md.
+ * Return: 0 for a new zone, 1 for an identical existing one and
+ * HVIO_ZONE_F_REUSE, or a negative errno as in Documentation/abi.md.
  */
 int hvio_zone_add(const struct hvio_zone_add *arg)
 {
 	const struct hvio_mem_region *r, *o;
-	struct hvio_zone *zone;
+	struct hvio_zone *zone, *old;
 	u32 i, j;
 	int ret;
 
-	if (arg->reserved[0] || arg->reserved[1])
+	if ((arg->flags & ~HVIO_ZONE_F_REUSE) || arg->reserved0 ||
+	    arg->reserved)
 		return -EINVAL;
 	if (!arg->zone_id || arg->zone_id > HVIO_MAX_ZONE_ID)
 		return -EINVAL;
@@ -151,8 +153,15 @@ int hvio_zone_add(const struct hvio_zone_add *arg)
 	       arg->nr_regions * sizeof(arg->regions[0]));
 
 	mutex_lock(&hvio.ctl_mutex);
-	if (hvio_zone_find(arg->zone_id)) {
+	old = hvio_zone_find(arg->zone_id);
+	if (old) {
 		ret = -EEXIST;
+		/* A restarted daemon finds its zone as it left it. */
+		if ((arg->flags & HVIO_ZONE_F_REUSE) &&
+		    old->nr_regions == zone->nr_regions &&
+		    !memcmp(old->regions, zone->regions,
+			    zone->nr_regions * sizeof(zone->regions[0])))
+			ret = 1;
 		goto err_unlock;
 	}
 	if (hvio.nr_zones >= HVIO_MAX_ZONES) {

@@ -63,11 +63,18 @@ struct hvio_mem_region {
 	__u64 reserved;
 };
 
-/* HVIO_ZONE_ADD */
+/*
+ * HVIO_ZONE_ADD returns 0 for a new zone.  With HVIO_ZONE_F_REUSE a zone
+ * that already exists with exactly these regions (a restarted daemon's)
+ * is accepted and the call returns 1; with other regions it is -EEXIST.
+ */
+#define HVIO_ZONE_F_REUSE	(1U << 0)
 struct hvio_zone_add {
 	__u32 zone_id;
 	__u32 nr_regions;	/* 1 .. HVIO_MAX_REGIONS */
-	__u64 reserved[2];
+	__u32 flags;		/* HVIO_ZONE_F_* */
+	__u32 reserved0;
+	__u64 reserved;
 	struct hvio_mem_region regions[HVIO_MAX_REGIONS];
 };
 
@@ -95,11 +102,34 @@ struct hvio_dev_create {
 	__u32 config_len;	/* 0 .. HVIO_MAX_CONFIG_LEN */
 	__u64 features;		/* offered device features */
 	__u64 config_addr;	/* user pointer */
-	__u32 flags;		/* none defined yet: must be 0 */
+	__u32 flags;		/* HVIO_DEV_F_* */
 	__u32 reserved1;
 	__u8 serial[20];	/* blk: VIRTIO_BLK_T_GET_ID answer, NUL padded */
 	__u32 reserved2;
 	__u64 reserved[4];
+};
+
+/*
+ * A recoverable device outlives its file descriptor: when the last
+ * reference goes without HVIO_DEV_DESTROY (the daemon crashed or was
+ * killed), the device becomes an orphan.  The guest still sees it (register
+ * accesses are answered, kicks recorded), ops the daemon had fetched but
+ * not committed are handed out again by the next HVIO_DEV_QUEUE_RUN, and
+ * HVIO_DEV_ATTACH gives a new daemon a file descriptor for it.  An orphan
+ * keeps the module loaded.
+ */
+#define HVIO_DEV_F_RECOVERABLE	(1U << 0)
+
+/*
+ * HVIO_DEV_ATTACH returns a new device fd (O_CLOEXEC) for the orphan at
+ * (zone_id, mmio_base): -ENOENT if there is no device there, -EBUSY if it
+ * is not an orphan.  zone_id 0 (with mmio_base 0) takes any orphan.
+ */
+struct hvio_dev_attach {
+	__u32 zone_id;
+	__u32 flags;		/* none yet: 0 */
+	__u64 mmio_base;
+	__u64 reserved[2];
 };
 
 /* Global counters of the bridge consumer (HVIO_GET_STATS). */
@@ -115,8 +145,9 @@ struct hvio_stats {
 	__u64 finish_calls;	/* HVISOR_HC_FINISH_REQ issued */
 	__u64 sleeps;		/* need_wakeup set to 1 */
 	__u64 zones;		/* live objects */
-	__u64 devs;
-	__u64 reserved[4];
+	__u64 devs;		/* orphans included */
+	__u64 orphans;		/* recoverable devices without an fd */
+	__u64 reserved[3];
 };
 
 #define HVIO_GET_VERSION _IOR(HVIO_IOC_MAGIC, 0x00, struct hvio_version)
@@ -124,6 +155,7 @@ struct hvio_stats {
 #define HVIO_ZONE_DEL	_IOW(HVIO_IOC_MAGIC, 0x02, struct hvio_zone_del)
 #define HVIO_DEV_CREATE	_IOW(HVIO_IOC_MAGIC, 0x03, struct hvio_dev_create)
 #define HVIO_GET_STATS	_IOR(HVIO_IOC_MAGIC, 0x04, struct hvio_stats)
+#define HVIO_DEV_ATTACH	_IOW(HVIO_IOC_MAGIC, 0x05, struct hvio_dev_attach)
 
 /* ---- device file descriptor ---------------------------------------- */
 
@@ -350,7 +382,8 @@ struct hvio_queue_stats {
 	__u64 rx_dropped;	/* net RX: ops given back (truncated, failed) */
 	__u64 rx_chains;	/* net RX: chains used (num_buffers summed) */
 	__u64 budget_stops;	/* fetches that stopped at the budget */
-	__u64 reserved[4];
+	__u64 requeued;		/* ops handed out again after an orphaning */
+	__u64 reserved[3];
 };
 
 #define HVIO_DEV_GET_INFO   _IOR(HVIO_IOC_MAGIC, 0x10, struct hvio_dev_info)
@@ -362,6 +395,8 @@ struct hvio_queue_stats {
 	_IOW(HVIO_IOC_MAGIC, 0x15, struct hvio_queue_eventfd)
 #define HVIO_DEV_GET_QUEUE_STATS \
 	_IOWR(HVIO_IOC_MAGIC, 0x16, struct hvio_queue_stats)
+/* Destroy the device when this fd closes, even if it is recoverable. */
+#define HVIO_DEV_DESTROY    _IO(HVIO_IOC_MAGIC, 0x17)
 
 /* ---- /dev/hvio-sim (hypervisor=sim only) ----------------------------- */
 
