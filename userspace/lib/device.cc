@@ -42,6 +42,22 @@ Result<void> DeviceFd::set_queue_eventfd(uint16_t queue, int efd) const {
     return {};
 }
 
+Result<hvio_dev_events> DeviceFd::events() const {
+    return ioctl_out<hvio_dev_events>(fd_.get(), HVIO_DEV_GET_EVENTS);
+}
+
+Result<void> DeviceFd::set_config(uint32_t offset, const void *data, uint32_t len,
+                                  uint32_t flags) const {
+    hvio_dev_config c{};
+    c.offset = offset;
+    c.len = len;
+    c.addr = reinterpret_cast<uintptr_t>(data);
+    c.flags = flags;
+    if (::ioctl(fd_.get(), HVIO_DEV_SET_CONFIG, &c) < 0)
+        return last_error();
+    return {};
+}
+
 Result<void> DeviceFd::queue_run(hvio_queue_run &run) const {
     while (::ioctl(fd_.get(), HVIO_DEV_QUEUE_RUN, &run) < 0)
         if (errno != EINTR)

@@ -27,6 +27,10 @@ class DeviceFd {
     Result<hvio_dev_stats> stats() const;
     Result<hvio_queue_stats> queue_stats(uint16_t queue) const;
     Result<void> set_queue_eventfd(uint16_t queue, int efd) const;
+    // HVIO_DEV_GET_EVENTS: read and clear the pending events.
+    Result<hvio_dev_events> events() const;
+    // HVIO_DEV_SET_CONFIG: replace len bytes of config space at offset.
+    Result<void> set_config(uint32_t offset, const void *data, uint32_t len, uint32_t flags) const;
     // HVIO_DEV_QUEUE_RUN, retried on EINTR.
     Result<void> queue_run(hvio_queue_run &run) const;
 

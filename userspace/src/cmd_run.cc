@@ -3,15 +3,17 @@
 // hvio run CONFIG.json [--socket PATH]: the I/O daemon.
 //
 // Startup does everything that can fail before it prints "hvio: ready":
-// the config and every image are checked before /dev/hvio is touched (exit
-// 2), then zones, devices, mappings, eventfds and one probe QUEUE_RUN per
-// queue (exit 1 on failure, with everything created so far undone).  Then
-// one thread per queue serves I/O (lib/queue.h), a small thread answers the
-// status socket, and the main thread waits for SIGTERM/SIGINT/SIGHUP or a
-// queue thread's fatal error.
+// the config, every image and every TAP are checked or opened before
+// /dev/hvio is touched (exit 2), then zones, devices, mappings, eventfds
+// and one probe QUEUE_RUN per queue (exit 1 on failure, with everything
+// created so far undone).  Then one thread per blk queue (lib/queue.h) and
+// one per net device (lib/net_queue.h) serve I/O, a small thread answers
+// the status socket, and the main thread waits for SIGTERM/SIGINT/SIGHUP
+// or a queue thread's fatal error.
 //
 // Shutdown: the stop flag is set and every queue's eventfd written; each
-// queue stops fetching, waits for its ops in flight and commits them.
+// queue stops fetching, waits for its ops in flight and commits them (net:
+// the TX ring's last packets are sent, armed RX buffers given back).
 // Then the device fds are closed (with their mappings: the kernel destroys
 // a device when its last reference goes), the zones deleted, the socket
 // removed.  Exit 0, or 1 if a queue failed.
@@ -21,6 +23,8 @@
 #include "control.h"
 #include "device.h"
 #include "guest_memory.h"
+#include "net.h"
+#include "net_queue.h"
 #include "queue.h"
 #include "status_socket.h"
 
@@ -33,8 +37,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <linux/virtio_config.h>
 #include <linux/virtio_ids.h>
 #include <memory>
+#include <net/if.h>
 #include <optional>
 #include <poll.h>
 #include <pthread.h>
@@ -68,6 +74,52 @@ class DeviceQueueBackend final : public QueueBackend {
     const Mapping &ops_;
 };
 
+// The kernel and TAP side of one net device.
+class DeviceNetBackend final : public NetBackend {
+  public:
+    DeviceNetBackend(const DeviceFd &dev, const Mapping *ops, int tap, std::string tap_name)
+        : dev_(dev), ops_(ops), tap_(tap), tap_name_(std::move(tap_name)) {}
+    int run(hvio_queue_run &r) override {
+        auto ret = dev_.queue_run(r);
+        return ret ? 0 : -ret.error();
+    }
+    const hvio_op &op(uint16_t queue, uint16_t tag) const override {
+        return static_cast<const hvio_op *>(ops_[queue].get())[tag];
+    }
+    int get_events(hvio_dev_events &ev) override {
+        auto r = dev_.events();
+        if (!r)
+            return -r.error();
+        ev = *r;
+        return 0;
+    }
+    int driver_features(uint64_t *f) override {
+        auto r = dev_.info();
+        if (!r)
+            return -r.error();
+        *f = r->driver_features;
+        return 0;
+    }
+    int set_config(uint32_t off, const void *data, uint32_t len, uint32_t flags) override {
+        auto r = dev_.set_config(off, data, len, flags);
+        return r ? 0 : -r.error();
+    }
+    int set_offload(unsigned flags) override { return tap_set_offload(tap_, flags); }
+    int link_flags(unsigned *f) override {
+        auto r = hvio::link_flags(tap_name_);
+        if (!r)
+            return -r.error();
+        *f = *r;
+        return 0;
+    }
+
+  private:
+    const DeviceFd &dev_;
+    const Mapping *ops_; // [2]: RX, TX
+    int tap_;
+    std::string tap_name_;
+};
+
 struct QueueRt {
     UniqueFd efd;
     Mapping ops;
@@ -90,6 +142,33 @@ struct BlkDevice {
     GuestMemory mem;
     std::vector<std::unique_ptr<QueueRt>> queues;
 };
+
+// One net device: both queues are served by one thread.  Members are
+// destroyed in reverse order: the loop, the op mappings, zone RAM, the
+// device fd, then the TAP.
+struct NetDevice {
+    const NetDeviceConfig *cfg = nullptr;
+    uint32_t zone_id = 0;
+    std::string where; // "zone 1 zones[0].devices[1]"
+    NetTap tap;
+    UniqueFd link; // rtnetlink watcher
+    DeviceFd dev;
+    std::vector<Mapping> ram;
+    GuestMemory mem;
+    UniqueFd efd[2];
+    Mapping ops[2];
+    std::unique_ptr<DeviceNetBackend> backend;
+    std::unique_ptr<NetQueue> queue;
+    std::thread thread;
+    int result = 0;
+};
+
+std::string mac_text(const std::array<uint8_t, 6> &m) {
+    char buf[18];
+    std::snprintf(buf, sizeof(buf), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4],
+                  m[5]);
+    return buf;
+}
 
 const char *zone_add_hint(int err) {
     switch (err) {
@@ -137,8 +216,12 @@ class Daemon {
         return kExitUsage;
     }
     int open_images();
+    int open_taps();
     int add_zones();
+    int map_zone_ram(const DeviceFd &dev, uint32_t zone_id, const std::string &where,
+                     std::vector<Mapping> &ram, GuestMemory &mem);
     int create_device(BlkDevice &d);
+    int create_net_device(NetDevice &d);
     int start_threads();
     void wait_for_stop();
     int stop_and_drain();
@@ -149,6 +232,7 @@ class Daemon {
     std::string socket_path_;
     Config cfg_;
     std::vector<std::unique_ptr<BlkDevice>> devs_;
+    std::vector<std::unique_ptr<NetDevice>> nets_;
     std::optional<Control> ctl_;
     std::vector<uint32_t> zones_added_;
     StatusServer status_;
@@ -190,6 +274,43 @@ int Daemon::open_images() {
     return kExitOk;
 }
 
+int Daemon::open_taps() {
+    for (const ZoneConfig &z : cfg_.zones) {
+        for (const NetDeviceConfig &c : z.net) {
+            auto d = std::make_unique<NetDevice>();
+            d->cfg = &c;
+            d->zone_id = z.id;
+            d->where = "zone " + std::to_string(z.id) + " " + c.where;
+            // The watcher first: no link change between the query of the
+            // TAP's state (in open_tap) and the watch is lost.
+            auto link = open_link_watch();
+            if (!link)
+                return fail_config(c.where + ".tap",
+                                   "rtnetlink socket for the link state: " + link.message());
+            d->link = std::move(*link);
+            std::string why;
+            auto tap = open_tap(c.tap, &why);
+            if (!tap)
+                return fail_config(c.where + ".tap", why);
+            d->tap = std::move(*tap);
+            if (d->tap.mtu && d->tap.mtu != c.mtu)
+                std::fprintf(stderr,
+                             "hvio: %s: warning: %s: %s has MTU %u, the guest is told %u "
+                             "(ip link set %s mtu %u)\n",
+                             config_path_.c_str(), c.where.c_str(), d->tap.name.c_str(), d->tap.mtu,
+                             c.mtu, d->tap.name.c_str(), c.mtu);
+            if (!(d->tap.flags & IFF_UP))
+                std::fprintf(stderr,
+                             "hvio: %s: %s: %s is down: the guest sees its link down until "
+                             "`ip link set %s up`\n",
+                             config_path_.c_str(), c.where.c_str(), d->tap.name.c_str(),
+                             d->tap.name.c_str());
+            nets_.push_back(std::move(d));
+        }
+    }
+    return kExitOk;
+}
+
 int Daemon::add_zones() {
     for (const ZoneConfig &z : cfg_.zones) {
         hvio_zone_add za{};
@@ -208,6 +329,27 @@ int Daemon::add_zones() {
             return kExitError;
         }
         zones_added_.push_back(z.id);
+    }
+    return kExitOk;
+}
+
+// Zone RAM, through the device fd: the only guest memory I/O may touch.
+int Daemon::map_zone_ram(const DeviceFd &dev, uint32_t zone_id, const std::string &where,
+                         std::vector<Mapping> &ram, GuestMemory &mem) {
+    for (const ZoneConfig &z : cfg_.zones) {
+        if (z.id != zone_id)
+            continue;
+        for (const MemRegionConfig &m : z.regions) {
+            auto map = dev.map_ram(m.zonex_ipa, m.size);
+            if (!map) {
+                std::fprintf(stderr, "hvio: %s: mmap of zone RAM [0x%llx, +0x%llx): %s\n",
+                             where.c_str(), static_cast<unsigned long long>(m.zonex_ipa),
+                             static_cast<unsigned long long>(m.size), map.message().c_str());
+                return kExitError;
+            }
+            mem.add(m.zonex_ipa, m.size, map->get());
+            ram.push_back(std::move(*map));
+        }
     }
     return kExitOk;
 }
@@ -237,22 +379,8 @@ int Daemon::create_device(BlkDevice &d) {
     }
     d.dev = DeviceFd(std::move(*fd));
 
-    // Zone RAM, through the device fd: the only guest memory I/O may touch.
-    for (const ZoneConfig &z : cfg_.zones) {
-        if (z.id != d.zone_id)
-            continue;
-        for (const MemRegionConfig &m : z.regions) {
-            auto map = d.dev.map_ram(m.zonex_ipa, m.size);
-            if (!map) {
-                std::fprintf(stderr, "hvio: %s: mmap of zone RAM [0x%llx, +0x%llx): %s\n", w,
-                             static_cast<unsigned long long>(m.zonex_ipa),
-                             static_cast<unsigned long long>(m.size), map.message().c_str());
-                return kExitError;
-            }
-            d.mem.add(m.zonex_ipa, m.size, map->get());
-            d.ram.push_back(std::move(*map));
-        }
-    }
+    if (int r = map_zone_ram(d.dev, d.zone_id, d.target.where, d.ram, d.mem))
+        return r;
 
     for (uint16_t q = 0; q < c.queues; q++) {
         auto rt = std::make_unique<QueueRt>();
@@ -296,6 +424,80 @@ int Daemon::create_device(BlkDevice &d) {
     return kExitOk;
 }
 
+int Daemon::create_net_device(NetDevice &d) {
+    const NetDeviceConfig &c = *d.cfg;
+    const char *w = d.where.c_str();
+    std::vector<uint8_t> config = net_config_space(c, net_link_status(d.tap.flags));
+
+    hvio_dev_create dc{};
+    dc.zone_id = d.zone_id;
+    dc.device_id = VIRTIO_ID_NET;
+    dc.mmio_base = c.addr;
+    dc.mmio_len = c.len;
+    dc.irq = c.irq;
+    dc.num_queues = 2;
+    dc.queue_size_max = c.queue_size;
+    dc.config_len = static_cast<uint32_t>(config.size());
+    dc.features = net_features(c);
+    dc.config_addr = reinterpret_cast<uintptr_t>(config.data());
+    auto fd = ctl_->dev_create(dc);
+    if (!fd) {
+        std::fprintf(stderr, "hvio: %s: HVIO_DEV_CREATE (net): %s%s\n", w, fd.message().c_str(),
+                     dev_create_hint(fd.error()));
+        return kExitError;
+    }
+    d.dev = DeviceFd(std::move(*fd));
+    if (int r = map_zone_ram(d.dev, d.zone_id, d.where, d.ram, d.mem))
+        return r;
+
+    for (uint16_t q = 0; q < 2; q++) {
+        const char *name = q == HVIO_NET_RX_QUEUE ? "RX" : "TX";
+        // Blocking eventfd, as for blk: io_uring reads of it wait.
+        d.efd[q].reset(::eventfd(0, EFD_CLOEXEC));
+        if (!d.efd[q]) {
+            std::fprintf(stderr, "hvio: %s: eventfd: %s\n", w, std::strerror(errno));
+            return kExitError;
+        }
+        auto ops = d.dev.map_ops(q, c.queue_size);
+        if (!ops) {
+            std::fprintf(stderr, "hvio: %s: mmap of the %s queue's op slots: %s\n", w, name,
+                         ops.message().c_str());
+            return kExitError;
+        }
+        d.ops[q] = std::move(*ops);
+        if (auto r = d.dev.set_queue_eventfd(q, d.efd[q].get()); !r) {
+            std::fprintf(stderr, "hvio: %s: HVIO_DEV_SET_QUEUE_EVENTFD (%s): %s\n", w, name,
+                         r.message().c_str());
+            return kExitError;
+        }
+        hvio_queue_run probe{};
+        probe.queue = q;
+        if (auto r = d.dev.queue_run(probe); !r) {
+            std::fprintf(stderr, "hvio: %s: HVIO_DEV_QUEUE_RUN (%s): %s%s\n", w, name,
+                         r.message().c_str(),
+                         r.error() == ENOTTY       ? " (this hvio.ko has no queue engine)"
+                         : r.error() == EOPNOTSUPP ? " (this hvio.ko cannot run virtio-net queues)"
+                                                   : "");
+            return kExitError;
+        }
+    }
+    d.backend = std::make_unique<DeviceNetBackend>(d.dev, d.ops, d.tap.fd.get(), d.tap.name);
+    NetQueueFds fds;
+    fds.tap = d.tap.fd.get();
+    fds.rx_kick = d.efd[HVIO_NET_RX_QUEUE].get();
+    fds.tx_kick = d.efd[HVIO_NET_TX_QUEUE].get();
+    fds.dev = d.dev.fd();
+    fds.link = d.link.get();
+    fds.ifindex = d.tap.ifindex;
+    d.queue = std::make_unique<NetQueue>(*d.backend, d.mem, c.queue_size, fds, d.tap.flags, stop_,
+                                         d.where);
+    if (auto r = d.queue->init(); !r) {
+        std::fprintf(stderr, "hvio: %s: io_uring setup: %s\n", w, r.message().c_str());
+        return kExitError;
+    }
+    return kExitOk;
+}
+
 int Daemon::start_threads() {
     for (auto &d : devs_) {
         for (auto &rt : d->queues) {
@@ -316,6 +518,22 @@ int Daemon::start_threads() {
                           static_cast<size_t>(&d - devs_.data()), q->queue->index());
             pthread_setname_np(q->thread.native_handle(), name);
         }
+    }
+    for (auto &n : nets_) {
+        NetDevice *d = n.get();
+        d->thread = std::thread([this, d] {
+            d->result = d->queue->run();
+            if (d->result < 0) {
+                std::fprintf(stderr, "hvio: %s: %s; stopping\n", d->where.c_str(),
+                             std::strerror(-d->result));
+                uint64_t one = 1;
+                (void)!::write(fatal_efd_.get(), &one, sizeof(one));
+            }
+        });
+        char name[16];
+        std::snprintf(name, sizeof(name), "hvio-z%un%zu", d->zone_id,
+                      static_cast<size_t>(&n - nets_.data()));
+        pthread_setname_np(d->thread.native_handle(), name);
     }
     return kExitOk;
 }
@@ -347,6 +565,12 @@ int Daemon::stop_and_drain() {
             uint64_t one = 1;
             (void)!::write(q->efd.get(), &one, sizeof(one));
         }
+    for (auto &n : nets_)
+        for (auto &efd : n->efd) {
+            uint64_t one = 1;
+            if (efd)
+                (void)!::write(efd.get(), &one, sizeof(one));
+        }
     int ret = kExitOk;
     for (auto &d : devs_)
         for (auto &q : d->queues) {
@@ -355,6 +579,12 @@ int Daemon::stop_and_drain() {
             if (q->result < 0)
                 ret = kExitError;
         }
+    for (auto &n : nets_) {
+        if (n->thread.joinable())
+            n->thread.join();
+        if (n->result < 0)
+            ret = kExitError;
+    }
     return ret;
 }
 
@@ -362,13 +592,16 @@ int Daemon::stop_and_drain() {
 // zones, then the socket.  Safe to call twice.
 void Daemon::teardown() {
     status_.stop();
+    bool running = false;
     for (auto &d : devs_)
         for (auto &q : d->queues)
-            if (q->thread.joinable()) {
-                stop_and_drain();
-                break;
-            }
+            running |= q->thread.joinable();
+    for (auto &n : nets_)
+        running |= n->thread.joinable();
+    if (running)
+        stop_and_drain();
     devs_.clear();
+    nets_.clear();
     if (ctl_) {
         for (auto it = zones_added_.rbegin(); it != zones_added_.rend(); ++it)
             if (auto r = ctl_->zone_del(*it); !r)
@@ -393,20 +626,52 @@ json dev_stats_json(const hvio_dev_stats &s) {
                 {"config_writes", s.config_writes}};
 }
 
-json queue_stats_json(const hvio_queue_stats &s) {
+json queue_stats_json(const hvio_queue_stats &s, bool net = false) {
     json vq = json::array();
     for (uint64_t v : s.vq_errors)
         vq.push_back(v);
-    return json{{"kicks", s.kicks},
-                {"reqs", s.reqs},
-                {"ops", s.ops},
-                {"done_in_kernel", s.done_in_kernel},
-                {"completed", s.completed},
-                {"stale", s.stale},
-                {"irqs", s.irqs},
-                {"irqs_suppressed", s.irqs_suppressed},
-                {"bad_request", s.bad_request},
-                {"vq_errors", vq}};
+    json j{{"kicks", s.kicks},
+           {"reqs", s.reqs},
+           {"ops", s.ops},
+           {"done_in_kernel", s.done_in_kernel},
+           {"completed", s.completed},
+           {"stale", s.stale},
+           {"irqs", s.irqs},
+           {"irqs_suppressed", s.irqs_suppressed},
+           {"bad_request", s.bad_request},
+           {"vq_errors", vq}};
+    if (net) {
+        j["packets"] = s.packets;
+        j["bytes"] = s.bytes;
+        j["errors"] = s.errors;
+        j["rx_dropped"] = s.rx_dropped;
+        j["rx_chains"] = s.rx_chains;
+        j["budget_stops"] = s.budget_stops;
+    }
+    return j;
+}
+
+json net_counters_json(const NetCounters &c) {
+    auto v = [](const auto &a) { return a.load(std::memory_order_relaxed); };
+    return json{{"runs", v(c.runs)},
+                {"wakeups", v(c.wakeups)},
+                {"dev_events", v(c.dev_events)},
+                {"tx_packets", v(c.tx_packets)},
+                {"tx_bytes", v(c.tx_bytes)},
+                {"tx_errors", v(c.tx_errors)},
+                {"rx_packets", v(c.rx_packets)},
+                {"rx_bytes", v(c.rx_bytes)},
+                {"rx_truncated", v(c.rx_truncated)},
+                {"rx_errors", v(c.rx_errors)},
+                {"rx_canceled", v(c.rx_canceled)},
+                {"eagain", v(c.eagain)},
+                {"polls", v(c.polls)},
+                {"link_changes", v(c.link_changes)},
+                {"offload_sets", v(c.offload_sets)},
+                {"resets", v(c.resets)},
+                {"rx_armed", v(c.rx_armed)},
+                {"tx_inflight", v(c.tx_inflight)},
+                {"last_error", v(c.last_error)}};
 }
 
 json counters_json(const QueueCounters &c) {
@@ -478,6 +743,54 @@ std::string Daemon::report() {
         j["queues"] = std::move(queues);
         devs.push_back(std::move(j));
     }
+    for (const auto &d : nets_) {
+        const NetDeviceConfig &c = *d->cfg;
+        const NetCounters &nc = d->queue->counters();
+        json j{{"where", c.where},
+               {"zone", d->zone_id},
+               {"type", "net"},
+               {"mmio_base", c.addr},
+               {"mmio_len", c.len},
+               {"irq", c.irq},
+               {"tap", d->tap.name},
+               {"ifindex", d->tap.ifindex},
+               {"mac", mac_text(c.mac)},
+               {"mtu", c.mtu},
+               {"offloads", c.offloads},
+               {"mrg_rxbuf", c.mrg_rxbuf},
+               {"link", nc.link_status.load() & kNetSLinkUp ? "up" : "down"},
+               {"tun_offload", nc.offload_flags.load()},
+               {"queue_size", c.queue_size}};
+        if (auto info = d->dev.info()) {
+            json qs = json::array();
+            for (unsigned q = 0; q < 2; q++)
+                qs.push_back({{"num", info->queues[q].num}, {"ready", info->queues[q].ready}});
+            j["info"] = {{"status", info->status},
+                         {"device_features", info->device_features},
+                         {"driver_features", info->driver_features},
+                         {"generation", info->generation},
+                         {"interrupt_status", info->interrupt_status},
+                         {"queues", qs}};
+        } else {
+            j["info_error"] = info.message();
+        }
+        if (auto st = d->dev.stats())
+            j["stats"] = dev_stats_json(*st);
+        else
+            j["stats_error"] = st.message();
+        json queues = json::array();
+        for (uint16_t q = 0; q < 2; q++) {
+            json qj{{"index", q}, {"name", q == HVIO_NET_RX_QUEUE ? "rx" : "tx"}};
+            if (auto ks = d->dev.queue_stats(q))
+                qj["kernel"] = queue_stats_json(*ks, true);
+            else
+                qj["kernel_error"] = ks.message();
+            queues.push_back(std::move(qj));
+        }
+        j["queues"] = std::move(queues);
+        j["daemon"] = net_counters_json(nc);
+        devs.push_back(std::move(j));
+    }
     auto up = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() -
                                                                started_);
     json zones = json::array();
@@ -506,6 +819,8 @@ int Daemon::run() {
         std::fprintf(stderr, "hvio: %s: %s\n", config_path_.c_str(), w.c_str());
     if (int r = open_images())
         return r;
+    if (int r = open_taps())
+        return r;
 
     auto ctl = Control::open();
     if (!ctl) {
@@ -529,6 +844,13 @@ int Daemon::run() {
             if (c.queue_size > ver->max_queue_size || c.queues > ver->max_queues) {
                 std::fprintf(stderr,
                              "hvio: %s: queues/queue_size beyond hvio.ko's limits (%u x %u)\n",
+                             c.where.c_str(), ver->max_queues, ver->max_queue_size);
+                return kExitError;
+            }
+    for (const ZoneConfig &z : cfg_.zones)
+        for (const NetDeviceConfig &c : z.net)
+            if (c.queue_size > ver->max_queue_size || ver->max_queues < 2) {
+                std::fprintf(stderr, "hvio: %s: queue_size beyond hvio.ko's limits (%u x %u)\n",
                              c.where.c_str(), ver->max_queues, ver->max_queue_size);
                 return kExitError;
             }
@@ -561,6 +883,9 @@ int Daemon::run() {
     for (auto &d : devs_)
         if (int r = create_device(*d))
             return r;
+    for (auto &d : nets_)
+        if (int r = create_net_device(*d))
+            return r;
     start_threads();
     if (auto r = status_.start([this] { return report(); }); !r) {
         std::fprintf(stderr, "hvio: status thread: %s\n", r.message().c_str());
@@ -568,7 +893,7 @@ int Daemon::run() {
         return kExitError;
     }
 
-    std::printf("hvio: ready (%zu devices)\n", devs_.size());
+    std::printf("hvio: ready (%zu devices)\n", devs_.size() + nets_.size());
     std::fflush(stdout);
 
     wait_for_stop();

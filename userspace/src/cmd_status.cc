@@ -3,9 +3,11 @@
 // hvio status [--socket PATH] [--json]: ask the running daemon for its
 // report (one JSON document on the status socket) and print it per device:
 // identity, status byte, negotiated features, device counters, and per
-// queue the kernel's and the daemon's counters.
+// queue the kernel's and the daemon's counters (net: the daemon's
+// counters are per device, one thread serves both queues).
 #include "blk.h"
 #include "commands.h"
+#include "net.h"
 #include "status_socket.h"
 
 #include <nlohmann/json.hpp>
@@ -44,7 +46,49 @@ std::string status_names(uint64_t s) {
     return out;
 }
 
-std::string feature_names(uint64_t f) {
+const char *net_feature_name(unsigned bit) {
+    switch (bit) {
+    case kNetFCsum:
+        return "CSUM";
+    case kNetFGuestCsum:
+        return "GUEST_CSUM";
+    case kNetFMtu:
+        return "MTU";
+    case kNetFMac:
+        return "MAC";
+    case kNetFGuestTso4:
+        return "GUEST_TSO4";
+    case kNetFGuestTso6:
+        return "GUEST_TSO6";
+    case kNetFGuestEcn:
+        return "GUEST_ECN";
+    case kNetFGuestUfo:
+        return "GUEST_UFO";
+    case kNetFHostTso4:
+        return "HOST_TSO4";
+    case kNetFHostTso6:
+        return "HOST_TSO6";
+    case kNetFHostEcn:
+        return "HOST_ECN";
+    case kNetFHostUfo:
+        return "HOST_UFO";
+    case kNetFMrgRxbuf:
+        return "MRG_RXBUF";
+    case kNetFStatus:
+        return "STATUS";
+    case kVirtioRingIndirectDesc:
+        return "INDIRECT_DESC";
+    case kVirtioRingEventIdx:
+        return "EVENT_IDX";
+    case VIRTIO_F_VERSION_1:
+        return "VERSION_1";
+    }
+    return nullptr;
+}
+
+// Device-specific bits overlap (blk SIZE_MAX is net GUEST_CSUM): names
+// depend on the type.
+std::string feature_names(uint64_t f, bool net) {
     if (!f)
         return "(none)";
     std::string out;
@@ -52,6 +96,12 @@ std::string feature_names(uint64_t f) {
         if (!(f & (1ULL << bit)))
             continue;
         const char *name = nullptr;
+        if (net) {
+            name = net_feature_name(bit);
+            out += out.empty() ? "" : " ";
+            out += name ? name : "bit" + std::to_string(bit);
+            continue;
+        }
         switch (bit) {
         case VIRTIO_BLK_F_SIZE_MAX:
             name = "SIZE_MAX";
@@ -150,22 +200,34 @@ void print_report(const json &r) {
         std::printf("\nzone %" PRIu64 " %s at 0x%" PRIx64 " irq %" PRIu64 " (%s)\n", u64(d, "zone"),
                     d.value("type", std::string("?")).c_str(), u64(d, "mmio_base"), u64(d, "irq"),
                     d.value("where", std::string("?")).c_str());
-        std::printf("  image    %s, %s, %s%s%s, blk_size %" PRIu64 ", serial \"%s\"\n",
-                    d.value("img", std::string("?")).c_str(), human_bytes(u64(d, "size")).c_str(),
-                    d.value("readonly", false) ? "read-only" : "read-write",
-                    d.value("direct", false) ? ", O_DIRECT" : "",
-                    d.value("buffered_fallback", false) ? " (fell back to buffered)" : "",
-                    u64(d, "blk_size"), d.value("serial", std::string()).c_str());
+        const bool net = d.value("type", std::string()) == "net";
+        if (net)
+            std::printf("  tap      %s (ifindex %" PRIu64 "), mac %s, mtu %" PRIu64
+                        ", link %s, offloads%s%s, TUNSETOFFLOAD 0x%" PRIx64 "\n",
+                        d.value("tap", std::string("?")).c_str(), u64(d, "ifindex"),
+                        d.value("mac", std::string("?")).c_str(), u64(d, "mtu"),
+                        d.value("link", std::string("?")).c_str(),
+                        d.value("offloads", false) ? " offered" : " off",
+                        d.value("mrg_rxbuf", false) ? ", mergeable RX buffers" : "",
+                        u64(d, "tun_offload"));
+        else
+            std::printf("  image    %s, %s, %s%s%s, blk_size %" PRIu64 ", serial \"%s\"\n",
+                        d.value("img", std::string("?")).c_str(),
+                        human_bytes(u64(d, "size")).c_str(),
+                        d.value("readonly", false) ? "read-only" : "read-write",
+                        d.value("direct", false) ? ", O_DIRECT" : "",
+                        d.value("buffered_fallback", false) ? " (fell back to buffered)" : "",
+                        u64(d, "blk_size"), d.value("serial", std::string()).c_str());
         if (d.contains("info")) {
             const json &i = d["info"];
             uint64_t st = u64(i, "status");
             std::printf("  status   0x%02" PRIx64 " %s, generation %" PRIu64 "\n", st,
                         status_names(st).c_str(), u64(i, "generation"));
             std::printf("  offered  0x%09" PRIx64 " %s\n", u64(i, "device_features"),
-                        feature_names(u64(i, "device_features")).c_str());
+                        feature_names(u64(i, "device_features"), net).c_str());
             if (st & VIRTIO_CONFIG_S_FEATURES_OK)
                 std::printf("  features 0x%09" PRIx64 " %s\n", u64(i, "driver_features"),
-                            feature_names(u64(i, "driver_features")).c_str());
+                            feature_names(u64(i, "driver_features"), net).c_str());
             else
                 std::printf("  features (not negotiated yet)\n");
         } else {
@@ -189,7 +251,9 @@ void print_report(const json &r) {
                 ring = ", num " + std::to_string(u64(qi, "num")) +
                        (u64(qi, "ready") ? ", ready" : ", not ready");
             }
-            std::printf("  queue %" PRIu64 " (size %" PRIu64 "%s)\n", idx, u64(d, "queue_size"),
+            std::string qname = q.value("name", std::string());
+            std::printf("  queue %" PRIu64 "%s%s (size %" PRIu64 "%s)\n", idx,
+                        qname.empty() ? "" : " ", qname.c_str(), u64(d, "queue_size"),
                         ring.c_str());
             if (q.contains("kernel"))
                 print_counters("kernel", q["kernel"]);
@@ -203,6 +267,14 @@ void print_report(const json &r) {
                             human_bytes(u64(dm, "bytes_read")).c_str(),
                             human_bytes(u64(dm, "bytes_written")).c_str());
             }
+        }
+        if (d.contains("daemon")) {
+            const json &dm = d["daemon"];
+            std::printf("  daemon (both queues)\n");
+            print_counters("daemon", dm);
+            std::printf("    moved   tx %" PRIu64 " packets %s, rx %" PRIu64 " packets %s\n",
+                        u64(dm, "tx_packets"), human_bytes(u64(dm, "tx_bytes")).c_str(),
+                        u64(dm, "rx_packets"), human_bytes(u64(dm, "rx_bytes")).c_str());
         }
     }
 }

@@ -1,0 +1,904 @@
+// SPDX-License-Identifier: GPL-2.0
+// Unit tests of the virtio-net daemon side: features, config space and
+// offload mapping (userspace/lib/net.cc), the rtnetlink parser, and the
+// NetQueue loop (userspace/lib/net_queue.cc) against a fake kernel, with a
+// SOCK_SEQPACKET socketpair standing in for the TAP (one read or write is
+// one packet, and a non-blocking read of an empty one fails with EAGAIN,
+// as a TAP's does).
+#include <gtest/gtest.h>
+
+#include "net.h"
+#include "net_queue.h"
+
+#include <algorithm>
+#include <arpa/inet.h>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <endian.h>
+#include <fcntl.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/if_tun.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/virtio_config.h>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <set>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <thread>
+#include <unistd.h>
+
+namespace {
+
+using namespace std::chrono_literals;
+
+uint64_t bit(unsigned b) { return 1ULL << b; }
+
+hvio::NetDeviceConfig net_cfg() {
+    hvio::NetDeviceConfig c;
+    c.tap = "tap0";
+    c.mac = {0x00, 0x16, 0x3e, 0x10, 0x20, 0x30};
+    return c;
+}
+
+// ---- features, config space, offloads ------------------------------------------
+
+TEST(NetTarget, FeaturesWithOffloads) {
+    const uint64_t want = bit(VIRTIO_F_VERSION_1) | bit(29) | bit(28) | bit(5) | bit(16) | bit(3) |
+                          bit(15) | bit(0) | bit(1) | bit(7) | bit(8) | bit(9) | bit(10) | bit(11) |
+                          bit(12) | bit(13) | bit(14);
+    EXPECT_EQ(hvio::net_features(net_cfg()), want);
+}
+
+TEST(NetTarget, FeaturesWithoutOffloadsOrMergeable) {
+    hvio::NetDeviceConfig c = net_cfg();
+    c.offloads = false;
+    EXPECT_EQ(hvio::net_features(c),
+              bit(VIRTIO_F_VERSION_1) | bit(29) | bit(28) | bit(5) | bit(16) | bit(3) | bit(15));
+    c.mrg_rxbuf = false;
+    EXPECT_EQ(hvio::net_features(c),
+              bit(VIRTIO_F_VERSION_1) | bit(29) | bit(28) | bit(5) | bit(16) | bit(3));
+}
+
+TEST(NetTarget, FeaturesStayInsideWhatTheModuleAccepts) {
+    // abi.md: CSUM, GUEST_CSUM, MTU, MAC, GUEST/HOST TSO4/TSO6/ECN/UFO,
+    // MRG_RXBUF, STATUS, SPEED_DUPLEX and the ring features.
+    uint64_t allowed = bit(VIRTIO_F_VERSION_1) | bit(28) | bit(29) | bit(63);
+    for (unsigned b : {0u, 1u, 3u, 5u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 14u, 15u, 16u})
+        allowed |= bit(b);
+    EXPECT_EQ(hvio::net_features(net_cfg()) & ~allowed, 0u);
+    // No control queue, no MQ: the device has exactly two queues.
+    EXPECT_FALSE(hvio::net_features(net_cfg()) & (bit(17) | bit(22)));
+}
+
+TEST(NetTarget, ConfigSpaceBytes) {
+    hvio::NetDeviceConfig c = net_cfg();
+    c.mtu = 9000;
+    std::vector<uint8_t> cfg = hvio::net_config_space(c, hvio::kNetSLinkUp);
+    const std::vector<uint8_t> want = {0x00, 0x16, 0x3e, 0x10, 0x20, 0x30, // mac
+                                       0x01, 0x00,                         // status LINK_UP
+                                       0x01, 0x00,                         // one queue pair
+                                       0x28, 0x23};                        // mtu 9000
+    EXPECT_EQ(cfg, want);
+    cfg = hvio::net_config_space(net_cfg(), 0);
+    ASSERT_EQ(cfg.size(), 12u);
+    EXPECT_EQ(cfg[6], 0);
+    EXPECT_EQ(cfg[7], 0);
+    EXPECT_EQ(cfg[10] | cfg[11] << 8, 1500);
+}
+
+TEST(NetTarget, LinkStatusNeedsUpAndRunning) {
+    EXPECT_EQ(hvio::net_link_status(IFF_UP | IFF_RUNNING | IFF_BROADCAST), hvio::kNetSLinkUp);
+    EXPECT_EQ(hvio::net_link_status(IFF_UP), 0);
+    EXPECT_EQ(hvio::net_link_status(IFF_RUNNING), 0);
+    EXPECT_EQ(hvio::net_link_status(0), 0);
+}
+
+TEST(NetTarget, TunOffloadFlags) {
+    EXPECT_EQ(hvio::tun_offload_flags(0), 0u);
+    // Without GUEST_CSUM nothing: tun refuses TSO without CSUM.
+    EXPECT_EQ(hvio::tun_offload_flags(bit(7) | bit(8) | bit(9) | bit(10) | bit(0)), 0u);
+    EXPECT_EQ(hvio::tun_offload_flags(bit(1)), unsigned(TUN_F_CSUM));
+    EXPECT_EQ(hvio::tun_offload_flags(bit(1) | bit(7)), unsigned(TUN_F_CSUM | TUN_F_TSO4));
+    EXPECT_EQ(hvio::tun_offload_flags(bit(1) | bit(8)), unsigned(TUN_F_CSUM | TUN_F_TSO6));
+    EXPECT_EQ(hvio::tun_offload_flags(bit(1) | bit(10)), unsigned(TUN_F_CSUM | TUN_F_UFO));
+    // ECN only together with TSO (tun refuses it alone).
+    EXPECT_EQ(hvio::tun_offload_flags(bit(1) | bit(9)), unsigned(TUN_F_CSUM));
+    EXPECT_EQ(hvio::tun_offload_flags(bit(1) | bit(7) | bit(9)),
+              unsigned(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO_ECN));
+    // HOST_* bits are the guest's sending side: nothing for the TAP.
+    EXPECT_EQ(hvio::tun_offload_flags(bit(1) | bit(11) | bit(12) | bit(13) | bit(14)),
+              unsigned(TUN_F_CSUM));
+    EXPECT_EQ(hvio::tun_offload_flags(hvio::net_features(net_cfg())),
+              unsigned(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN | TUN_F_UFO));
+}
+
+// ---- rtnetlink ------------------------------------------------------------------
+
+// Appends one RTM_NEWLINK/RTM_DELLINK message (with an IFLA_IFNAME
+// attribute, as the kernel sends) to buf.
+void put_link_msg(std::vector<uint8_t> &buf, uint16_t type, int ifindex, unsigned flags) {
+    const char name[] = "tap0";
+    const size_t attr = RTA_LENGTH(sizeof(name));
+    const size_t len = NLMSG_LENGTH(sizeof(ifinfomsg) + RTA_ALIGN(attr));
+    size_t off = buf.size();
+    buf.resize(off + NLMSG_ALIGN(len), 0);
+    auto *h = reinterpret_cast<nlmsghdr *>(buf.data() + off);
+    h->nlmsg_len = static_cast<uint32_t>(len);
+    h->nlmsg_type = type;
+    auto *ifi = static_cast<ifinfomsg *>(NLMSG_DATA(h));
+    ifi->ifi_index = ifindex;
+    ifi->ifi_flags = flags;
+    auto *rta = reinterpret_cast<rtattr *>(reinterpret_cast<uint8_t *>(ifi) + sizeof(ifinfomsg));
+    rta->rta_len = static_cast<uint16_t>(attr);
+    rta->rta_type = IFLA_IFNAME;
+    std::memcpy(RTA_DATA(rta), name, sizeof(name));
+}
+
+TEST(NetLink, PicksTheLastStateOfOurInterface) {
+    std::vector<uint8_t> buf;
+    put_link_msg(buf, RTM_NEWLINK, 7, IFF_UP | IFF_RUNNING);
+    put_link_msg(buf, RTM_NEWLINK, 3, 0);
+    put_link_msg(buf, RTM_NEWLINK, 7, IFF_UP);
+    unsigned flags = 12345;
+    ASSERT_TRUE(hvio::link_event(buf.data(), buf.size(), 7, &flags));
+    EXPECT_EQ(flags, unsigned(IFF_UP));
+    ASSERT_TRUE(hvio::link_event(buf.data(), buf.size(), 3, &flags));
+    EXPECT_EQ(flags, 0u);
+    EXPECT_FALSE(hvio::link_event(buf.data(), buf.size(), 9, &flags));
+}
+
+TEST(NetLink, DeletedInterfaceIsDown) {
+    std::vector<uint8_t> buf;
+    put_link_msg(buf, RTM_NEWLINK, 7, IFF_UP | IFF_RUNNING);
+    put_link_msg(buf, RTM_DELLINK, 7, IFF_UP | IFF_RUNNING);
+    unsigned flags = 1;
+    ASSERT_TRUE(hvio::link_event(buf.data(), buf.size(), 7, &flags));
+    EXPECT_EQ(flags, 0u);
+}
+
+TEST(NetLink, IgnoresOtherMessagesAndTruncation) {
+    std::vector<uint8_t> buf;
+    put_link_msg(buf, RTM_NEWADDR, 7, IFF_UP | IFF_RUNNING);
+    unsigned flags = 5;
+    EXPECT_FALSE(hvio::link_event(buf.data(), buf.size(), 7, &flags));
+    EXPECT_EQ(flags, 5u);
+    // A message cut short is not read past the buffer.
+    buf.clear();
+    put_link_msg(buf, RTM_NEWLINK, 7, IFF_UP | IFF_RUNNING);
+    EXPECT_FALSE(hvio::link_event(buf.data(), NLMSG_HDRLEN + 4, 7, &flags));
+    // A header claiming less than an ifinfomsg.
+    reinterpret_cast<nlmsghdr *>(buf.data())->nlmsg_len = NLMSG_HDRLEN + 4;
+    EXPECT_FALSE(hvio::link_event(buf.data(), buf.size(), 7, &flags));
+}
+
+// ---- the loop ---------------------------------------------------------------------
+
+constexpr uint64_t kGpa = 0x40000000;
+constexpr unsigned kQueueSize = 16;
+
+class FakeNetKernel : public hvio::NetBackend {
+  public:
+    FakeNetKernel(int rx_efd, int tx_efd, int dev_efd)
+        : efd_{rx_efd, tx_efd}, dev_efd_(dev_efd), ops_{std::vector<hvio_op>(kQueueSize),
+                                                        std::vector<hvio_op>(kQueueSize)} {}
+
+    int run(hvio_queue_run &r) override {
+        std::lock_guard<std::mutex> l(mu_);
+        if (r.queue > 1 || r.nr_commit > kQueueSize || r.max_fetch > kQueueSize)
+            return -EINVAL;
+        Queue &q = q_[r.queue];
+        q.runs++;
+        auto *c = reinterpret_cast<const hvio_completion *>(r.commits_addr);
+        for (unsigned i = 0; i < r.nr_commit; i++) {
+            if (c[i].generation != gen_) {
+                q.stale++;
+            } else if (!q.inflight.erase(c[i].tag)) {
+                bad_commits_++;
+            }
+            q.done.push_back(c[i]);
+        }
+        auto *tags = reinterpret_cast<uint16_t *>(r.tags_addr);
+        r.nr_fetched = 0;
+        r.out_flags = 0;
+        unsigned budget = q.budget ? q.budget : ~0u;
+        while (r.nr_fetched < r.max_fetch && !q.pending.empty() && budget) {
+            uint16_t t = q.pending.front();
+            q.pending.pop_front();
+            q.inflight.insert(t);
+            tags[r.nr_fetched++] = t;
+            budget--;
+        }
+        if (!budget && !q.pending.empty())
+            r.out_flags = HVIO_RUN_OUT_MORE;
+        r.generation = gen_;
+        return 0;
+    }
+    const hvio_op &op(uint16_t queue, uint16_t tag) const override { return ops_[queue][tag]; }
+    int get_events(hvio_dev_events &ev) override {
+        std::lock_guard<std::mutex> l(mu_);
+        uint64_t v;
+        (void)!::read(dev_efd_, &v, sizeof(v));
+        ev = {};
+        ev.events = events_;
+        ev.status = status_;
+        ev.generation = gen_;
+        events_ = 0;
+        return 0;
+    }
+    int driver_features(uint64_t *f) override {
+        std::lock_guard<std::mutex> l(mu_);
+        *f = driver_features_;
+        return 0;
+    }
+    int set_config(uint32_t off, const void *data, uint32_t len, uint32_t flags) override {
+        std::lock_guard<std::mutex> l(mu_);
+        std::vector<uint8_t> b(static_cast<const uint8_t *>(data),
+                               static_cast<const uint8_t *>(data) + len);
+        configs_.push_back({off, flags, b});
+        return 0;
+    }
+    int set_offload(unsigned flags) override {
+        std::lock_guard<std::mutex> l(mu_);
+        offloads_.push_back(flags);
+        // With a real TAP, really: tun refuses what it cannot take.
+        return offload_results_.emplace_back(tap_fd_ >= 0 ? hvio::tap_set_offload(tap_fd_, flags)
+                                                          : 0);
+    }
+    void use_real_tap(int fd) { tap_fd_ = fd; }
+    std::vector<int> offload_results() {
+        std::lock_guard<std::mutex> l(mu_);
+        return offload_results_;
+    }
+    int link_flags(unsigned *f) override {
+        *f = IFF_UP | IFF_RUNNING;
+        return 0;
+    }
+
+    // The guest makes a chain available on queue q and kicks.
+    void push(uint16_t q, const hvio_op &op, bool kick = true) {
+        {
+            std::lock_guard<std::mutex> l(mu_);
+            hvio_op o = op;
+            o.generation = gen_;
+            ops_[q][op.tag] = o;
+            q_[q].pending.push_back(op.tag);
+        }
+        if (kick)
+            ::eventfd_write(efd_[q], 1);
+    }
+    // The guest writes the status byte (and maybe resets: generation + 1).
+    void status(uint32_t st, uint64_t features = 0) {
+        {
+            std::lock_guard<std::mutex> l(mu_);
+            events_ |= HVIO_EV_STATUS;
+            if (!st) {
+                events_ |= HVIO_EV_RESET;
+                gen_++;
+                for (Queue &q : q_)
+                    q.pending.clear();
+            }
+            status_ = st;
+            driver_features_ = features;
+        }
+        ::eventfd_write(dev_efd_, 1);
+    }
+    void set_budget(uint16_t q, unsigned b) {
+        std::lock_guard<std::mutex> l(mu_);
+        q_[q].budget = b;
+    }
+
+    // Polls p (which may call the accessors below) until it holds.
+    template <typename Pred> bool wait(Pred p, std::chrono::milliseconds timeout = 5000ms) {
+        auto end = std::chrono::steady_clock::now() + timeout;
+        while (!p()) {
+            if (std::chrono::steady_clock::now() > end)
+                return false;
+            std::this_thread::sleep_for(1ms);
+        }
+        return true;
+    }
+    bool wait_done(uint16_t q, size_t n) {
+        return wait([&] { return done(q).size() >= n; });
+    }
+    std::vector<hvio_completion> done(uint16_t q) {
+        std::lock_guard<std::mutex> l(mu_);
+        return q_[q].done;
+    }
+    size_t runs(uint16_t q) {
+        std::lock_guard<std::mutex> l(mu_);
+        return q_[q].runs;
+    }
+    size_t inflight(uint16_t q) {
+        std::lock_guard<std::mutex> l(mu_);
+        return q_[q].inflight.size();
+    }
+    size_t stale(uint16_t q) {
+        std::lock_guard<std::mutex> l(mu_);
+        return q_[q].stale;
+    }
+    size_t bad_commits() {
+        std::lock_guard<std::mutex> l(mu_);
+        return bad_commits_;
+    }
+    std::vector<unsigned> offloads() {
+        std::lock_guard<std::mutex> l(mu_);
+        return offloads_;
+    }
+    struct Config {
+        uint32_t off, flags;
+        std::vector<uint8_t> bytes;
+    };
+    std::vector<Config> configs() {
+        std::lock_guard<std::mutex> l(mu_);
+        return configs_;
+    }
+    uint32_t generation() {
+        std::lock_guard<std::mutex> l(mu_);
+        return gen_;
+    }
+
+    std::mutex mu_;
+
+  private:
+    struct Queue {
+        std::deque<uint16_t> pending;
+        std::set<uint16_t> inflight;
+        std::vector<hvio_completion> done;
+        size_t runs = 0, stale = 0;
+        unsigned budget = 0;
+    };
+    int efd_[2];
+    int dev_efd_;
+    std::vector<hvio_op> ops_[2];
+    Queue q_[2];
+    uint32_t gen_ = 5, status_ = 0, events_ = 0;
+    uint64_t driver_features_ = 0;
+    size_t bad_commits_ = 0;
+    std::vector<unsigned> offloads_;
+    std::vector<int> offload_results_;
+    int tap_fd_ = -1;
+    std::vector<Config> configs_;
+};
+
+class NetQueueTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        int sp[2];
+        ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), 0);
+        tap_ = sp[0];
+        peer_ = sp[1];
+        ASSERT_EQ(::fcntl(tap_, F_SETFL, O_NONBLOCK), 0);
+        int lp[2];
+        ASSERT_EQ(::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, lp), 0);
+        link_ = lp[0];
+        link_peer_ = lp[1];
+        rx_efd_ = ::eventfd(0, EFD_CLOEXEC);
+        tx_efd_ = ::eventfd(0, EFD_CLOEXEC);
+        dev_efd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        ASSERT_GE(rx_efd_, 0);
+        ASSERT_GE(tx_efd_, 0);
+        ASSERT_GE(dev_efd_, 0);
+        ram_.assign(0x100000, 0);
+        ASSERT_TRUE(mem_.add(kGpa, ram_.size(), ram_.data()));
+        kernel_ = std::make_unique<FakeNetKernel>(rx_efd_, tx_efd_, dev_efd_);
+        hvio::NetQueueFds fds;
+        fds.tap = tap_;
+        fds.rx_kick = rx_efd_;
+        fds.tx_kick = tx_efd_;
+        fds.dev = dev_efd_;
+        fds.link = link_;
+        fds.ifindex = 7;
+        q_ = std::make_unique<hvio::NetQueue>(*kernel_, mem_, kQueueSize, fds, IFF_UP, stop_,
+                                              "test");
+        ASSERT_TRUE(q_->init().ok());
+    }
+    void TearDown() override {
+        stop();
+        q_.reset();
+        for (int fd : {tap_, peer_, link_, link_peer_, rx_efd_, tx_efd_, dev_efd_})
+            ::close(fd);
+    }
+
+    void start() {
+        thread_ = std::thread([this] { rc_ = q_->run(); });
+    }
+    void stop() {
+        if (!thread_.joinable())
+            return;
+        stop_ = true;
+        ::eventfd_write(rx_efd_, 1);
+        ::eventfd_write(tx_efd_, 1);
+        thread_.join();
+    }
+
+    // An op whose segments are the given (offset into RAM, length) pairs.
+    hvio_op op(uint16_t tag, uint8_t type, std::initializer_list<std::pair<uint32_t, uint32_t>> s) {
+        hvio_op o{};
+        o.tag = tag;
+        o.type = type;
+        for (auto [off, len] : s) {
+            o.segs[o.nr_segs++] = {kGpa + off, len, 0};
+            o.len += len;
+        }
+        return o;
+    }
+    // A packet as the TAP hands it: a 12-byte header, then a frame.
+    std::vector<uint8_t> packet(size_t frame_len, uint8_t seed) {
+        std::vector<uint8_t> p(HVIO_NET_HDR_LEN + frame_len);
+        for (size_t i = 0; i < p.size(); i++)
+            p[i] = static_cast<uint8_t>(seed + i * 13);
+        return p;
+    }
+    void peer_send(const std::vector<uint8_t> &p) {
+        ASSERT_EQ(::send(peer_, p.data(), p.size(), 0), static_cast<ssize_t>(p.size()));
+    }
+    // The next packet the daemon wrote to the "TAP", or empty after 5 s.
+    std::vector<uint8_t> peer_recv() {
+        std::vector<uint8_t> buf(70000);
+        pollfd p{peer_, POLLIN, 0};
+        if (::poll(&p, 1, 5000) != 1)
+            return {};
+        ssize_t n = ::recv(peer_, buf.data(), buf.size(), MSG_DONTWAIT);
+        buf.resize(n > 0 ? static_cast<size_t>(n) : 0);
+        return buf;
+    }
+
+    int tap_ = -1, peer_ = -1, link_ = -1, link_peer_ = -1;
+    int rx_efd_ = -1, tx_efd_ = -1, dev_efd_ = -1;
+    std::vector<uint8_t> ram_;
+    hvio::GuestMemory mem_;
+    std::atomic<bool> stop_{false};
+    std::unique_ptr<FakeNetKernel> kernel_;
+    std::unique_ptr<hvio::NetQueue> q_;
+    std::thread thread_;
+    int rc_ = -1;
+};
+
+TEST_F(NetQueueTest, TxWritesTheChainAsOnePacket) {
+    start();
+    // Header and frame in three segments, as a guest may lay them out.
+    std::vector<uint8_t> pkt = packet(100, 1);
+    std::memcpy(&ram_[0x1000], pkt.data(), 12);
+    std::memcpy(&ram_[0x2000], pkt.data() + 12, 60);
+    std::memcpy(&ram_[0x3000], pkt.data() + 72, 40);
+    kernel_->push(HVIO_NET_TX_QUEUE,
+                  op(3, HVIO_OP_NET_TX, {{0x1000, 12}, {0x2000, 60}, {0x3000, 40}}));
+    EXPECT_EQ(peer_recv(), pkt);
+    ASSERT_TRUE(kernel_->wait_done(HVIO_NET_TX_QUEUE, 1));
+    auto d = kernel_->done(HVIO_NET_TX_QUEUE);
+    EXPECT_EQ(d[0].tag, 3);
+    EXPECT_EQ(d[0].result, 112);
+    EXPECT_EQ(d[0].generation, kernel_->generation());
+    EXPECT_EQ(q_->counters().tx_packets.load(), 1u);
+    EXPECT_EQ(q_->counters().tx_bytes.load(), 100u);
+    stop();
+    EXPECT_EQ(rc_, 0);
+    EXPECT_EQ(kernel_->bad_commits(), 0u);
+    EXPECT_EQ(kernel_->inflight(HVIO_NET_TX_QUEUE), 0u);
+}
+
+TEST_F(NetQueueTest, TxBatchKeepsOrderAndHonoursRunOutMore) {
+    // The kernel hands out 2 ops per call and says "more": the loop must
+    // come back for the rest without another kick.
+    kernel_->set_budget(HVIO_NET_TX_QUEUE, 2);
+    for (uint16_t t = 0; t < 7; t++) {
+        std::vector<uint8_t> pkt = packet(50, static_cast<uint8_t>(t));
+        std::memcpy(&ram_[0x1000 * (t + 1)], pkt.data(), pkt.size());
+        kernel_->push(HVIO_NET_TX_QUEUE,
+                      op(t, HVIO_OP_NET_TX, {{0x1000u * (t + 1), uint32_t(pkt.size())}}), t == 6);
+    }
+    start();
+    for (uint16_t t = 0; t < 7; t++)
+        EXPECT_EQ(peer_recv(), packet(50, static_cast<uint8_t>(t))) << t;
+    ASSERT_TRUE(kernel_->wait_done(HVIO_NET_TX_QUEUE, 7));
+    for (const hvio_completion &c : kernel_->done(HVIO_NET_TX_QUEUE))
+        EXPECT_EQ(c.result, 62);
+}
+
+TEST_F(NetQueueTest, TxBadSegmentFailsThatPacketOnly) {
+    start();
+    kernel_->push(HVIO_NET_TX_QUEUE, op(1, HVIO_OP_NET_TX, {{0x200000, 60}})); // outside RAM
+    ASSERT_TRUE(kernel_->wait_done(HVIO_NET_TX_QUEUE, 1));
+    EXPECT_EQ(kernel_->done(HVIO_NET_TX_QUEUE)[0].result, -EFAULT);
+    EXPECT_EQ(q_->counters().tx_errors.load(), 1u);
+    // The queue goes on.
+    std::vector<uint8_t> pkt = packet(30, 9);
+    std::memcpy(&ram_[0x1000], pkt.data(), pkt.size());
+    kernel_->push(HVIO_NET_TX_QUEUE, op(2, HVIO_OP_NET_TX, {{0x1000, uint32_t(pkt.size())}}));
+    EXPECT_EQ(peer_recv(), pkt);
+    ASSERT_TRUE(kernel_->wait_done(HVIO_NET_TX_QUEUE, 2));
+    EXPECT_EQ(kernel_->done(HVIO_NET_TX_QUEUE)[1].result, 42);
+}
+
+TEST_F(NetQueueTest, RxReadsOnlyIntoGuestBuffersAndKeepsTheRestArmed) {
+    start();
+    // Two buffers posted (the second as two segments), then one packet.
+    kernel_->push(HVIO_NET_RX_QUEUE, op(4, HVIO_OP_NET_RX, {{0x10000, 2048}}));
+    kernel_->push(HVIO_NET_RX_QUEUE, op(5, HVIO_OP_NET_RX, {{0x20000, 1000}, {0x30000, 1048}}));
+    ASSERT_TRUE(kernel_->wait([&] { return q_->counters().rx_armed.load() == 2; }));
+    std::vector<uint8_t> p1 = packet(1400, 3);
+    peer_send(p1);
+    ASSERT_TRUE(kernel_->wait_done(HVIO_NET_RX_QUEUE, 1));
+    auto d = kernel_->done(HVIO_NET_RX_QUEUE);
+    EXPECT_EQ(d[0].tag, 4);
+    EXPECT_EQ(d[0].result, 1412);
+    EXPECT_EQ(std::memcmp(&ram_[0x10000], p1.data(), p1.size()), 0);
+    // The other op waits, armed, for the next packet.
+    EXPECT_EQ(kernel_->inflight(HVIO_NET_RX_QUEUE), 1u);
+    std::vector<uint8_t> p2 = packet(1500, 4);
+    peer_send(p2);
+    ASSERT_TRUE(kernel_->wait_done(HVIO_NET_RX_QUEUE, 2));
+    d = kernel_->done(HVIO_NET_RX_QUEUE);
+    EXPECT_EQ(d[1].tag, 5);
+    EXPECT_EQ(d[1].result, 1512);
+    EXPECT_EQ(std::memcmp(&ram_[0x20000], p2.data(), 1000), 0);
+    EXPECT_EQ(std::memcmp(&ram_[0x30000], p2.data() + 1000, 512), 0);
+    EXPECT_EQ(q_->counters().rx_packets.load(), 2u);
+    EXPECT_EQ(q_->counters().rx_bytes.load(), 2900u);
+    EXPECT_GE(q_->counters().eagain.load(), 1u);
+    EXPECT_GE(q_->counters().polls.load(), 1u);
+}
+
+TEST_F(NetQueueTest, RxPacketsWaitInTheTapUntilTheGuestPostsBuffers) {
+    start();
+    std::vector<std::vector<uint8_t>> pkts;
+    for (uint8_t i = 0; i < 3; i++) {
+        pkts.push_back(packet(100 + i, i));
+        peer_send(pkts.back());
+    }
+    std::this_thread::sleep_for(100ms);
+    // Nothing was read: there was nowhere to put it.
+    EXPECT_EQ(kernel_->done(HVIO_NET_RX_QUEUE).size(), 0u);
+    EXPECT_EQ(q_->counters().rx_packets.load(), 0u);
+    char probe[4096];
+    ASSERT_EQ(::recv(tap_, probe, sizeof(probe), MSG_PEEK | MSG_DONTWAIT), 112);
+
+    for (uint16_t t = 0; t < 3; t++)
+        kernel_->push(HVIO_NET_RX_QUEUE, op(t, HVIO_OP_NET_RX, {{0x8000u * (t + 1), 4096}}),
+                      t == 2);
+    ASSERT_TRUE(kernel_->wait_done(HVIO_NET_RX_QUEUE, 3));
+    auto d = kernel_->done(HVIO_NET_RX_QUEUE);
+    for (uint16_t t = 0; t < 3; t++) {
+        EXPECT_EQ(d[t].tag, t);
+        EXPECT_EQ(d[t].result, static_cast<int>(pkts[t].size()));
+        EXPECT_EQ(std::memcmp(&ram_[0x8000u * (t + 1)], pkts[t].data(), pkts[t].size()), 0) << t;
+    }
+}
+
+TEST_F(NetQueueTest, IdleDeviceSleeps) {
+    kernel_->push(HVIO_NET_RX_QUEUE, op(0, HVIO_OP_NET_RX, {{0x1000, 2048}}));
+    start();
+    ASSERT_TRUE(kernel_->wait([&] { return q_->counters().rx_armed.load() == 1; }));
+    std::this_thread::sleep_for(50ms);
+    const size_t rx = kernel_->runs(HVIO_NET_RX_QUEUE), tx = kernel_->runs(HVIO_NET_TX_QUEUE);
+    const uint64_t polls = q_->counters().polls.load(), eagain = q_->counters().eagain.load();
+    std::this_thread::sleep_for(300ms);
+    EXPECT_EQ(kernel_->runs(HVIO_NET_RX_QUEUE), rx);
+    EXPECT_EQ(kernel_->runs(HVIO_NET_TX_QUEUE), tx);
+    EXPECT_EQ(q_->counters().polls.load(), polls);
+    EXPECT_EQ(q_->counters().eagain.load(), eagain);
+    EXPECT_LE(rx + tx, 6u);
+}
+
+TEST_F(NetQueueTest, StopCommitsArmedRxAsCanceledAndSendsWhatWasPosted) {
+    start();
+    kernel_->push(HVIO_NET_RX_QUEUE, op(1, HVIO_OP_NET_RX, {{0x1000, 2048}}));
+    kernel_->push(HVIO_NET_RX_QUEUE, op(2, HVIO_OP_NET_RX, {{0x2000, 2048}}));
+    ASSERT_TRUE(kernel_->wait([&] { return q_->counters().rx_armed.load() == 2; }));
+    // A TX chain made available (not kicked) just before the stop.
+    std::vector<uint8_t> pkt = packet(40, 2);
+    std::memcpy(&ram_[0x9000], pkt.data(), pkt.size());
+    kernel_->push(HVIO_NET_TX_QUEUE, op(6, HVIO_OP_NET_TX, {{0x9000, uint32_t(pkt.size())}}),
+                  false);
+    stop();
+    EXPECT_EQ(rc_, 0);
+    auto d = kernel_->done(HVIO_NET_RX_QUEUE);
+    ASSERT_EQ(d.size(), 2u);
+    for (const hvio_completion &c : d)
+        EXPECT_EQ(c.result, -ECANCELED);
+    EXPECT_EQ(kernel_->inflight(HVIO_NET_RX_QUEUE), 0u);
+    EXPECT_EQ(peer_recv(), pkt);
+    ASSERT_EQ(kernel_->done(HVIO_NET_TX_QUEUE).size(), 1u);
+    EXPECT_EQ(kernel_->done(HVIO_NET_TX_QUEUE)[0].result, 52);
+    EXPECT_EQ(kernel_->bad_commits(), 0u);
+    EXPECT_EQ(q_->counters().rx_canceled.load(), 2u);
+}
+
+TEST_F(NetQueueTest, FeaturesOkSetsOffloadsAndResetClearsThem) {
+    start();
+    const uint64_t f = bit(VIRTIO_F_VERSION_1) | bit(1) | bit(7) | bit(8);
+    kernel_->status(
+        VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK, f);
+    ASSERT_TRUE(kernel_->wait([&] { return kernel_->offloads().size() == 1; }));
+    EXPECT_EQ(kernel_->offloads()[0], unsigned(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6));
+    EXPECT_EQ(q_->counters().offload_flags.load(), unsigned(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6));
+    // DRIVER_OK: nothing new for the TAP.
+    kernel_->status(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+                        VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK,
+                    f);
+    kernel_->push(HVIO_NET_RX_QUEUE, op(3, HVIO_OP_NET_RX, {{0x1000, 2048}}));
+    ASSERT_TRUE(kernel_->wait([&] { return q_->counters().rx_armed.load() == 1; }));
+    EXPECT_EQ(kernel_->offloads().size(), 1u);
+
+    // Reset: offloads off, the armed op of the old generation given back
+    // (the kernel drops it as stale) and never filled.
+    const uint32_t old_gen = kernel_->generation();
+    kernel_->status(0);
+    ASSERT_TRUE(kernel_->wait([&] { return kernel_->offloads().size() == 2; }));
+    EXPECT_EQ(kernel_->offloads()[1], 0u);
+    ASSERT_TRUE(kernel_->wait_done(HVIO_NET_RX_QUEUE, 1));
+    auto d = kernel_->done(HVIO_NET_RX_QUEUE);
+    EXPECT_EQ(d[0].tag, 3);
+    EXPECT_EQ(d[0].result, -ECANCELED);
+    EXPECT_EQ(d[0].generation, old_gen);
+    EXPECT_EQ(kernel_->stale(HVIO_NET_RX_QUEUE), 1u);
+    peer_send(packet(100, 1));
+    std::this_thread::sleep_for(50ms);
+    EXPECT_EQ(ram_[0x1000], 0);
+
+    // The next driver negotiates no offloads: still 0, no call needed;
+    // with GUEST_CSUM only, CSUM.
+    kernel_->status(VIRTIO_CONFIG_S_FEATURES_OK, bit(VIRTIO_F_VERSION_1) | bit(1));
+    ASSERT_TRUE(kernel_->wait([&] { return kernel_->offloads().size() == 3; }));
+    EXPECT_EQ(kernel_->offloads()[2], unsigned(TUN_F_CSUM));
+    EXPECT_EQ(q_->counters().resets.load(), 1u);
+}
+
+TEST_F(NetQueueTest, LinkFollowsTheTap) {
+    start();
+    // Started with IFF_UP only (no carrier): link down, nothing sent yet.
+    std::vector<uint8_t> msg;
+    put_link_msg(msg, RTM_NEWLINK, 3, IFF_UP | IFF_RUNNING); // another interface
+    ASSERT_EQ(::send(link_peer_, msg.data(), msg.size(), 0), ssize_t(msg.size()));
+    std::this_thread::sleep_for(50ms);
+    EXPECT_TRUE(kernel_->configs().empty());
+
+    msg.clear();
+    put_link_msg(msg, RTM_NEWLINK, 7, IFF_UP | IFF_RUNNING);
+    ASSERT_EQ(::send(link_peer_, msg.data(), msg.size(), 0), ssize_t(msg.size()));
+    ASSERT_TRUE(kernel_->wait([&] { return kernel_->configs().size() == 1; }));
+    auto c = kernel_->configs()[0];
+    EXPECT_EQ(c.off, 6u);
+    EXPECT_EQ(c.flags, unsigned(HVIO_CONFIG_F_NOTIFY));
+    EXPECT_EQ(c.bytes, (std::vector<uint8_t>{1, 0}));
+
+    // The same state again: no config change.
+    ASSERT_EQ(::send(link_peer_, msg.data(), msg.size(), 0), ssize_t(msg.size()));
+    msg.clear();
+    put_link_msg(msg, RTM_NEWLINK, 7, IFF_RUNNING); // admin down
+    ASSERT_EQ(::send(link_peer_, msg.data(), msg.size(), 0), ssize_t(msg.size()));
+    ASSERT_TRUE(kernel_->wait([&] { return kernel_->configs().size() == 2; }));
+    EXPECT_EQ(kernel_->configs()[1].bytes, (std::vector<uint8_t>{0, 0}));
+    EXPECT_EQ(q_->counters().link_changes.load(), 2u);
+    EXPECT_EQ(q_->counters().link_status.load(), 0u);
+}
+
+// ---- a real TAP, in a network namespace of our own ---------------------------------
+
+// Root only (CI runs as root); the test thread moves into a fresh network
+// namespace and back, so nothing outside it is touched.
+class NetTapTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        if (::geteuid() != 0)
+            GTEST_SKIP() << "needs root for a network namespace and a TAP";
+        home_ = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+        ASSERT_GE(home_, 0);
+        if (::unshare(CLONE_NEWNET) < 0)
+            GTEST_SKIP() << "unshare(CLONE_NEWNET): " << std::strerror(errno);
+        moved_ = true;
+        if (::access("/dev/net/tun", R_OK | W_OK) < 0)
+            GTEST_SKIP() << "no /dev/net/tun";
+        // No IPv6 chatter (router solicitations, MLD) on the TAP.
+        for (const char *f : {"/proc/sys/net/ipv6/conf/all/disable_ipv6",
+                              "/proc/sys/net/ipv6/conf/default/disable_ipv6"}) {
+            int fd = ::open(f, O_WRONLY | O_CLOEXEC);
+            if (fd >= 0) {
+                (void)!::write(fd, "1", 1);
+                ::close(fd);
+            }
+        }
+    }
+    void TearDown() override {
+        if (moved_) {
+            EXPECT_EQ(::setns(home_, CLONE_NEWNET), 0);
+        }
+        if (home_ >= 0)
+            ::close(home_);
+    }
+
+    static void set_up(const std::string &name, bool up) {
+        int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        ASSERT_GE(s, 0);
+        ifreq ifr{};
+        std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+        ASSERT_EQ(::ioctl(s, SIOCGIFFLAGS, &ifr), 0);
+        ifr.ifr_flags = static_cast<short>(up ? ifr.ifr_flags | IFF_UP : ifr.ifr_flags & ~IFF_UP);
+        ASSERT_EQ(::ioctl(s, SIOCSIFFLAGS, &ifr), 0);
+        ::close(s);
+    }
+
+    int home_ = -1;
+    bool moved_ = false;
+};
+
+TEST_F(NetTapTest, OpenTapConfiguresIt) {
+    std::string why;
+    auto tap = hvio::open_tap("hviot0", &why);
+    ASSERT_TRUE(tap.ok()) << why;
+    EXPECT_EQ(tap->name, "hviot0");
+    EXPECT_GT(tap->ifindex, 0);
+    EXPECT_FALSE(tap->flags & IFF_UP); // admin state is the user's
+    EXPECT_EQ(tap->mtu, 1500u);
+    ifreq ifr{};
+    ASSERT_EQ(::ioctl(tap->fd.get(), TUNGETIFF, &ifr), 0);
+    EXPECT_EQ(ifr.ifr_flags & (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR),
+              IFF_TAP | IFF_NO_PI | IFF_VNET_HDR);
+    int hdr = 0;
+    ASSERT_EQ(::ioctl(tap->fd.get(), TUNGETVNETHDRSZ, &hdr), 0);
+    EXPECT_EQ(hdr, HVIO_NET_HDR_LEN);
+    EXPECT_TRUE(::fcntl(tap->fd.get(), F_GETFL) & O_NONBLOCK);
+
+    // What tun_offload_flags() produces tun accepts; TSO without CSUM it
+    // does not, which is why the mapping drops it.
+    EXPECT_EQ(hvio::tap_set_offload(tap->fd.get(),
+                                    hvio::tun_offload_flags(hvio::net_features(net_cfg()))),
+              0);
+    EXPECT_EQ(hvio::tap_set_offload(tap->fd.get(), TUN_F_TSO4), -EINVAL);
+    EXPECT_EQ(hvio::tap_set_offload(tap->fd.get(), 0), 0);
+
+    // A second user of the same TAP is refused, in words.
+    auto again = hvio::open_tap("hviot0", &why);
+    ASSERT_FALSE(again.ok());
+    EXPECT_EQ(again.error(), EBUSY);
+    EXPECT_NE(why.find("already attached"), std::string::npos) << why;
+
+    auto fl = hvio::link_flags("hviot0");
+    ASSERT_TRUE(fl.ok());
+    set_up("hviot0", true);
+    fl = hvio::link_flags("hviot0");
+    ASSERT_TRUE(fl.ok());
+    EXPECT_EQ(hvio::net_link_status(*fl), hvio::kNetSLinkUp); // attached: carrier
+}
+
+TEST_F(NetTapTest, PacketsBothWaysLinkAndOffloads) {
+    auto watch = hvio::open_link_watch();
+    ASSERT_TRUE(watch.ok()) << watch.message();
+    std::string why;
+    auto tap = hvio::open_tap("hviot1", &why);
+    ASSERT_TRUE(tap.ok()) << why;
+
+    int rx_efd = ::eventfd(0, EFD_CLOEXEC), tx_efd = ::eventfd(0, EFD_CLOEXEC);
+    int dev_efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    std::vector<uint8_t> ram(0x40000, 0);
+    hvio::GuestMemory mem;
+    ASSERT_TRUE(mem.add(kGpa, ram.size(), ram.data()));
+    FakeNetKernel kernel(rx_efd, tx_efd, dev_efd);
+    kernel.use_real_tap(tap->fd.get());
+    hvio::NetQueueFds fds;
+    fds.tap = tap->fd.get();
+    fds.rx_kick = rx_efd;
+    fds.tx_kick = tx_efd;
+    fds.dev = dev_efd;
+    fds.link = watch->get();
+    fds.ifindex = tap->ifindex;
+    std::atomic<bool> stop{false};
+    hvio::NetQueue q(kernel, mem, kQueueSize, fds, tap->flags, stop, "tap test");
+    ASSERT_TRUE(q.init().ok());
+    int rc = -1;
+    std::thread t([&] { rc = q.run(); });
+
+    // ip link set up: the guest's link comes up, with an interrupt.
+    set_up("hviot1", true);
+    ASSERT_TRUE(kernel.wait([&] { return kernel.configs().size() == 1; }));
+    EXPECT_EQ(kernel.configs()[0].off, 6u);
+    EXPECT_EQ(kernel.configs()[0].bytes, (std::vector<uint8_t>{1, 0}));
+    EXPECT_EQ(kernel.configs()[0].flags, unsigned(HVIO_CONFIG_F_NOTIFY));
+
+    // The negotiated offloads reach the TAP, and tun takes them.
+    kernel.status(VIRTIO_CONFIG_S_FEATURES_OK, hvio::net_features(net_cfg()));
+    ASSERT_TRUE(kernel.wait([&] { return kernel.offload_results().size() == 1; }));
+    EXPECT_EQ(kernel.offload_results()[0], 0);
+    EXPECT_EQ(q.counters().offload_flags.load(),
+              unsigned(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN | TUN_F_UFO));
+
+    // A packet socket on the TAP plays the host's network.
+    int ps = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+    ASSERT_GE(ps, 0);
+    sockaddr_ll sll{};
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = htons(ETH_P_ALL);
+    sll.sll_ifindex = tap->ifindex;
+    ASSERT_EQ(::bind(ps, reinterpret_cast<sockaddr *>(&sll), sizeof(sll)), 0);
+
+    // A frame: broadcast, from the guest's MAC, a local experimental type.
+    auto frame = [](uint8_t seed, size_t len) {
+        std::vector<uint8_t> f(len);
+        for (size_t i = 0; i < len; i++)
+            f[i] = static_cast<uint8_t>(seed + i);
+        std::memset(f.data(), 0xff, 6);
+        const uint8_t src[6] = {0x00, 0x16, 0x3e, 0x10, 0x20, 0x30};
+        std::memcpy(f.data() + 6, src, 6);
+        f[12] = 0x88;
+        f[13] = 0xb5;
+        return f;
+    };
+
+    // TX: header (no offload) + frame from guest RAM -> the host sees the frame.
+    std::vector<uint8_t> txf = frame(1, 300);
+    std::memset(&ram[0x1000], 0, HVIO_NET_HDR_LEN);
+    std::memcpy(&ram[0x2000], txf.data(), txf.size());
+    hvio_op tx{};
+    tx.tag = 2;
+    tx.type = HVIO_OP_NET_TX;
+    tx.nr_segs = 2;
+    tx.segs[0] = {kGpa + 0x1000, HVIO_NET_HDR_LEN, 0};
+    tx.segs[1] = {kGpa + 0x2000, uint32_t(txf.size()), 0};
+    tx.len = HVIO_NET_HDR_LEN + txf.size();
+    kernel.push(HVIO_NET_TX_QUEUE, tx);
+    ASSERT_TRUE(kernel.wait_done(HVIO_NET_TX_QUEUE, 1));
+    EXPECT_EQ(kernel.done(HVIO_NET_TX_QUEUE)[0].result, int(HVIO_NET_HDR_LEN + txf.size()));
+    std::vector<uint8_t> got;
+    for (int i = 0; i < 20 && got != txf; i++) {
+        std::vector<uint8_t> buf(2048);
+        pollfd p{ps, POLLIN, 0};
+        if (::poll(&p, 1, 2000) != 1)
+            break;
+        ssize_t n = ::recv(ps, buf.data(), buf.size(), 0);
+        ASSERT_GT(n, 0);
+        buf.resize(static_cast<size_t>(n));
+        got = buf;
+    }
+    EXPECT_EQ(got, txf);
+
+    // RX: the host sends a frame out of the TAP -> it lands in a guest
+    // buffer, after a 12-byte virtio_net_hdr, with nothing in between.
+    for (uint16_t tag = 0; tag < 4; tag++) {
+        hvio_op rx{};
+        rx.tag = tag;
+        rx.type = HVIO_OP_NET_RX;
+        rx.nr_segs = 1;
+        rx.segs[0] = {kGpa + 0x10000 + tag * 0x1000u, 0x1000, 0};
+        rx.len = 0x1000;
+        kernel.push(HVIO_NET_RX_QUEUE, rx);
+    }
+    ASSERT_TRUE(kernel.wait([&] { return q.counters().rx_armed.load() == 4; }));
+    std::vector<uint8_t> rxf = frame(7, 200);
+    ASSERT_EQ(::send(ps, rxf.data(), rxf.size(), 0), ssize_t(rxf.size()));
+    bool found = false;
+    ASSERT_TRUE(kernel.wait([&] {
+        for (const hvio_completion &c : kernel.done(HVIO_NET_RX_QUEUE))
+            if (c.result == int(HVIO_NET_HDR_LEN + rxf.size()) &&
+                !std::memcmp(&ram[0x10000 + c.tag * 0x1000u + HVIO_NET_HDR_LEN], rxf.data(),
+                             rxf.size()))
+                found = true;
+        return found;
+    }));
+    EXPECT_GE(q.counters().rx_packets.load(), 1u);
+
+    // ip link set down: the guest's link goes down.
+    set_up("hviot1", false);
+    ASSERT_TRUE(kernel.wait([&] { return kernel.configs().size() == 2; }));
+    EXPECT_EQ(kernel.configs()[1].bytes, (std::vector<uint8_t>{0, 0}));
+
+    stop = true;
+    ::eventfd_write(rx_efd, 1);
+    t.join();
+    EXPECT_EQ(rc, 0);
+    EXPECT_EQ(kernel.bad_commits(), 0u);
+    EXPECT_EQ(kernel.inflight(HVIO_NET_RX_QUEUE), 0u);
+    for (int fd : {ps, rx_efd, tx_efd, dev_efd})
+        ::close(fd);
+}
+
+} // namespace

@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: GPL-2.0
+//
+// virtio-net backend: TAP, features, config space, offloads, link watcher.
+#include "net.h"
+
+#include "blk.h" // kVirtioRing*
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <endian.h>
+#include <fcntl.h>
+#include <linux/hvio.h>
+#include <linux/if_tun.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/virtio_config.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace hvio {
+
+namespace {
+
+constexpr const char *kTunPath = "/dev/net/tun";
+
+std::string tun_error(const std::string &name, const char *what, int err) {
+    std::string msg = name + ": " + what + ": " + std::strerror(err);
+    switch (err) {
+    case EPERM:
+    case EACCES:
+        msg += " (needs CAP_NET_ADMIN, or a persistent TAP owned by this user)";
+        break;
+    case EBUSY:
+        msg += " (the TAP is already attached to another process: is another hvio or VMM "
+               "using it?)";
+        break;
+    case EINVAL:
+        msg += " (an interface of that name exists and is not a single-queue TAP)";
+        break;
+    case ENOENT:
+    case ENODEV:
+        msg += " (no TUN/TAP support: modprobe tun)";
+        break;
+    }
+    return msg;
+}
+
+// A throwaway socket for interface ioctls.
+int ifreq_ioctl(unsigned long cmd, ifreq &ifr) {
+    int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -errno;
+    int ret = ::ioctl(s, cmd, &ifr) < 0 ? -errno : 0;
+    ::close(s);
+    return ret;
+}
+
+} // namespace
+
+Result<NetTap> open_tap(const std::string &name, std::string *why) {
+    NetTap tap;
+    if (name.empty() || name.size() >= IFNAMSIZ) {
+        *why = name + ": not a valid interface name";
+        return Error(EINVAL);
+    }
+    int fd = ::open(kTunPath, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        *why = tun_error(name, kTunPath, err);
+        return Error(err);
+    }
+    tap.fd.reset(fd);
+
+    ifreq ifr{};
+    std::memcpy(ifr.ifr_name, name.data(), name.size());
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+    if (::ioctl(fd, TUNSETIFF, &ifr) < 0) {
+        int err = errno;
+        *why = tun_error(name, "TUNSETIFF", err);
+        return Error(err);
+    }
+    tap.name.assign(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
+
+    int hdr = HVIO_NET_HDR_LEN;
+    if (::ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0) {
+        int err = errno;
+        *why = tun_error(name, "TUNSETVNETHDRSZ", err);
+        return Error(err);
+    }
+    // The VERSION_1 header is little endian whatever the host.
+    int le = 1;
+    if (::ioctl(fd, TUNSETVNETLE, &le) < 0 && __BYTE_ORDER == __BIG_ENDIAN) {
+        int err = errno;
+        *why = tun_error(name, "TUNSETVNETLE", err);
+        return Error(err);
+    }
+    // Nothing the guest has not negotiated: until FEATURES_OK, no
+    // offloads (a persistent TAP may keep the last user's).
+    if (int r = tap_set_offload(fd, 0); r < 0) {
+        *why = tun_error(name, "TUNSETOFFLOAD", -r);
+        return Error(-r);
+    }
+
+    tap.ifindex = static_cast<int>(::if_nametoindex(tap.name.c_str()));
+    if (!tap.ifindex) {
+        int err = errno;
+        *why = tun_error(name, "if_nametoindex", err);
+        return Error(err);
+    }
+    auto fl = link_flags(tap.name);
+    if (!fl) {
+        *why = tun_error(name, "SIOCGIFFLAGS", fl.error());
+        return Error(fl.error());
+    }
+    tap.flags = *fl;
+    ifreq mr{};
+    std::memcpy(mr.ifr_name, tap.name.data(), tap.name.size());
+    if (ifreq_ioctl(SIOCGIFMTU, mr) == 0)
+        tap.mtu = static_cast<unsigned>(mr.ifr_mtu);
+    return tap;
+}
+
+int tap_set_offload(int fd, unsigned tun_flags) {
+    return ::ioctl(fd, TUNSETOFFLOAD, static_cast<unsigned long>(tun_flags)) < 0 ? -errno : 0;
+}
+
+Result<unsigned> link_flags(const std::string &name) {
+    ifreq ifr{};
+    if (name.size() >= IFNAMSIZ)
+        return Error(EINVAL);
+    std::memcpy(ifr.ifr_name, name.data(), name.size());
+    if (int r = ifreq_ioctl(SIOCGIFFLAGS, ifr); r < 0)
+        return Error(-r);
+    return static_cast<unsigned>(static_cast<unsigned short>(ifr.ifr_flags));
+}
+
+uint64_t net_features(const NetDeviceConfig &c) {
+    uint64_t f = 1ULL << VIRTIO_F_VERSION_1 | 1ULL << kVirtioRingEventIdx |
+                 1ULL << kVirtioRingIndirectDesc | 1ULL << kNetFMac | 1ULL << kNetFStatus |
+                 1ULL << kNetFMtu;
+    if (c.mrg_rxbuf)
+        f |= 1ULL << kNetFMrgRxbuf;
+    if (c.offloads)
+        for (unsigned bit :
+             {kNetFCsum, kNetFGuestCsum, kNetFGuestTso4, kNetFGuestTso6, kNetFGuestEcn,
+              kNetFGuestUfo, kNetFHostTso4, kNetFHostTso6, kNetFHostEcn, kNetFHostUfo})
+            f |= 1ULL << bit;
+    return f;
+}
+
+uint16_t net_link_status(unsigned ifflags) {
+    return (ifflags & IFF_UP) && (ifflags & IFF_RUNNING) ? kNetSLinkUp : 0;
+}
+
+std::vector<uint8_t> net_config_space(const NetDeviceConfig &c, uint16_t status) {
+    std::vector<uint8_t> cfg(kNetConfigLen, 0);
+    static_assert(kNetConfigLen <= HVIO_MAX_CONFIG_LEN);
+    std::memcpy(cfg.data(), c.mac.data(), 6);
+    auto put16 = [&](size_t off, uint16_t v) {
+        uint16_t le = htole16(v);
+        std::memcpy(cfg.data() + off, &le, 2);
+    };
+    put16(kNetConfigStatusOff, status);
+    put16(8, 1); // max_virtqueue_pairs
+    put16(10, static_cast<uint16_t>(c.mtu));
+    return cfg;
+}
+
+unsigned tun_offload_flags(uint64_t f) {
+    auto has = [f](unsigned bit) { return (f >> bit) & 1; };
+    if (!has(kNetFGuestCsum))
+        return 0;
+    unsigned t = TUN_F_CSUM;
+    if (has(kNetFGuestTso4))
+        t |= TUN_F_TSO4;
+    if (has(kNetFGuestTso6))
+        t |= TUN_F_TSO6;
+    if ((t & (TUN_F_TSO4 | TUN_F_TSO6)) && has(kNetFGuestEcn))
+        t |= TUN_F_TSO_ECN;
+    if (has(kNetFGuestUfo))
+        t |= TUN_F_UFO;
+    return t;
+}
+
+Result<UniqueFd> open_link_watch() {
+    UniqueFd s(::socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE));
+    if (!s)
+        return last_error();
+    sockaddr_nl sa{};
+    sa.nl_family = AF_NETLINK;
+    sa.nl_groups = RTMGRP_LINK;
+    if (::bind(s.get(), reinterpret_cast<sockaddr *>(&sa), sizeof(sa)) < 0)
+        return last_error();
+    return s;
+}
+
+bool link_event(const void *buf, size_t len, int ifindex, unsigned *ifflags) {
+    bool found = false;
+    // NLMSG_NEXT and friends work on a non-const header and an int length.
+    auto *h = static_cast<nlmsghdr *>(const_cast<void *>(buf));
+    int left = static_cast<int>(std::min<size_t>(len, 1 << 30));
+    for (; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+        if (h->nlmsg_type != RTM_NEWLINK && h->nlmsg_type != RTM_DELLINK)
+            continue;
+        if (h->nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg)))
+            continue;
+        ifinfomsg ifi;
+        std::memcpy(&ifi, NLMSG_DATA(h), sizeof(ifi));
+        if (ifi.ifi_index != ifindex)
+            continue;
+        found = true;
+        *ifflags = h->nlmsg_type == RTM_DELLINK ? 0 : ifi.ifi_flags;
+    }
+    return found;
+}
+
+} // namespace hvio

@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: GPL-2.0
+//
+// virtio-net backend: the TAP interface, the device's features and config
+// space, the negotiated features -> TUNSETOFFLOAD mapping, and the
+// rtnetlink link watcher that makes the guest's link status follow the
+// TAP.  The packet path itself (op -> readv/writev SQE) is in net_queue.h.
+#pragma once
+
+#include "config.h"
+#include "result.h"
+#include "unique_fd.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace hvio {
+
+// virtio-net feature bits (<linux/virtio_net.h> does not compile as C++:
+// a member is called "class").
+inline constexpr unsigned kNetFCsum = 0;           // VIRTIO_NET_F_CSUM
+inline constexpr unsigned kNetFGuestCsum = 1;      // VIRTIO_NET_F_GUEST_CSUM
+inline constexpr unsigned kNetFMtu = 3;            // VIRTIO_NET_F_MTU
+inline constexpr unsigned kNetFMac = 5;            // VIRTIO_NET_F_MAC
+inline constexpr unsigned kNetFGuestTso4 = 7;      // VIRTIO_NET_F_GUEST_TSO4
+inline constexpr unsigned kNetFGuestTso6 = 8;      // VIRTIO_NET_F_GUEST_TSO6
+inline constexpr unsigned kNetFGuestEcn = 9;       // VIRTIO_NET_F_GUEST_ECN
+inline constexpr unsigned kNetFGuestUfo = 10;      // VIRTIO_NET_F_GUEST_UFO
+inline constexpr unsigned kNetFHostTso4 = 11;      // VIRTIO_NET_F_HOST_TSO4
+inline constexpr unsigned kNetFHostTso6 = 12;      // VIRTIO_NET_F_HOST_TSO6
+inline constexpr unsigned kNetFHostEcn = 13;       // VIRTIO_NET_F_HOST_ECN
+inline constexpr unsigned kNetFHostUfo = 14;       // VIRTIO_NET_F_HOST_UFO
+inline constexpr unsigned kNetFMrgRxbuf = 15;      // VIRTIO_NET_F_MRG_RXBUF
+inline constexpr unsigned kNetFStatus = 16;        // VIRTIO_NET_F_STATUS
+inline constexpr uint16_t kNetSLinkUp = 1;         // VIRTIO_NET_S_LINK_UP
+inline constexpr uint32_t kNetConfigStatusOff = 6; // virtio_net_config.status
+inline constexpr uint32_t kNetConfigLen = 12;      // mac, status, max_virtqueue_pairs, mtu
+
+// An opened TAP: IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, O_NONBLOCK, vnet
+// header size HVIO_NET_HDR_LEN, no offloads yet.
+struct NetTap {
+    UniqueFd fd;
+    std::string name; // as the kernel named it
+    int ifindex = 0;
+    unsigned flags = 0; // IFF_* when opened
+    unsigned mtu = 0;   // the interface's MTU when opened
+};
+
+// Opens (creating it if it does not exist, attaching to it if it is a
+// persistent TAP) the TAP called name.  On failure *why says what went
+// wrong, in words.
+Result<NetTap> open_tap(const std::string &name, std::string *why);
+
+// TUNSETOFFLOAD: 0 or -errno.
+int tap_set_offload(int fd, unsigned tun_flags);
+
+// The interface's IFF_* flags now (SIOCGIFFLAGS), or -errno.
+Result<unsigned> link_flags(const std::string &name);
+
+// Offered features: VERSION_1 | EVENT_IDX | INDIRECT_DESC | MAC | STATUS |
+// MTU, MRG_RXBUF unless "mrg_rxbuf": false, and with "offloads" (default)
+// CSUM | GUEST_CSUM | GUEST_TSO4/TSO6/ECN/UFO | HOST_TSO4/TSO6/ECN/UFO.
+uint64_t net_features(const NetDeviceConfig &c);
+
+// VIRTIO_NET_S_LINK_UP when the interface is up and has carrier.
+uint16_t net_link_status(unsigned ifflags);
+
+// The device's config space: struct virtio_net_config up to and including
+// mtu (kNetConfigLen bytes), little endian, max_virtqueue_pairs 1.
+std::vector<uint8_t> net_config_space(const NetDeviceConfig &c, uint16_t status);
+
+// What the TAP may hand us (TUNSETOFFLOAD) for a guest that negotiated
+// driver_features: TUN_F_CSUM with GUEST_CSUM, and only then TSO4, TSO6,
+// TSO_ECN (with TSO4 or TSO6) and UFO for the matching GUEST_* bits (tun
+// refuses them without CSUM).
+unsigned tun_offload_flags(uint64_t driver_features);
+
+// An rtnetlink socket subscribed to RTMGRP_LINK, non-blocking.
+Result<UniqueFd> open_link_watch();
+
+// Scans a buffer of rtnetlink messages for news of ifindex.  Returns true
+// if there is some; *ifflags is then the last state reported (0 once the
+// interface was deleted).
+bool link_event(const void *buf, size_t len, int ifindex, unsigned *ifflags);
+
+} // namespace hvio

@@ -1,0 +1,587 @@
+// SPDX-License-Identifier: GPL-2.0
+//
+// NetQueue: the per-device io_uring loop of virtio-net.
+//
+// Ops live in slots (as in BlkQueue): TX has queue_size of them, RX
+// kRxArmMax; a fetch never asks for more ops than there are free slots.
+// Each slot's iovecs point into the daemon's mapping of zone RAM, so the
+// TAP reads and writes guest buffers directly.
+#include "net_queue.h"
+
+#include "net.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <endian.h>
+#include <linux/netlink.h>
+#include <linux/virtio_config.h>
+#include <poll.h>
+#include <span>
+#include <sys/socket.h>
+
+namespace hvio {
+
+namespace {
+
+// Reads failing this many times in a row (other than with EAGAIN: the TAP
+// was deleted, say) stop RX until the link changes, instead of spinning.
+constexpr unsigned kMaxRxErrorStreak = 16;
+
+} // namespace
+
+NetQueue::NetQueue(NetBackend &kernel, const GuestMemory &mem, unsigned queue_size,
+                   const NetQueueFds &fds, unsigned link_ifflags, const std::atomic<bool> &stop,
+                   std::string where)
+    : kernel_(kernel), mem_(mem), size_(queue_size),
+      rx_cap_(std::min<unsigned>(kRxArmMax, queue_size)), fds_(fds), stop_(stop),
+      where_(std::move(where)), tx_(queue_size), rx_(rx_cap_), tags_(queue_size) {
+    for (uint32_t i = size_; i-- > 0;)
+        tx_free_.push_back(i);
+    for (uint32_t i = rx_cap_; i-- > 0;)
+        rx_free_.push_back(i);
+    tx_commits_.reserve(size_);
+    rx_commits_.reserve(rx_cap_);
+    link_status_ = net_link_status(link_ifflags);
+    counters_.link_status.store(link_status_, std::memory_order_relaxed);
+}
+
+NetQueue::~NetQueue() {
+    if (ring_ok_)
+        io_uring_queue_exit(&ring_);
+}
+
+Result<void> NetQueue::init() {
+    // Every TX slot, every RX slot with a cancel for it, and the five
+    // waits can be in flight at once, each with one SQE: the SQ never
+    // fills and the CQ (2x) never overflows.
+    int ret = io_uring_queue_init(size_ + 2 * rx_cap_ + 8, &ring_, 0);
+    if (ret < 0)
+        return Error(-ret);
+    ring_ok_ = true;
+    return {};
+}
+
+io_uring_sqe *NetQueue::sqe() {
+    io_uring_sqe *s = io_uring_get_sqe(&ring_);
+    if (!s) {
+        io_uring_submit(&ring_);
+        s = io_uring_get_sqe(&ring_);
+    }
+    return s;
+}
+
+void NetQueue::note_error(int err) { counters_.last_error.store(err, std::memory_order_relaxed); }
+
+void NetQueue::commit(std::vector<hvio_completion> &to, const Slot &s, int result) {
+    hvio_completion c{};
+    c.tag = s.tag;
+    c.result = result;
+    c.generation = s.generation;
+    to.push_back(c);
+}
+
+// ---- TX ------------------------------------------------------------------
+
+void NetQueue::tx_done(uint32_t slot, int res) {
+    Slot &s = tx_[slot];
+    commit(tx_commits_, s, res);
+    s.state = Slot::kFree;
+    tx_free_.push_back(slot);
+    if (res >= 0) {
+        counters_.tx_packets.fetch_add(1, std::memory_order_relaxed);
+        if (res > HVIO_NET_HDR_LEN)
+            counters_.tx_bytes.fetch_add(res - HVIO_NET_HDR_LEN, std::memory_order_relaxed);
+    } else {
+        counters_.tx_errors.fetch_add(1, std::memory_order_relaxed);
+        note_error(-res);
+    }
+}
+
+int NetQueue::start_tx(uint16_t tag) {
+    if (tag >= size_) {
+        std::fprintf(stderr, "hvio: %s TX: kernel fetched tag %u >= %u\n", where_.c_str(), tag,
+                     size_);
+        return -EPROTO;
+    }
+    const hvio_op &op = kernel_.op(HVIO_NET_TX_QUEUE, tag);
+    uint32_t slot = tx_free_.back();
+    tx_free_.pop_back();
+    Slot &s = tx_[slot];
+    s.tag = tag;
+    s.generation = op.generation;
+    s.len = op.len;
+    if (op.type != HVIO_OP_NET_TX || op.nr_segs > HVIO_OP_MAX_SEGS) {
+        tx_done(slot, -EINVAL);
+        return 0;
+    }
+    int n = mem_.translate(std::span(op.segs, op.nr_segs), std::span(s.iov));
+    if (n <= 0) {
+        tx_done(slot, n < 0 ? -EFAULT : -EINVAL);
+        return 0;
+    }
+    s.nr_iov = static_cast<uint16_t>(n);
+    s.state = Slot::kWriting;
+    io_uring_sqe *q = sqe();
+    if (!q) {
+        tx_done(slot, -EBUSY);
+        return 0;
+    }
+    io_uring_prep_writev(q, fds_.tap, s.iov, s.nr_iov, 0);
+    io_uring_sqe_set_data64(q, user_data(kTx, slot));
+    return 0;
+}
+
+int NetQueue::run_tx(bool stopping) {
+    unsigned want = static_cast<unsigned>(tx_free_.size());
+    if (stopping)
+        want = std::min<unsigned>(want, static_cast<unsigned>(std::max(tx_drain_, 0)));
+    hvio_queue_run r{};
+    r.queue = HVIO_NET_TX_QUEUE;
+    r.nr_commit = static_cast<uint16_t>(tx_commits_.size());
+    r.max_fetch = static_cast<uint16_t>(want);
+    r.commits_addr = reinterpret_cast<uintptr_t>(tx_commits_.data());
+    r.tags_addr = reinterpret_cast<uintptr_t>(tags_.data());
+    if (int ret = kernel_.run(r); ret < 0)
+        return ret;
+    counters_.runs.fetch_add(1, std::memory_order_relaxed);
+    tx_commits_.clear();
+    new_generation(r.generation);
+
+    const unsigned fetched = std::min<unsigned>(r.nr_fetched, want);
+    for (unsigned i = 0; i < fetched; i++)
+        if (int ret = start_tx(tags_[i]); ret < 0)
+            return ret;
+    // Full, or stopped at the budget: there may be more, run again.
+    tx_run_ = want && (fetched == want || (r.out_flags & HVIO_RUN_OUT_MORE));
+    if (stopping) {
+        tx_drain_ -= static_cast<int>(fetched);
+        if (fetched < want)
+            tx_drain_ = 0;
+    }
+    counters_.tx_inflight.store(size_ - static_cast<unsigned>(tx_free_.size()),
+                                std::memory_order_relaxed);
+    return 0;
+}
+
+// ---- RX ------------------------------------------------------------------
+
+int NetQueue::arm_rx(uint16_t tag) {
+    if (tag >= size_) {
+        std::fprintf(stderr, "hvio: %s RX: kernel fetched tag %u >= %u\n", where_.c_str(), tag,
+                     size_);
+        return -EPROTO;
+    }
+    const hvio_op &op = kernel_.op(HVIO_NET_RX_QUEUE, tag);
+    uint32_t slot = rx_free_.back();
+    rx_free_.pop_back();
+    Slot &s = rx_[slot];
+    s.tag = tag;
+    s.generation = op.generation;
+    s.len = op.len;
+    int n = -EINVAL;
+    if (op.type == HVIO_OP_NET_RX && op.nr_segs <= HVIO_OP_MAX_SEGS)
+        n = mem_.translate(std::span(op.segs, op.nr_segs), std::span(s.iov));
+    if (n <= 0) {
+        // The kernel would offer these buffers again and again: a kernel
+        // and daemon that disagree about zone RAM cannot serve RX.
+        std::fprintf(stderr, "hvio: %s RX: op type %u with %u segments outside mapped zone RAM\n",
+                     where_.c_str(), op.type, op.nr_segs);
+        commit(rx_commits_, s, -EFAULT);
+        s.state = Slot::kFree;
+        rx_free_.push_back(slot);
+        return -EPROTO;
+    }
+    s.nr_iov = static_cast<uint16_t>(n);
+    s.state = Slot::kArmed;
+    rx_armed_.push_back(slot);
+    return 0;
+}
+
+int NetQueue::run_rx(bool stopping) {
+    const unsigned want = stopping ? 0 : static_cast<unsigned>(rx_free_.size());
+    hvio_queue_run r{};
+    r.queue = HVIO_NET_RX_QUEUE;
+    r.nr_commit = static_cast<uint16_t>(rx_commits_.size());
+    r.max_fetch = static_cast<uint16_t>(want);
+    r.commits_addr = reinterpret_cast<uintptr_t>(rx_commits_.data());
+    r.tags_addr = reinterpret_cast<uintptr_t>(tags_.data());
+    if (int ret = kernel_.run(r); ret < 0)
+        return ret;
+    counters_.runs.fetch_add(1, std::memory_order_relaxed);
+    rx_commits_.clear();
+    new_generation(r.generation);
+
+    const unsigned fetched = std::min<unsigned>(r.nr_fetched, want);
+    for (unsigned i = 0; i < fetched; i++)
+        if (int ret = arm_rx(tags_[i]); ret < 0)
+            return ret;
+    rx_run_ = want && (fetched == want || (r.out_flags & HVIO_RUN_OUT_MORE));
+    // New buffers: packets may have waited in the TAP for them.
+    if (fetched)
+        tap_readable_ = true;
+    counters_.rx_armed.store(static_cast<uint32_t>(rx_armed_.size()), std::memory_order_relaxed);
+    return 0;
+}
+
+// RWF_NOWAIT makes each read complete inline, in submission order: without
+// it io_uring parks a read of an empty O_NONBLOCK file on an internal poll,
+// and parked reads are woken in no particular order.  A TAP whose kernel
+// refuses RWF_NOWAIT (-EOPNOTSUPP) gets one parked read at a time instead.
+void NetQueue::submit_reads() {
+    for (uint32_t slot : rx_armed_) {
+        Slot &s = rx_[slot];
+        if (s.state != Slot::kArmed)
+            continue;
+        io_uring_sqe *q = sqe();
+        if (!q)
+            break;
+        io_uring_prep_readv2(q, fds_.tap, s.iov, s.nr_iov, 0, nowait_ ? RWF_NOWAIT : 0);
+        io_uring_sqe_set_data64(q, user_data(kRx, slot));
+        s.state = Slot::kReading;
+        rx_reading_++;
+        if (!nowait_)
+            break;
+    }
+}
+
+void NetQueue::rx_done(uint32_t slot, int res) {
+    Slot &s = rx_[slot];
+    if (rx_reading_)
+        rx_reading_--;
+    if (res == -EOPNOTSUPP && nowait_) {
+        std::fprintf(stderr,
+                     "hvio: %s RX: the TAP refuses RWF_NOWAIT; reading one packet at a "
+                     "time\n",
+                     where_.c_str());
+        nowait_ = false;
+        res = -EAGAIN;
+    }
+    if (res == -EAGAIN && !stop_.load(std::memory_order_relaxed) && s.generation == gen_) {
+        // The TAP is empty: the op stays armed for the next packet.
+        s.state = Slot::kArmed;
+        tap_readable_ = false;
+        counters_.eagain.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+    if (res == -EAGAIN)
+        res = -ECANCELED; // stopping or reset meanwhile: give it back
+    if (res > 0) {
+        rx_error_streak_ = 0;
+        if (static_cast<uint64_t>(res) > s.len) {
+            counters_.rx_truncated.fetch_add(1, std::memory_order_relaxed);
+        } else if (res >= HVIO_NET_HDR_LEN) {
+            counters_.rx_packets.fetch_add(1, std::memory_order_relaxed);
+            counters_.rx_bytes.fetch_add(res - HVIO_NET_HDR_LEN, std::memory_order_relaxed);
+        }
+    } else if (res == -ECANCELED) {
+        counters_.rx_canceled.fetch_add(1, std::memory_order_relaxed);
+    } else {
+        // An error, or 0 (end of file): never retried in a tight loop.
+        counters_.rx_errors.fetch_add(1, std::memory_order_relaxed);
+        note_error(res < 0 ? -res : EIO);
+        tap_readable_ = false;
+        if (++rx_error_streak_ == kMaxRxErrorStreak)
+            std::fprintf(stderr,
+                         "hvio: %s RX: the TAP keeps failing (%s); RX stops until "
+                         "its link changes\n",
+                         where_.c_str(), std::strerror(res < 0 ? -res : EIO));
+    }
+    commit(rx_commits_, s, res);
+    s.state = Slot::kFree;
+    rx_free_.push_back(slot);
+}
+
+// Gives armed ops back (all of them, or those of an older generation):
+// unused ones are committed with -ECANCELED now, reads in flight are
+// cancelled and committed when their completion comes.
+void NetQueue::cancel_rx(bool all) {
+    for (uint32_t slot : rx_armed_) {
+        Slot &s = rx_[slot];
+        if (!all && s.generation == gen_)
+            continue;
+        if (s.state == Slot::kArmed) {
+            commit(rx_commits_, s, -ECANCELED);
+            counters_.rx_canceled.fetch_add(1, std::memory_order_relaxed);
+            s.state = Slot::kFree;
+            rx_free_.push_back(slot);
+        } else if (s.state == Slot::kReading) {
+            if (io_uring_sqe *q = sqe()) {
+                io_uring_prep_cancel64(q, user_data(kRx, slot), 0);
+                io_uring_sqe_set_data64(q, user_data(kCancel, slot));
+            }
+        }
+    }
+    std::erase_if(rx_armed_, [this](uint32_t slot) { return rx_[slot].state == Slot::kFree; });
+    counters_.rx_armed.store(static_cast<uint32_t>(rx_armed_.size()), std::memory_order_relaxed);
+}
+
+// ---- device state ----------------------------------------------------------
+
+void NetQueue::new_generation(uint32_t gen) {
+    if (gen_known_ && gen == gen_)
+        return;
+    const bool first = !gen_known_;
+    gen_known_ = true;
+    gen_ = gen;
+    if (first)
+        return;
+    // The guest reset the device: what it posted before is not its any more.
+    counters_.resets.fetch_add(1, std::memory_order_relaxed);
+    cancel_rx(false);
+    offload_applied_ = false;
+    if (offload_) {
+        if (int r = kernel_.set_offload(0); r < 0) {
+            std::fprintf(stderr, "hvio: %s: TUNSETOFFLOAD 0 after reset: %s\n", where_.c_str(),
+                         std::strerror(-r));
+            note_error(-r);
+        } else {
+            offload_ = 0;
+            counters_.offload_flags.store(0, std::memory_order_relaxed);
+        }
+    }
+}
+
+int NetQueue::device_events() {
+    hvio_dev_events ev{};
+    if (int r = kernel_.get_events(ev); r < 0)
+        return r;
+    counters_.dev_events.fetch_add(1, std::memory_order_relaxed);
+    if (ev.events & HVIO_EV_KICK) {
+        if (ev.kicked_queues & (1U << HVIO_NET_RX_QUEUE))
+            rx_run_ = true;
+        if (ev.kicked_queues & (1U << HVIO_NET_TX_QUEUE))
+            tx_run_ = true;
+    }
+    new_generation(ev.generation);
+    if (ev.events & (HVIO_EV_STATUS | HVIO_EV_RESET)) {
+        // The queues attach at the first QUEUE_RUN after DRIVER_OK; the
+        // guest posted its RX buffers (and kicked) before that.
+        rx_run_ = tx_run_ = true;
+    }
+    if ((ev.status & VIRTIO_CONFIG_S_FEATURES_OK) && !offload_applied_) {
+        uint64_t f = 0;
+        if (int r = kernel_.driver_features(&f); r < 0)
+            return r;
+        const unsigned flags = tun_offload_flags(f);
+        offload_applied_ = true;
+        if (flags != offload_) {
+            if (int r = kernel_.set_offload(flags); r < 0) {
+                std::fprintf(stderr, "hvio: %s: TUNSETOFFLOAD 0x%x: %s (offloads stay 0x%x)\n",
+                             where_.c_str(), flags, std::strerror(-r), offload_);
+                note_error(-r);
+            } else {
+                offload_ = flags;
+                counters_.offload_sets.fetch_add(1, std::memory_order_relaxed);
+                counters_.offload_flags.store(flags, std::memory_order_relaxed);
+            }
+        }
+    }
+    return 0;
+}
+
+void NetQueue::set_link(unsigned ifflags) {
+    // Whatever failed on the old link may work on the new one.
+    rx_error_streak_ = 0;
+    tap_readable_ = true;
+    const uint16_t st = net_link_status(ifflags);
+    if (st == link_status_)
+        return;
+    const uint16_t le = htole16(st);
+    if (int r = kernel_.set_config(kNetConfigStatusOff, &le, sizeof(le), HVIO_CONFIG_F_NOTIFY);
+        r < 0) {
+        std::fprintf(stderr, "hvio: %s: HVIO_DEV_SET_CONFIG (link %s): %s\n", where_.c_str(),
+                     st ? "up" : "down", std::strerror(-r));
+        note_error(-r);
+        return;
+    }
+    link_status_ = st;
+    counters_.link_changes.fetch_add(1, std::memory_order_relaxed);
+    counters_.link_status.store(st, std::memory_order_relaxed);
+}
+
+void NetQueue::link_readable() {
+    alignas(nlmsghdr) static thread_local uint8_t buf[16384];
+    bool have = false, resync = false;
+    unsigned flags = 0;
+    for (;;) {
+        ssize_t n = ::recv(fds_.link, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n > 0) {
+            unsigned f;
+            if (link_event(buf, static_cast<size_t>(n), fds_.ifindex, &f)) {
+                flags = f;
+                have = true;
+            }
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == ENOBUFS) {
+            // Messages were lost: ask for the state instead.
+            resync = true;
+            continue;
+        }
+        break;
+    }
+    if (resync) {
+        unsigned f;
+        if (kernel_.link_flags(&f) == 0) {
+            flags = f;
+            have = true;
+        } else {
+            flags = 0; // gone
+            have = true;
+        }
+    }
+    if (have)
+        set_link(flags);
+}
+
+// ---- the loop ----------------------------------------------------------------
+
+int NetQueue::arm_waits() {
+    auto arm = [this](bool &armed, Kind k, auto prep) {
+        if (armed)
+            return 0;
+        io_uring_sqe *q = sqe();
+        if (!q)
+            return -EBUSY;
+        prep(q);
+        io_uring_sqe_set_data64(q, user_data(k, 0));
+        armed = true;
+        return 0;
+    };
+    int r = arm(rx_kick_armed_, kRxKick, [this](io_uring_sqe *q) {
+        io_uring_prep_read(q, fds_.rx_kick, &rx_kick_buf_, sizeof(rx_kick_buf_), 0);
+    });
+    if (!r)
+        r = arm(tx_kick_armed_, kTxKick, [this](io_uring_sqe *q) {
+            io_uring_prep_read(q, fds_.tx_kick, &tx_kick_buf_, sizeof(tx_kick_buf_), 0);
+        });
+    if (!r && fds_.dev >= 0)
+        r = arm(dev_poll_armed_, kDevPoll,
+                [this](io_uring_sqe *q) { io_uring_prep_poll_add(q, fds_.dev, POLLIN); });
+    if (!r && fds_.link >= 0)
+        r = arm(link_poll_armed_, kLinkPoll,
+                [this](io_uring_sqe *q) { io_uring_prep_poll_add(q, fds_.link, POLLIN); });
+    if (!r && nowait_ && !tap_poll_armed_ && !tap_readable_ && !rx_armed_.empty() && !rx_reading_ &&
+        rx_error_streak_ < kMaxRxErrorStreak) {
+        r = arm(tap_poll_armed_, kTapPoll,
+                [this](io_uring_sqe *q) { io_uring_prep_poll_add(q, fds_.tap, POLLIN); });
+        counters_.polls.fetch_add(1, std::memory_order_relaxed);
+    }
+    return r;
+}
+
+int NetQueue::reap() {
+    io_uring_cqe *cqe;
+    unsigned head, n = 0;
+    int ret = 0;
+    bool dev = false, link = false;
+    auto kick = [&](bool &armed, bool &run, int res) {
+        armed = false;
+        if (res < 0 && res != -EINTR && res != -EAGAIN && res != -ECANCELED)
+            ret = res;
+        else
+            counters_.wakeups.fetch_add(1, std::memory_order_relaxed);
+        run = true;
+    };
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+        n++;
+        const uint64_t ud = io_uring_cqe_get_data64(cqe);
+        const uint32_t slot = static_cast<uint32_t>(ud);
+        switch (static_cast<Kind>(ud >> 32)) {
+        case kTx:
+            if (slot < tx_.size() && tx_[slot].state == Slot::kWriting)
+                tx_done(slot, cqe->res);
+            break;
+        case kRx:
+            if (slot < rx_.size() && rx_[slot].state == Slot::kReading)
+                rx_done(slot, cqe->res);
+            break;
+        case kRxKick:
+            kick(rx_kick_armed_, rx_run_, cqe->res);
+            break;
+        case kTxKick:
+            kick(tx_kick_armed_, tx_run_, cqe->res);
+            break;
+        case kDevPoll:
+            dev_poll_armed_ = false;
+            if (cqe->res < 0 && cqe->res != -ECANCELED && cqe->res != -EINTR)
+                ret = cqe->res;
+            else
+                dev = true;
+            break;
+        case kTapPoll:
+            tap_poll_armed_ = false;
+            if (cqe->res > 0)
+                tap_readable_ = true;
+            break;
+        case kLinkPoll:
+            link_poll_armed_ = false;
+            if (cqe->res > 0)
+                link = true;
+            break;
+        case kCancel:
+        default:
+            break;
+        }
+    }
+    io_uring_cq_advance(&ring_, n);
+    std::erase_if(rx_armed_, [this](uint32_t slot) { return rx_[slot].state == Slot::kFree; });
+    counters_.rx_armed.store(static_cast<uint32_t>(rx_armed_.size()), std::memory_order_relaxed);
+    counters_.tx_inflight.store(size_ - static_cast<unsigned>(tx_free_.size()),
+                                std::memory_order_relaxed);
+    if (dev && !ret)
+        ret = device_events();
+    if (link)
+        link_readable();
+    return ret;
+}
+
+int NetQueue::run() {
+    for (;;) {
+        const bool stopping = stop_.load(std::memory_order_acquire);
+        if (stopping && tx_drain_ < 0) {
+            // The last TX requests: those available when the stop came.
+            tx_drain_ = static_cast<int>(size_);
+            tx_run_ = true;
+            cancel_rx(true);
+        }
+
+        const bool tx_fetch = tx_run_ && !(stopping && tx_drain_ == 0);
+        if (tx_fetch || !tx_commits_.empty())
+            if (int ret = run_tx(stopping); ret < 0)
+                return ret;
+        const bool rx_fetch = rx_run_ && !stopping && !rx_free_.empty();
+        if (rx_fetch || !rx_commits_.empty())
+            if (int ret = run_rx(stopping); ret < 0)
+                return ret;
+
+        const bool can_read = !stopping && (tap_readable_ || !nowait_) && !rx_reading_ &&
+                              !rx_armed_.empty() && rx_error_streak_ < kMaxRxErrorStreak;
+        if (can_read)
+            submit_reads();
+
+        if (stopping && tx_drain_ == 0 && tx_free_.size() == size_ && tx_commits_.empty() &&
+            rx_free_.size() == rx_cap_ && rx_commits_.empty() && !rx_reading_)
+            return 0;
+
+        // Sleep only when nothing waits to be committed, no fetch may have
+        // left ops behind, and the reads just queued (if any) will wake us.
+        const bool busy = !tx_commits_.empty() || !rx_commits_.empty() ||
+                          (tx_run_ && !(stopping && tx_drain_ == 0)) ||
+                          (rx_run_ && !stopping && !rx_free_.empty());
+        if (!busy && !stopping)
+            if (int ret = arm_waits(); ret < 0)
+                return ret;
+        int ret = busy ? io_uring_submit(&ring_) : io_uring_submit_and_wait(&ring_, 1);
+        if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
+            return ret;
+        if (int err = reap(); err < 0)
+            return err;
+    }
+}
+
+} // namespace hvio

@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: GPL-2.0
+//
+// NetQueue: one virtio-net device (RX = queue 0, TX = queue 1) served by
+// one thread and one io_uring.
+//
+// TX: QUEUE_RUN on queue 1 fetches NET_TX ops; each becomes one writev of
+// its segments (header and frame, straight from guest RAM) to the TAP; the
+// results are committed by the next QUEUE_RUN.  HVIO_RUN_OUT_MORE (the
+// kernel's fairness budget) means: serve RX, then run again without
+// sleeping.
+//
+// RX: up to kRxArmMax ops are kept armed (fetched, not yet filled).
+// Packets are read only into guest buffers, never into a scratch buffer:
+// when the guest posts none, packets wait in the TAP's own queue.  The TAP
+// is O_NONBLOCK; while it is believed readable, one readv (RWF_NOWAIT) per
+// armed op is submitted in one io_uring_enter().  They run inline and in
+// order: the
+// first ones get packets, the rest -EAGAIN and stay armed.  After an
+// -EAGAIN the thread arms a POLLIN poll of the TAP and sleeps.  Each read's
+// byte count is committed as the op's result, as is (the kernel handles a
+// truncated packet, count > len, by giving the buffers back).
+//
+// Everything the thread waits on is in the ring: both queues' eventfds
+// (kicks; blocking eventfds read with IORING_OP_READ), the TAP poll, a poll
+// of the device fd (HVIO_DEV_GET_EVENTS: FEATURES_OK -> TUNSETOFFLOAD with
+// the negotiated offloads, reset -> offloads off and armed ops dropped), a
+// poll of the rtnetlink link watcher (the guest's link status follows the
+// TAP's IFF_UP and IFF_RUNNING, with a config-change interrupt), and the
+// stop flag (set, then an eventfd written).  No busy polling: the thread
+// sleeps whenever nothing is to commit, no fetch stopped short of what
+// might be there, and no armed op can be filled.
+//
+// Stopping mirrors BlkQueue: TX still fetches what the ring holds when the
+// stop comes (up to one queue's worth), writes it and commits it; armed RX
+// ops are committed with -ECANCELED (the kernel offers their buffers
+// again to the next user); then run() returns 0.
+#pragma once
+
+#include "guest_memory.h"
+#include "result.h"
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <liburing.h>
+#include <linux/hvio.h>
+#include <string>
+#include <sys/uio.h>
+#include <vector>
+
+namespace hvio {
+
+// Everything the loop needs from outside, behind one interface so it can
+// run against a fake kernel in tests.
+class NetBackend {
+  public:
+    virtual ~NetBackend() = default;
+    // HVIO_DEV_QUEUE_RUN on either queue: 0 or -errno.
+    virtual int run(hvio_queue_run &run) = 0;
+    // The op slot of a fetched tag of a queue.
+    virtual const hvio_op &op(uint16_t queue, uint16_t tag) const = 0;
+    // HVIO_DEV_GET_EVENTS: 0 or -errno.
+    virtual int get_events(hvio_dev_events &ev) = 0;
+    // HVIO_DEV_GET_INFO's driver_features: 0 or -errno.
+    virtual int driver_features(uint64_t *features) = 0;
+    // HVIO_DEV_SET_CONFIG: 0 or -errno.
+    virtual int set_config(uint32_t offset, const void *data, uint32_t len, uint32_t flags) = 0;
+    // TUNSETOFFLOAD on the TAP: 0 or -errno.
+    virtual int set_offload(unsigned tun_flags) = 0;
+    // The TAP's IFF_* flags now (after the link watcher lost messages).
+    virtual int link_flags(unsigned *ifflags) = 0;
+};
+
+// The file descriptors the loop waits on (owned by the caller).
+struct NetQueueFds {
+    int tap = -1;     // packets, O_NONBLOCK
+    int rx_kick = -1; // eventfd of queue 0 (blocking)
+    int tx_kick = -1; // eventfd of queue 1 (blocking)
+    int dev = -1;     // POLLIN while device events are pending
+    int link = -1;    // rtnetlink RTMGRP_LINK socket, or -1 for none
+    int ifindex = 0;  // the TAP's, to pick its link messages
+};
+
+// Counters for `hvio status`, written by the queue thread.
+struct NetCounters {
+    std::atomic<uint64_t> runs{0};          // QUEUE_RUN calls (both queues)
+    std::atomic<uint64_t> wakeups{0};       // eventfd reads completed (kicks)
+    std::atomic<uint64_t> dev_events{0};    // HVIO_DEV_GET_EVENTS calls
+    std::atomic<uint64_t> tx_packets{0};    // frames written to the TAP
+    std::atomic<uint64_t> tx_bytes{0};      // their bytes, header excluded
+    std::atomic<uint64_t> tx_errors{0};     // writes that failed
+    std::atomic<uint64_t> rx_packets{0};    // frames read into guest buffers
+    std::atomic<uint64_t> rx_bytes{0};      // their bytes, header excluded
+    std::atomic<uint64_t> rx_truncated{0};  // packets larger than the op
+    std::atomic<uint64_t> rx_errors{0};     // reads that failed (not EAGAIN)
+    std::atomic<uint64_t> rx_canceled{0};   // armed ops given back unused
+    std::atomic<uint64_t> eagain{0};        // reads that found the TAP empty
+    std::atomic<uint64_t> polls{0};         // TAP polls armed
+    std::atomic<uint64_t> link_changes{0};  // link status updates sent
+    std::atomic<uint64_t> offload_sets{0};  // TUNSETOFFLOAD calls that worked
+    std::atomic<uint64_t> resets{0};        // device generations seen go by
+    std::atomic<uint32_t> offload_flags{0}; // TUN_F_* in force
+    std::atomic<uint32_t> link_status{0};   // config status in force
+    std::atomic<uint32_t> rx_armed{0};      // RX ops armed now
+    std::atomic<uint32_t> tx_inflight{0};   // TX ops fetched, not committed
+    std::atomic<int> last_error{0};         // latest error (positive errno)
+};
+
+class NetQueue {
+  public:
+    // At most this many RX ops are armed at once.
+    static constexpr unsigned kRxArmMax = 64;
+
+    // queue_size: the device's queue_size_max (op slots per queue).
+    // link_ifflags: the TAP's flags when the config space was made.
+    NetQueue(NetBackend &kernel, const GuestMemory &mem, unsigned queue_size,
+             const NetQueueFds &fds, unsigned link_ifflags, const std::atomic<bool> &stop,
+             std::string where);
+    ~NetQueue();
+
+    NetQueue(const NetQueue &) = delete;
+    NetQueue &operator=(const NetQueue &) = delete;
+
+    // Sets up the io_uring.
+    Result<void> init();
+
+    // Serves the device until stop is set and everything is committed: 0,
+    // or the -errno of a fatal error (QUEUE_RUN or io_uring failing).
+    int run();
+
+    const NetCounters &counters() const { return counters_; }
+
+  private:
+    enum Kind : uint32_t {
+        kTx = 1,
+        kRx,
+        kRxKick,
+        kTxKick,
+        kDevPoll,
+        kTapPoll,
+        kLinkPoll,
+        kCancel,
+    };
+    // The io of one fetched op.
+    struct Slot {
+        enum State : uint8_t { kFree, kArmed, kReading, kWriting };
+        State state = kFree;
+        uint16_t tag = 0;
+        uint16_t nr_iov = 0;
+        uint32_t generation = 0;
+        uint64_t len = 0;
+        iovec iov[HVIO_OP_MAX_SEGS + 8];
+    };
+
+    static uint64_t user_data(Kind k, uint32_t slot) { return uint64_t(k) << 32 | slot; }
+
+    io_uring_sqe *sqe();
+    void commit(std::vector<hvio_completion> &to, const Slot &s, int result);
+    int run_tx(bool stopping);
+    int run_rx(bool stopping);
+    int start_tx(uint16_t tag);
+    int arm_rx(uint16_t tag);
+    void submit_reads();
+    void cancel_rx(bool all);
+    void rx_done(uint32_t slot, int res);
+    void tx_done(uint32_t slot, int res);
+    void new_generation(uint32_t gen);
+    int device_events();
+    void link_readable();
+    void set_link(unsigned ifflags);
+    void note_error(int err);
+    int arm_waits();
+    int reap();
+
+    NetBackend &kernel_;
+    const GuestMemory &mem_;
+    const unsigned size_;
+    const unsigned rx_cap_;
+    const NetQueueFds fds_;
+    const std::atomic<bool> &stop_;
+    const std::string where_;
+
+    io_uring ring_{};
+    bool ring_ok_ = false;
+
+    std::vector<Slot> tx_;
+    std::vector<uint32_t> tx_free_;
+    std::vector<Slot> rx_;
+    std::vector<uint32_t> rx_free_;
+    std::deque<uint32_t> rx_armed_; // armed slots, in fetch order
+    unsigned rx_reading_ = 0;       // readv SQEs in flight
+    std::vector<uint16_t> tags_;
+    std::vector<hvio_completion> tx_commits_;
+    std::vector<hvio_completion> rx_commits_;
+
+    bool tx_run_ = true; // QUEUE_RUN due: kicked, or the last fetch was full
+    bool rx_run_ = true;
+    bool tap_readable_ = true;
+    bool nowait_ = true;           // reads with RWF_NOWAIT (see submit_reads())
+    unsigned rx_error_streak_ = 0; // reads failing other than with EAGAIN
+    int tx_drain_ = -1;            // TX ops still to fetch once stopping
+    bool rx_canceled_at_stop_ = false;
+
+    bool rx_kick_armed_ = false, tx_kick_armed_ = false;
+    bool dev_poll_armed_ = false, tap_poll_armed_ = false, link_poll_armed_ = false;
+    uint64_t rx_kick_buf_ = 0, tx_kick_buf_ = 0;
+
+    bool gen_known_ = false;
+    uint32_t gen_ = 0;
+    bool offload_applied_ = false; // for gen_
+    unsigned offload_ = 0;
+    uint16_t link_status_ = 0;
+
+    NetCounters counters_;
+};
+
+} // namespace hvio
