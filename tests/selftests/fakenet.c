@@ -172,7 +172,8 @@ ssize_t fn_pkt_recv(int fd, void *buf, size_t len, unsigned int ms)
 		n = recv(fd, buf, len, MSG_TRUNC);
 		if (n >= 0)
 			return n;
-		if (errno != EAGAIN && errno != EINTR)
+		/* reported once after the interface went down: not a frame */
+		if (errno != EAGAIN && errno != EINTR && errno != ENETDOWN)
 			return -errno;
 		left = (int64_t)(deadline - fg_now_ms());
 		if (left <= 0)

@@ -279,15 +279,21 @@ static void pump(FIXTURE_DATA(net) *self, unsigned int wait_ms)
 
 static const char *diag(FIXTURE_DATA(net) *self)
 {
-	static char buf[512];
+	static char buf[1024];
 
 	fn_daemon_alive(&self->d);
 	snprintf(buf, sizeof(buf),
-		 "rx avail %u used %u (seen %u), tx avail %u used %u (seen %u); Status %#x ISR %#x; daemon %s",
+		 "rx avail %u used %u (seen %u), tx avail %u used %u (seen %u); Status %#x ISR %#x; kernel rx ops %lld rx_dropped %lld errors %lld, tx ops %lld errors %lld; daemon %s, stderr \"%.160s\"",
 		 self->rx.avail_idx, fv_used_idx(&self->rx), self->rx.last_used,
 		 self->tx.avail_idx, fv_used_idx(&self->tx), self->tx.last_used,
 		 RD(VIRTIO_MMIO_STATUS), RD(VIRTIO_MMIO_INTERRUPT_STATUS),
-		 self->d.pid > 0 ? "running" : fn_wstatus(self->d.exit_status));
+		 fn_daemon_queue_counter(&self->d, RXQ, "ops"),
+		 fn_daemon_queue_counter(&self->d, RXQ, "rx_dropped"),
+		 fn_daemon_queue_counter(&self->d, RXQ, "errors"),
+		 fn_daemon_queue_counter(&self->d, TXQ, "ops"),
+		 fn_daemon_queue_counter(&self->d, TXQ, "errors"),
+		 self->d.pid > 0 ? "running" : fn_wstatus(self->d.exit_status),
+		 fn_daemon_log(&self->d));
 	return buf;
 }
 
