@@ -23,7 +23,9 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/ethtool.h>
 #include <linux/if_ether.h>
+#include <linux/sockios.h>
 #include <linux/if_packet.h>
 #include <linux/if_tun.h>
 #include <net/if_arp.h>
@@ -520,13 +522,10 @@ const char *fn_wstatus(int st)
  * whose "index" is queue, then the first "name": after it (the kernel
  * counters come before the daemon's in each queue object).
  */
-long long fn_daemon_queue_counter(const struct fn_daemon *d, unsigned int queue,
-				  const char *name)
+ssize_t fn_daemon_report(const struct fn_daemon *d, char *rep, size_t size)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	uint64_t deadline = fg_now_ms() + FG_TIMEOUT_MS;
-	static char rep[1 << 16];
-	char key[64], *p, *q;
 	size_t len = 0;
 	ssize_t n;
 	int fd;
@@ -540,12 +539,12 @@ long long fn_daemon_queue_counter(const struct fn_daemon *d, unsigned int queue,
 		close(fd);
 		return n;
 	}
-	while (len + 1 < sizeof(rep)) {
+	while (len + 1 < size) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 
 		if (fg_now_ms() > deadline || poll(&pfd, 1, 100) < 0)
 			break;
-		n = read(fd, rep + len, sizeof(rep) - 1 - len);
+		n = read(fd, rep + len, size - 1 - len);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			continue;
 		if (n <= 0)
@@ -554,6 +553,19 @@ long long fn_daemon_queue_counter(const struct fn_daemon *d, unsigned int queue,
 	}
 	close(fd);
 	rep[len] = 0;
+	return len;
+}
+
+long long fn_daemon_queue_counter(const struct fn_daemon *d, unsigned int queue,
+				  const char *name)
+{
+	static char rep[1 << 16];
+	char key[64], *p, *q;
+	ssize_t n;
+
+	n = fn_daemon_report(d, rep, sizeof(rep));
+	if (n < 0)
+		return n;
 	for (p = rep; (p = strstr(p, "\"index\""));) {
 		p += 7;
 		while (*p == ':' || *p == ' ')
@@ -794,4 +806,29 @@ int fn_tap_open(const char *name, bool vnet, unsigned int offload)
 		return r;
 	}
 	return fd;
+}
+
+int fn_if_feature(const char *name, unsigned int ethtool_cmd)
+{
+	struct ethtool_value ev = { .cmd = ethtool_cmd };
+	struct ifreq ifr;
+	int r;
+
+	memset(&ifr, 0, sizeof(ifr));
+	ifr.ifr_data = (void *)&ev;
+	r = ifreq_ioctl(name, SIOCETHTOOL, &ifr);
+	return r ? r : !!ev.data;
+}
+
+bool fn_if_feature_wait(const char *name, unsigned int ethtool_cmd, bool want,
+			unsigned int ms)
+{
+	uint64_t deadline = fg_now_ms() + ms;
+
+	while (fn_if_feature(name, ethtool_cmd) != (int)want) {
+		if (fg_now_ms() > deadline)
+			return false;
+		fg_sleep_ms(5);
+	}
+	return true;
 }

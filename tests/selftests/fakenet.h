@@ -110,6 +110,8 @@ const char *fn_wstatus(int st);
  * counter `name` of queue `queue` of its first device (>= 0) or -errno
  * (-ENOENT: not in the report).
  */
+/* The daemon's status report (JSON, NUL terminated): its length or -errno. */
+ssize_t fn_daemon_report(const struct fn_daemon *d, char *rep, size_t size);
 long long fn_daemon_queue_counter(const struct fn_daemon *d, unsigned int queue,
 				  const char *name);
 
@@ -159,3 +161,9 @@ static inline uint8_t fn_gro_payload(uint32_t seq)
  * a 12-byte header and TUNSETOFFLOAD(offload).  Returns the fd.
  */
 int fn_tap_open(const char *name, bool vnet, unsigned int offload);
+
+/* An ethtool on/off feature of the interface (ETHTOOL_GTXCSUM, ETHTOOL_GTSO): 0/1 or -errno. */
+int fn_if_feature(const char *name, unsigned int ethtool_cmd);
+/* Wait up to ms for that feature to read want; true if it did. */
+bool fn_if_feature_wait(const char *name, unsigned int ethtool_cmd, bool want,
+			unsigned int ms);
