@@ -501,6 +501,7 @@ int main(void)
 				host_start(&sink, sink_main);
 				t = guest_tx(&b, f, &sink, &pkts);
 				host_stop(&sink);
+				pkts = sink.frames;
 				bad = sink.bad;
 				bytes = sink.bytes;
 				close(sink.fd);
