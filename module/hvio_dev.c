@@ -454,8 +454,8 @@ err_free:
  * hvio_dev_attach() - a new daemon takes over an orphan (HVIO_DEV_ATTACH)
  * @arg: copied from userspace, validated here
  *
- * Return: a new file descriptor, -ENOENT (no such device), -EBUSY (not an
- * orphan) or -EINVAL.
+ * Return: a new file descriptor, -ENOENT (no such device, or no orphan for
+ * a wildcard), -EBUSY (not an orphan) or -EINVAL.
  */
 int hvio_dev_attach(const struct hvio_dev_attach *arg)
 {
@@ -472,12 +472,17 @@ int hvio_dev_attach(const struct hvio_dev_attach *arg)
 
 	mutex_lock(&hvio.ctl_mutex);
 	list_for_each_entry(dev, &hvio.devs, node) {
-		if (!arg->zone_id ? !dev->attached :
-		    dev->zone->id == arg->zone_id &&
-		    dev->mmio_base == arg->mmio_base) {
-			found = dev;
-			break;
+		if (arg->zone_id && dev->zone->id != arg->zone_id)
+			continue;
+		if (!arg->zone_id || arg->mmio_base == HVIO_ATTACH_ANY) {
+			/* Any orphan (of the zone). */
+			if (dev->attached)
+				continue;
+		} else if (dev->mmio_base != arg->mmio_base) {
+			continue;
 		}
+		found = dev;
+		break;
 	}
 	ret = -ENOENT;
 	if (!found)

@@ -485,11 +485,26 @@ int fg_zone_del(struct fg *fg, uint32_t zone_id)
 	return ioctl(fg->ctl_fd, HVIO_ZONE_DEL, &zd) ? -errno : 0;
 }
 
+int fg_orphan_sweep(struct fg *fg)
+{
+	struct hvio_dev_attach a = { 0 };
+	int n = 0, fd;
+
+	while ((fd = ioctl(fg->ctl_fd, HVIO_DEV_ATTACH, &a)) >= 0) {
+		ioctl(fd, HVIO_DEV_DESTROY);
+		close(fd);
+		n++;
+	}
+	return n;
+}
+
 int fg_zone_sweep(struct fg *fg)
 {
 	int n = 0;
 	uint32_t id;
 
+	/* A daemon killed by a test leaves its devices for recovery. */
+	fg_orphan_sweep(fg);
 	for (id = 1; id <= 64; id++)
 		n += fg_zone_del(fg, id) == 0;
 	n += fg_zone_del(fg, HVIO_MAX_ZONE_ID) == 0;

@@ -177,7 +177,10 @@ int fg_zone_add(struct fg *fg, const struct fg_zone *z);
 int fg_zone_add_raw(struct fg *fg, const struct hvio_zone_add *za);
 /* HVIO_ZONE_DEL; 0 or -errno. */
 int fg_zone_del(struct fg *fg, uint32_t zone_id);
-/* Delete every zone in 1..64 and 0xffff (leftovers); returns how many. */
+/* Destroy every orphaned device (HVIO_DEV_ATTACH any); how many. */
+int fg_orphan_sweep(struct fg *fg);
+/* Orphans first, then every zone in 1..64 and 0xffff (leftovers); returns
+ * how many zones went. */
 int fg_zone_sweep(struct fg *fg);
 
 /* Fill a valid hvio_dev_create. */

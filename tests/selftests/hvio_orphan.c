@@ -258,6 +258,11 @@ TEST_F(orphan, attach_errors)
 	EXPECT_ERR(ENOENT, attach(self, ZONE_B, MMIO_BASE));
 	EXPECT_ERR(EINVAL, attach(self, 0, MMIO_BASE));
 	EXPECT_ERR(ENOENT, attach(self, 0, 0));
+	EXPECT_ERR(ENOENT, attach(self, ZONE_A, HVIO_ATTACH_ANY));
+	drop_fd(self);
+	EXPECT_ERR(ENOENT, attach(self, ZONE_B, HVIO_ATTACH_ANY));
+	self->fd = attach(self, ZONE_A, HVIO_ATTACH_ANY);	/* the zone's */
+	ASSERT_LE(0, self->fd);
 	drop_fd(self);
 	self->fd = attach(self, 0, 0);		/* any orphan */
 	EXPECT_LE(0, self->fd);

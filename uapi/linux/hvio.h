@@ -123,8 +123,10 @@ struct hvio_dev_create {
 /*
  * HVIO_DEV_ATTACH returns a new device fd (O_CLOEXEC) for the orphan at
  * (zone_id, mmio_base): -ENOENT if there is no device there, -EBUSY if it
- * is not an orphan.  zone_id 0 (with mmio_base 0) takes any orphan.
+ * is not an orphan.  mmio_base HVIO_ATTACH_ANY takes any orphan of the
+ * zone; zone_id 0 (with mmio_base 0) any orphan at all.
  */
+#define HVIO_ATTACH_ANY		(~0ULL)
 struct hvio_dev_attach {
 	__u32 zone_id;
 	__u32 flags;		/* none yet: 0 */

@@ -35,10 +35,11 @@ Result<hvio_stats> Control::stats() const {
     return ioctl_read<hvio_stats>(fd_.get(), HVIO_GET_STATS);
 }
 
-Result<void> Control::zone_add(const hvio_zone_add &z) const {
-    if (::ioctl(fd_.get(), HVIO_ZONE_ADD, &z) < 0)
+Result<bool> Control::zone_add(const hvio_zone_add &z) const {
+    int ret = ::ioctl(fd_.get(), HVIO_ZONE_ADD, &z);
+    if (ret < 0)
         return last_error();
-    return {};
+    return ret == 1;
 }
 
 Result<void> Control::zone_del(uint32_t zone_id) const {
@@ -51,6 +52,16 @@ Result<void> Control::zone_del(uint32_t zone_id) const {
 
 Result<UniqueFd> Control::dev_create(const hvio_dev_create &d) const {
     int fd = ::ioctl(fd_.get(), HVIO_DEV_CREATE, &d);
+    if (fd < 0)
+        return last_error();
+    return UniqueFd(fd);
+}
+
+Result<UniqueFd> Control::dev_attach(uint32_t zone_id, uint64_t mmio_base) const {
+    hvio_dev_attach a{};
+    a.zone_id = zone_id;
+    a.mmio_base = mmio_base;
+    int fd = ::ioctl(fd_.get(), HVIO_DEV_ATTACH, &a);
     if (fd < 0)
         return last_error();
     return UniqueFd(fd);

@@ -22,10 +22,15 @@ class Control {
 
     Result<hvio_version> version() const;
     Result<hvio_stats> stats() const;
-    Result<void> zone_add(const hvio_zone_add &z) const;
+    // HVIO_ZONE_ADD: true when z.flags has HVIO_ZONE_F_REUSE and the zone
+    // already existed with these regions (left by a daemon that died).
+    Result<bool> zone_add(const hvio_zone_add &z) const;
     Result<void> zone_del(uint32_t zone_id) const;
     // HVIO_DEV_CREATE: the new device's fd.
     Result<UniqueFd> dev_create(const hvio_dev_create &d) const;
+    // HVIO_DEV_ATTACH: an orphaned device's new fd; mmio_base
+    // HVIO_ATTACH_ANY takes any orphan of the zone, zone 0 any at all.
+    Result<UniqueFd> dev_attach(uint32_t zone_id, uint64_t mmio_base) const;
 
     int fd() const { return fd_.get(); }
 

@@ -23,6 +23,12 @@ Result<hvio_dev_info> DeviceFd::info() const {
     return ioctl_out<hvio_dev_info>(fd_.get(), HVIO_DEV_GET_INFO);
 }
 
+Result<void> DeviceFd::destroy_on_close() const {
+    if (::ioctl(fd_.get(), HVIO_DEV_DESTROY) < 0)
+        return last_error();
+    return {};
+}
+
 Result<hvio_dev_stats> DeviceFd::stats() const {
     return ioctl_out<hvio_dev_stats>(fd_.get(), HVIO_DEV_GET_STATS);
 }

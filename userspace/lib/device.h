@@ -3,7 +3,9 @@
 // DeviceFd: one hvio device file descriptor (HVIO_DEV_CREATE's result).
 // Each method is one ioctl or mmap of uapi/linux/hvio.h; errors come back
 // as the kernel's errno.  Closing the fd (and unmapping everything mapped
-// through it) destroys the device.
+// through it) destroys the device, unless it is recoverable
+// (HVIO_DEV_F_RECOVERABLE) and destroy_on_close() was not called: then the
+// kernel keeps it for a restarted daemon (Control::dev_attach).
 #pragma once
 
 #include "mapping.h"
@@ -24,6 +26,9 @@ class DeviceFd {
     void close() { fd_.reset(); }
 
     Result<hvio_dev_info> info() const;
+    // HVIO_DEV_DESTROY: closing this fd destroys a recoverable device
+    // instead of leaving it for a restarted daemon.
+    Result<void> destroy_on_close() const;
     Result<hvio_dev_stats> stats() const;
     Result<hvio_queue_stats> queue_stats(uint16_t queue) const;
     Result<void> set_queue_eventfd(uint16_t queue, int efd) const;

@@ -14,9 +14,17 @@
 // Shutdown: the stop flag is set and every queue's eventfd written; each
 // queue stops fetching, waits for its ops in flight and commits them (net:
 // the TX ring's last packets are sent, armed RX buffers given back).
-// Then the device fds are closed (with their mappings: the kernel destroys
-// a device when its last reference goes), the zones deleted, the socket
-// removed.  Exit 0, or 1 if a queue failed.
+// Then every device is told HVIO_DEV_DESTROY and its fd closed (with its
+// mappings: the kernel destroys a device when its last reference goes),
+// the zones deleted, the socket removed.  Exit 0, or 1 if a queue failed.
+//
+// Recovery: devices are created recoverable.  If the daemon dies without
+// that shutdown (SIGKILL, a crash), the kernel keeps each device for the
+// guest as an orphan, and the next `hvio run` takes it over
+// (HVIO_DEV_ATTACH) instead of creating it: the guest sees only delay,
+// and the ops the dead daemon had not committed are handed out again.
+// Orphans of the config's zones that the config no longer has are
+// destroyed.  A failed startup leaves orphans it took over as they were.
 #include "blk.h"
 #include "commands.h"
 #include "config.h"
@@ -135,6 +143,7 @@ struct QueueRt {
 struct BlkDevice {
     const BlkDeviceConfig *cfg = nullptr;
     uint32_t zone_id = 0;
+    bool reattached = false; // taken over from a daemon that died
     BlkImage img;
     BlkTarget target;
     DeviceFd dev;
@@ -149,7 +158,8 @@ struct BlkDevice {
 struct NetDevice {
     const NetDeviceConfig *cfg = nullptr;
     uint32_t zone_id = 0;
-    std::string where; // "zone 1 zones[0].devices[1]"
+    bool reattached = false; // taken over from a daemon that died
+    std::string where;       // "zone 1 zones[0].devices[1]"
     NetTap tap;
     UniqueFd link; // rtnetlink watcher
     DeviceFd dev;
@@ -220,6 +230,9 @@ class Daemon {
     int add_zones();
     int map_zone_ram(const DeviceFd &dev, uint32_t zone_id, const std::string &where,
                      std::vector<Mapping> &ram, GuestMemory &mem);
+    int open_device(const hvio_dev_create &dc, const std::string &where, DeviceFd &dev,
+                    bool &reattached);
+    void remove_stale_orphans();
     int create_device(BlkDevice &d);
     int create_net_device(NetDevice &d);
     int start_threads();
@@ -236,6 +249,7 @@ class Daemon {
     std::optional<Control> ctl_;
     std::vector<uint32_t> zones_added_;
     StatusServer status_;
+    bool ready_ = false; // startup finished: teardown destroys every device
     UniqueFd sigfd_;
     UniqueFd fatal_efd_; // a queue thread failed
     std::atomic<bool> stop_{false};
@@ -315,6 +329,7 @@ int Daemon::add_zones() {
     for (const ZoneConfig &z : cfg_.zones) {
         hvio_zone_add za{};
         za.zone_id = z.id;
+        za.flags = HVIO_ZONE_F_REUSE;
         za.nr_regions = static_cast<uint32_t>(z.regions.size());
         for (size_t i = 0; i < z.regions.size(); i++) {
             za.regions[i].zone0_ipa = z.regions[i].zone0_ipa;
@@ -328,6 +343,8 @@ int Daemon::add_zones() {
                          zone_add_hint(r.error()));
             return kExitError;
         }
+        if (*r)
+            std::fprintf(stderr, "hvio: zone %u: registered already (an earlier daemon's)\n", z.id);
         zones_added_.push_back(z.id);
     }
     return kExitOk;
@@ -354,6 +371,70 @@ int Daemon::map_zone_ram(const DeviceFd &dev, uint32_t zone_id, const std::strin
     return kExitOk;
 }
 
+// Takes over the orphan an earlier daemon left at the device's window, or
+// creates the device (recoverable).  An orphan must be the device dc
+// describes: same type, window, interrupt, queues and offered features.
+int Daemon::open_device(const hvio_dev_create &dc, const std::string &where, DeviceFd &dev,
+                        bool &reattached) {
+    const char *w = where.c_str();
+    auto att = ctl_->dev_attach(dc.zone_id, dc.mmio_base);
+    if (att) {
+        DeviceFd old(std::move(*att));
+        auto info = old.info();
+        if (!info) {
+            std::fprintf(stderr, "hvio: %s: HVIO_DEV_GET_INFO: %s\n", w, info.message().c_str());
+            return kExitError;
+        }
+        if (info->device_id != dc.device_id || info->mmio_len != dc.mmio_len ||
+            info->irq != dc.irq || info->num_queues != dc.num_queues ||
+            info->queue_size_max != dc.queue_size_max || info->device_features != dc.features) {
+            std::fprintf(stderr,
+                         "hvio: %s: the device an earlier daemon left at 0x%llx is not the one "
+                         "the config describes (type, window, irq, queues or features differ); "
+                         "remove it with `hvio stop CONFIG` first\n",
+                         w, static_cast<unsigned long long>(dc.mmio_base));
+            return kExitError;
+        }
+        dev = std::move(old);
+        reattached = true;
+        std::fprintf(stderr, "hvio: %s: taken over from an earlier daemon\n", w);
+        return kExitOk;
+    }
+    if (att.error() != ENOENT) {
+        std::fprintf(stderr, "hvio: %s: HVIO_DEV_ATTACH: %s%s\n", w, att.message().c_str(),
+                     att.error() == EBUSY ? " (another hvio serves this device)" : "");
+        return kExitError;
+    }
+    hvio_dev_create rc = dc;
+    rc.flags |= HVIO_DEV_F_RECOVERABLE;
+    auto fd = ctl_->dev_create(rc);
+    if (!fd) {
+        std::fprintf(stderr, "hvio: %s: HVIO_DEV_CREATE: %s%s\n", w, fd.message().c_str(),
+                     dev_create_hint(fd.error()));
+        return kExitError;
+    }
+    dev = DeviceFd(std::move(*fd));
+    return kExitOk;
+}
+
+// Orphans in the config's zones that no configured device took over: the
+// config no longer has them, so they go.
+void Daemon::remove_stale_orphans() {
+    for (const ZoneConfig &z : cfg_.zones) {
+        for (;;) {
+            auto att = ctl_->dev_attach(z.id, HVIO_ATTACH_ANY);
+            if (!att)
+                break;
+            DeviceFd dev(std::move(*att));
+            auto info = dev.info();
+            (void)dev.destroy_on_close();
+            std::fprintf(stderr,
+                         "hvio: zone %u: removed the device at 0x%llx (not in the config)\n", z.id,
+                         info ? static_cast<unsigned long long>(info->mmio_base) : 0ULL);
+        }
+    }
+}
+
 int Daemon::create_device(BlkDevice &d) {
     const BlkDeviceConfig &c = *d.cfg;
     const char *w = d.target.where.c_str();
@@ -371,13 +452,8 @@ int Daemon::create_device(BlkDevice &d) {
     dc.features = blk_features(c);
     dc.config_addr = reinterpret_cast<uintptr_t>(config.data());
     std::memcpy(dc.serial, c.serial.data(), std::min(c.serial.size(), sizeof(dc.serial)));
-    auto fd = ctl_->dev_create(dc);
-    if (!fd) {
-        std::fprintf(stderr, "hvio: %s: HVIO_DEV_CREATE: %s%s\n", w, fd.message().c_str(),
-                     dev_create_hint(fd.error()));
-        return kExitError;
-    }
-    d.dev = DeviceFd(std::move(*fd));
+    if (int r = open_device(dc, d.target.where, d.dev, d.reattached))
+        return r;
 
     if (int r = map_zone_ram(d.dev, d.zone_id, d.target.where, d.ram, d.mem))
         return r;
@@ -440,13 +516,8 @@ int Daemon::create_net_device(NetDevice &d) {
     dc.config_len = static_cast<uint32_t>(config.size());
     dc.features = net_features(c);
     dc.config_addr = reinterpret_cast<uintptr_t>(config.data());
-    auto fd = ctl_->dev_create(dc);
-    if (!fd) {
-        std::fprintf(stderr, "hvio: %s: HVIO_DEV_CREATE (net): %s%s\n", w, fd.message().c_str(),
-                     dev_create_hint(fd.error()));
-        return kExitError;
-    }
-    d.dev = DeviceFd(std::move(*fd));
+    if (int r = open_device(dc, d.where, d.dev, d.reattached))
+        return r;
     if (int r = map_zone_ram(d.dev, d.zone_id, d.where, d.ram, d.mem))
         return r;
 
@@ -600,8 +671,25 @@ void Daemon::teardown() {
         running |= n->thread.joinable();
     if (running)
         stop_and_drain();
+    // After startup every device goes; a failed startup leaves the orphans
+    // it took over for the next try (the guest still has them).
+    bool kept = false;
+    auto settle = [&](const DeviceFd &dev, bool reattached) {
+        if (dev.fd() < 0)
+            return;
+        if (ready_ || !reattached)
+            (void)dev.destroy_on_close();
+        else
+            kept = true;
+    };
+    for (auto &d : devs_)
+        settle(d->dev, d->reattached);
+    for (auto &n : nets_)
+        settle(n->dev, n->reattached);
     devs_.clear();
     nets_.clear();
+    if (ctl_ && kept)
+        zones_added_.clear(); // they hold the orphans
     if (ctl_) {
         for (auto it = zones_added_.rbegin(); it != zones_added_.rend(); ++it)
             if (auto r = ctl_->zone_del(*it); !r)
@@ -711,6 +799,7 @@ std::string Daemon::report() {
                {"buffered_fallback", d->target.use_buffered.load()},
                {"discard", c.discard},
                {"serial", c.serial},
+               {"reattached", d->reattached},
                {"blk_size", d->img.blk_size},
                {"queue_size", c.queue_size}};
         if (auto info = d->dev.info()) {
@@ -754,6 +843,7 @@ std::string Daemon::report() {
                {"irq", c.irq},
                {"tap", d->tap.name},
                {"ifindex", d->tap.ifindex},
+               {"reattached", d->reattached},
                {"mac", mac_text(c.mac)},
                {"mtu", c.mtu},
                {"offloads", c.offloads},
@@ -886,6 +976,8 @@ int Daemon::run() {
     for (auto &d : nets_)
         if (int r = create_net_device(*d))
             return r;
+    remove_stale_orphans();
+    ready_ = true;
     start_threads();
     if (auto r = status_.start([this] { return report(); }); !r) {
         std::fprintf(stderr, "hvio: status thread: %s\n", r.message().c_str());

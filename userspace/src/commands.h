@@ -19,4 +19,8 @@ int cmd_run(int argc, char **argv);
 // hvio status [--socket PATH] [--json]: the running daemon's report.
 int cmd_status(int argc, char **argv);
 
+// hvio stop [CONFIG.json] [--socket PATH]: stop the daemon, destroy the
+// devices a dead daemon left for recovery.
+int cmd_stop(int argc, char **argv);
+
 } // namespace hvio

@@ -19,7 +19,14 @@ void usage(FILE *out) {
         "      virtio_cfg.json) until SIGTERM/SIGINT/SIGHUP, then finish the I/O\n"
         "      in flight, remove the devices and zones, and exit 0.  Prints\n"
         "      \"hvio: ready (N devices)\" once the devices answer the guest.\n"
-        "      The status socket is PATH (default /run/hvio.sock).\n"
+        "      The status socket is PATH (default /run/hvio.sock).  If the daemon\n"
+        "      dies without that (SIGKILL, a crash), hvio.ko keeps its devices for\n"
+        "      the guest, and the next `hvio run` with the same config takes them\n"
+        "      over: the guest sees only delay, nothing completed is lost.\n"
+        "  stop [CONFIG.json] [--socket PATH]\n"
+        "      Stop the running daemon (SIGTERM, waits for it), then destroy the\n"
+        "      devices a dead daemon left for recovery: those of CONFIG's zones,\n"
+        "      whose zones are removed too, or without CONFIG all of them.\n"
         "  status [--socket PATH] [--json]\n"
         "      Show the running daemon's devices: status byte, negotiated\n"
         "      features, device and per-queue counters (kernel and daemon).\n"
@@ -77,6 +84,8 @@ int main(int argc, char **argv) {
         return hvio::cmd_run(argc - 1, argv + 1);
     if (!std::strcmp(cmd, "status"))
         return hvio::cmd_status(argc - 1, argv + 1);
+    if (!std::strcmp(cmd, "stop"))
+        return hvio::cmd_stop(argc - 1, argv + 1);
     if (!std::strcmp(cmd, "info"))
         return hvio::cmd_info(argc - 1, argv + 1);
     if (!std::strcmp(cmd, "help") || !std::strcmp(cmd, "--help") || !std::strcmp(cmd, "-h")) {

@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: GPL-2.0
+//
+// hvio stop [CONFIG.json] [--socket PATH]: orderly teardown.
+//
+// A running daemon (one answering the status socket) is sent SIGTERM and
+// waited for: it finishes its I/O, destroys its devices and zones.  Then
+// devices that a daemon which died left behind for recovery (orphans) are
+// destroyed: those of CONFIG's zones, whose zones are removed too, or,
+// without CONFIG, every orphan there is.
+#include "commands.h"
+#include "config.h"
+#include "control.h"
+#include "device.h"
+#include "status_socket.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+
+namespace hvio {
+
+namespace {
+
+constexpr auto kStopWait = std::chrono::seconds(30);
+
+// Has the process exited?  A zombie counts: its parent (a shell, a test)
+// may be waiting for us before it reaps it.
+bool gone(long pid) {
+    if (::kill(static_cast<pid_t>(pid), 0) < 0 && errno == ESRCH)
+        return true;
+    std::string path = "/proc/" + std::to_string(pid) + "/stat";
+    FILE *f = std::fopen(path.c_str(), "r");
+    if (!f)
+        return true;
+    char state = 0;
+    int n = std::fscanf(f, "%*d (%*[^)]) %c", &state);
+    std::fclose(f);
+    return n == 1 && (state == 'Z' || state == 'X');
+}
+
+// SIGTERM the daemon behind the socket and wait for it to go.  Returns
+// false if one answered and did not exit in time.
+bool stop_daemon(const std::string &socket) {
+    auto text = status_fetch(socket);
+    if (!text)
+        return true; // nobody there
+    long pid = 0;
+    try {
+        pid = nlohmann::json::parse(*text).value("pid", 0L);
+    } catch (const nlohmann::json::exception &) {
+    }
+    if (pid <= 0) {
+        std::fprintf(stderr, "hvio: %s: the daemon's report has no pid\n", socket.c_str());
+        return false;
+    }
+    if (::kill(static_cast<pid_t>(pid), SIGTERM) < 0) {
+        std::fprintf(stderr, "hvio: kill %ld: %s\n", pid, std::strerror(errno));
+        return false;
+    }
+    auto until = std::chrono::steady_clock::now() + kStopWait;
+    while (std::chrono::steady_clock::now() < until) {
+        if (gone(pid)) {
+            std::fprintf(stderr, "hvio: daemon %ld stopped\n", pid);
+            return true;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    std::fprintf(stderr, "hvio: daemon %ld did not exit within %llds of SIGTERM\n", pid,
+                 static_cast<long long>(kStopWait.count()));
+    return false;
+}
+
+// Destroy the orphans of one zone (0: of every zone); how many went.
+int destroy_orphans(const Control &ctl, uint32_t zone) {
+    int n = 0;
+    for (;;) {
+        auto att = ctl.dev_attach(zone, zone ? HVIO_ATTACH_ANY : 0);
+        if (!att)
+            return n;
+        DeviceFd dev(std::move(*att));
+        auto info = dev.info();
+        if (auto r = dev.destroy_on_close(); !r) {
+            std::fprintf(stderr, "hvio: HVIO_DEV_DESTROY: %s\n", r.message().c_str());
+            return n;
+        }
+        std::fprintf(stderr, "hvio: zone %u: destroyed the device at 0x%llx\n",
+                     info ? info->zone_id : zone,
+                     info ? static_cast<unsigned long long>(info->mmio_base) : 0ULL);
+        n++;
+    }
+}
+
+} // namespace
+
+int cmd_stop(int argc, char **argv) {
+    const char *config = nullptr;
+    std::string socket = kDefaultSocket;
+    for (int i = 1; i < argc; i++) {
+        if (!std::strcmp(argv[i], "--socket") && i + 1 < argc) {
+            socket = argv[++i];
+        } else if (argv[i][0] != '-' && !config) {
+            config = argv[i];
+        } else {
+            std::fprintf(stderr, "usage: hvio stop [CONFIG.json] [--socket PATH]\n");
+            return kExitUsage;
+        }
+    }
+    ConfigResult cfg = config ? load_config(config) : ConfigResult(Config{});
+    if (!cfg) {
+        std::fprintf(stderr, "hvio: %s: %s\n", config, cfg.error().text().c_str());
+        return kExitUsage;
+    }
+    int ret = stop_daemon(socket) ? kExitOk : kExitError;
+
+    auto ctl = Control::open();
+    if (!ctl) {
+        std::fprintf(stderr, "hvio: cannot open %s: %s\n", kControlPath, ctl.message().c_str());
+        return kExitError;
+    }
+    if (!config) {
+        destroy_orphans(*ctl, 0);
+        return ret;
+    }
+    for (const ZoneConfig &z : cfg->zones) {
+        destroy_orphans(*ctl, z.id);
+        auto r = ctl->zone_del(z.id);
+        if (!r && r.error() != ENOENT) {
+            std::fprintf(stderr, "hvio: zone %u: HVIO_ZONE_DEL: %s%s\n", z.id, r.message().c_str(),
+                         r.error() == EBUSY ? " (a daemon still serves devices in it)" : "");
+            ret = kExitError;
+        }
+    }
+    return ret;
+}
+
+} // namespace hvio
