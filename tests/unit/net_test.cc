@@ -29,11 +29,13 @@
 #include <mutex>
 #include <net/if.h>
 #include <poll.h>
+#include <pty.h>
 #include <sched.h>
 #include <set>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <termios.h>
 #include <thread>
 #include <unistd.h>
 
@@ -373,10 +375,21 @@ class FakeNetKernel : public hvio::NetBackend {
 class NetQueueTest : public ::testing::Test {
   protected:
     void SetUp() override {
-        int sp[2];
-        ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), 0);
-        tap_ = sp[0];
-        peer_ = sp[1];
+        if (use_pty_) {
+            // A pty refuses RWF_NOWAIT, as tun does before Linux 6.x.
+            ASSERT_EQ(::openpty(&peer_, &tap_, nullptr, nullptr, nullptr), 0);
+            termios t;
+            for (int fd : {tap_, peer_}) {
+                ASSERT_EQ(::tcgetattr(fd, &t), 0);
+                ::cfmakeraw(&t);
+                ASSERT_EQ(::tcsetattr(fd, TCSANOW, &t), 0);
+            }
+        } else {
+            int sp[2];
+            ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), 0);
+            tap_ = sp[0];
+            peer_ = sp[1];
+        }
         ASSERT_EQ(::fcntl(tap_, F_SETFL, O_NONBLOCK), 0);
         int lp[2];
         ASSERT_EQ(::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, lp), 0);
@@ -453,6 +466,7 @@ class NetQueueTest : public ::testing::Test {
         return buf;
     }
 
+    bool use_pty_ = false;
     int tap_ = -1, peer_ = -1, link_ = -1, link_peer_ = -1;
     int rx_efd_ = -1, tx_efd_ = -1, dev_efd_ = -1;
     std::vector<uint8_t> ram_;
@@ -681,6 +695,58 @@ TEST_F(NetQueueTest, LinkFollowsTheTap) {
     EXPECT_EQ(kernel_->configs()[1].bytes, (std::vector<uint8_t>{0, 0}));
     EXPECT_EQ(q_->counters().link_changes.load(), 2u);
     EXPECT_EQ(q_->counters().link_status.load(), 0u);
+}
+
+// The same loop on a "TAP" that refuses RWF_NOWAIT: the reads must still
+// go only into armed guest buffers, and none may be left waiting in the
+// kernel to land in buffers the guest took back with a reset.
+class NetQueuePtyTest : public NetQueueTest {
+  protected:
+    NetQueuePtyTest() { use_pty_ = true; }
+    void write_peer(const std::vector<uint8_t> &p) {
+        ASSERT_EQ(::write(peer_, p.data(), p.size()), static_cast<ssize_t>(p.size()));
+    }
+};
+
+TEST_F(NetQueuePtyTest, ReadsWithoutNowaitStillOnlyIntoArmedBuffers) {
+    start();
+    kernel_->push(HVIO_NET_RX_QUEUE, op(1, HVIO_OP_NET_RX, {{0x1000, 2048}}));
+    kernel_->push(HVIO_NET_RX_QUEUE, op(2, HVIO_OP_NET_RX, {{0x2000, 2048}}));
+    ASSERT_TRUE(kernel_->wait([&] { return q_->counters().rx_armed.load() == 2; }));
+    std::this_thread::sleep_for(50ms);
+    EXPECT_EQ(q_->counters().rx_errors.load(), 0u); // EOPNOTSUPP is not an error
+    std::vector<uint8_t> p1 = packet(100, 5);
+    write_peer(p1);
+    ASSERT_TRUE(kernel_->wait_done(HVIO_NET_RX_QUEUE, 1));
+    auto d = kernel_->done(HVIO_NET_RX_QUEUE);
+    EXPECT_EQ(d[0].tag, 1);
+    EXPECT_EQ(d[0].result, 112);
+    EXPECT_EQ(std::memcmp(&ram_[0x1000], p1.data(), p1.size()), 0);
+
+    // Reset with op 2 armed: it is given back, and data arriving later
+    // does not land in its buffer.
+    const uint32_t old_gen = kernel_->generation();
+    kernel_->status(0);
+    ASSERT_TRUE(kernel_->wait_done(HVIO_NET_RX_QUEUE, 2));
+    d = kernel_->done(HVIO_NET_RX_QUEUE);
+    EXPECT_EQ(d[1].tag, 2);
+    EXPECT_EQ(d[1].result, -ECANCELED);
+    EXPECT_EQ(d[1].generation, old_gen);
+    std::vector<uint8_t> p2 = packet(80, 6);
+    write_peer(p2);
+    std::this_thread::sleep_for(100ms);
+    EXPECT_EQ(ram_[0x2000], 0);
+    EXPECT_EQ(kernel_->done(HVIO_NET_RX_QUEUE).size(), 2u);
+    // The new generation's buffer gets it.
+    kernel_->push(HVIO_NET_RX_QUEUE, op(2, HVIO_OP_NET_RX, {{0x3000, 2048}}));
+    ASSERT_TRUE(kernel_->wait_done(HVIO_NET_RX_QUEUE, 3));
+    d = kernel_->done(HVIO_NET_RX_QUEUE);
+    EXPECT_EQ(d[2].result, 92);
+    EXPECT_EQ(d[2].generation, kernel_->generation());
+    EXPECT_EQ(std::memcmp(&ram_[0x3000], p2.data(), p2.size()), 0);
+    stop();
+    EXPECT_EQ(rc_, 0);
+    EXPECT_EQ(kernel_->bad_commits(), 0u);
 }
 
 // ---- a real TAP, in a network namespace of our own ---------------------------------

@@ -226,10 +226,26 @@ int NetQueue::run_rx(bool stopping) {
 }
 
 // RWF_NOWAIT makes each read complete inline, in submission order: without
-// it io_uring parks a read of an empty O_NONBLOCK file on an internal poll,
-// and parked reads are woken in no particular order.  A TAP whose kernel
-// refuses RWF_NOWAIT (-EOPNOTSUPP) gets one parked read at a time instead.
+// it io_uring parks a read of an empty O_NONBLOCK file on an internal poll;
+// parked reads are woken in no particular order, and one still parked when
+// the guest resets the device (io_uring cannot always cancel it) would put
+// a packet into buffers the guest has taken back.  A TAP that refuses
+// RWF_NOWAIT (-EOPNOTSUPP: tun before Linux 6.x) is read with plain
+// non-blocking readv() calls from this thread instead, still straight into
+// guest buffers; only the batching into one system call is lost.
 void NetQueue::submit_reads() {
+    if (!nowait_) {
+        for (size_t i = 0; i < rx_armed_.size() && tap_readable_; i++) {
+            const uint32_t slot = rx_armed_[i];
+            Slot &s = rx_[slot];
+            if (s.state != Slot::kArmed)
+                continue;
+            ssize_t n = ::readv(fds_.tap, s.iov, s.nr_iov);
+            s.state = Slot::kReading;
+            rx_result(slot, n < 0 ? -errno : static_cast<int>(n));
+        }
+        return;
+    }
     for (uint32_t slot : rx_armed_) {
         Slot &s = rx_[slot];
         if (s.state != Slot::kArmed)
@@ -237,27 +253,35 @@ void NetQueue::submit_reads() {
         io_uring_sqe *q = sqe();
         if (!q)
             break;
-        io_uring_prep_readv2(q, fds_.tap, s.iov, s.nr_iov, 0, nowait_ ? RWF_NOWAIT : 0);
+        io_uring_prep_readv2(q, fds_.tap, s.iov, s.nr_iov, 0, RWF_NOWAIT);
         io_uring_sqe_set_data64(q, user_data(kRx, slot));
         s.state = Slot::kReading;
         rx_reading_++;
-        if (!nowait_)
-            break;
     }
 }
 
+// A read's completion from the ring.
 void NetQueue::rx_done(uint32_t slot, int res) {
-    Slot &s = rx_[slot];
     if (rx_reading_)
         rx_reading_--;
-    if (res == -EOPNOTSUPP && nowait_) {
-        std::fprintf(stderr,
-                     "hvio: %s RX: the TAP refuses RWF_NOWAIT; reading one packet at a "
-                     "time\n",
-                     where_.c_str());
+    if (res == -EOPNOTSUPP) {
+        // RWF_NOWAIT refused: every read of this batch says so; the op
+        // stays armed and is read again the other way.
+        if (nowait_)
+            std::fprintf(stderr,
+                         "hvio: %s RX: the TAP refuses RWF_NOWAIT; reading with readv() "
+                         "from the queue thread\n",
+                         where_.c_str());
         nowait_ = false;
-        res = -EAGAIN;
+        rx_[slot].state = Slot::kArmed;
+        return;
     }
+    rx_result(slot, res);
+}
+
+// The result of one read into an armed op (now kReading).
+void NetQueue::rx_result(uint32_t slot, int res) {
+    Slot &s = rx_[slot];
     if (res == -EAGAIN && !stop_.load(std::memory_order_relaxed) && s.generation == gen_) {
         // The TAP is empty: the op stays armed for the next packet.
         s.state = Slot::kArmed;
@@ -440,7 +464,10 @@ void NetQueue::link_readable() {
 
 // ---- the loop ----------------------------------------------------------------
 
-int NetQueue::arm_waits() {
+// The device and link polls are armed whenever they are not (a busy
+// device still sees a reset or a link change at once); the kicks and the
+// TAP poll only before sleeping, as a QUEUE_RUN follows every wakeup.
+int NetQueue::arm_waits(bool sleeping) {
     auto arm = [this](bool &armed, Kind k, auto prep) {
         if (armed)
             return 0;
@@ -452,20 +479,23 @@ int NetQueue::arm_waits() {
         armed = true;
         return 0;
     };
-    int r = arm(rx_kick_armed_, kRxKick, [this](io_uring_sqe *q) {
+    int r = 0;
+    if (fds_.dev >= 0)
+        r = arm(dev_poll_armed_, kDevPoll,
+                [this](io_uring_sqe *q) { io_uring_prep_poll_add(q, fds_.dev, POLLIN); });
+    if (!r && fds_.link >= 0)
+        r = arm(link_poll_armed_, kLinkPoll,
+                [this](io_uring_sqe *q) { io_uring_prep_poll_add(q, fds_.link, POLLIN); });
+    if (r || !sleeping)
+        return r;
+    r = arm(rx_kick_armed_, kRxKick, [this](io_uring_sqe *q) {
         io_uring_prep_read(q, fds_.rx_kick, &rx_kick_buf_, sizeof(rx_kick_buf_), 0);
     });
     if (!r)
         r = arm(tx_kick_armed_, kTxKick, [this](io_uring_sqe *q) {
             io_uring_prep_read(q, fds_.tx_kick, &tx_kick_buf_, sizeof(tx_kick_buf_), 0);
         });
-    if (!r && fds_.dev >= 0)
-        r = arm(dev_poll_armed_, kDevPoll,
-                [this](io_uring_sqe *q) { io_uring_prep_poll_add(q, fds_.dev, POLLIN); });
-    if (!r && fds_.link >= 0)
-        r = arm(link_poll_armed_, kLinkPoll,
-                [this](io_uring_sqe *q) { io_uring_prep_poll_add(q, fds_.link, POLLIN); });
-    if (!r && nowait_ && !tap_poll_armed_ && !tap_readable_ && !rx_armed_.empty() && !rx_reading_ &&
+    if (!r && !tap_poll_armed_ && !tap_readable_ && !rx_armed_.empty() && !rx_reading_ &&
         rx_error_streak_ < kMaxRxErrorStreak) {
         r = arm(tap_poll_armed_, kTapPoll,
                 [this](io_uring_sqe *q) { io_uring_prep_poll_add(q, fds_.tap, POLLIN); });
@@ -559,8 +589,8 @@ int NetQueue::run() {
             if (int ret = run_rx(stopping); ret < 0)
                 return ret;
 
-        const bool can_read = !stopping && (tap_readable_ || !nowait_) && !rx_reading_ &&
-                              !rx_armed_.empty() && rx_error_streak_ < kMaxRxErrorStreak;
+        const bool can_read = !stopping && tap_readable_ && !rx_reading_ && !rx_armed_.empty() &&
+                              rx_error_streak_ < kMaxRxErrorStreak;
         if (can_read)
             submit_reads();
 
@@ -573,8 +603,8 @@ int NetQueue::run() {
         const bool busy = !tx_commits_.empty() || !rx_commits_.empty() ||
                           (tx_run_ && !(stopping && tx_drain_ == 0)) ||
                           (rx_run_ && !stopping && !rx_free_.empty());
-        if (!busy && !stopping)
-            if (int ret = arm_waits(); ret < 0)
+        if (!stopping)
+            if (int ret = arm_waits(!busy); ret < 0)
                 return ret;
         int ret = busy ? io_uring_submit(&ring_) : io_uring_submit_and_wait(&ring_, 1);
         if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)

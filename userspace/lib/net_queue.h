@@ -14,11 +14,12 @@
 // when the guest posts none, packets wait in the TAP's own queue.  The TAP
 // is O_NONBLOCK; while it is believed readable, one readv (RWF_NOWAIT) per
 // armed op is submitted in one io_uring_enter().  They run inline and in
-// order: the
-// first ones get packets, the rest -EAGAIN and stay armed.  After an
-// -EAGAIN the thread arms a POLLIN poll of the TAP and sleeps.  Each read's
-// byte count is committed as the op's result, as is (the kernel handles a
-// truncated packet, count > len, by giving the buffers back).
+// order: the first ones get packets, the rest -EAGAIN and stay armed (a
+// TAP that refuses RWF_NOWAIT is read with plain readv() calls instead).
+// After an -EAGAIN the thread arms a POLLIN poll of the TAP and sleeps.
+// Each read's byte count is committed as the op's result, as is (the
+// kernel handles a truncated packet, count > len, by giving the buffers
+// back).
 //
 // Everything the thread waits on is in the ring: both queues' eventfds
 // (kicks; blocking eventfds read with IORING_OP_READ), the TAP poll, a poll
@@ -163,13 +164,14 @@ class NetQueue {
     void submit_reads();
     void cancel_rx(bool all);
     void rx_done(uint32_t slot, int res);
+    void rx_result(uint32_t slot, int res);
     void tx_done(uint32_t slot, int res);
     void new_generation(uint32_t gen);
     int device_events();
     void link_readable();
     void set_link(unsigned ifflags);
     void note_error(int err);
-    int arm_waits();
+    int arm_waits(bool sleeping);
     int reap();
 
     NetBackend &kernel_;
@@ -196,7 +198,7 @@ class NetQueue {
     bool tx_run_ = true; // QUEUE_RUN due: kicked, or the last fetch was full
     bool rx_run_ = true;
     bool tap_readable_ = true;
-    bool nowait_ = true;           // reads with RWF_NOWAIT (see submit_reads())
+    bool nowait_ = true;           // io_uring reads with RWF_NOWAIT, else readv() (submit_reads())
     unsigned rx_error_streak_ = 0; // reads failing other than with EAGAIN
     int tx_drain_ = -1;            // TX ops still to fetch once stopping
     bool rx_canceled_at_stop_ = false;
