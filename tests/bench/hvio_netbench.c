@@ -61,6 +61,7 @@
 #define BASE_TAP	"hvb0"
 #define GRO_SRC		"hvsrc"
 #define HDR		HVIO_NET_HDR_LEN
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 #define TSO_FRAME	65014
 #define GSO_SEGS	45
 #define MSS		1448
@@ -122,7 +123,7 @@ static void pump(struct bench *b, unsigned int wait_ms)
 
 struct host {
 	pthread_t th;
-	volatile bool stop;
+	bool stop;		/* set by host_stop() (atomic) */
 	int fd;			/* packet socket (sink, frame source) */
 	struct fn_gro_src *gro;	/* GRO bursts instead of frames */
 	uint32_t frame;		/* source: bytes per frame; sink: expected */
@@ -135,7 +136,7 @@ static void *sink_main(void *arg)
 	struct host *h = arg;
 	ssize_t n;
 
-	while (!h->stop) {
+	while (!__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) {
 		n = fn_pkt_recv(h->fd, buf, sizeof(buf), 50);
 		if (n < 0)
 			continue;
@@ -156,7 +157,7 @@ static void *source_main(void *arg)
 	uint32_t seq = 0, seq0;
 
 	fn_frame_test(f, h->frame, fn_guest_mac, fn_host_mac, 1, 0);
-	while (!h->stop) {
+	while (!__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) {
 		if (h->gro) {
 			if (fn_gro_src_send(h->gro, GSO_SEGS, MSS, &seq0))
 				h->bad++;
@@ -181,7 +182,7 @@ static int host_start(struct host *h, void *(*fn)(void *))
 
 static void host_stop(struct host *h)
 {
-	h->stop = true;
+	__atomic_store_n(&h->stop, true, __ATOMIC_RELAXED);
 	pthread_join(h->th, NULL);
 }
 
@@ -489,7 +490,7 @@ int main(void)
 	kick(&b, &b.rx, HVIO_NET_RX_QUEUE);
 
 	for (dir = 0; dir < 2; dir++) {
-		for (i = 0; i < sizeof(frames) / sizeof(frames[0]); i++) {
+		for (i = 0; i < ARRAY_SIZE(frames); i++) {
 			uint32_t f = frames[i];
 
 			k0 = b.kicks;

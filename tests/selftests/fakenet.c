@@ -229,6 +229,12 @@ static void put32(uint8_t *p, uint32_t v)
 	p[3] = v;
 }
 
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = v >> 8;
+	p[1] = v;
+}
+
 static uint32_t get32(const uint8_t *p)
 {
 	return (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3];
@@ -315,25 +321,24 @@ size_t fn_frame_tcp4(uint8_t *f, size_t payload, const uint8_t *dst,
 	ip[6] = 0x40;			/* DF */
 	ip[8] = 64;
 	ip[9] = 6;			/* TCP */
-	ip[12] = 10, ip[13] = 99, ip[14] = 0, ip[15] = 2;
-	ip[16] = 10, ip[17] = 99, ip[18] = 0, ip[19] = 1;
+	put32(ip + 12, 0x0a630002);	/* 10.99.0.2 */
+	put32(ip + 16, 0x0a630001);	/* 10.99.0.1 */
 	c = ~fold(sum16(ip, 20, 0));
 	ip[10] = c >> 8;
 	ip[11] = c & 0xff;
-	tcp[0] = 0x9c, tcp[1] = 0x40;	/* 40000 */
-	tcp[2] = 0x13, tcp[3] = 0x89;	/* 5001 */
+	put16(tcp, 40000);
+	put16(tcp + 2, 5001);
 	put32(tcp + 4, seq * 65536u);
 	put32(tcp + 8, 1);
 	tcp[12] = 5 << 4;
 	tcp[13] = 0x18;			/* PSH ACK */
-	tcp[14] = 0xff, tcp[15] = 0xff;
+	put16(tcp + 14, 0xffff);
 	for (i = 0; i < payload; i++)
 		tcp[20 + i] = pattern(0x74637034, seq, i);
-	if (partial) {
+	if (partial)
 		c = fold(pseudo4(ip, tcp_len));
-	} else {
+	else
 		c = ~fold(sum16(tcp, tcp_len, pseudo4(ip, tcp_len)));
-	}
 	tcp[16] = c >> 8;
 	tcp[17] = c & 0xff;
 	return 14 + 20 + tcp_len;
@@ -759,18 +764,18 @@ int fn_gro_src_send(struct fn_gro_src *s, unsigned int nseg, unsigned int mss,
 		ip[6] = 0x40;
 		ip[8] = 64;
 		ip[9] = 6;
-		ip[12] = 10, ip[13] = 98, ip[14] = 0, ip[15] = 2;
-		ip[16] = 10, ip[17] = s->subnet, ip[18] = 0, ip[19] = 2;
+		put32(ip + 12, 0x0a620002);	/* 10.98.0.2 */
+		put32(ip + 16, 0x0a000002 | (uint32_t)s->subnet << 16);
 		c = ~fold(sum16(ip, 20, 0));
 		ip[10] = c >> 8;
 		ip[11] = c & 0xff;
-		tcp[0] = 0x9c, tcp[1] = 0x41;
-		tcp[2] = 0x13, tcp[3] = 0x89;
+		put16(tcp, 40001);
+		put16(tcp + 2, 5001);
 		put32(tcp + 4, seq);
 		put32(tcp + 8, 1);
 		tcp[12] = 5 << 4;
 		tcp[13] = i + 1 == nseg ? 0x18 : 0x10;
-		tcp[14] = 0xff, tcp[15] = 0xff;
+		put16(tcp + 14, 0xffff);
 		for (k = 0; k < mss; k++)
 			tcp[20 + k] = fn_gro_payload(seq + k);
 		c = ~fold(sum16(tcp, tcp_len, pseudo4(ip, tcp_len)));
