@@ -8,6 +8,7 @@
 #   make selftest [ARCH=..] [T=group]  run the selftests in a QEMU VM
 #   make unit                          GoogleTest unit tests on the host
 #   make check                         unit + selftests on both arches
+#   make check-debug [T=group]         selftests on a KASAN/lockdep/kmemleak kernel
 #   make checkpatch | format | format-check | clean | deps
 #   make cross-check                   hypercall code for riscv64 etc.
 #   make fuzz-vq [FUZZ_SECONDS=10]     libFuzzer on the virtqueue parser
@@ -68,7 +69,7 @@ JOBSFLAG = $(if $(findstring jobserver,$(MAKEFLAGS)),,-j$(JOBS))
 FORMAT_SRCS = $(shell find userspace tests/unit -name '*.cc' -o -name '*.h' \
 		-o -name '*.cpp' -o -name '*.hpp' 2>/dev/null)
 
-.PHONY: all deps module userspace selftests selftest unit check clean bench fuzz \
+.PHONY: all deps module userspace selftests selftest unit check check-debug clean bench fuzz \
 	checkpatch format format-check cross-check
 
 all: module userspace selftests
@@ -164,6 +165,11 @@ unit:
 
 check:
 	@scripts/check
+
+# The selftests on a debug kernel (KASAN, lockdep, kmemleak), x86_64; the
+# kernel is built once into /var/cache/hvio (scripts/debug-kernel).
+check-debug:
+	@scripts/check-debug
 
 # ---- style ----------------------------------------------------------------
 checkpatch: | deps
