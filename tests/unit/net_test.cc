@@ -124,6 +124,118 @@ TEST(NetTarget, TunOffloadFlags) {
               unsigned(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN | TUN_F_UFO));
 }
 
+// ---- received packets vs. negotiated offloads --------------------------------------
+
+// Ones' complement sum of bytes [from, to) of p (RFC 1071), unfolded.
+uint32_t sum16(const std::vector<uint8_t> &p, size_t from, size_t to) {
+    uint32_t s = 0;
+    for (size_t i = from; i < to; i++)
+        s += (i - from) % 2 ? p[i] : uint32_t(p[i]) << 8;
+    return s;
+}
+uint16_t fold(uint32_t s) {
+    while (s >> 16)
+        s = (s & 0xffff) + (s >> 16);
+    return static_cast<uint16_t>(s);
+}
+
+// A packet with NEEDS_CSUM: csum_start 20, csum_offset 6, the field holding
+// a "pseudo-header" partial sum P, as the kernel leaves it.
+std::vector<uint8_t> partial_csum_packet(size_t frame_len, uint16_t P) {
+    std::vector<uint8_t> p(HVIO_NET_HDR_LEN + frame_len);
+    for (size_t i = HVIO_NET_HDR_LEN; i < p.size(); i++)
+        p[i] = static_cast<uint8_t>(i * 7 + 3);
+    p[0] = 1;  // NEEDS_CSUM
+    p[6] = 20; // csum_start
+    p[8] = 6;  // csum_offset
+    p[HVIO_NET_HDR_LEN + 26] = static_cast<uint8_t>(P >> 8);
+    p[HVIO_NET_HDR_LEN + 27] = static_cast<uint8_t>(P);
+    return p;
+}
+
+// Splits p over iovecs of the given sizes (the rest in the last).
+std::vector<iovec> split(std::vector<uint8_t> &p, std::initializer_list<size_t> sizes) {
+    std::vector<iovec> v;
+    size_t off = 0;
+    for (size_t s : sizes) {
+        v.push_back({p.data() + off, s});
+        off += s;
+    }
+    v.push_back({p.data() + off, p.size() - off});
+    return v;
+}
+
+TEST(NetRxFixup, PartialChecksumCompletedForAGuestWithoutGuestCsum) {
+    const uint16_t P = 0x1234;
+    for (size_t frame_len : {60u, 61u, 1500u}) {
+        std::vector<uint8_t> p = partial_csum_packet(frame_len, P);
+        std::vector<uint8_t> before = p;
+        // Odd split points: words straddle iovecs.
+        std::vector<iovec> iov = split(p, {5, 30, 1});
+        EXPECT_EQ(hvio::net_rx_fixup(iov.data(), unsigned(iov.size()), p.size(), bit(1) << 32),
+                  hvio::RxFixup::kCsumDone);
+        // Valid: the covered range plus the pseudo-header sums to 0xffff.
+        EXPECT_EQ(fold(sum16(p, HVIO_NET_HDR_LEN + 20, p.size()) + P), 0xffff) << frame_len;
+        EXPECT_EQ(p[0], 0);                      // no NEEDS_CSUM
+        EXPECT_EQ(p[6] | p[7] | p[8] | p[9], 0); // no csum_start/offset
+        // Nothing else changed.
+        for (size_t i = HVIO_NET_HDR_LEN; i < p.size(); i++) {
+            if (i != HVIO_NET_HDR_LEN + 26 && i != HVIO_NET_HDR_LEN + 27) {
+                ASSERT_EQ(p[i], before[i]) << i;
+            }
+        }
+    }
+}
+
+TEST(NetRxFixup, AsIsWhenNegotiatedOrNothingToDo) {
+    std::vector<uint8_t> p = partial_csum_packet(100, 0x1234);
+    std::vector<uint8_t> before = p;
+    iovec v{p.data(), p.size()};
+    EXPECT_EQ(hvio::net_rx_fixup(&v, 1, p.size(), bit(1)), hvio::RxFixup::kAsIs);
+    EXPECT_EQ(p, before);
+    p[0] = 0;
+    EXPECT_EQ(hvio::net_rx_fixup(&v, 1, p.size(), 0), hvio::RxFixup::kAsIs);
+    p[0] = 2; // DATA_VALID
+    EXPECT_EQ(hvio::net_rx_fixup(&v, 1, p.size(), 0), hvio::RxFixup::kAsIs);
+}
+
+TEST(NetRxFixup, GsoOnlyWhenNegotiated) {
+    std::vector<uint8_t> p = partial_csum_packet(1500, 0);
+    iovec v{p.data(), p.size()};
+    const uint64_t csum = bit(1);
+    const struct {
+        uint8_t gso;
+        uint64_t features;
+        hvio::RxFixup want;
+    } cases[] = {
+        {1, csum | bit(7), hvio::RxFixup::kAsIs},    // TCPV4 with GUEST_TSO4
+        {1, csum | bit(8), hvio::RxFixup::kDrop},    // TCPV4 with TSO6 only
+        {4, csum | bit(8), hvio::RxFixup::kAsIs},    // TCPV6
+        {3, csum | bit(10), hvio::RxFixup::kAsIs},   // UDP with GUEST_UFO
+        {3, csum | bit(7), hvio::RxFixup::kDrop},    //
+        {0x81, csum | bit(7), hvio::RxFixup::kDrop}, // ECN without GUEST_ECN
+        {0x81, csum | bit(7) | bit(9), hvio::RxFixup::kAsIs},
+        {5, csum | bit(7) | bit(8) | bit(10), hvio::RxFixup::kDrop}, // UDP_L4: never
+        {1, bit(7), hvio::RxFixup::kDrop},                           // TSO without GUEST_CSUM
+    };
+    for (const auto &c : cases) {
+        p[1] = c.gso;
+        EXPECT_EQ(hvio::net_rx_fixup(&v, 1, p.size(), c.features), c.want)
+            << "gso " << int(c.gso) << " features " << std::hex << c.features;
+    }
+}
+
+TEST(NetRxFixup, BadOffsetsAndShortPacketsDropped) {
+    std::vector<uint8_t> p = partial_csum_packet(30, 0);
+    iovec v{p.data(), p.size()};
+    p[8] = 9; // field at 29..31, beyond the 30-byte frame
+    EXPECT_EQ(hvio::net_rx_fixup(&v, 1, p.size(), 0), hvio::RxFixup::kDrop);
+    p[8] = 6;
+    p[6] = 30; // csum_start at the end
+    EXPECT_EQ(hvio::net_rx_fixup(&v, 1, p.size(), 0), hvio::RxFixup::kDrop);
+    EXPECT_EQ(hvio::net_rx_fixup(&v, 1, 11, 0), hvio::RxFixup::kDrop);
+}
+
 // ---- rtnetlink ------------------------------------------------------------------
 
 // Appends one RTM_NEWLINK/RTM_DELLINK message (with an IFLA_IFNAME
@@ -294,6 +406,12 @@ class FakeNetKernel : public hvio::NetBackend {
         }
         ::eventfd_write(dev_efd_, 1);
     }
+    // The device is already in this state (no event pending).
+    void set_state(uint32_t st, uint64_t features) {
+        std::lock_guard<std::mutex> l(mu_);
+        status_ = st;
+        driver_features_ = features;
+    }
     void set_budget(uint16_t q, unsigned b) {
         std::lock_guard<std::mutex> l(mu_);
         q_[q].budget = b;
@@ -446,9 +564,10 @@ class NetQueueTest : public ::testing::Test {
         return o;
     }
     // A packet as the TAP hands it: a 12-byte header, then a frame.
+    // (The header says nothing: no checksum or GSO offload.)
     std::vector<uint8_t> packet(size_t frame_len, uint8_t seed) {
         std::vector<uint8_t> p(HVIO_NET_HDR_LEN + frame_len);
-        for (size_t i = 0; i < p.size(); i++)
+        for (size_t i = HVIO_NET_HDR_LEN; i < p.size(); i++)
             p[i] = static_cast<uint8_t>(seed + i * 13);
         return p;
     }
@@ -666,6 +785,54 @@ TEST_F(NetQueueTest, FeaturesOkSetsOffloadsAndResetClearsThem) {
     ASSERT_TRUE(kernel_->wait([&] { return kernel_->offloads().size() == 3; }));
     EXPECT_EQ(kernel_->offloads()[2], unsigned(TUN_F_CSUM));
     EXPECT_EQ(q_->counters().resets.load(), 1u);
+}
+
+TEST_F(NetQueueTest, TakenOverDeviceGetsOffloadsAndLinkAtStart) {
+    // A device past DRIVER_OK when this daemon starts (an orphan taken
+    // over): no event will come, yet the TAP must get the offloads, and
+    // the config space this TAP's link (the fake says up and running).
+    kernel_->set_state(VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK,
+                       bit(VIRTIO_F_VERSION_1) | bit(1) | bit(8));
+    q_->taken_over();
+    start();
+    ASSERT_TRUE(kernel_->wait([&] { return kernel_->offloads().size() == 1; }));
+    EXPECT_EQ(kernel_->offloads()[0], unsigned(TUN_F_CSUM | TUN_F_TSO6));
+    ASSERT_TRUE(kernel_->wait([&] { return kernel_->configs().size() == 1; }));
+    EXPECT_EQ(kernel_->configs()[0].off, 6u);
+    EXPECT_EQ(kernel_->configs()[0].bytes, (std::vector<uint8_t>{1, 0}));
+}
+
+TEST_F(NetQueueTest, FreshDeviceWritesNoConfigAtStart) {
+    start();
+    std::this_thread::sleep_for(100ms);
+    EXPECT_TRUE(kernel_->configs().empty());
+    EXPECT_TRUE(kernel_->offloads().empty());
+}
+
+TEST_F(NetQueueTest, RxOffloadsTheGuestDidNotNegotiateNeverReachIt) {
+    // Features without GUEST_CSUM; the "TAP" still hands out a partial
+    // checksum (queued before TUNSETOFFLOAD 0) and then a TSO packet.
+    kernel_->set_state(VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK,
+                       bit(VIRTIO_F_VERSION_1));
+    start();
+    kernel_->push(HVIO_NET_RX_QUEUE, op(1, HVIO_OP_NET_RX, {{0x1000, 2048}}));
+    kernel_->push(HVIO_NET_RX_QUEUE, op(2, HVIO_OP_NET_RX, {{0x2000, 2048}}));
+    ASSERT_TRUE(kernel_->wait([&] { return q_->counters().rx_armed.load() == 2; }));
+    std::vector<uint8_t> p = partial_csum_packet(200, 0x4321);
+    peer_send(p);
+    ASSERT_TRUE(kernel_->wait_done(HVIO_NET_RX_QUEUE, 1));
+    EXPECT_EQ(kernel_->done(HVIO_NET_RX_QUEUE)[0].result, 212);
+    std::vector<uint8_t> got(ram_.begin() + 0x1000, ram_.begin() + 0x1000 + 212);
+    EXPECT_EQ(got[0], 0);
+    EXPECT_EQ(fold(sum16(got, HVIO_NET_HDR_LEN + 20, got.size()) + 0x4321), 0xffff);
+    EXPECT_EQ(q_->counters().rx_csum_fixed.load(), 1u);
+
+    p[1] = 1; // GSO TCPV4
+    peer_send(p);
+    ASSERT_TRUE(kernel_->wait_done(HVIO_NET_RX_QUEUE, 2));
+    EXPECT_EQ(kernel_->done(HVIO_NET_RX_QUEUE)[1].result, -EPROTO); // given back
+    EXPECT_EQ(q_->counters().rx_offload_dropped.load(), 1u);
+    EXPECT_EQ(q_->counters().rx_errors.load(), 0u);
 }
 
 TEST_F(NetQueueTest, LinkFollowsTheTap) {

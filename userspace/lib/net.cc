@@ -185,6 +185,94 @@ unsigned tun_offload_flags(uint64_t f) {
     return t;
 }
 
+namespace {
+
+// Copies len bytes at byte offset off of the iovecs' stream to or from buf;
+// false if the stream is shorter.
+bool iov_copy(const iovec *iov, unsigned nr, size_t off, uint8_t *buf, size_t len, bool out) {
+    for (unsigned i = 0; i < nr && len; i++) {
+        size_t l = iov[i].iov_len;
+        if (off >= l) {
+            off -= l;
+            continue;
+        }
+        size_t c = std::min(l - off, len);
+        uint8_t *p = static_cast<uint8_t *>(iov[i].iov_base) + off;
+        if (out)
+            std::memcpy(buf, p, c);
+        else
+            std::memcpy(p, buf, c);
+        buf += c;
+        len -= c;
+        off = 0;
+    }
+    return len == 0;
+}
+
+// The 16-bit ones' complement sum (RFC 1071) of len bytes at off, folded.
+uint16_t iov_csum(const iovec *iov, unsigned nr, size_t off, size_t len) {
+    uint64_t sum = 0;
+    bool odd = false; // the next byte is the low half of a 16-bit word
+    for (unsigned i = 0; i < nr && len; i++) {
+        size_t l = iov[i].iov_len;
+        if (off >= l) {
+            off -= l;
+            continue;
+        }
+        size_t c = std::min(l - off, len);
+        const uint8_t *p = static_cast<const uint8_t *>(iov[i].iov_base) + off;
+        for (size_t k = 0; k < c; k++) {
+            sum += odd ? p[k] : uint32_t(p[k]) << 8;
+            odd = !odd;
+        }
+        len -= c;
+        off = 0;
+    }
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return static_cast<uint16_t>(sum);
+}
+
+constexpr uint8_t kHdrFNeedsCsum = 1; // VIRTIO_NET_HDR_F_NEEDS_CSUM
+constexpr uint8_t kGsoNone = 0, kGsoTcpv4 = 1, kGsoUdp = 3, kGsoTcpv6 = 4, kGsoEcn = 0x80;
+
+} // namespace
+
+RxFixup net_rx_fixup(const iovec *iov, unsigned nr, size_t n, uint64_t f) {
+    auto has = [f](unsigned bit) { return (f >> bit) & 1; };
+    uint8_t h[10];
+    if (n < HVIO_NET_HDR_LEN || !iov_copy(iov, nr, 0, h, sizeof(h), true))
+        return RxFixup::kDrop;
+    const uint8_t gso = h[1];
+    if (gso != kGsoNone) {
+        const uint8_t type = gso & ~kGsoEcn;
+        const bool ok = (type == kGsoTcpv4 && has(kNetFGuestTso4)) ||
+                        (type == kGsoTcpv6 && has(kNetFGuestTso6)) ||
+                        (type == kGsoUdp && has(kNetFGuestUfo));
+        if (!ok || ((gso & kGsoEcn) && !has(kNetFGuestEcn)))
+            return RxFixup::kDrop;
+    }
+    if (!(h[0] & kHdrFNeedsCsum) || has(kNetFGuestCsum))
+        return RxFixup::kAsIs;
+    if (gso != kGsoNone)
+        return RxFixup::kDrop; // GSO without GUEST_CSUM cannot be negotiated
+    const size_t frame = n - HVIO_NET_HDR_LEN;
+    const size_t start = h[6] | size_t(h[7]) << 8, field = start + (h[8] | size_t(h[9]) << 8);
+    if (start >= frame || field + 2 > frame)
+        return RxFixup::kDrop;
+    uint16_t sum =
+        static_cast<uint16_t>(~iov_csum(iov, nr, HVIO_NET_HDR_LEN + start, frame - start));
+    if (!sum)
+        sum = 0xffff; // CSUM_MANGLED_0: 0 means "no checksum" for UDP
+    uint8_t be[2] = {static_cast<uint8_t>(sum >> 8), static_cast<uint8_t>(sum)};
+    uint8_t zero[6] = {};
+    // flags 0 (no DATA_VALID without GUEST_CSUM), csum_start/offset 0.
+    iov_copy(iov, nr, HVIO_NET_HDR_LEN + field, be, 2, false);
+    iov_copy(iov, nr, 0, zero, 1, false);
+    iov_copy(iov, nr, 6, zero, 4, false);
+    return RxFixup::kCsumDone;
+}
+
 Result<UniqueFd> open_link_watch() {
     UniqueFd s(::socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE));
     if (!s)

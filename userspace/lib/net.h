@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <sys/uio.h>
 #include <vector>
 
 namespace hvio {
@@ -75,6 +76,21 @@ std::vector<uint8_t> net_config_space(const NetDeviceConfig &c, uint16_t status)
 // TSO_ECN (with TSO4 or TSO6) and UFO for the matching GUEST_* bits (tun
 // refuses them without CSUM).
 unsigned tun_offload_flags(uint64_t driver_features);
+
+// The result of net_rx_fixup().
+enum class RxFixup {
+    kAsIs,     // the packet is what the guest negotiated
+    kCsumDone, // NEEDS_CSUM completed in place for a guest without GUEST_CSUM
+    kDrop,     // GSO the guest did not negotiate (or a bad header): drop it
+};
+
+// Checks a received packet (n bytes: the 12-byte header, then the frame, in
+// iov) against the driver's features.  The TAP's offloads follow the
+// features only asynchronously (TUNSETOFFLOAD after FEATURES_OK), so a
+// packet queued before a renegotiation may carry what the guest no longer
+// accepts: a partial checksum is completed in place (as the kernel's
+// skb_checksum_help() would), GSO is dropped.
+RxFixup net_rx_fixup(const struct iovec *iov, unsigned nr_iov, size_t n, uint64_t driver_features);
 
 // An rtnetlink socket subscribed to RTMGRP_LINK, non-blocking.
 Result<UniqueFd> open_link_watch();

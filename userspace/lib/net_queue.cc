@@ -291,6 +291,23 @@ void NetQueue::rx_result(uint32_t slot, int res) {
     }
     if (res == -EAGAIN)
         res = -ECANCELED; // stopping or reset meanwhile: give it back
+    if (res >= HVIO_NET_HDR_LEN && static_cast<uint64_t>(res) <= s.len && s.generation == gen_) {
+        // What the TAP queued before the last TUNSETOFFLOAD may carry
+        // offloads this driver did not negotiate.
+        if (!features_known_ && kernel_.driver_features(&features_) == 0)
+            features_known_ = true;
+        switch (net_rx_fixup(s.iov, s.nr_iov, static_cast<size_t>(res), features_)) {
+        case RxFixup::kAsIs:
+            break;
+        case RxFixup::kCsumDone:
+            counters_.rx_csum_fixed.fetch_add(1, std::memory_order_relaxed);
+            break;
+        case RxFixup::kDrop:
+            counters_.rx_offload_dropped.fetch_add(1, std::memory_order_relaxed);
+            res = -EPROTO; // the kernel offers the buffers again
+            break;
+        }
+    }
     if (res > 0) {
         rx_error_streak_ = 0;
         if (static_cast<uint64_t>(res) > s.len) {
@@ -299,6 +316,8 @@ void NetQueue::rx_result(uint32_t slot, int res) {
             counters_.rx_packets.fetch_add(1, std::memory_order_relaxed);
             counters_.rx_bytes.fetch_add(res - HVIO_NET_HDR_LEN, std::memory_order_relaxed);
         }
+    } else if (res == -EPROTO) {
+        // Dropped above: not a TAP error.
     } else if (res == -ECANCELED) {
         counters_.rx_canceled.fetch_add(1, std::memory_order_relaxed);
     } else {
@@ -355,6 +374,7 @@ void NetQueue::new_generation(uint32_t gen) {
     counters_.resets.fetch_add(1, std::memory_order_relaxed);
     cancel_rx(false);
     offload_applied_ = false;
+    features_known_ = false;
     if (offload_) {
         if (int r = kernel_.set_offload(0); r < 0) {
             std::fprintf(stderr, "hvio: %s: TUNSETOFFLOAD 0 after reset: %s\n", where_.c_str(),
@@ -390,6 +410,8 @@ int NetQueue::device_events() {
             return r;
         const unsigned flags = tun_offload_flags(f);
         offload_applied_ = true;
+        features_ = f;
+        features_known_ = true;
         if (flags != offload_) {
             if (int r = kernel_.set_offload(flags); r < 0) {
                 std::fprintf(stderr, "hvio: %s: TUNSETOFFLOAD 0x%x: %s (offloads stay 0x%x)\n",
@@ -405,12 +427,12 @@ int NetQueue::device_events() {
     return 0;
 }
 
-void NetQueue::set_link(unsigned ifflags) {
+void NetQueue::set_link(unsigned ifflags, bool force) {
     // Whatever failed on the old link may work on the new one.
     rx_error_streak_ = 0;
     tap_readable_ = true;
     const uint16_t st = net_link_status(ifflags);
-    if (st == link_status_)
+    if (st == link_status_ && !force)
         return;
     const uint16_t le = htole16(st);
     if (int r = kernel_.set_config(kNetConfigStatusOff, &le, sizeof(le), HVIO_CONFIG_F_NOTIFY);
@@ -571,6 +593,17 @@ int NetQueue::reap() {
 }
 
 int NetQueue::run() {
+    // The state the device is in already (a taken-over device may be past
+    // FEATURES_OK: no event will say so again).
+    if (fds_.dev >= 0)
+        if (int ret = device_events(); ret < 0)
+            return ret;
+    if (resync_link_) {
+        unsigned f = 0;
+        if (kernel_.link_flags(&f) < 0)
+            f = 0;
+        set_link(f, true);
+    }
     for (;;) {
         const bool stopping = stop_.load(std::memory_order_acquire);
         if (stopping && tx_drain_ < 0) {

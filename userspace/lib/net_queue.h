@@ -84,27 +84,29 @@ struct NetQueueFds {
 
 // Counters for `hvio status`, written by the queue thread.
 struct NetCounters {
-    std::atomic<uint64_t> runs{0};          // QUEUE_RUN calls (both queues)
-    std::atomic<uint64_t> wakeups{0};       // eventfd reads completed (kicks)
-    std::atomic<uint64_t> dev_events{0};    // HVIO_DEV_GET_EVENTS calls
-    std::atomic<uint64_t> tx_packets{0};    // frames written to the TAP
-    std::atomic<uint64_t> tx_bytes{0};      // their bytes, header excluded
-    std::atomic<uint64_t> tx_errors{0};     // writes that failed
-    std::atomic<uint64_t> rx_packets{0};    // frames read into guest buffers
-    std::atomic<uint64_t> rx_bytes{0};      // their bytes, header excluded
-    std::atomic<uint64_t> rx_truncated{0};  // packets larger than the op
-    std::atomic<uint64_t> rx_errors{0};     // reads that failed (not EAGAIN)
-    std::atomic<uint64_t> rx_canceled{0};   // armed ops given back unused
-    std::atomic<uint64_t> eagain{0};        // reads that found the TAP empty
-    std::atomic<uint64_t> polls{0};         // TAP polls armed
-    std::atomic<uint64_t> link_changes{0};  // link status updates sent
-    std::atomic<uint64_t> offload_sets{0};  // TUNSETOFFLOAD calls that worked
-    std::atomic<uint64_t> resets{0};        // device generations seen go by
-    std::atomic<uint32_t> offload_flags{0}; // TUN_F_* in force
-    std::atomic<uint32_t> link_status{0};   // config status in force
-    std::atomic<uint32_t> rx_armed{0};      // RX ops armed now
-    std::atomic<uint32_t> tx_inflight{0};   // TX ops fetched, not committed
-    std::atomic<int> last_error{0};         // latest error (positive errno)
+    std::atomic<uint64_t> runs{0};               // QUEUE_RUN calls (both queues)
+    std::atomic<uint64_t> wakeups{0};            // eventfd reads completed (kicks)
+    std::atomic<uint64_t> dev_events{0};         // HVIO_DEV_GET_EVENTS calls
+    std::atomic<uint64_t> tx_packets{0};         // frames written to the TAP
+    std::atomic<uint64_t> tx_bytes{0};           // their bytes, header excluded
+    std::atomic<uint64_t> tx_errors{0};          // writes that failed
+    std::atomic<uint64_t> rx_packets{0};         // frames read into guest buffers
+    std::atomic<uint64_t> rx_bytes{0};           // their bytes, header excluded
+    std::atomic<uint64_t> rx_truncated{0};       // packets larger than the op
+    std::atomic<uint64_t> rx_errors{0};          // reads that failed (not EAGAIN)
+    std::atomic<uint64_t> rx_canceled{0};        // armed ops given back unused
+    std::atomic<uint64_t> rx_csum_fixed{0};      // partial checksums completed (no GUEST_CSUM)
+    std::atomic<uint64_t> rx_offload_dropped{0}; // GSO packets the guest did not negotiate
+    std::atomic<uint64_t> eagain{0};             // reads that found the TAP empty
+    std::atomic<uint64_t> polls{0};              // TAP polls armed
+    std::atomic<uint64_t> link_changes{0};       // link status updates sent
+    std::atomic<uint64_t> offload_sets{0};       // TUNSETOFFLOAD calls that worked
+    std::atomic<uint64_t> resets{0};             // device generations seen go by
+    std::atomic<uint32_t> offload_flags{0};      // TUN_F_* in force
+    std::atomic<uint32_t> link_status{0};        // config status in force
+    std::atomic<uint32_t> rx_armed{0};           // RX ops armed now
+    std::atomic<uint32_t> tx_inflight{0};        // TX ops fetched, not committed
+    std::atomic<int> last_error{0};              // latest error (positive errno)
 };
 
 class NetQueue {
@@ -124,6 +126,13 @@ class NetQueue {
 
     // Sets up the io_uring.
     Result<void> init();
+
+    // The device was taken over from a daemon that died: its config
+    // space's link status is that daemon's, and the guest may have
+    // negotiated long ago.  run() then starts by writing the link status
+    // of this TAP (with a config interrupt).  Offloads of a device already
+    // past FEATURES_OK are applied at start in any case.
+    void taken_over() { resync_link_ = true; }
 
     // Serves the device until stop is set and everything is committed: 0,
     // or the -errno of a fatal error (QUEUE_RUN or io_uring failing).
@@ -169,7 +178,7 @@ class NetQueue {
     void new_generation(uint32_t gen);
     int device_events();
     void link_readable();
-    void set_link(unsigned ifflags);
+    void set_link(unsigned ifflags, bool force = false);
     void note_error(int err);
     int arm_waits(bool sleeping);
     int reap();
@@ -210,8 +219,11 @@ class NetQueue {
     bool gen_known_ = false;
     uint32_t gen_ = 0;
     bool offload_applied_ = false; // for gen_
+    bool features_known_ = false;  // features_ is gen_'s driver_features
+    uint64_t features_ = 0;
     unsigned offload_ = 0;
     uint16_t link_status_ = 0;
+    bool resync_link_ = false;
 
     NetCounters counters_;
 };

@@ -566,6 +566,8 @@ int Daemon::create_net_device(NetDevice &d) {
         std::fprintf(stderr, "hvio: %s: io_uring setup: %s\n", w, r.message().c_str());
         return kExitError;
     }
+    if (d.reattached)
+        d.queue->taken_over();
     return kExitOk;
 }
 
@@ -752,6 +754,8 @@ json net_counters_json(const NetCounters &c) {
                 {"rx_truncated", v(c.rx_truncated)},
                 {"rx_errors", v(c.rx_errors)},
                 {"rx_canceled", v(c.rx_canceled)},
+                {"rx_csum_fixed", v(c.rx_csum_fixed)},
+                {"rx_offload_dropped", v(c.rx_offload_dropped)},
                 {"eagain", v(c.eagain)},
                 {"polls", v(c.polls)},
                 {"link_changes", v(c.link_changes)},
