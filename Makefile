@@ -12,6 +12,7 @@
 #   make checkpatch | format | format-check | clean | deps
 #   make cross-check                   hypercall code for riscv64 etc.
 #   make fuzz-vq [FUZZ_SECONDS=10]     libFuzzer on the virtqueue parser
+#   make bench [BENCH=all|blk|net]      benchmarks in the VM (build/bench/*.jsonl)
 #   make e2e [ARCH=..]                 a Debian kernel as a zone under hvemu (KVM)
 #
 # Missing tools, kernels and headers are installed by scripts/deps, which is
@@ -110,17 +111,24 @@ $(OUT)/selftests/%: tests/selftests/%.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDRS) | 
 selftest: all
 	@[ -n "$(ST_RUN)" ] || { echo "make: no tests/selftests/hvio_*.c yet" >&2; exit 1; }
 	scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) --prog-timeout $(PROG_TIMEOUT) \
-		--extra-file $(CMAKE_DIR)/hvio:/bin/hvio -- $(ST_RUN)
+		--kmod tun --extra-file $(CMAKE_DIR)/hvio:/bin/hvio -- $(ST_RUN)
 
 # ---- benchmarks -----------------------------------------------------------
-# The bench program plays hvisor and a Linux-like guest driver against the
-# real daemon, and runs a plain io_uring baseline on the same file in the
-# same VM.  It links liburing statically; for a cross build only liburing's
-# own headers are taken from /usr/include (via a directory of symlinks).
+# The bench programs play hvisor and a Linux-like guest driver against the
+# real daemon and run a plain baseline in the same VM: blk (io_uring on the
+# same file, liburing linked statically; for a cross build only liburing's
+# own headers are taken from /usr/include via a directory of symlinks) and
+# net (write()s / read()s on a TAP of its own, same frame sink and source).
+#   make bench [BENCH=all|blk|net] [BENCH_SECONDS=3]
 BENCH_BIN := $(OUT)/bench/hvio_blkbench
+NETBENCH_BIN := $(OUT)/bench/hvio_netbench
 URING_INC := $(OUT)/uring-inc
 URING_LIB := /usr/lib/$(patsubst arm64,aarch64,$(ARCH))-linux-gnu
 BENCH_SECONDS ?= 3
+BENCH ?= all
+BENCH_KINDS := $(if $(filter all,$(BENCH)),blk net,$(BENCH))
+BENCH_RUN := $(if $(filter blk,$(BENCH_KINDS)),$(BENCH_BIN)) \
+	$(if $(filter net,$(BENCH_KINDS)),$(NETBENCH_BIN))
 
 $(BENCH_BIN): tests/bench/hvio_blkbench.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDRS) | deps
 	@mkdir -p $(@D) $(URING_INC)
@@ -129,16 +137,23 @@ $(BENCH_BIN): tests/bench/hvio_blkbench.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDRS) 
 	$(ST_CC) $(ST_CFLAGS) -I $(URING_INC) -o $@ $< $(ST_HELPERS) \
 		-L$(URING_LIB) -l:liburing.a
 
-bench: all $(BENCH_BIN)
+$(NETBENCH_BIN): tests/bench/hvio_netbench.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDRS) | deps
+	@mkdir -p $(@D)
+	$(ST_CC) $(ST_CFLAGS) -o $@ $< $(ST_HELPERS)
+
+bench: all $(BENCH_RUN)
+	@[ -n "$(strip $(BENCH_RUN))" ] || { echo "bench: BENCH=all|blk|net, not '$(BENCH)'" >&2; exit 1; }
 	@mkdir -p build/bench
 	@{ scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) \
-		--extra-file $(CMAKE_DIR)/hvio:/bin/hvio \
+		--kmod tun --extra-file $(CMAKE_DIR)/hvio:/bin/hvio \
 		--env HVIO_BENCH_SECONDS=$(BENCH_SECONDS) \
-		-- $(BENCH_BIN); echo $$? > $(OUT)/bench.rc; } | tee $(OUT)/bench.log
+		-- $(BENCH_RUN); echo $$? > $(OUT)/bench.rc; } | tee $(OUT)/bench.log
 	@[ "$$(cat $(OUT)/bench.rc)" = 0 ] || { echo "bench: the VM run failed" >&2; exit 1; }
-	@grep -a '^{"bench":"blk"' $(OUT)/bench.log | tr -d '\r' > build/bench/blk-$(ARCH).jsonl
-	@cat build/bench/blk-*.jsonl > build/bench/blk.jsonl
-	@echo "bench: build/bench/blk-$(ARCH).jsonl"
+	@for k in $(BENCH_KINDS); do \
+		grep -a "^{\"bench\":\"$$k\"" $(OUT)/bench.log | tr -d '\r' > build/bench/$$k-$(ARCH).jsonl; \
+		cat build/bench/$$k-*.jsonl > build/bench/$$k.jsonl; \
+		echo "bench: build/bench/$$k-$(ARCH).jsonl"; \
+	done
 
 # ---- host tests -----------------------------------------------------------
 unit:

@@ -42,9 +42,11 @@ static void hvio_dev_kick(struct hvio_mmio *m, u32 queue)
 	struct hvio_dev *dev = hvio_mmio_to_dev(m);
 
 	lockdep_assert_held(&dev->lock);
+	/* A queue with an eventfd is woken through it alone. */
+	if (hvio_queue_kick(dev, queue))
+		return;
 	dev->kicked |= 1U << queue;
 	dev->events |= HVIO_EV_KICK;
-	hvio_queue_kick(dev, queue);
 	wake_up_interruptible(&dev->wq);
 }
 

@@ -226,7 +226,7 @@ bool hvio_dev_access(u32 zone_id, u64 addr, u32 size, bool is_write,
 /* hvio_queue.c */
 int hvio_queues_alloc(struct hvio_dev *dev);
 void hvio_queues_free(struct hvio_dev *dev);
-void hvio_queue_kick(struct hvio_dev *dev, u32 queue);
+bool hvio_queue_kick(struct hvio_dev *dev, u32 queue);
 long hvio_queue_ioctl(struct hvio_dev *dev, unsigned int cmd,
 		      void __user *argp);
 int hvio_queue_mmap(struct hvio_dev *dev, struct vm_area_struct *vma);
@@ -238,6 +238,7 @@ enum hvio_take hvio_queue_take(struct hvio_queue *q,
 			       struct hvio_vq_chain *chain);
 struct hvio_done *hvio_queue_done_next(struct hvio_queue *q, u16 head);
 bool hvio_queue_flush_done(struct hvio_queue *q, bool drained, bool broken);
+bool hvio_queue_more(struct hvio_queue *q);
 
 /* hvio_net.c */
 int hvio_net_check(const struct hvio_dev_create *arg);

@@ -338,7 +338,7 @@ again:
 	drained = false;
 	while (n < max) {
 		if (n >= HVIO_NET_BUDGET_PKTS) {
-			budget = q->nr_spare || hvio_vq_avail(&q->vq) > 0;
+			budget = q->nr_spare || hvio_queue_more(q);
 			break;
 		}
 		/* Top up the spare list (bounded: done[] has size slots). */
@@ -370,7 +370,7 @@ again:
 		return 0;
 	/* The re-check after re-arming avail_event, as for other queues. */
 	if (drained && !broken && n < max && pops < size &&
-	    hvio_vq_avail(&q->vq) > 0)
+	    hvio_queue_more(q))
 		goto again;
 	if (budget) {
 		q->stats.budget_stops++;

@@ -93,15 +93,19 @@ void hvio_queues_free(struct hvio_dev *dev)
  * hvio_queue_kick() - the guest notified a ready queue (bridge IRQ path)
  * @dev: device, dev->lock held
  * @queue: queue index, checked by the register file
+ *
+ * Return: true when the queue's eventfd was signalled.
  */
-void hvio_queue_kick(struct hvio_dev *dev, u32 queue)
+bool hvio_queue_kick(struct hvio_dev *dev, u32 queue)
 {
 	struct hvio_queue *q = &dev->queues[queue];
 
 	lockdep_assert_held(&dev->lock);
 	q->stats.kicks++;
-	if (q->efd)
-		hvio_eventfd_signal(q->efd);
+	if (!q->efd)
+		return false;
+	hvio_eventfd_signal(q->efd);
+	return true;
 }
 
 /* Under dev->lock: is the queue attached in the current generation? */
@@ -323,6 +327,24 @@ bool hvio_queue_flush_done(struct hvio_queue *q, bool drained, bool broken)
 	return current_gen;
 }
 
+/**
+ * hvio_queue_more() - does the avail ring hold more, after a fetch?
+ * @q: queue, q->lock held
+ *
+ * A look at avail->idx outside hvio_queue_take() can find the guest
+ * jumping it; that stops the queue like any other ring violation.
+ *
+ * Return: true when there are chains to take.
+ */
+bool hvio_queue_more(struct hvio_queue *q)
+{
+	int n = hvio_vq_avail(&q->vq);
+
+	if (n < 0)
+		hvio_queue_flush_done(q, false, true);
+	return n > 0;
+}
+
 static bool hvio_queue_is_net(const struct hvio_queue *q)
 {
 	return q->dev->mmio.device_id == VIRTIO_ID_NET;
@@ -381,7 +403,7 @@ again:
 	while (taken < max) {
 		if (net && (taken >= HVIO_NET_BUDGET_PKTS ||
 			    bytes >= HVIO_NET_BUDGET_BYTES)) {
-			budget = hvio_vq_avail(&q->vq) > 0;
+			budget = hvio_queue_more(q);
 			break;
 		}
 		took = hvio_queue_take(q, &chain);
@@ -422,7 +444,7 @@ again:
 	 * available before the guest saw it would not be kicked, so look
 	 * once more (vhost's enable_notify re-check).
 	 */
-	if (drained && taken < max && hvio_vq_avail(&q->vq) > 0)
+	if (drained && taken < max && hvio_queue_more(q))
 		goto again;
 	if (budget) {
 		q->stats.budget_stops++;

@@ -9,6 +9,7 @@
  * or a cancelled op gives the buffers back for the next op; the fairness
  * budget stops a fetch and says so.
  */
+#include <sys/eventfd.h>
 #include <linux/virtio_net.h>
 #include <linux/virtio_ring.h>
 
@@ -645,6 +646,36 @@ TEST_F(netq, reset_drops_rx_ops_and_spares)
 	ASSERT_EQ(1, run(self, RXQ, NULL, 0, tags, QN, NULL));
 	EXPECT_EQ(2, self->ops[RXQ][tags[0]].nr_segs);
 	EXPECT_NE(old_gen, self->gen);
+}
+
+TEST_F(netq, kick_with_eventfd_does_not_wake_the_device_fd)
+{
+	/* A queue with an eventfd is woken through it alone: the kick
+	 * signals the eventfd and leaves HVIO_EV_KICK to queues without one
+	 * (whose kick still wakes poll on the device fd). */
+	struct hvio_queue_eventfd qe = { .queue = TXQ };
+	struct hvio_dev_events ev;
+	uint64_t n = 0;
+	int efd;
+
+	NEED_SETUP();
+	efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	ASSERT_LE(0, efd);
+	qe.fd = efd;
+	ASSERT_EQ(0, ioctl(self->fd, HVIO_DEV_SET_QUEUE_EVENTFD, &qe));
+	ASSERT_EQ(0, fg_dev_events(self->fd, &ev));	/* clear */
+	kick(self, TXQ);
+	EXPECT_EQ(sizeof(n), read(efd, &n, sizeof(n)));
+	EXPECT_EQ(1, n);
+	EXPECT_EQ(0, fg_poll_in(self->fd, 0));
+	ASSERT_EQ(0, fg_dev_events(self->fd, &ev));
+	EXPECT_EQ(0, ev.events & HVIO_EV_KICK);
+	kick(self, RXQ);
+	EXPECT_EQ(1, fg_poll_in(self->fd, 1000));
+	ASSERT_EQ(0, fg_dev_events(self->fd, &ev));
+	EXPECT_EQ(HVIO_EV_KICK, ev.events & HVIO_EV_KICK);
+	EXPECT_EQX(1U << RXQ, ev.kicked_queues);
+	close(efd);
 }
 
 TEST_HARNESS_MAIN

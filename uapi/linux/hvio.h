@@ -236,7 +236,9 @@ struct hvio_dev_config {
  */
 #define HVIO_EV_STATUS		(1U << 0)	/* status byte changed */
 #define HVIO_EV_RESET		(1U << 1)	/* device was reset */
-#define HVIO_EV_KICK		(1U << 2)	/* see kicked_queues */
+#define HVIO_EV_KICK		(1U << 2)	/* see kicked_queues; only
+						 * queues without an eventfd
+						 */
 struct hvio_dev_events {
 	__u32 events;
 	__u32 status;		/* current status byte */

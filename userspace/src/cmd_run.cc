@@ -65,6 +65,10 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
+// How long to wait for a dying daemon to let go of a device: 5 s.
+constexpr int kAttachRetries = 100;
+constexpr auto kAttachRetryDelay = std::chrono::milliseconds(50);
+
 // The kernel side of one queue of a device fd.
 class DeviceQueueBackend final : public QueueBackend {
   public:
@@ -377,7 +381,13 @@ int Daemon::map_zone_ram(const DeviceFd &dev, uint32_t zone_id, const std::strin
 int Daemon::open_device(const hvio_dev_create &dc, const std::string &where, DeviceFd &dev,
                         bool &reattached) {
     const char *w = where.c_str();
+    // A daemon that was just killed holds its devices until its last
+    // thread (io_uring workers included) is gone: give it a moment.
     auto att = ctl_->dev_attach(dc.zone_id, dc.mmio_base);
+    for (int i = 0; !att && att.error() == EBUSY && i < kAttachRetries; i++) {
+        std::this_thread::sleep_for(kAttachRetryDelay);
+        att = ctl_->dev_attach(dc.zone_id, dc.mmio_base);
+    }
     if (att) {
         DeviceFd old(std::move(*att));
         auto info = old.info();

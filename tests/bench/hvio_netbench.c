@@ -1,0 +1,571 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * hvio_netbench: virtio-net frames through the whole hvio path — fake
+ * hvisor and guest driver (this program, through /dev/hvio-sim), the
+ * module's bridge and virtqueue engine, the hvio daemon, the TAP — and, in
+ * the same run, a plain loop of write()s / read()s on a TAP fd of our own
+ * as the baseline.  Frames: 64 and 1514 bytes, and 64 KiB TCPv4 GSO
+ * frames (TX: the guest's TSO frames; RX: GRO'd bursts forwarded to the
+ * TAP, fakenet.h).
+ *
+ * Host side: a sink thread counts what comes out of a TAP (AF_PACKET
+ * socket); a source thread feeds a TAP (AF_PACKET send, or GRO bursts).
+ * The same sink and source serve the guest run and the baseline.
+ *
+ * The guest behaves like Linux's virtio_net with EVENT_IDX: it kicks only
+ * when avail_event asks for it; TX keeps interrupts off until the ring is
+ * full, RX re-enables them when it has drained the used ring (NAPI) and
+ * sleeps on the FINISH_REQ eventfd.
+ *
+ * Prints one JSON object per line per (dir, frame), e.g.
+ *   {"bench":"net","arch":"x86_64","dir":"tx","frame":1514,"pps":...,
+ *    "gbps":...,"base_pps":...,"base_gbps":...,"ratio":...,
+ *    "kicks_per_pkt":...,"irqs_per_pkt":...}
+ * and a kselftest totals line: a run is "ok" when frames moved both in
+ * the guest run and the baseline and none was malformed.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/if_tun.h>
+#include <linux/virtio_net.h>
+#include <linux/virtio_ring.h>
+
+#include "fakeguest.h"
+#include "fakenet.h"
+#include "fakevring.h"
+
+#define ZONE		7
+#define GPA		0x80000000ULL
+#define ZONE_SIZE	(32ULL << 20)
+#define MMIO		0x0a000000ULL
+#define IRQ		34
+#define QSIZE		256
+#define RING_GPA	(GPA + 0x10000)
+#define TXBUF_GPA	(GPA + (1ULL << 20))	/* QSIZE TX slots */
+#define TXSLOT		(HVIO_NET_HDR_LEN + HVIO_NET_MAX_FRAME + 16 * FV_MAX_CHAIN + 64)
+#define RXBUF_GPA	(GPA + (24ULL << 20))	/* QSIZE 4 KiB RX buffers */
+#define RXBUF		4096
+#define TAP		"hvt0"
+#define BASE_TAP	"hvb0"
+#define GRO_SRC		"hvsrc"
+#define HDR		HVIO_NET_HDR_LEN
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+#define TSO_FRAME	65014
+#define GSO_SEGS	45
+#define MSS		1448
+#define F(x)		(1ULL << VIRTIO_NET_F_##x)
+#define WANT		(FG_F_VERSION_1 | (1ULL << VIRTIO_RING_F_EVENT_IDX) | \
+			 (1ULL << VIRTIO_RING_F_INDIRECT_DESC) | F(MAC) |	\
+			 F(STATUS) | F(MTU) | F(MRG_RXBUF) | F(CSUM) |		\
+			 F(GUEST_CSUM) | F(HOST_TSO4) | F(GUEST_TSO4))
+
+static double seconds = 3.0;
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+struct bench {
+	struct fg fg;
+	struct fg_zone z;
+	struct fg_vdev v;
+	struct fn_daemon d;
+	struct fv_ring rx, tx;
+	struct fn_gro_src gro;
+	int tap_idx, base_idx;
+	int base_fd;			/* the baseline's TAP */
+	uint64_t kicks, irqs;
+};
+
+static void *gp(struct bench *b, uint64_t gpa)
+{
+	return fg_zone_ptr(&b->fg, &b->z, gpa);
+}
+
+static void kick(struct bench *b, struct fv_ring *r, unsigned int q)
+{
+	fv_publish(r);
+	if (fv_kick_prepare(r)) {
+		fg_notify(&b->fg, 0, ZONE, MMIO + VIRTIO_MMIO_QUEUE_NOTIFY, q);
+		b->kicks++;
+	}
+}
+
+static void pump(struct bench *b, unsigned int wait_ms)
+{
+	struct hvio_device_res res[HVIO_BRIDGE_MAX_REQ];
+	int n, i;
+
+	if (wait_ms)
+		fg_wait_finish(&b->fg, wait_ms);
+	n = fg_drain_res(&b->fg, res, HVIO_BRIDGE_MAX_REQ);
+	for (i = 0; i < n && i < HVIO_BRIDGE_MAX_REQ; i++)
+		b->irqs += res[i].target_zone == ZONE && res[i].irq_id == IRQ;
+}
+
+/* ---- host side: sink and source threads ------------------------------- */
+
+struct host {
+	pthread_t th;
+	bool stop;		/* set by host_stop() (atomic) */
+	int fd;			/* packet socket (sink, frame source) */
+	struct fn_gro_src *gro;	/* GRO bursts instead of frames */
+	uint32_t frame;		/* source: bytes per frame; sink: expected */
+	uint64_t frames, bytes, bad;
+};
+
+static void *sink_main(void *arg)
+{
+	static uint8_t buf[FN_MAX_PKT];
+	struct host *h = arg;
+	ssize_t n;
+
+	while (!__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) {
+		n = fn_pkt_recv(h->fd, buf, sizeof(buf), 50);
+		if (n < 0)
+			continue;
+		if ((uint32_t)n != h->frame) {
+			h->bad++;
+			continue;
+		}
+		h->frames++;
+		h->bytes += n;
+	}
+	return NULL;
+}
+
+static void *source_main(void *arg)
+{
+	static uint8_t f[FN_MAX_PKT];
+	struct host *h = arg;
+	uint32_t seq = 0, seq0;
+
+	fn_frame_test(f, h->frame, fn_guest_mac, fn_host_mac, 1, 0);
+	while (!__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) {
+		if (h->gro) {
+			if (fn_gro_src_send(h->gro, GSO_SEGS, MSS, &seq0))
+				h->bad++;
+			continue;
+		}
+		/* a full TAP queue drops: that is the offered load */
+		if (send(h->fd, f, h->frame, MSG_DONTWAIT) > 0)
+			h->frames++;
+		else if (errno == EAGAIN || errno == ENOBUFS)
+			sched_yield();
+		seq++;
+	}
+	return NULL;
+}
+
+static int host_start(struct host *h, void *(*fn)(void *))
+{
+	h->stop = false;
+	h->frames = h->bytes = h->bad = 0;
+	return pthread_create(&h->th, NULL, fn, h);
+}
+
+static void host_stop(struct host *h)
+{
+	__atomic_store_n(&h->stop, true, __ATOMIC_RELAXED);
+	pthread_join(h->th, NULL);
+}
+
+/* ---- the guest ---------------------------------------------------------- */
+
+/* TX slot i: header + frame, and the chain layout to post it with. */
+static void tx_prepare(struct bench *b, uint32_t frame, struct fv_buf *v,
+		       unsigned int *nv)
+{
+	struct virtio_net_hdr_mrg_rxbuf h;
+	unsigned int i, n;
+	uint32_t off, l;
+	uint8_t *p;
+
+	memset(&h, 0, sizeof(h));
+	if (frame == TSO_FRAME) {
+		h.hdr.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+		h.hdr.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+		h.hdr.hdr_len = FN_TCP4_HDR_LEN;
+		h.hdr.gso_size = MSS;
+		h.hdr.csum_start = FN_TCP4_CSUM_START;
+		h.hdr.csum_offset = FN_TCP4_CSUM_OFFSET;
+	}
+	for (i = 0; i < QSIZE; i++) {
+		p = gp(b, TXBUF_GPA + (uint64_t)i * TXSLOT);
+		memcpy(p, &h, HDR);
+		if (frame == TSO_FRAME)
+			fn_frame_tcp4(p + HDR, TSO_FRAME - FN_TCP4_HDR_LEN,
+				      fn_host_mac, fn_guest_mac, i, true);
+		else
+			fn_frame_test(p + HDR, frame, fn_host_mac, fn_guest_mac, 2, i);
+	}
+	/* slot-relative: header, then the frame in 4 KiB pieces */
+	n = 0;
+	v[n++] = (struct fv_buf){ 0, HDR, false };
+	for (off = 0; off < frame; off += l) {
+		l = frame - off < 4096 ? frame - off : 4096;
+		v[n++] = (struct fv_buf){ HDR + off, l, false };
+	}
+	*nv = n;
+}
+
+static double guest_tx(struct bench *b, uint32_t frame, struct host *sink,
+		       uint64_t *pkts)
+{
+	struct fv_buf tmpl[FV_MAX_CHAIN], v[FV_MAX_CHAIN];
+	unsigned int nv, i, slot = 0;
+	double t0, t1, t;
+	uint64_t gpa;
+	bool indirect = frame == TSO_FRAME;
+
+	tx_prepare(b, frame, tmpl, &nv);
+	fv_disable_cb(&b->tx);
+	t0 = now();
+	t1 = t0 + seconds;
+	while (now() < t1) {
+		while (fv_free(&b->tx) >= (indirect ? 1 : nv)) {
+			gpa = TXBUF_GPA + (uint64_t)slot * TXSLOT;
+			for (i = 0; i < nv; i++) {
+				v[i] = tmpl[i];
+				v[i].gpa += gpa;
+			}
+			if (indirect)
+				fv_add(&b->tx, v, nv,
+				       gp(b, gpa + TXSLOT - 16 * FV_MAX_CHAIN),
+				       gpa + TXSLOT - 16 * FV_MAX_CHAIN, NULL);
+			else
+				fv_add(&b->tx, v, nv, NULL, 0, NULL);
+			slot = (slot + 1) % QSIZE;
+		}
+		kick(b, &b->tx, HVIO_NET_TX_QUEUE);
+		while (fv_get_used(&b->tx, NULL, NULL) == 1)
+			;
+		if (fv_free(&b->tx) < (indirect ? 1 : nv)) {
+			/* ring full: ask for an interrupt, then sleep for it */
+			fv_enable_cb(&b->tx);
+			if (fv_used_idx(&b->tx) == b->tx.last_used)
+				pump(b, 1);
+			else
+				pump(b, 0);
+			fv_disable_cb(&b->tx);
+		}
+	}
+	t = now() - t0;
+	fg_sleep_ms(100);	/* what is in flight reaches the sink */
+	while (fv_get_used(&b->tx, NULL, NULL) == 1)
+		;
+	*pkts = sink->frames;
+	return t;
+}
+
+static void rx_post(struct bench *b, unsigned int i)
+{
+	struct fv_buf v = { RXBUF_GPA + (uint64_t)i * RXBUF, RXBUF, true };
+
+	fv_add(&b->rx, &v, 1, NULL, (uint64_t)0, (void *)(uintptr_t)(i + 1));
+}
+
+/* Give every used RX buffer back to the device. */
+static void rx_recycle(struct bench *b)
+{
+	void *tok;
+
+	while (fv_get_used(&b->rx, NULL, &tok) == 1)
+		rx_post(b, (unsigned int)(uintptr_t)tok - 1);
+	kick(b, &b->rx, HVIO_NET_RX_QUEUE);
+}
+
+static double guest_rx(struct bench *b, uint32_t frame, uint64_t *pkts,
+		       uint64_t *bytes, uint64_t *bad)
+{
+	struct virtio_net_hdr_mrg_rxbuf *h;
+	unsigned int left = 0, posted;
+	bool counting = false;
+	double t0, t1;
+	uint32_t len;
+	void *tok;
+	int i;
+
+	*pkts = *bytes = *bad = 0;
+	t0 = now();
+	t1 = t0 + seconds;
+	while (now() < t1) {
+		posted = 0;
+		while (fv_get_used(&b->rx, &len, &tok) == 1) {
+			i = (int)(uintptr_t)tok - 1;
+			if (!left) {
+				h = gp(b, RXBUF_GPA + (uint64_t)i * RXBUF);
+				left = h->num_buffers;
+				if (!left || len < HDR) {
+					(*bad)++;
+					left = 1;
+					len = HDR;
+				}
+				/* frames of another size: left over from the run before */
+				counting = frame == TSO_FRAME || len - HDR == frame;
+				if (counting) {
+					(*pkts)++;
+					*bytes += len - HDR;
+				}
+			} else if (counting) {
+				*bytes += len;
+			}
+			left--;
+			rx_post(b, i);
+			posted++;
+		}
+		if (posted) {
+			kick(b, &b->rx, HVIO_NET_RX_QUEUE);
+			continue;
+		}
+		/* NAPI: interrupts on, re-check, sleep */
+		fv_enable_cb(&b->rx);
+		if (fv_used_idx(&b->rx) == b->rx.last_used)
+			pump(b, 1);
+		else
+			pump(b, 0);
+		fv_disable_cb(&b->rx);
+	}
+	return now() - t0;
+}
+
+/* ---- baselines on our own TAP ------------------------------------------- */
+
+static double base_tx(struct bench *b, uint32_t frame, struct host *sink)
+{
+	static uint8_t f[HDR + FN_MAX_PKT];
+	struct virtio_net_hdr_mrg_rxbuf *h = (void *)f;
+	double t0 = now(), t1 = t0 + seconds;
+
+	memset(h, 0, sizeof(*h));
+	if (frame == TSO_FRAME) {
+		h->hdr.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+		h->hdr.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+		h->hdr.hdr_len = FN_TCP4_HDR_LEN;
+		h->hdr.gso_size = MSS;
+		h->hdr.csum_start = FN_TCP4_CSUM_START;
+		h->hdr.csum_offset = FN_TCP4_CSUM_OFFSET;
+		fn_frame_tcp4(f + HDR, TSO_FRAME - FN_TCP4_HDR_LEN, fn_host_mac,
+			      fn_guest_mac, 1, true);
+	} else {
+		fn_frame_test(f + HDR, frame, fn_host_mac, fn_guest_mac, 3, 0);
+	}
+	while (now() < t1)
+		if (write(b->base_fd, f, HDR + frame) < 0)
+			sink->bad++;
+	t1 = now() - t0;
+	fg_sleep_ms(100);
+	return t1;
+}
+
+static double base_rx(struct bench *b, uint32_t frame, uint64_t *pkts,
+		      uint64_t *bytes)
+{
+	static uint8_t f[HDR + FN_MAX_PKT];
+	struct pollfd pfd = { .fd = b->base_fd, .events = POLLIN };
+	double t0 = now(), t1 = t0 + seconds;
+	ssize_t n;
+
+	*pkts = *bytes = 0;
+	while (now() < t1) {
+		n = read(b->base_fd, f, sizeof(f));
+		if (n > HDR && (frame == TSO_FRAME || n - HDR == frame)) {
+			(*pkts)++;
+			*bytes += n - HDR;
+		} else if (n < 0 && errno == EAGAIN) {
+			poll(&pfd, 1, 1);
+		}
+	}
+	return now() - t0;
+}
+
+/* ---- main -------------------------------------------------------------- */
+
+static int setup(struct bench *b)
+{
+	char json[1024];
+	int r;
+
+	memset(b, 0, sizeof(*b));
+	b->base_fd = -1;
+	b->gro.fd = -1;
+	r = fg_open(&b->fg);
+	if (r) {
+		printf("Bail out! fg_open: %s\n", b->fg.err);
+		return r;
+	}
+	r = fn_netns_enter();
+	if (r) {
+		printf("Bail out! unshare(CLONE_NEWNET): %s\n", strerror(-r));
+		return r;
+	}
+	b->z = (struct fg_zone){ .id = ZONE, .zonex_ipa = GPA, .ram_off = 0,
+				 .size = ZONE_SIZE };
+	memset(b->fg.ram, 0, ZONE_SIZE);
+	snprintf(json, sizeof(json),
+		 "{\"zones\":[{\"id\":%d,\"memory_region\":[{\"zone0_ipa\":\"%#llx\",\"zonex_ipa\":\"%#llx\",\"size\":\"%#llx\"}],"
+		 "\"devices\":[{\"type\":\"net\",\"addr\":\"%#llx\",\"len\":\"0x200\",\"irq\":%d,\"tap\":\"%s\","
+		 "\"mac\":[\"0x02\",\"0x00\",\"0x00\",\"0x00\",\"0x00\",\"0x01\"],\"status\":\"enable\","
+		 "\"mtu\":1500,\"offloads\":true,\"mrg_rxbuf\":true,\"queue_size\":%d}]}]}\n",
+		 ZONE, (unsigned long long)b->fg.info.ram_base,
+		 (unsigned long long)GPA, (unsigned long long)ZONE_SIZE,
+		 (unsigned long long)MMIO, IRQ, TAP, QSIZE);
+	fn_daemon_init(&b->d, "netbench");
+	r = fn_daemon_start(&b->d, json, "hvio: ready (1 devices)", 20000);
+	if (r) {
+		printf("Bail out! hvio run not ready (%s): %s\n", strerror(-r),
+		       fn_daemon_log(&b->d));
+		return r;
+	}
+	b->tap_idx = fn_if_wait(TAP, 5000);
+	b->base_fd = fn_tap_open(BASE_TAP, true, TUN_F_CSUM | TUN_F_TSO4);
+	if (b->tap_idx < 0 || b->base_fd < 0) {
+		printf("Bail out! TAPs: %d %d\n", b->tap_idx, b->base_fd);
+		return -ENODEV;
+	}
+	fcntl(b->base_fd, F_SETFL, O_NONBLOCK);
+	b->base_idx = fn_if_index(BASE_TAP);
+	if (fn_if_set_up(TAP, true) || fn_if_set_up(BASE_TAP, true)) {
+		printf("Bail out! TAPs up\n");
+		return -EIO;
+	}
+	/* 10.99.0.2 behind the daemon's TAP, 10.97.0.2 behind ours */
+	r = fn_gro_src_open(&b->gro, GRO_SRC, TAP);
+	if (!r)
+		r = fn_gro_src_route(&b->gro, BASE_TAP, 97);
+	if (r) {
+		printf("Bail out! GRO source: %s\n", strerror(-r));
+		return r;
+	}
+	b->gro.sync_tick = false;
+	fg_vdev_init(&b->v, &b->fg, 0, ZONE, MMIO);
+	r = fg_vdev_probe(&b->v, WANT, 2, QSIZE, RING_GPA);
+	if (r) {
+		printf("Bail out! probe: %s\n", b->v.err);
+		return r;
+	}
+	fv_init(&b->rx, b->v.vq[0].num, gp(b, b->v.vq[0].desc),
+		gp(b, b->v.vq[0].driver), gp(b, b->v.vq[0].device), true);
+	fv_init(&b->tx, b->v.vq[1].num, gp(b, b->v.vq[1].desc),
+		gp(b, b->v.vq[1].driver), gp(b, b->v.vq[1].device), true);
+	fg_flush_res(&b->fg);
+	return 0;
+}
+
+int main(void)
+{
+	static const uint32_t frames[] = { 64, 1514, TSO_FRAME };
+	struct host sink = { 0 }, src = { 0 };
+	unsigned int i, dir, test = 0, failed = 0;
+	uint64_t pkts, bytes, bad, bpkts, bbytes, k0, i0;
+	double t, bt, pps, base;
+	struct utsname u;
+	struct bench b;
+	bool ok;
+
+	if (getenv("HVIO_BENCH_SECONDS"))
+		seconds = atof(getenv("HVIO_BENCH_SECONDS"));
+	uname(&u);
+	printf("TAP version 13\n1..6\n");
+	if (setup(&b))
+		return 1;
+	for (i = 0; i < QSIZE; i++)
+		rx_post(&b, i);
+	kick(&b, &b.rx, HVIO_NET_RX_QUEUE);
+
+	for (dir = 0; dir < 2; dir++) {
+		for (i = 0; i < ARRAY_SIZE(frames); i++) {
+			uint32_t f = frames[i];
+
+			k0 = b.kicks;
+			i0 = b.irqs;
+			if (dir == 0) {
+				/* guest -> TAP, then our write() loop -> base TAP */
+				sink.fd = fn_pkt_open(b.tap_idx, false);
+				sink.frame = f;
+				host_start(&sink, sink_main);
+				t = guest_tx(&b, f, &sink, &pkts);
+				host_stop(&sink);
+				pkts = sink.frames;
+				bad = sink.bad;
+				bytes = sink.bytes;
+				close(sink.fd);
+				sink.fd = fn_pkt_open(b.base_idx, false);
+				host_start(&sink, sink_main);
+				bt = base_tx(&b, f, &sink);
+				host_stop(&sink);
+				bpkts = sink.frames;
+				bbytes = sink.bytes;
+				bad += sink.bad;
+				close(sink.fd);
+			} else {
+				/* source -> TAP -> guest, then source -> base TAP -> read() */
+				src.fd = fn_pkt_open(b.tap_idx, false);
+				src.frame = f;
+				src.gro = f == TSO_FRAME ? &b.gro : NULL;
+				b.gro.subnet = 99;
+				host_start(&src, source_main);
+				t = guest_rx(&b, f, &pkts, &bytes, &bad);
+				host_stop(&src);
+				close(src.fd);
+				fg_sleep_ms(100);
+				rx_recycle(&b);
+				src.fd = fn_pkt_open(b.base_idx, false);
+				b.gro.subnet = 97;
+				host_start(&src, source_main);
+				bt = base_rx(&b, f, &bpkts, &bbytes);
+				host_stop(&src);
+				close(src.fd);
+				bad += src.bad;
+				/* the guest ring starts the next run full */
+				fg_sleep_ms(100);
+				rx_recycle(&b);
+			}
+			pps = pkts / t;
+			base = bpkts / bt;
+			ok = pkts && bpkts && !bad;
+			printf("{\"bench\":\"net\",\"arch\":\"%s\",\"dir\":\"%s\",\"frame\":%u,\"gso\":%s,\"pps\":%.0f,\"gbps\":%.3f,\"base_pps\":%.0f,\"base_gbps\":%.3f,\"ratio\":%.3f,\"kicks_per_pkt\":%.4f,\"irqs_per_pkt\":%.4f,\"bytes_per_pkt\":%.0f}\n",
+			       u.machine, dir ? "rx" : "tx",
+			       f == TSO_FRAME && dir ? FN_TCP4_HDR_LEN + GSO_SEGS * MSS : f,
+			       f == TSO_FRAME ? "true" : "false", pps,
+			       bytes * 8 / t / 1e9, base, bbytes * 8 / bt / 1e9,
+			       base > 0 ? pps / base : 0,
+			       pkts ? (double)(b.kicks - k0) / pkts : 0,
+			       pkts ? (double)(b.irqs - i0) / pkts : 0,
+			       pkts ? (double)bytes / pkts : 0);
+			printf("%s %u net %s frame %u (%llu packets, %llu baseline, %llu bad)\n",
+			       ok ? "ok" : "not ok", ++test, dir ? "rx" : "tx", f,
+			       (unsigned long long)pkts, (unsigned long long)bpkts,
+			       (unsigned long long)bad);
+			failed += !ok;
+			fflush(stdout);
+		}
+	}
+	if (fn_daemon_stop(&b.d, SIGTERM, 10000) != 0) {
+		printf("# hvio run did not exit 0 on SIGTERM\n");
+		failed++;
+	}
+	fn_daemon_cleanup(&b.d);
+	fn_gro_src_close(&b.gro);
+	close(b.base_fd);
+	fg_close(&b.fg);
+	printf("# Totals: pass:%u fail:%u xfail:0 xpass:0 skip:0 error:0\n",
+	       test - failed, failed);
+	return failed ? 1 : 0;
+}
