@@ -5,12 +5,16 @@
 # hvio's devices.  Included from the top-level Makefile.
 #
 #   make e2e ARCH=x86_64|arm64     build, boot the root VM, run two zone boots
-#   make demo ARCH=x86_64|arm64    one zone, a dd workload, a readable summary
+#   make demo ARCH=x86_64|arm64    one zone, a workload, a readable summary
+#                                  (x86_64: fio, iperf3, ping; arm64: dd)
 #
 # Pieces, all under build/<arch>/e2e/:
 #   hvemu            the VMM (static, C++20, tests/hvemu/)
 #   guest/           x86_64: hvemu_mmio.ko, built against Debian's headers
 #   zone.cpio.gz     the zone's initramfs (tests/e2e/mkzone)
+#   demo-tools/      x86_64: fio, iperf3 and their libraries (tests/e2e/demo-tools)
+#   demo-root-tools/ x86_64: iperf3 and its libraries, /demo in the root VM
+#   demo-tools.img   x86_64: demo-tools/ as an ext4 image, the demo's vdb
 # The zone boots the same Debian kernel as the root VM.
 
 E2E_OUT := $(OUT)/e2e
@@ -31,6 +35,17 @@ E2E_ZONE_TIMEOUT ?= 240
 E2E_VM_ARGS_x86_64 := --nested --kmod kvm-amd --kmod tun
 E2E_VM_ARGS_arm64 := --sim-ram-dt --kmod tun
 
+# make demo on x86_64: fio and iperf3 with their libraries (about 85 MB,
+# mostly fio's storage engines: too much for the zone's 256 MiB as an
+# initramfs) go to the zone as an ext4 image on its read-only disk vdb;
+# iperf3 alone goes to the root VM as /demo for iperf3 -s.  make e2e's
+# zone image and disks stay without them.
+E2E_DEMO_TOOLS := $(if $(filter x86_64,$(ARCH)),$(E2E_OUT)/demo-tools)
+E2E_DEMO_ROOT_TOOLS := $(if $(E2E_DEMO_TOOLS),$(E2E_OUT)/demo-root-tools)
+E2E_DEMO_DEPS := $(if $(E2E_DEMO_TOOLS),$(E2E_OUT)/demo-tools.img $(E2E_DEMO_ROOT_TOOLS))
+E2E_DEMO_ARGS := $(if $(E2E_DEMO_TOOLS),--extra-file $(E2E_DEMO_ROOT_TOOLS):/demo \
+	--extra-file $(E2E_OUT)/demo-tools.img:/e2e/demo-tools.img)
+
 .PHONY: e2e e2e-build demo
 
 $(HVEMU_BIN): $(HVEMU_SRCS) $(HVEMU_HDRS) $(UAPI_HDRS) | deps
@@ -49,6 +64,16 @@ $(E2E_ZONE): tests/e2e/mkzone tests/e2e/zone-init $(E2E_GUEST) | deps
 	@mkdir -p $(@D)
 	tests/e2e/mkzone $(ARCH) $@ $(E2E_GUEST)
 
+$(E2E_OUT)/demo-tools: tests/e2e/demo-tools | deps
+	tests/e2e/demo-tools $(ARCH) $@ fio iperf3
+
+$(E2E_OUT)/demo-root-tools: tests/e2e/demo-tools | deps
+	tests/e2e/demo-tools $(ARCH) $@ iperf3
+
+$(E2E_OUT)/demo-tools.img: $(E2E_DEMO_TOOLS)
+	rm -f $@
+	mke2fs -q -F -t ext4 -b 4096 -L demo-tools -d $< $@ $$(( $$(du -sm $< | cut -f1) + 32 ))M
+
 e2e-build: module userspace $(HVEMU_BIN) $(E2E_ZONE)
 
 e2e: e2e-build
@@ -61,13 +86,13 @@ e2e: e2e-build
 		--env E2E_ARCH=$(ARCH) --env E2E_ZONE_TIMEOUT=$(E2E_ZONE_TIMEOUT) \
 		-- tests/e2e/e2e-root
 
-demo: e2e-build
+demo: e2e-build $(E2E_DEMO_DEPS)
 	scripts/vm-run --arch $(ARCH) --name demo --timeout $(E2E_TIMEOUT) --mem 1536 \
 		$(E2E_VM_ARGS_$(ARCH)) \
 		--extra-file $(CMAKE_DIR)/hvio:/bin/hvio \
 		--extra-file $(HVEMU_BIN):/bin/hvemu \
 		--extra-file $(E2E_KERNEL):/e2e/zone-kernel \
-		--extra-file $(E2E_ZONE):/e2e/zone.cpio.gz \
+		--extra-file $(E2E_ZONE):/e2e/zone.cpio.gz $(E2E_DEMO_ARGS) \
 		--env E2E_ARCH=$(ARCH) --env E2E_ZONE_TIMEOUT=$(E2E_ZONE_TIMEOUT) --env E2E_MODE=demo \
 		-- tests/e2e/e2e-root; rc=$$?; echo; \
 	tr -d '\r' <$(OUT)/demo/console.log | sed -n '/^# ==== hvio demo/,/^# Totals/p' | sed 's/^# \{0,1\}//'; \
