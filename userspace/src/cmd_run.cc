@@ -795,6 +795,28 @@ json counters_json(const QueueCounters &c) {
                 {"inflight", v(c.inflight)}};
 }
 
+// The kernel's view of a device for `hvio status`: state as the guest set
+// it up, and the device counters.
+void add_device_state(json &j, const DeviceFd &dev, unsigned nq) {
+    if (auto info = dev.info()) {
+        json qs = json::array();
+        for (unsigned q = 0; q < nq; q++)
+            qs.push_back({{"num", info->queues[q].num}, {"ready", info->queues[q].ready}});
+        j["info"] = {{"status", info->status},
+                     {"device_features", info->device_features},
+                     {"driver_features", info->driver_features},
+                     {"generation", info->generation},
+                     {"interrupt_status", info->interrupt_status},
+                     {"queues", qs}};
+    } else {
+        j["info_error"] = info.message();
+    }
+    if (auto st = dev.stats())
+        j["stats"] = dev_stats_json(*st);
+    else
+        j["stats_error"] = st.message();
+}
+
 std::string Daemon::report() {
     json devs = json::array();
     for (const auto &d : devs_) {
@@ -816,23 +838,7 @@ std::string Daemon::report() {
                {"reattached", d->reattached},
                {"blk_size", d->img.blk_size},
                {"queue_size", c.queue_size}};
-        if (auto info = d->dev.info()) {
-            json qs = json::array();
-            for (unsigned q = 0; q < c.queues; q++)
-                qs.push_back({{"num", info->queues[q].num}, {"ready", info->queues[q].ready}});
-            j["info"] = {{"status", info->status},
-                         {"device_features", info->device_features},
-                         {"driver_features", info->driver_features},
-                         {"generation", info->generation},
-                         {"interrupt_status", info->interrupt_status},
-                         {"queues", qs}};
-        } else {
-            j["info_error"] = info.message();
-        }
-        if (auto st = d->dev.stats())
-            j["stats"] = dev_stats_json(*st);
-        else
-            j["stats_error"] = st.message();
+        add_device_state(j, d->dev, c.queues);
         json queues = json::array();
         for (const auto &q : d->queues) {
             json qj{{"index", q->queue->index()}};
@@ -865,23 +871,7 @@ std::string Daemon::report() {
                {"link", nc.link_status.load() & kNetSLinkUp ? "up" : "down"},
                {"tun_offload", nc.offload_flags.load()},
                {"queue_size", c.queue_size}};
-        if (auto info = d->dev.info()) {
-            json qs = json::array();
-            for (unsigned q = 0; q < 2; q++)
-                qs.push_back({{"num", info->queues[q].num}, {"ready", info->queues[q].ready}});
-            j["info"] = {{"status", info->status},
-                         {"device_features", info->device_features},
-                         {"driver_features", info->driver_features},
-                         {"generation", info->generation},
-                         {"interrupt_status", info->interrupt_status},
-                         {"queues", qs}};
-        } else {
-            j["info_error"] = info.message();
-        }
-        if (auto st = d->dev.stats())
-            j["stats"] = dev_stats_json(*st);
-        else
-            j["stats_error"] = st.message();
+        add_device_state(j, d->dev, 2);
         json queues = json::array();
         for (uint16_t q = 0; q < 2; q++) {
             json qj{{"index", q}, {"name", q == HVIO_NET_RX_QUEUE ? "rx" : "tx"}};
