@@ -5,7 +5,7 @@
 # the test entry points.  Everything goes to build/<arch>/.
 #
 #   make [ARCH=x86_64|arm64]           module + userspace + selftests
-#   make selftest [ARCH=..] [T=group]  run the selftests in a QEMU VM
+#   make selftest [ARCH=..] [T=group]  run the selftests in a QEMU VM (T=blk: all hvio_blk_*)
 #   make unit                          GoogleTest unit tests on the host
 #   make check                         unit + selftests on both arches
 #   make check-debug [T=group]         selftests on a KASAN/lockdep/kmemleak kernel
@@ -56,7 +56,10 @@ ST_SRCS := $(wildcard tests/selftests/hvio_*.c)
 ST_HELPERS := $(filter-out $(ST_SRCS),$(wildcard tests/selftests/*.c))
 ST_HDRS := $(wildcard tests/selftests/*.h)
 ST_BINS := $(patsubst tests/selftests/%.c,$(OUT)/selftests/%,$(ST_SRCS))
-ST_RUN := $(if $(T),$(OUT)/selftests/hvio_$(T),$(ST_BINS))
+# T=group runs hvio_<group>; a T with no program of that name runs every
+# hvio_<T>_* (T=blk: hvio_blk_data, hvio_blk_errors, ...).
+ST_PICK = $(or $(wildcard tests/selftests/hvio_$(T).c),$(wildcard tests/selftests/hvio_$(T)_*.c))
+ST_RUN := $(if $(T),$(patsubst tests/selftests/%.c,$(OUT)/selftests/%,$(ST_PICK)),$(ST_BINS))
 
 CMAKE_DIR := $(OUT)/userspace
 CMAKE_ARGS := -S userspace -B $(CMAKE_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -109,7 +112,7 @@ $(OUT)/selftests/%: tests/selftests/%.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDRS) | 
 	$(ST_CC) $(ST_CFLAGS) -o $@ $< $(ST_HELPERS)
 
 selftest: all
-	@[ -n "$(ST_RUN)" ] || { echo "make: no tests/selftests/hvio_*.c yet" >&2; exit 1; }
+	@[ -n "$(ST_RUN)" ] || { echo "make: no tests/selftests/hvio_$(or $(T),*).c$(if $(T), or hvio_$(T)_*.c)" >&2; exit 1; }
 	scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) --prog-timeout $(PROG_TIMEOUT) \
 		--kmod tun --extra-file $(CMAKE_DIR)/hvio:/bin/hvio -- $(ST_RUN)
 

@@ -23,14 +23,7 @@
 
 #include "kselftest_harness.h"
 #include "fakeguest.h"
-
-/* Geometry shared by the programs. */
-#define MIB			(1024ULL * 1024)
-#define MIN_SIM_RAM		(8 * MIB)	/* what the tests carve zones from */
-#define GUEST_RAM		0x80000000ULL	/* zonex_ipa of zone RAM */
-#define MMIO_BASE		0x0a000000ULL	/* first device window (zone IPA) */
-#define ZONE_A			1
-#define ZONE_B			2
+#include "geometry.h"
 
 /* -errno of a failed syscall, else its result. */
 static inline long sys_ret(long r)
