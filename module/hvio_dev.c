@@ -336,6 +336,8 @@ static int hvio_dev_check(const struct hvio_dev_create *a)
 		return -EINVAL;
 	if (a->device_id == VIRTIO_ID_NET)
 		return hvio_net_check(a);
+	if (a->device_id == VIRTIO_ID_BLOCK)
+		return hvio_blk_check(a);
 	return 0;
 }
 

@@ -254,6 +254,7 @@ u16 hvio_net_rx_fetch(struct hvio_queue *q, u16 *tags, u16 max,
 void hvio_net_complete(struct hvio_queue *q, u16 tag, s32 result);
 
 /* hvio_blk.c */
+int hvio_blk_check(const struct hvio_dev_create *arg);
 void hvio_blk_init(struct hvio_dev *dev);
 enum hvio_req_kind hvio_blk_prepare(struct hvio_queue *q,
 				    const struct hvio_vq_chain *chain,
