@@ -13,6 +13,7 @@
 
 #include <ctype.h>
 #include <dirent.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <linux/virtio_blk.h>
 #include <linux/virtio_config.h>
@@ -24,16 +25,37 @@
 FIXTURE(policy) {
 	struct fg fg;
 	bool skip;
+	bool locked;			/* fg never opened */
 };
+
+/* Is the kernel locked down (zone_ram_refused_under_lockdown ran)? */
+static bool locked_down(void)
+{
+	char buf[128] = "";
+	ssize_t n;
+	int fd;
+
+	fd = open("/sys/kernel/security/lockdown", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n > 0 && !strstr(buf, "[none]");
+}
 
 FIXTURE_SETUP(policy)
 {
+	if (locked_down()) {
+		self->skip = self->locked = true;
+		SKIP(return, "kernel locked down: no zone RAM at all");
+	}
 	hvio_fixture_open(_metadata, &self->fg, &self->skip);
 }
 
 FIXTURE_TEARDOWN(policy)
 {
-	hvio_fixture_close(_metadata, &self->fg);
+	if (!self->locked)
+		hvio_fixture_close(_metadata, &self->fg);
 }
 
 TEST_F(policy, sim_window_accepted)
@@ -295,6 +317,36 @@ TEST(zone_ram_on_device_ranges_refused)
 	z.size = fg.info.ram_size;
 	EXPECT_EQ(0, fg_zone_add(&fg, &z)) TH_LOG("the sim_ram window itself");
 	EXPECT_EQ(0, fg_zone_del(&fg, ZONE_A));
+	fg_close(&fg);
+}
+
+TEST(zone_ram_refused_under_lockdown)
+{
+	/* Under kernel lockdown (integrity, which closes /dev/mem) HVIO_ZONE_ADD refuses even the sim_ram window with EPERM.  Lockdown cannot be lifted: opt in with HVIO_TEST_LOCKDOWN=1, in a VM of its own. */
+	const char *path = "/sys/kernel/security/lockdown";
+	struct fg_zone z = { .id = ZONE_A, .zonex_ipa = GUEST_RAM,
+			     .ram_off = 0, .size = PAGE };
+	struct fg fg;
+	int fd, r;
+
+	if (!getenv("HVIO_TEST_LOCKDOWN"))
+		SKIP(return, "irreversible: set HVIO_TEST_LOCKDOWN=1 (scripts/vm-run --env) to run");
+	if (access(path, F_OK))
+		mount("securityfs", "/sys/kernel/security", "securityfs", 0, NULL);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		SKIP(return, "%s: %s (no lockdown LSM)", path, strerror(errno));
+	r = write(fd, "integrity", 9) == 9 ? 0 : -errno;
+	close(fd);
+	ASSERT_EQ(0, r) TH_LOG("lockdown: %s", errname(r));
+	r = fg_open(&fg);
+	if (r == -ENOENT)
+		SKIP(return, "%s", fg.err);
+	ASSERT_EQ(0, r) TH_LOG("%s", fg.err);
+	r = fg_zone_add(&fg, &z);
+	EXPECT_EQ(-EPERM, r) TH_LOG("zone RAM under lockdown: %s", errname(r));
+	if (r >= 0)
+		fg_zone_del(&fg, ZONE_A);
 	fg_close(&fg);
 }
 
