@@ -9,6 +9,8 @@
  * the spec's status code and never reaches the daemon or the image.
  */
 #include <linux/kernel.h>
+#include <linux/limits.h>
+#include <linux/spinlock.h>
 #include <linux/string.h>
 #include <linux/virtio_blk.h>
 
@@ -16,14 +18,63 @@
 
 #define HVIO_SECTOR_SHIFT	9
 
+/* Largest capacity whose byte offsets (sector << 9) fit in 64 bits. */
+#define HVIO_BLK_MAX_SECTORS	(U64_MAX >> HVIO_SECTOR_SHIFT)
+
+#define HVIO_BLK_BIT(b)		(1ULL << (b))
+
+/*
+ * Feature bits the request engine implements.  Everything here is either
+ * carried out by hvio_blk_prepare() or only describes config space; ring
+ * and transport features the engine lacks (RING_PACKED, IN_ORDER,
+ * ACCESS_PLATFORM, NOTIFICATION_DATA, ...) and request types it does not
+ * parse (LIFETIME, SECURE_ERASE, ZONED) are refused at creation: a guest
+ * that negotiated them would speak a protocol nobody answers.
+ */
+#define HVIO_BLK_FEATURES						\
+	(HVIO_BLK_BIT(VIRTIO_BLK_F_SIZE_MAX) |				\
+	 HVIO_BLK_BIT(VIRTIO_BLK_F_SEG_MAX) |				\
+	 HVIO_BLK_BIT(VIRTIO_BLK_F_GEOMETRY) |				\
+	 HVIO_BLK_BIT(VIRTIO_BLK_F_RO) |				\
+	 HVIO_BLK_BIT(VIRTIO_BLK_F_BLK_SIZE) |				\
+	 HVIO_BLK_BIT(VIRTIO_BLK_F_FLUSH) |				\
+	 HVIO_BLK_BIT(VIRTIO_BLK_F_TOPOLOGY) |				\
+	 HVIO_BLK_BIT(VIRTIO_BLK_F_CONFIG_WCE) |			\
+	 HVIO_BLK_BIT(VIRTIO_BLK_F_MQ) |				\
+	 HVIO_BLK_BIT(VIRTIO_BLK_F_DISCARD) |				\
+	 HVIO_BLK_BIT(VIRTIO_BLK_F_WRITE_ZEROES) |			\
+	 HVIO_BLK_BIT(28) /* INDIRECT_DESC */ |				\
+	 HVIO_BLK_BIT(29) /* EVENT_IDX */ |				\
+	 HVIO_BLK_BIT(HVIO_F_VERSION_1))
+
+/**
+ * hvio_blk_check() - device-type checks of HVIO_DEV_CREATE for virtio-blk
+ * @arg: the request (device_id 2)
+ *
+ * Return: 0, or -EINVAL for an offered feature the engine does not
+ * implement.
+ */
+int hvio_blk_check(const struct hvio_dev_create *arg)
+{
+	return (arg->features & ~HVIO_BLK_FEATURES) ? -EINVAL : 0;
+}
+
+/*
+ * Config space is the daemon's little-endian virtio_blk_config.  It
+ * changes under dev->lock (HVIO_DEV_SET_CONFIG, the guest's wce byte), and
+ * requests are prepared under the queue's mutex only: read it locked so a
+ * field is never half old, half new.
+ */
 static u64 hvio_blk_cfg(struct hvio_dev *dev, size_t off, size_t len)
 {
+	unsigned long flags;
 	u64 v = 0;
 	size_t i;
 
-	/* Config space is the daemon's little-endian virtio_blk_config. */
+	spin_lock_irqsave(&dev->lock, flags);
 	for (i = 0; i < len && off + i < dev->mmio.config_len; i++)
 		v |= (u64)dev->mmio.config[off + i] << (8 * i);
+	spin_unlock_irqrestore(&dev->lock, flags);
 	return v;
 }
 
@@ -104,7 +155,8 @@ static int hvio_blk_slice(struct hvio_queue *q, u16 nr, bool write, u32 skip,
 /* Is [sector, sector + bytes / 512) inside the disk? */
 static bool hvio_blk_in_range(struct hvio_dev *dev, u64 sector, u64 bytes)
 {
-	u64 capacity = HVIO_BLK_CFG(dev, capacity);
+	u64 capacity = min_t(u64, HVIO_BLK_CFG(dev, capacity),
+			     HVIO_BLK_MAX_SECTORS);
 	u64 sectors = bytes >> HVIO_SECTOR_SHIFT;
 
 	return sector <= capacity && sectors <= capacity - sector;

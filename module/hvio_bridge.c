@@ -9,6 +9,7 @@
  */
 #include <linux/atomic.h>
 #include <linux/bitops.h>
+#include <linux/gfp.h>
 #include <linux/kernel.h>
 #include <linux/printk.h>
 #include <linux/sched.h>
@@ -138,29 +139,41 @@ static bool hvio_bridge_drain(struct hvio_bridge *b, unsigned int budget)
  *
  * Called by the provider in hard IRQ context when the hypervisor signals
  * new requests.
+ *
+ * Return: false when there was no request for us (a shared IRQ line
+ * raised by another device, or a stopped bridge), for IRQ_NONE.
  */
-void hvio_bridge_handle(void)
+bool hvio_bridge_handle(void)
 {
 	struct hvio_bridge *b = hvio.bridge;
-	bool idle;
+	bool idle, had;
 
 	if (!b)
-		return;
+		return false;
 	spin_lock(&hvio.bridge_lock);
+	if (hvio.bridge_stopped) {
+		spin_unlock(&hvio.bridge_lock);
+		return false;
+	}
+	had = READ_ONCE(b->req_front) != READ_ONCE(b->req_rear);
 	hvio.stats.irqs++;
 	idle = hvio_bridge_drain(b, HVIO_BRIDGE_BUDGET);
 	spin_unlock(&hvio.bridge_lock);
 	if (!idle)
 		queue_work(system_highpri_wq, &hvio.bridge_work);
+	return had;
 }
 
 static void hvio_bridge_work_fn(struct work_struct *work)
 {
-	bool idle;
+	bool idle = true;
 
 	do {
 		spin_lock_irq(&hvio.bridge_lock);
-		idle = hvio_bridge_drain(hvio.bridge, HVIO_BRIDGE_BUDGET);
+		/* A zone storming notifies must not keep unload waiting. */
+		if (!hvio.bridge_stopped)
+			idle = hvio_bridge_drain(hvio.bridge,
+						 HVIO_BRIDGE_BUDGET);
 		spin_unlock_irq(&hvio.bridge_lock);
 		cond_resched();
 	} while (!idle);
@@ -220,15 +233,18 @@ void hvio_bridge_inject(struct hvio_dev *dev)
 
 /**
  * hvio_bridge_forget() - drop a device's deferred interrupt
- * @dev: device being destroyed (already off the device list)
+ * @dev: device whose slot is being released
+ *
+ * Caller holds hvio.lock and clears hvio.dev_slots[@dev->slot] in the same
+ * critical section: a device created later in the slot must not lose its
+ * own deferred interrupt to this one's cleanup, nor receive this one's.
  */
 void hvio_bridge_forget(struct hvio_dev *dev)
 {
-	unsigned long flags;
-
-	spin_lock_irqsave(&hvio.res_lock, flags);
+	lockdep_assert_held(&hvio.lock);
+	spin_lock(&hvio.res_lock);
 	clear_bit(dev->slot, hvio.res_pending);
-	spin_unlock_irqrestore(&hvio.res_lock, flags);
+	spin_unlock(&hvio.res_lock);
 }
 
 static void hvio_res_work_fn(struct work_struct *work)
@@ -271,12 +287,51 @@ void hvio_bridge_init_work(void)
 }
 
 /**
+ * hvio_bridge_stop() - stop consuming requests (unload, failed load)
+ *
+ * First of the teardown steps, before the provider's exit.  No handler or
+ * work item drains the ring after this; need_wakeup is cleared under the
+ * consumer's lock, so none of them can set it again and the hypervisor
+ * stops raising the root IRQ.  The continuation work is waited for here:
+ * it stops at its next round however fast a zone pushes requests (before,
+ * it drained for as long as the zone kept the ring busy, and unload
+ * waited with it).
+ */
+void hvio_bridge_stop(void)
+{
+	spin_lock_irq(&hvio.bridge_lock);
+	hvio.bridge_stopped = true;
+	if (hvio.bridge)
+		WRITE_ONCE(hvio.bridge->need_wakeup, 0);
+	spin_unlock_irq(&hvio.bridge_lock);
+	cancel_work_sync(&hvio.bridge_work);
+}
+
+/**
  * hvio_bridge_quiesce() - stop deferred work before teardown
  *
- * The provider's IRQ source must already be gone.
+ * After hvio_bridge_stop(); the provider's IRQ source must already be
+ * gone.
  */
 void hvio_bridge_quiesce(void)
 {
 	cancel_work_sync(&hvio.bridge_work);
 	cancel_delayed_work_sync(&hvio.res_work);
+}
+
+/**
+ * hvio_bridge_release() - give up a bridge page the hypervisor was given
+ * @bridge: the page, after hvio_bridge_quiesce()
+ *
+ * hvisor has no hypercall to retire a bridge page: it keeps the address it
+ * was given at HVISOR_HC_INIT_VIRTIO and goes on writing req_list into it.
+ * Freeing the page would let hvisor write into memory the kernel reuses,
+ * so with the hvisor provider the page (4 KiB) stays allocated after
+ * unload, or after a load that failed once the hypervisor had the page.
+ */
+void hvio_bridge_release(struct hvio_bridge *bridge)
+{
+	hvio.bridge = NULL;
+	if (hvio.hv->id == HVIO_PROVIDER_SIM)
+		free_page((unsigned long)bridge);
 }

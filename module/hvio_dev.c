@@ -120,13 +120,14 @@ static void hvio_dev_destroy(struct hvio_dev *dev)
 	spin_lock_irq(&hvio.lock);
 	list_del(&dev->node);
 	hvio.dev_slots[dev->slot] = NULL;
+	/* With the slot: a device created in it later starts clean. */
+	hvio_bridge_forget(dev);
 	hvio.stats.devs--;
 	spin_unlock_irq(&hvio.lock);
 	dev->zone->nr_devs--;
 	mutex_unlock(&hvio.ctl_mutex);
 
 	/* Off the list: no bridge handler can reach it any more. */
-	hvio_bridge_forget(dev);
 	hvio_queues_free(dev);
 	kfree(dev);
 }
@@ -335,6 +336,8 @@ static int hvio_dev_check(const struct hvio_dev_create *a)
 		return -EINVAL;
 	if (a->device_id == VIRTIO_ID_NET)
 		return hvio_net_check(a);
+	if (a->device_id == VIRTIO_ID_BLOCK)
+		return hvio_blk_check(a);
 	return 0;
 }
 

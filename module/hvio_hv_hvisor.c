@@ -9,6 +9,7 @@
  */
 #include <linux/interrupt.h>
 #include <linux/io.h>
+#include <linux/irq.h>
 #include <linux/ioport.h>
 #include <linux/mm.h>
 #include <linux/of.h>
@@ -20,10 +21,13 @@
 
 static int hvio_hvisor_irq = -1;
 
+/*
+ * The line may be shared (IRQF_SHARED): say IRQ_NONE when the bridge held
+ * no request, so the core's spurious-interrupt accounting sees the truth.
+ */
 static irqreturn_t hvio_hvisor_isr(int irq, void *data)
 {
-	hvio_bridge_handle();
-	return IRQ_HANDLED;
+	return hvio_bridge_handle() ? IRQ_HANDLED : IRQ_NONE;
 }
 
 #ifdef CONFIG_X86_64
@@ -42,7 +46,7 @@ static int hvio_hvisor_get_irq(void)
 	return val;
 }
 
-static unsigned long hvio_hvisor_irq_flags(void)
+static unsigned long hvio_hvisor_irq_flags(int irq)
 {
 	return IRQF_SHARED;
 }
@@ -62,9 +66,17 @@ static int hvio_hvisor_get_irq(void)
 	return irq > 0 ? irq : -ENODEV;
 }
 
-static unsigned long hvio_hvisor_irq_flags(void)
+/*
+ * of_irq_get() already configured the trigger the device tree gives (the
+ * third cell of interrupts = <...>); passing a trigger to request_irq()
+ * would override it.  hvisor's example trees say edge rising, so that is
+ * the default only when the tree gives none.
+ */
+static unsigned long hvio_hvisor_irq_flags(int irq)
 {
-	return IRQF_SHARED | IRQF_TRIGGER_RISING;
+	if (irq_get_trigger_type(irq) == IRQ_TYPE_NONE)
+		return IRQF_SHARED | IRQF_TRIGGER_RISING;
+	return IRQF_SHARED;
 }
 #endif
 
@@ -80,7 +92,8 @@ static int hvio_hvisor_init(struct hvio_bridge *bridge)
 
 	hvio_bridge_setup(bridge);
 	ret = request_irq(hvio_hvisor_irq, hvio_hvisor_isr,
-			  hvio_hvisor_irq_flags(), HVIO_NAME, &hvio);
+			  hvio_hvisor_irq_flags(hvio_hvisor_irq), HVIO_NAME,
+			  &hvio);
 	if (ret)
 		goto err_irq;
 
@@ -103,8 +116,10 @@ err_irq:
 
 static void hvio_hvisor_exit(void)
 {
-	/* hvisor stops raising the IRQ once we no longer ask for it. */
-	WRITE_ONCE(hvio.bridge->need_wakeup, 0);
+	/*
+	 * hvio_bridge_stop() cleared need_wakeup for good, so hvisor raises
+	 * the IRQ no more; one already raised finds the bridge stopped.
+	 */
 	free_irq(hvio_hvisor_irq, &hvio);
 	hvio_hvisor_irq = -1;
 }

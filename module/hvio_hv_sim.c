@@ -44,7 +44,7 @@ static struct {
 /* irq_work runs in hard IRQ context, like a real root interrupt. */
 static void hvio_sim_irq(struct irq_work *work)
 {
-	hvio_bridge_handle();
+	(void)hvio_bridge_handle();
 }
 
 static void hvio_sim_finish_req(void)

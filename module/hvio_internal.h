@@ -188,6 +188,7 @@ struct hvio_ctx {
 	struct hvio_dev *dev_slots[HVIO_MAX_DEVS];
 
 	spinlock_t bridge_lock;
+	bool bridge_stopped;		/* under bridge_lock: unloading */
 	struct work_struct bridge_work;	/* continues a handler over budget */
 
 	spinlock_t res_lock;
@@ -202,8 +203,10 @@ extern struct hvio_ctx hvio;
 /* hvio_bridge.c */
 void hvio_bridge_init_work(void);
 void hvio_bridge_setup(struct hvio_bridge *bridge);
-void hvio_bridge_handle(void);
+bool hvio_bridge_handle(void);
+void hvio_bridge_stop(void);
 void hvio_bridge_quiesce(void);
+void hvio_bridge_release(struct hvio_bridge *bridge);
 void hvio_bridge_inject(struct hvio_dev *dev);
 void hvio_bridge_forget(struct hvio_dev *dev);
 
@@ -251,6 +254,7 @@ u16 hvio_net_rx_fetch(struct hvio_queue *q, u16 *tags, u16 max,
 void hvio_net_complete(struct hvio_queue *q, u16 tag, s32 result);
 
 /* hvio_blk.c */
+int hvio_blk_check(const struct hvio_dev_create *arg);
 void hvio_blk_init(struct hvio_dev *dev);
 enum hvio_req_kind hvio_blk_prepare(struct hvio_queue *q,
 				    const struct hvio_vq_chain *chain,

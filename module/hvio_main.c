@@ -149,9 +149,14 @@ static int __init hvio_init(void)
 	return 0;
 
 err_hv_exit:
+	hvio_bridge_stop();
 	hvio.hv->exit();
 	hvio_bridge_quiesce();
+	/* The hypervisor has the page now: see hvio_bridge_release(). */
+	hvio_bridge_release(bridge);
+	return ret;
 err_free_bridge:
+	/* init failed, so the hypervisor never got the page. */
 	hvio.bridge = NULL;
 	free_page((unsigned long)bridge);
 	return ret;
@@ -160,18 +165,11 @@ err_free_bridge:
 static void __exit hvio_exit(void)
 {
 	misc_deregister(&hvio_ctl_misc);
+	hvio_bridge_stop();
 	hvio.hv->exit();
 	hvio_bridge_quiesce();
 	hvio_zone_free_all();
-	/*
-	 * hvisor has no hypercall to retire a bridge page: it keeps the
-	 * address it was given at HVISOR_HC_INIT_VIRTIO.  Freeing the page
-	 * would let hvisor write into memory the kernel reuses, so with the
-	 * hvisor provider the page (4 KiB) stays allocated after unload.
-	 */
-	if (hvio.hv->id == HVIO_PROVIDER_SIM)
-		free_page((unsigned long)hvio.bridge);
-	hvio.bridge = NULL;
+	hvio_bridge_release(hvio.bridge);
 }
 
 module_init(hvio_init);

@@ -10,8 +10,10 @@
 #ifdef __KERNEL__
 #include <linux/string.h>
 #include <linux/bits.h>
+#include <linux/nospec.h>
 #else
 #include <string.h>
+#define array_index_nospec(index, size)	(index)
 #endif
 
 #include "hvio_mmio.h"
@@ -383,7 +385,13 @@ void hvio_mmio_write(struct hvio_mmio *m, u64 offset, u32 size, u64 value)
 		 * Without VIRTIO_F_NOTIFICATION_DATA the value is the queue
 		 * index.  A notify for a queue that is not live is noise.
 		 */
-		if (v >= m->num_queues || !m->queues[v].ready) {
+		if (v >= m->num_queues) {
+			m->stats->bad_queue++;
+			break;
+		}
+		/* A guest value indexes the queues: no speculation past it. */
+		v = array_index_nospec(v, m->num_queues);
+		if (!m->queues[v].ready) {
 			m->stats->bad_queue++;
 			break;
 		}

@@ -98,9 +98,10 @@ void hvio_queues_free(struct hvio_dev *dev)
  */
 bool hvio_queue_kick(struct hvio_dev *dev, u32 queue)
 {
-	struct hvio_queue *q = &dev->queues[queue];
+	struct hvio_queue *q;
 
 	lockdep_assert_held(&dev->lock);
+	q = &dev->queues[array_index_nospec(queue, dev->mmio.num_queues)];
 	q->stats.kicks++;
 	if (!q->efd)
 		return false;

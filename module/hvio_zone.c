@@ -8,12 +8,30 @@
  * registration is strict: page alignment, no wrap-around, no overlap inside
  * the zone or with another zone, and the provider must agree the host range
  * is RAM root Linux does not use.
+ *
+ * The daemon gets a write-back mapping of every region through its device
+ * fd, so registering a range is as strong as mmap() of /dev/mem.  Beyond
+ * the provider's rule ("not root Linux's System RAM"), a range is refused
+ * when the kernel is locked down (LOCKDOWN_DEV_MEM, as /dev/mem is), and
+ * when anything says it is a device rather than memory: a busy
+ * IORESOURCE_MEM resource (a driver or the platform claimed it: HPET,
+ * IOAPIC, ACPI tables and NVS, pmem namespaces, a bound BAR ...), a PCI
+ * device's BAR or bridge window, claimed or not, or the reg of a
+ * device-tree node other than /memory and /reserved-memory's children
+ * (interrupt controllers map theirs without claiming it).  What is left is
+ * memory nobody describes as a device; Documentation/abi.md lists the
+ * rules per provider.
  */
 #include <linux/io.h>
+#include <linux/ioport.h>
 #include <linux/kernel.h>
 #include <linux/list.h>
 #include <linux/mm.h>
+#include <linux/of.h>
+#include <linux/of_address.h>
 #include <linux/overflow.h>
+#include <linux/pci.h>
+#include <linux/security.h>
 #include <linux/slab.h>
 
 #include "hvio_internal.h"
@@ -52,6 +70,166 @@ static int hvio_zone_map_all(struct hvio_zone *zone)
 		}
 	}
 	return 0;
+}
+
+/*
+ * walk_iomem_res_desc() callback for busy memory resources.  System RAM
+ * and the resources nested in it carry IORESOURCE_SYSRAM: whether RAM may
+ * be zone RAM is the provider's call (the sim accepts its device-tree
+ * reserved window, which root Linux lists as System RAM).  Anything else
+ * busy was claimed by a driver or the platform.
+ */
+static int hvio_zone_busy_cb(struct resource *res, void *arg)
+{
+	if (res->flags & IORESOURCE_SYSRAM)
+		return 0;
+	*(u64 *)arg = res->start;
+	return 1;
+}
+
+/*
+ * Callback for every memory resource (busy ones were refused already).
+ * Outermost resources match first and their children are skipped with
+ * them.  Root Linux's RAM is the provider's call, x86's "Reserved" (e820
+ * type 2, where memmap=SIZE$PHYS puts a hidden window) is memory.
+ * Anything else, e.g. the HPET (its resource is not busy), a PCI host
+ * bridge window, pmem, ACPI tables or NVS, is refused; arm64 lists no-map
+ * /reserved-memory as a plain "reserved" resource, which the caller lets
+ * through for a range inside such a node.
+ */
+static int hvio_zone_mem_cb(struct resource *res, void *arg)
+{
+	if ((res->flags & IORESOURCE_SYSRAM) ||
+	    res->desc == IORES_DESC_RESERVED)
+		return 0;
+	*(u64 *)arg = res->start;
+	return 1;
+}
+
+/* Is any PCI BAR or bridge window (memory space) inside the range? */
+static bool hvio_zone_pci_bar(u64 phys, u64 size, u64 *where)
+{
+	struct pci_dev *pdev = NULL;
+	struct resource *r;
+	int i;
+
+	for_each_pci_dev(pdev) {
+		for (i = 0; i < PCI_NUM_RESOURCES; i++) {
+			r = &pdev->resource[i];
+			if (resource_type(r) != IORESOURCE_MEM ||
+			    (r->flags & IORESOURCE_UNSET) || !resource_size(r))
+				continue;
+			if (hvio_range_overlap(phys, size, r->start,
+					       resource_size(r))) {
+				*where = r->start;
+				pci_dev_put(pdev);
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+/*
+ * Does a device-tree node other than memory describe registers inside the
+ * range?  /memory nodes and the children of /reserved-memory are RAM (the
+ * latter is where hvisor boards and the sim's "hvio,sim-ram" put zone RAM).
+ */
+#ifdef CONFIG_OF
+static bool hvio_zone_dt_device(u64 phys, u64 size, u64 *where)
+{
+	struct device_node *np, *rsv;
+	struct resource r;
+	bool hit = false;
+	int i;
+
+	rsv = of_find_node_by_path("/reserved-memory");
+	for (np = of_find_all_nodes(NULL); np; np = of_find_all_nodes(np)) {
+		if (of_node_is_type(np, "memory") || np == rsv ||
+		    (rsv && np->parent == rsv))
+			continue;
+		for (i = 0; !of_address_to_resource(np, i, &r); i++) {
+			if (hvio_range_overlap(phys, size, r.start,
+					       resource_size(&r))) {
+				*where = r.start;
+				hit = true;
+				break;
+			}
+		}
+		if (hit) {
+			of_node_put(np);
+			break;
+		}
+	}
+	of_node_put(rsv);
+	return hit;
+}
+
+/* Is the range inside one child of /reserved-memory? */
+static bool hvio_zone_dt_reserved(u64 phys, u64 size)
+{
+	struct device_node *rsv, *np;
+	struct resource r;
+	bool in = false;
+
+	rsv = of_find_node_by_path("/reserved-memory");
+	if (!rsv)
+		return false;
+	for_each_available_child_of_node(rsv, np) {
+		if (of_address_to_resource(np, 0, &r))
+			continue;
+		if (phys >= r.start && phys - r.start <= resource_size(&r) &&
+		    size <= resource_size(&r) - (phys - r.start)) {
+			in = true;
+			of_node_put(np);
+			break;
+		}
+	}
+	of_node_put(rsv);
+	return in;
+}
+#else
+static bool hvio_zone_dt_device(u64 phys, u64 size, u64 *where)
+{
+	return false;
+}
+
+static bool hvio_zone_dt_reserved(u64 phys, u64 size)
+{
+	return false;
+}
+#endif
+
+/*
+ * The rules every provider shares (see the comment at the top).  Returns
+ * 0 or -EPERM, with the reason in the log.
+ */
+static int hvio_zone_phys_policy(u32 zone_id, u64 phys, u64 size)
+{
+	const char *why = NULL;
+	u64 where = phys;
+
+	if (security_locked_down(LOCKDOWN_DEV_MEM))
+		why = "kernel lockdown forbids raw physical memory access";
+	else if (walk_iomem_res_desc(IORES_DESC_NONE,
+				     IORESOURCE_MEM | IORESOURCE_BUSY, phys,
+				     phys + size - 1, &where,
+				     hvio_zone_busy_cb) > 0)
+		why = "a busy device or firmware resource (/proc/iomem)";
+	else if (!hvio_zone_dt_reserved(phys, size) &&
+		 walk_iomem_res_desc(IORES_DESC_NONE, IORESOURCE_MEM, phys,
+				     phys + size - 1, &where,
+				     hvio_zone_mem_cb) > 0)
+		why = "a device, bus or firmware resource (/proc/iomem)";
+	else if (hvio_zone_pci_bar(phys, size, &where))
+		why = "a PCI BAR";
+	else if (hvio_zone_dt_device(phys, size, &where))
+		why = "a device-tree device";
+	if (!why)
+		return 0;
+	pr_warn_ratelimited(HVIO_NAME ": zone %u: %#llx+%#llx refused: %s at %#llx\n",
+			    zone_id, phys, size, why, where);
+	return -EPERM;
 }
 
 static int hvio_region_check(const struct hvio_mem_region *r)
@@ -174,6 +352,9 @@ int hvio_zone_add(const struct hvio_zone_add *arg)
 			ret = -EBUSY;
 			goto err_unlock;
 		}
+		ret = hvio_zone_phys_policy(zone->id, r->zone0_ipa, r->size);
+		if (ret)
+			goto err_unlock;
 		if (!hvio.hv->region_ok(r->zone0_ipa, r->size)) {
 			pr_warn_ratelimited(HVIO_NAME ": zone %u: %#llx+%#llx is not RAM the %s provider allows\n",
 					    zone->id, r->zone0_ipa, r->size,

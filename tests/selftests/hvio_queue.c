@@ -669,4 +669,28 @@ TEST_F(queue, op_slots_are_read_only)
 	EXPECT_EQ(MAP_FAILED, p);
 }
 
+TEST_F(queue, huge_capacity_offset_never_wraps)
+{
+	/* With a capacity of 2^64 - 1 sectors (set by the daemon), an IN at sector 2^55, whose byte offset would wrap to 0, fails with S_IOERR in the kernel; the last sector whose offset fits still becomes an op at that offset. */
+	struct buf b[] = { { HDR, 16, false }, { BUF, 512, true },
+			   { STATUS, 1, true } };
+	const uint64_t last = (~0ULL >> 9) - 1;
+	uint64_t cap = ~0ULL;
+	uint16_t tags[QN], head;
+
+	NEED_SETUP();
+	ASSERT_EQ(0, fg_dev_set_config(self->fd, 0, &cap, sizeof(cap), 0));
+	set_hdr(self, HDR, VIRTIO_BLK_T_IN, 1ULL << 55);
+	head = post(self, 0, b, 3);
+	expect_kernel_answer(_metadata, self, head, VIRTIO_BLK_S_IOERR, 1);
+
+	set_hdr(self, HDR, VIRTIO_BLK_T_IN, last);
+	head = post(self, 0, b, 3);
+	kick(self, 0);
+	ASSERT_EQ(1, run(self, 0, NULL, 0, tags, QN, NULL));
+	ASSERT_EQ(head, tags[0]);
+	EXPECT_EQ(HVIO_OP_READ, self->ops[0][head].type);
+	EXPECT_EQX(last << 9, self->ops[0][head].offset);
+}
+
 TEST_HARNESS_MAIN

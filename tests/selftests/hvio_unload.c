@@ -11,6 +11,7 @@
  */
 #include "hvio_test.h"
 
+#include <pthread.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -260,6 +261,80 @@ TEST_F(unload, unload_with_zones_registered)
 	ASSERT_LE(0, dev) TH_LOG("make_device: %s", errname(dev));
 	close(dev);
 	EXPECT_EQ(0, fg_zone_del(&fg, ZONE_A));
+	fg_close(&fg);
+}
+
+struct storm {
+	struct fg *fg;
+	volatile bool stop;
+	unsigned long pushed;
+};
+
+/* A zone vCPU notifying as fast as it can (QueueNotify never waits). */
+static void *storm_fn(void *arg)
+{
+	struct storm *st = arg;
+
+	while (!st->stop && !st->fg->dead) {
+		if (fg_notify(st->fg, 1, ZONE_A,
+			      MMIO_BASE + VIRTIO_MMIO_QUEUE_NOTIFY, 0))
+			break;
+		st->pushed++;
+	}
+	return NULL;
+}
+
+TEST_F(unload, rmmod_during_notify_storm)
+{
+	/* While a zone storms QueueNotify, rmmod is refused at once (the fake hypervisor pins the module); after the storm it unloads and reloads clean, five times.  In the sim a storm cannot outlive the pin, so hvisor's unload-during-storm order (consumer stopped before the IRQ goes) is not observable here. */
+	uint64_t t0, worst = 0;
+	struct storm st;
+	pthread_t th;
+	struct fg fg;
+	int round, i, r, dev;
+
+	NEED_SETUP();
+	if (!reload_configured())
+		SKIP(return, "HVIO_KO/HVIO_PARAMS unset: cannot reload, not unloading");
+	for (round = 0; round < 5; round++) {
+		r = fg_open(&fg);
+		if (r == -ENOENT)
+			SKIP(return, "%s", fg.err);
+		ASSERT_EQ(0, r) TH_LOG("%s", fg.err);
+		dev = make_device(&fg);
+		ASSERT_LE(0, dev) TH_LOG("make_device: %s", errname(dev));
+		memset(&st, 0, sizeof(st));
+		st.fg = &fg;
+		ASSERT_EQ(0, pthread_create(&th, NULL, storm_fn, &st));
+		for (i = 0; i < 20; i++) {
+			t0 = fg_now_ms();
+			r = fg_rmmod();
+			if (fg_now_ms() - t0 > worst)
+				worst = fg_now_ms() - t0;
+			EXPECT_TRUE(fg_rmmod_refused(r)) TH_LOG("delete_module: %s", errname(r));
+			fg_sleep_ms(5);
+		}
+		st.stop = true;
+		pthread_join(th, NULL);
+		EXPECT_LT(0, st.pushed);
+		EXPECT_EQ(0, fg.errors) TH_LOG("%s", fg.err);
+		close(dev);
+		EXPECT_EQ(0, fg_zone_del(&fg, ZONE_A));
+		fg_close(&fg);
+
+		t0 = fg_now_ms();
+		r = rmmod_retry(2000);
+		ASSERT_EQ(0, r) TH_LOG("delete_module: %s", errname(r));
+		TH_LOG("round %d: %lu notifies, rmmod after the storm %llu ms", round,
+		       st.pushed, (unsigned long long)(fg_now_ms() - t0));
+		r = fg_insmod();
+		ASSERT_EQ(0, r) TH_LOG("finit_module: %s", errname(r));
+		ASSERT_TRUE(fg_wait_path(FG_DEV_CTL, true, 2000));
+	}
+	TH_LOG("slowest refused rmmod during a storm: %llu ms", (unsigned long long)worst);
+	ASSERT_EQ(0, fg_open(&fg)) TH_LOG("%s", fg.err);
+	EXPECT_EQ(1, fg.br->need_wakeup);
+	EXPECT_EQ(fg.br->req_front, fg.br->req_rear);
 	fg_close(&fg);
 }
 
