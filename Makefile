@@ -111,10 +111,14 @@ $(OUT)/selftests/%: tests/selftests/%.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDRS) | 
 	@mkdir -p $(@D)
 	$(ST_CC) $(ST_CFLAGS) -o $@ $< $(ST_HELPERS)
 
+# A slow disk for the lifecycle tests (a drain that takes time): /dev/nullb0,
+# 1 GiB, every I/O completes after 2 s.
+NULLB_KMOD := null_blk nr_devices=1 gb=1 irqmode=2 completion_nsec=2000000000
+
 selftest: all
 	@[ -n "$(ST_RUN)" ] || { echo "make: no tests/selftests/hvio_$(or $(T),*).c$(if $(T), or hvio_$(T)_*.c)" >&2; exit 1; }
 	scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) --prog-timeout $(PROG_TIMEOUT) \
-		--kmod tun --extra-file $(CMAKE_DIR)/hvio:/bin/hvio -- $(ST_RUN)
+		--kmod tun --kmod "$(NULLB_KMOD)" --extra-file $(CMAKE_DIR)/hvio:/bin/hvio -- $(ST_RUN)
 
 # ---- benchmarks -----------------------------------------------------------
 # The bench programs play hvisor and a Linux-like guest driver against the

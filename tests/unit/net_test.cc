@@ -747,6 +747,29 @@ TEST_F(NetQueueTest, StopCommitsArmedRxAsCanceledAndSendsWhatWasPosted) {
     EXPECT_EQ(q_->counters().rx_canceled.load(), 2u);
 }
 
+TEST_F(NetQueueTest, StopLeavesNoRequestInTheRing) {
+    // run() returns with nothing parked in its io_uring: the polls of the
+    // TAP and of the link socket (and of the device fd: what kept hvio.ko
+    // busy after the daemon exited) hold no reference to their files once
+    // it returns, while the ring itself still exists.
+    kernel_->push(HVIO_NET_RX_QUEUE, op(0, HVIO_OP_NET_RX, {{0x1000, 2048}}));
+    start();
+    ASSERT_TRUE(kernel_->wait([&] { return q_->counters().rx_armed.load() == 1; }));
+    std::this_thread::sleep_for(50ms); // asleep, its polls armed
+    ASSERT_EQ(q_->counters().polls.load(), 1u);
+    stop();
+    EXPECT_EQ(rc_, 0);
+    // Our descriptors were the last references: the sockets go, and their
+    // peers see it.
+    ::close(tap_);
+    tap_ = -1;
+    ::close(link_);
+    link_ = -1;
+    EXPECT_LT(::send(peer_, "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT), 0) << "the TAP poll holds it";
+    EXPECT_LT(::send(link_peer_, "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT), 0)
+        << "the link poll holds it";
+}
+
 TEST_F(NetQueueTest, FeaturesOkSetsOffloadsAndResetClearsThem) {
     start();
     const uint64_t f = bit(VIRTIO_F_VERSION_1) | bit(1) | bit(7) | bit(8);

@@ -9,6 +9,7 @@
 #include "net_queue.h"
 
 #include "net.h"
+#include "ring.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -28,6 +29,9 @@ namespace {
 // Reads failing this many times in a row (other than with EAGAIN: the TAP
 // was deleted, say) stop RX until the link changes, instead of spinning.
 constexpr unsigned kMaxRxErrorStreak = 16;
+
+// How long the exit path waits for the ring's requests to be cancelled.
+constexpr int kQuiesceMs = 5000;
 
 } // namespace
 
@@ -69,6 +73,7 @@ io_uring_sqe *NetQueue::sqe() {
         io_uring_submit(&ring_);
         s = io_uring_get_sqe(&ring_);
     }
+    inflight_ += s != nullptr;
     return s;
 }
 
@@ -581,6 +586,7 @@ int NetQueue::reap() {
         }
     }
     io_uring_cq_advance(&ring_, n);
+    inflight_ -= std::min(inflight_, n);
     std::erase_if(rx_armed_, [this](uint32_t slot) { return rx_[slot].state == Slot::kFree; });
     counters_.rx_armed.store(static_cast<uint32_t>(rx_armed_.size()), std::memory_order_relaxed);
     counters_.tx_inflight.store(size_ - static_cast<unsigned>(tx_free_.size()),
@@ -593,6 +599,29 @@ int NetQueue::reap() {
 }
 
 int NetQueue::run() {
+    const int ret = serve();
+    quiesce();
+    return ret;
+}
+
+// Nothing may stay in the ring once run() returns: the polls of the device
+// fd, the link socket and the TAP, the kick reads (ring.h says why).
+void NetQueue::quiesce() {
+    std::vector<uint64_t> each{user_data(kDevPoll, 0), user_data(kLinkPoll, 0),
+                               user_data(kTapPoll, 0), user_data(kRxKick, 0),
+                               user_data(kTxKick, 0)};
+    for (uint32_t i = 0; i < rx_.size(); i++)
+        if (rx_[i].state == Slot::kReading)
+            each.push_back(user_data(kRx, i));
+    for (uint32_t i = 0; i < tx_.size(); i++)
+        if (tx_[i].state == Slot::kWriting)
+            each.push_back(user_data(kTx, i));
+    if (ring_quiesce(ring_, inflight_, user_data(kCancel, UINT32_MAX), each, kQuiesceMs) < 0)
+        std::fprintf(stderr, "hvio: %s: %u io_uring requests could not be cancelled in %d ms\n",
+                     where_.c_str(), inflight_, kQuiesceMs);
+}
+
+int NetQueue::serve() {
     // The state the device is in already (a taken-over device may be past
     // FEATURES_OK: no event will say so again).
     if (fds_.dev >= 0)

@@ -136,6 +136,7 @@ class NetQueue {
 
     // Serves the device until stop is set and everything is committed: 0,
     // or the -errno of a fatal error (QUEUE_RUN or io_uring failing).
+    // Either way the ring has nothing in flight when it returns (ring.h).
     int run();
 
     const NetCounters &counters() const { return counters_; }
@@ -165,6 +166,8 @@ class NetQueue {
     static uint64_t user_data(Kind k, uint32_t slot) { return uint64_t(k) << 32 | slot; }
 
     io_uring_sqe *sqe();
+    int serve();
+    void quiesce();
     void commit(std::vector<hvio_completion> &to, const Slot &s, int result);
     int run_tx(bool stopping);
     int run_rx(bool stopping);
@@ -193,6 +196,7 @@ class NetQueue {
 
     io_uring ring_{};
     bool ring_ok_ = false;
+    unsigned inflight_ = 0; // SQEs handed out by sqe(), not yet completed
 
     std::vector<Slot> tx_;
     std::vector<uint32_t> tx_free_;

@@ -10,12 +10,21 @@
 // generation and the kernel drops it).
 #include "queue.h"
 
+#include "ring.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 
 namespace hvio {
+
+namespace {
+
+// How long the exit path waits for the ring's requests to be cancelled.
+constexpr int kQuiesceMs = 5000;
+
+} // namespace
 
 BlkQueue::BlkQueue(QueueBackend &kernel, BlkTarget &target, const GuestMemory &mem, uint16_t index,
                    unsigned queue_size, int eventfd, const std::atomic<bool> &stop)
@@ -49,6 +58,7 @@ io_uring_sqe *BlkQueue::sqe() {
         io_uring_submit(&ring_);
         s = io_uring_get_sqe(&ring_);
     }
+    inflight_ += s != nullptr;
     return s;
 }
 
@@ -166,10 +176,26 @@ int BlkQueue::reap() {
         }
     }
     io_uring_cq_advance(&ring_, n);
+    inflight_ -= std::min(inflight_, n);
     return ret;
 }
 
 int BlkQueue::run() {
+    const int ret = serve();
+    // Nothing may stay in the ring (ring.h): the eventfd read, and after
+    // a fatal error the I/O still in flight.
+    std::vector<uint64_t> each{user_data(kEventfd, 0)};
+    for (uint32_t slot = 0; slot < size_; slot++)
+        if (std::find(free_.begin(), free_.end(), slot) == free_.end())
+            each.push_back(user_data(kIo, slot));
+    if (ring_quiesce(ring_, inflight_, user_data(kCancel, 0), each, kQuiesceMs) < 0)
+        std::fprintf(stderr,
+                     "hvio: %s queue %u: %u io_uring requests could not be cancelled in %d ms\n",
+                     target_.where.c_str(), index_, inflight_, kQuiesceMs);
+    return ret;
+}
+
+int BlkQueue::serve() {
     for (;;) {
         const bool stopping = stop_.load(std::memory_order_acquire);
         if (stopping && drain_budget_ < 0)

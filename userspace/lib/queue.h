@@ -82,17 +82,19 @@ class BlkQueue {
 
     // Serves the queue until stop is set and everything in flight is
     // committed: 0, or the -errno of a fatal error (QUEUE_RUN or io_uring
-    // failing).
+    // failing).  Either way the ring has nothing in flight when it returns
+    // (ring.h).
     int run();
 
     const QueueCounters &counters() const { return counters_; }
     uint16_t index() const { return index_; }
 
   private:
-    enum Kind : uint32_t { kIo = 1, kEventfd = 2 };
+    enum Kind : uint32_t { kIo = 1, kEventfd = 2, kCancel = 3 };
 
     static uint64_t user_data(Kind k, uint32_t slot) { return uint64_t(k) << 32 | slot; }
 
+    int serve();
     int start(uint16_t tag);
     int submit(uint32_t slot);
     void finish(uint32_t slot, int result);
@@ -110,6 +112,7 @@ class BlkQueue {
 
     io_uring ring_{};
     bool ring_ok_ = false;
+    unsigned inflight_ = 0; // SQEs handed out by sqe(), not yet completed
     bool eventfd_armed_ = false;
     int drain_budget_ = -1; // ops still to fetch once stopping; -1: running
     uint64_t eventfd_buf_ = 0;

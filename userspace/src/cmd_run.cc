@@ -8,15 +8,20 @@
 // and one probe QUEUE_RUN per queue (exit 1 on failure, with everything
 // created so far undone).  Then one thread per blk queue (lib/queue.h) and
 // one per net device (lib/net_queue.h) serve I/O, a small thread answers
-// the status socket, and the main thread waits for SIGTERM/SIGINT/SIGHUP
-// or a queue thread's fatal error.
+// the status socket, and the main thread waits for SIGTERM/SIGINT or a
+// queue thread's fatal error.  SIGHUP is ignored (with a line on stderr).
 //
 // Shutdown: the stop flag is set and every queue's eventfd written; each
 // queue stops fetching, waits for its ops in flight and commits them (net:
-// the TX ring's last packets are sent, armed RX buffers given back).
-// Then every device is told HVIO_DEV_DESTROY and its fd closed (with its
-// mappings: the kernel destroys a device when its last reference goes),
-// the zones deleted, the socket removed.  Exit 0, or 1 if a queue failed.
+// the TX ring's last packets are sent, armed RX buffers given back), and
+// leaves nothing in its io_uring (lib/ring.h).  Then every device is told
+// HVIO_DEV_DESTROY and its fd closed (with its mappings: the kernel
+// destroys a device when its last reference goes), the zones deleted, the
+// socket removed.  Exit 0, or 1 if a queue failed.  The main thread keeps
+// reading signals while the queues drain: a second SIGTERM/SIGINT, or a
+// drain longer than --drain-timeout (default 30 s), ends the process at
+// once with exit 1, naming what was still in flight; its devices are then
+// left for recovery like a killed daemon's.
 //
 // Recovery: devices are created recoverable.  If the daemon dies without
 // that shutdown (SIGKILL, a crash), the kernel keeps each device for the
@@ -64,6 +69,9 @@ namespace hvio {
 namespace {
 
 using json = nlohmann::ordered_json;
+
+// How long the queues may take to finish their I/O after SIGTERM.
+constexpr int kDefaultDrainTimeoutS = 30;
 
 // How long to wait for a dying daemon to let go of a device: 5 s.
 constexpr int kAttachRetries = 100;
@@ -217,8 +225,9 @@ const char *dev_create_hint(int err) {
 
 class Daemon {
   public:
-    Daemon(std::string config_path, std::string socket_path)
-        : config_path_(std::move(config_path)), socket_path_(std::move(socket_path)) {}
+    Daemon(std::string config_path, std::string socket_path, int drain_timeout_s)
+        : config_path_(std::move(config_path)), socket_path_(std::move(socket_path)),
+          drain_timeout_s_(drain_timeout_s) {}
     ~Daemon() { teardown(); }
 
     int run();
@@ -242,11 +251,15 @@ class Daemon {
     int start_threads();
     void wait_for_stop();
     int stop_and_drain();
+    [[noreturn]] void exit_now(const char *why);
+    std::string in_flight();
+    void thread_done(int result, const std::string &what);
     void teardown();
     std::string report();
 
     std::string config_path_;
     std::string socket_path_;
+    const int drain_timeout_s_; // 0: no limit
     Config cfg_;
     std::vector<std::unique_ptr<BlkDevice>> devs_;
     std::vector<std::unique_ptr<NetDevice>> nets_;
@@ -256,6 +269,8 @@ class Daemon {
     bool ready_ = false; // startup finished: teardown destroys every device
     UniqueFd sigfd_;
     UniqueFd fatal_efd_; // a queue thread failed
+    UniqueFd done_efd_;  // a queue thread returned
+    std::atomic<unsigned> threads_done_{0};
     std::atomic<bool> stop_{false};
     std::chrono::steady_clock::time_point started_;
 };
@@ -588,13 +603,8 @@ int Daemon::start_threads() {
             BlkDevice *dev = d.get();
             q->thread = std::thread([this, q, dev] {
                 q->result = q->queue->run();
-                if (q->result < 0) {
-                    std::fprintf(stderr, "hvio: %s queue %u: %s; stopping\n",
-                                 dev->target.where.c_str(), q->queue->index(),
-                                 std::strerror(-q->result));
-                    uint64_t one = 1;
-                    (void)!::write(fatal_efd_.get(), &one, sizeof(one));
-                }
+                thread_done(q->result,
+                            dev->target.where + " queue " + std::to_string(q->queue->index()));
             });
             char name[16];
             std::snprintf(name, sizeof(name), "hvio-z%ud%zuq%u", d->zone_id,
@@ -606,12 +616,7 @@ int Daemon::start_threads() {
         NetDevice *d = n.get();
         d->thread = std::thread([this, d] {
             d->result = d->queue->run();
-            if (d->result < 0) {
-                std::fprintf(stderr, "hvio: %s: %s; stopping\n", d->where.c_str(),
-                             std::strerror(-d->result));
-                uint64_t one = 1;
-                (void)!::write(fatal_efd_.get(), &one, sizeof(one));
-            }
+            thread_done(d->result, d->where);
         });
         char name[16];
         std::snprintf(name, sizeof(name), "hvio-z%un%zu", d->zone_id,
@@ -619,6 +624,31 @@ int Daemon::start_threads() {
         pthread_setname_np(d->thread.native_handle(), name);
     }
     return kExitOk;
+}
+
+// A queue thread's run() returned (on its own only after a fatal error).
+void Daemon::thread_done(int result, const std::string &what) {
+    uint64_t one = 1;
+    if (result < 0) {
+        std::fprintf(stderr, "hvio: %s: %s; stopping\n", what.c_str(), std::strerror(-result));
+        (void)!::write(fatal_efd_.get(), &one, sizeof(one));
+    }
+    threads_done_.fetch_add(1, std::memory_order_release);
+    (void)!::write(done_efd_.get(), &one, sizeof(one));
+}
+
+// The next signal: SIGTERM or SIGINT (returned), SIGHUP (ignored, 0
+// returned), or none readable (0).
+int read_signal(int sigfd) {
+    signalfd_siginfo si;
+    if (::read(sigfd, &si, sizeof(si)) != sizeof(si))
+        return 0;
+    const int sig = static_cast<int>(si.ssi_signo);
+    if (sig == SIGHUP) {
+        std::fprintf(stderr, "hvio: SIGHUP ignored (SIGTERM stops the daemon)\n");
+        return 0;
+    }
+    return sig;
 }
 
 void Daemon::wait_for_stop() {
@@ -630,15 +660,56 @@ void Daemon::wait_for_stop() {
             return;
         }
         if (p[0].revents) {
-            signalfd_siginfo si;
-            if (::read(sigfd_.get(), &si, sizeof(si)) == sizeof(si))
-                std::fprintf(stderr, "hvio: %s: finishing I/O in flight, then exiting\n",
-                             strsignal(static_cast<int>(si.ssi_signo)));
-            return;
+            if (int sig = read_signal(sigfd_.get())) {
+                std::string limit = drain_timeout_s_
+                                        ? "at most " + std::to_string(drain_timeout_s_) + " s"
+                                        : "no time limit";
+                std::fprintf(stderr,
+                             "hvio: %s: finishing I/O in flight (%s; a second SIGTERM or SIGINT "
+                             "exits at once), then exiting\n",
+                             strsignal(sig), limit.c_str());
+                return;
+            }
         }
         if (p[1].revents)
             return;
     }
+}
+
+// What the queues still have in flight, for the last words of exit_now().
+std::string Daemon::in_flight() {
+    std::string out;
+    auto add = [&out](const std::string &what, uint64_t n, const char *unit) {
+        if (!n)
+            return;
+        out += (out.empty() ? "" : ", ") + what + ": " + std::to_string(n) + " " + unit;
+    };
+    for (const auto &d : devs_)
+        for (const auto &q : d->queues)
+            if (q->thread.joinable())
+                add(d->target.where + " queue " + std::to_string(q->queue->index()),
+                    q->queue->counters().inflight.load(), "ops in flight");
+    for (const auto &n : nets_) {
+        if (!n->thread.joinable())
+            continue;
+        const NetCounters &c = n->queue->counters();
+        add(n->where + " TX", c.tx_inflight.load(), "ops in flight");
+        add(n->where + " RX", c.rx_armed.load(), "buffers armed");
+    }
+    return out.empty() ? "no op counted, a queue thread is stuck" : out;
+}
+
+// Ends the process without waiting for the queues: their devices are not
+// destroyed, so the kernel keeps them for the next `hvio run` (recovery),
+// which hands it the ops still in flight.
+void Daemon::exit_now(const char *why) {
+    std::fprintf(stderr,
+                 "hvio: %s: exiting now with I/O in flight (%s); the devices stay for the next "
+                 "`hvio run` (or `hvio stop CONFIG`)\n",
+                 why, in_flight().c_str());
+    status_.stop();
+    std::fflush(nullptr);
+    std::_Exit(kExitError);
 }
 
 int Daemon::stop_and_drain() {
@@ -654,6 +725,39 @@ int Daemon::stop_and_drain() {
             if (efd)
                 (void)!::write(efd.get(), &one, sizeof(one));
         }
+    // Wait for the queues while still reading signals: a second SIGTERM or
+    // SIGINT, or the drain timeout, ends the process now.
+    unsigned threads = 0;
+    for (auto &d : devs_)
+        for (auto &q : d->queues)
+            threads += q->thread.joinable();
+    for (auto &n : nets_)
+        threads += n->thread.joinable();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(drain_timeout_s_);
+    while (threads_done_.load(std::memory_order_acquire) < threads) {
+        int ms = -1;
+        if (drain_timeout_s_) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) {
+                std::string why = "drain timeout (" + std::to_string(drain_timeout_s_) + " s)";
+                exit_now(why.c_str());
+            }
+            ms = static_cast<int>(left.count());
+        }
+        pollfd p[2] = {{sigfd_.get(), POLLIN, 0}, {done_efd_.get(), POLLIN, 0}};
+        if (::poll(p, 2, ms) < 0 && errno != EINTR)
+            break;
+        if (p[0].revents & POLLIN)
+            if (int sig = read_signal(sigfd_.get())) {
+                std::string why = std::string(strsignal(sig)) + " again";
+                exit_now(why.c_str());
+            }
+        if (p[1].revents & POLLIN) {
+            uint64_t n;
+            (void)!::read(done_efd_.get(), &n, sizeof(n));
+        }
+    }
     int ret = kExitOk;
     for (auto &d : devs_)
         for (auto &q : d->queues) {
@@ -900,7 +1004,10 @@ std::string Daemon::report() {
               {"uptime_s", up.count()},
               {"zones", zones},
               {"devices", devs}};
-    return root.dump(1) + "\n";
+    root["drain_timeout_s"] = drain_timeout_s_; // what `hvio stop` waits for
+    // Paths are bytes, not necessarily UTF-8: what is not becomes U+FFFD
+    // instead of an exception.
+    return root.dump(1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
 int Daemon::run() {
@@ -967,7 +1074,8 @@ int Daemon::run() {
     std::signal(SIGPIPE, SIG_IGN);
     sigfd_.reset(::signalfd(-1, &set, SFD_CLOEXEC));
     fatal_efd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (!sigfd_ || !fatal_efd_) {
+    done_efd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!sigfd_ || !fatal_efd_ || !done_efd_) {
         std::fprintf(stderr, "hvio: signalfd/eventfd: %s\n", std::strerror(errno));
         return kExitError;
     }
@@ -1003,23 +1111,35 @@ int Daemon::run() {
 } // namespace
 
 int cmd_run(int argc, char **argv) {
+    static const char usage[] =
+        "usage: hvio run CONFIG.json [--socket PATH] [--drain-timeout SECONDS]\n";
     const char *config = nullptr;
     std::string socket = kDefaultSocket;
+    int drain = kDefaultDrainTimeoutS;
     for (int i = 1; i < argc; i++) {
         if (!std::strcmp(argv[i], "--socket") && i + 1 < argc) {
             socket = argv[++i];
+        } else if (!std::strcmp(argv[i], "--drain-timeout") && i + 1 < argc) {
+            char *end;
+            errno = 0;
+            long v = std::strtol(argv[++i], &end, 10);
+            if (errno || end == argv[i] || *end || v < 0 || v > 86400) {
+                std::fprintf(stderr, "hvio: --drain-timeout: 0..86400 seconds (0: no limit)\n");
+                return kExitUsage;
+            }
+            drain = static_cast<int>(v);
         } else if (argv[i][0] != '-' && !config) {
             config = argv[i];
         } else {
-            std::fprintf(stderr, "usage: hvio run CONFIG.json [--socket PATH]\n");
+            std::fputs(usage, stderr);
             return kExitUsage;
         }
     }
     if (!config) {
-        std::fprintf(stderr, "usage: hvio run CONFIG.json [--socket PATH]\n");
+        std::fputs(usage, stderr);
         return kExitUsage;
     }
-    Daemon d(config, socket);
+    Daemon d(config, socket, drain);
     return d.run();
 }
 

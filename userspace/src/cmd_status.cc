@@ -312,6 +312,11 @@ int cmd_status(int argc, char **argv) {
                      socket.c_str());
         return kExitError;
     }
+    if (r.contains("error") && r["error"].is_string()) {
+        std::fprintf(stderr, "hvio: %s: %s\n", socket.c_str(),
+                     r["error"].get<std::string>().c_str());
+        return kExitError;
+    }
     print_report(r);
     return kExitOk;
 }

@@ -3,7 +3,12 @@
 // hvio stop [CONFIG.json] [--socket PATH]: orderly teardown.
 //
 // A running daemon (one answering the status socket) is sent SIGTERM and
-// waited for: it finishes its I/O, destroys its devices and zones.  Then
+// waited for: it finishes its I/O, destroys its devices and zones.  Its pid
+// is the one the kernel names as the socket's peer (SO_PEERCRED), not what
+// the report says; it is signalled and waited for through a pidfd
+// (pidfd_open, pidfd_send_signal, poll), so a pid reused meanwhile is never
+// signalled; kernels without pidfds (before 5.3) get kill() and a poll of
+// /proc every 10 ms.  Then
 // devices that a daemon which died left behind for recovery (orphans) are
 // destroyed: those of CONFIG's zones, whose zones are removed too, or,
 // without CONFIG, every orphan there is.
@@ -20,14 +25,26 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <poll.h>
 #include <string>
+#include <sys/syscall.h>
 #include <thread>
+#include <unistd.h>
 
 namespace hvio {
 
 namespace {
 
-constexpr auto kStopWait = std::chrono::seconds(30);
+// How long to wait beyond the daemon's own drain timeout.
+constexpr int kStopSlackS = 10;
+// For a daemon whose report names no drain timeout (no limit, or older).
+constexpr int kStopWaitDefaultS = 40;
+
+int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+
+int pidfd_send_signal(int pidfd, int sig) {
+    return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
+}
 
 // Has the process exited?  A zombie counts: its parent (a shell, a test)
 // may be waiting for us before it reaps it.
@@ -47,32 +64,66 @@ bool gone(long pid) {
 // SIGTERM the daemon behind the socket and wait for it to go.  Returns
 // false if one answered and did not exit in time.
 bool stop_daemon(const std::string &socket) {
-    auto text = status_fetch(socket);
+    pid_t peer = 0;
+    auto text = status_fetch(socket, &peer);
     if (!text)
         return true; // nobody there
-    long pid = 0;
-    try {
-        pid = nlohmann::json::parse(*text).value("pid", 0L);
-    } catch (const nlohmann::json::exception &) {
-    }
+    const long pid = peer;
     if (pid <= 0) {
-        std::fprintf(stderr, "hvio: %s: the daemon's report has no pid\n", socket.c_str());
+        std::fprintf(stderr, "hvio: %s: the kernel names no process behind the socket\n",
+                     socket.c_str());
         return false;
     }
-    if (::kill(static_cast<pid_t>(pid), SIGTERM) < 0) {
-        std::fprintf(stderr, "hvio: kill %ld: %s\n", pid, std::strerror(errno));
+    // The daemon drains for at most its drain timeout, then exits anyway.
+    int wait_s = kStopWaitDefaultS;
+    auto report = nlohmann::json::parse(*text, nullptr, false);
+    if (report.is_object() && report.value("drain_timeout_s", 0) > 0)
+        wait_s = report.value("drain_timeout_s", 0) + kStopSlackS;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(wait_s);
+
+    UniqueFd pidfd(pidfd_open(static_cast<pid_t>(pid)));
+    if (!pidfd && errno != ENOSYS) {
+        if (errno == ESRCH)
+            return true; // gone since
+        std::fprintf(stderr, "hvio: pidfd_open %ld: %s\n", pid, std::strerror(errno));
         return false;
     }
-    auto until = std::chrono::steady_clock::now() + kStopWait;
-    while (std::chrono::steady_clock::now() < until) {
-        if (gone(pid)) {
-            std::fprintf(stderr, "hvio: daemon %ld stopped\n", pid);
-            return true;
+    if (pidfd) {
+        if (pidfd_send_signal(pidfd.get(), SIGTERM) < 0 && errno != ESRCH) {
+            std::fprintf(stderr, "hvio: SIGTERM to %ld: %s\n", pid, std::strerror(errno));
+            return false;
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        // Readable once the process has exited (all its threads: its
+        // files and mappings are released by then).
+        for (;;) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                until - std::chrono::steady_clock::now());
+            pollfd p{pidfd.get(), POLLIN, 0};
+            int r = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r > 0) {
+                std::fprintf(stderr, "hvio: daemon %ld stopped\n", pid);
+                return true;
+            }
+            if (r < 0)
+                std::fprintf(stderr, "hvio: poll of daemon %ld: %s\n", pid, std::strerror(errno));
+            break;
+        }
+    } else {
+        if (::kill(static_cast<pid_t>(pid), SIGTERM) < 0) {
+            std::fprintf(stderr, "hvio: kill %ld: %s\n", pid, std::strerror(errno));
+            return false;
+        }
+        while (std::chrono::steady_clock::now() < until) {
+            if (gone(pid)) {
+                std::fprintf(stderr, "hvio: daemon %ld stopped\n", pid);
+                return true;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
     }
-    std::fprintf(stderr, "hvio: daemon %ld did not exit within %llds of SIGTERM\n", pid,
-                 static_cast<long long>(kStopWait.count()));
+    std::fprintf(stderr, "hvio: daemon %ld did not exit within %ds of SIGTERM\n", pid, wait_s);
     return false;
 }
 

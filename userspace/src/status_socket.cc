@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <exception>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -42,6 +43,21 @@ Result<UniqueFd> connect_to(const std::string &path) {
 }
 
 } // namespace
+
+std::string error_report(const std::string &what) {
+    // JSON string escaping of the few characters that need it; bytes that
+    // are not plain ASCII are dropped, so the document is always valid.
+    std::string out = "{\"error\": \"the daemon could not make its report: ";
+    for (unsigned char ch : what) {
+        if (ch == '"' || ch == '\\') {
+            out += '\\';
+            out += static_cast<char>(ch);
+        } else if (ch >= 0x20 && ch < 0x7f) {
+            out += static_cast<char>(ch);
+        }
+    }
+    return out + "\"}\n";
+}
 
 StatusServer::~StatusServer() { stop(); }
 
@@ -114,7 +130,17 @@ void StatusServer::serve() {
             continue;
         timeval tv{kSendTimeoutMs / 1000, (kSendTimeoutMs % 1000) * 1000};
         ::setsockopt(c.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-        std::string out = report_();
+        // A report that fails must not end the daemon (an exception
+        // leaving this thread would terminate the process, I/O and all):
+        // the client gets an error document instead.
+        std::string out;
+        try {
+            out = report_();
+        } catch (const std::exception &e) {
+            out = error_report(e.what());
+        } catch (...) {
+            out = error_report("unknown exception");
+        }
         size_t off = 0;
         while (off < out.size()) {
             ssize_t n = ::send(c.get(), out.data() + off, out.size() - off, MSG_NOSIGNAL);
@@ -140,10 +166,19 @@ void StatusServer::stop() {
     listen_.reset();
 }
 
-Result<std::string> status_fetch(const std::string &path) {
+Result<std::string> status_fetch(const std::string &path, pid_t *peer) {
     auto fd = connect_to(path);
     if (!fd)
         return Error(fd.error());
+    if (peer) {
+        // The process that listens on the socket, as the kernel saw it
+        // (not what the report claims).
+        ucred cred{};
+        socklen_t len = sizeof(cred);
+        if (::getsockopt(fd->get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+            return last_error();
+        *peer = cred.pid;
+    }
     std::string out;
     char buf[4096];
     for (;;) {

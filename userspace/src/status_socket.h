@@ -11,6 +11,7 @@
 
 #include <functional>
 #include <string>
+#include <sys/types.h>
 #include <thread>
 
 namespace hvio {
@@ -29,7 +30,8 @@ class StatusServer {
     Result<void> open(const std::string &path);
 
     // Serves connections from a thread until stop(); report() is called
-    // for each one, on that thread.
+    // for each one, on that thread.  An exception from report() is caught
+    // there: that client gets error_report(), the thread goes on.
     Result<void> start(std::function<std::string()> report);
 
     // Stops the thread and removes the socket file.
@@ -45,7 +47,12 @@ class StatusServer {
     std::thread thread_;
 };
 
-// Connects to path and returns everything the daemon sent.
-Result<std::string> status_fetch(const std::string &path);
+// Connects to path and returns everything the daemon sent.  With peer, also
+// the pid of the process serving the socket (SO_PEERCRED).
+Result<std::string> status_fetch(const std::string &path, pid_t *peer = nullptr);
+
+// The document a connection gets when the report could not be made: one
+// JSON object {"error": "..."} naming what.
+std::string error_report(const std::string &what);
 
 } // namespace hvio
