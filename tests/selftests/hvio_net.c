@@ -857,6 +857,63 @@ TEST_F(net, tx_frames_byte_exact)
 	TH_LOG("%u frames, %lu kicks, %lu interrupts", seq, self->kicks, self->irqs);
 }
 
+TEST_F(net, tx_header_rewritten_after_check_not_sent)
+{
+	/* A TX header that changes in guest memory after the module checked it never reaches the TAP: chain A's header lies in the TX used ring, where the module, in the same fetch, writes the used entry of a refused chain B (a device-writable TX buffer) whose head is 0x80 -- between the check and the daemon's writev A's header turns into gso_type 0x80 (ECN, never negotiated; tun refuses it).  A's frame arrives with the header the module checked (all zero) and both chains come back. */
+	enum { TARGET = 0x80 };
+	struct virtio_net_hdr vh;
+	struct fv_buf v[2];
+	struct gbuf fb = { 0 }, bb = { 0 };
+	uint64_t hdr_gpa;
+	long long err0, err1;
+	uint8_t f[60], *g;
+	unsigned int slot = 0;
+	int head = -1;
+	ssize_t n;
+
+	NEED_SETUP();
+	up(_metadata, self, true, true);
+	probe(_metadata, self, F_BASIC);
+	ASSERT_TRUE(galloc(self, &fb, 4096));
+	ASSERT_TRUE(galloc(self, &bb, 4096));
+	err0 = fn_daemon_queue_counter(&self->d, TXQ, "errors");
+	/* Refused chains until one has head TARGET: its used entry goes to
+	 * used->ring[slot], written when the module flushes the fetch. */
+	v[0] = (struct fv_buf){ bb.gpa, 100, true };
+	while (head != TARGET) {
+		head = fv_add(&self->tx, v, 1, NULL, 0, &bb);
+		ASSERT_LE(0, head);
+		ASSERT_GT(QSIZE - 2, slot);
+		if (head != TARGET)
+			slot++;
+	}
+	/* A's header: the byte before ring[slot], so gso_type = ring[slot].id. */
+	hdr_gpa = self->v.vq[TXQ].device + 4 + 8 * slot - 1;
+	g = gp(self, hdr_gpa);
+	ASSERT_EQ(0, memcmp(g, (uint8_t[HDR]){ 0 }, HDR));
+	fn_frame_test(f, sizeof(f), fn_host_mac, fn_guest_mac, 30, 0);
+	memcpy(fb.p, f, sizeof(f));
+	v[0] = (struct fv_buf){ hdr_gpa, HDR, false };
+	v[1] = (struct fv_buf){ fb.gpa, sizeof(f), false };
+	ASSERT_LE(0, fv_add(&self->tx, v, 2, NULL, 0, &fb));
+	kick(self, &self->tx, TXQ);
+	n = tap_recv(self, &vh, self->fr, IO_MS);
+	EXPECT_TRUE(tx_wait_idle(self, IO_MS)) TH_LOG("%s", diag(self));
+	/* The trick worked: the guest's header is not what was checked. */
+	EXPECT_EQ(TARGET, g[1]) TH_LOG("guest header byte 1 is %#x", g[1]);
+	ASSERT_EQ((ssize_t)sizeof(f), n)
+		TH_LOG("TAP got %zd (%s): the rewritten header was sent; %s", n,
+		       n < 0 ? errname(n) : "bytes", diag(self));
+	EXPECT_EQ(0, memcmp(self->fr, f, sizeof(f)));
+	EXPECT_EQ(0, vh.flags);
+	EXPECT_EQ(VIRTIO_NET_HDR_GSO_NONE, vh.gso_type);
+	EXPECT_EQ(0, self->tx_used_nonzero);
+	err1 = fn_daemon_queue_counter(&self->d, TXQ, "errors");
+	EXPECT_EQ(err0, err1) TH_LOG("TAP write errors went %lld -> %lld", err0, err1);
+	n = tap_recv(self, &vh, self->fr, QUIET_MS);
+	EXPECT_EQ(-ETIMEDOUT, n) TH_LOG("an extra %zd-byte frame reached the TAP", n);
+}
+
 TEST_F(net, tx_batch_all_arrive_once)
 {
 	/* 200 frames of varied size posted in batches of 50 with one kick each: every frame reaches the TAP exactly once, intact, and all chains return. */
