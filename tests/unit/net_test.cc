@@ -1016,6 +1016,62 @@ TEST_F(NetTapTest, OpenTapConfiguresIt) {
     EXPECT_EQ(hvio::net_link_status(*fl), hvio::kNetSLinkUp); // attached: carrier
 }
 
+TEST_F(NetTapTest, TapHvioCreatedOutlivesItsFdUntilReleased) {
+    // A TAP open_tap() created is marked and persistent: a daemon killed
+    // with it open leaves it (and its addresses) for the next one.
+    std::string why;
+    auto tap = hvio::open_tap("hviot2", &why);
+    ASSERT_TRUE(tap.ok()) << why;
+    EXPECT_TRUE(tap->created);
+    EXPECT_TRUE(tap->fresh);
+    const unsigned idx = ::if_nametoindex("hviot2");
+    tap->fd.reset(); // as a SIGKILL would
+    EXPECT_EQ(::if_nametoindex("hviot2"), idx);
+    auto listed = hvio::created_taps();
+    ASSERT_TRUE(listed.ok());
+    EXPECT_EQ(*listed, std::vector<std::string>{"hviot2"});
+
+    auto again = hvio::open_tap("hviot2", &why); // the takeover
+    ASSERT_TRUE(again.ok()) << why;
+    EXPECT_TRUE(again->created);
+    EXPECT_FALSE(again->fresh);
+    EXPECT_EQ(again->ifindex, static_cast<int>(idx));
+    EXPECT_EQ(hvio::tap_release(*again), 0); // the orderly stop
+    again->fd.reset();
+    EXPECT_EQ(::if_nametoindex("hviot2"), 0u);
+
+    // One a killed daemon left: `hvio stop` removes it.
+    auto left = hvio::open_tap("hviot2", &why);
+    ASSERT_TRUE(left.ok()) << why;
+    EXPECT_EQ(hvio::tap_remove_created("hviot2"), 0); // still held: not touched
+    left->fd.reset();
+    EXPECT_EQ(hvio::tap_remove_created("hviot2"), 1);
+    EXPECT_EQ(::if_nametoindex("hviot2"), 0u);
+}
+
+TEST_F(NetTapTest, UsersPersistentTapStaysTheirs) {
+    int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, "hviot3", IFNAMSIZ - 1);
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+    ASSERT_EQ(::ioctl(fd, TUNSETIFF, &ifr), 0);
+    ASSERT_EQ(::ioctl(fd, TUNSETPERSIST, 1UL), 0);
+    ::close(fd);
+    std::string why;
+    auto tap = hvio::open_tap("hviot3", &why);
+    ASSERT_TRUE(tap.ok()) << why;
+    EXPECT_FALSE(tap->created);
+    EXPECT_EQ(hvio::tap_release(*tap), 0);
+    tap->fd.reset();
+    EXPECT_NE(::if_nametoindex("hviot3"), 0u);
+    EXPECT_EQ(hvio::tap_remove_created("hviot3"), 0);
+    EXPECT_NE(::if_nametoindex("hviot3"), 0u);
+    auto listed = hvio::created_taps();
+    ASSERT_TRUE(listed.ok());
+    EXPECT_TRUE(listed->empty());
+}
+
 TEST_F(NetTapTest, PacketsBothWaysLinkAndOffloads) {
     auto watch = hvio::open_link_watch();
     ASSERT_TRUE(watch.ok()) << watch.message();
