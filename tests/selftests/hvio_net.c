@@ -1726,6 +1726,25 @@ static int hvio_stop_cmd(FIXTURE_DATA(net) *self, const char *cfg)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/*
+ * The killed daemon's device is an orphan once its last thread (io_uring
+ * workers included) let go: only then can `hvio stop` remove it.
+ */
+static bool wait_orphan(FIXTURE_DATA(net) *self)
+{
+	uint64_t deadline = fg_now_ms() + STOP_MS;
+	struct hvio_stats st;
+
+	do {
+		memset(&st, 0, sizeof(st));
+		fg_stats(&self->fg, &st);
+		if (st.orphans)
+			return true;
+		fg_sleep_ms(10);
+	} while (fg_now_ms() < deadline);
+	return false;
+}
+
 /* SIGKILL the daemon: no orderly stop at all. */
 static void kill_daemon(struct __test_metadata *_metadata, FIXTURE_DATA(net) *self)
 {
@@ -1923,6 +1942,7 @@ TEST_F_TIMEOUT(net, takeover_keeps_tap_link_and_sent_frames, 120)
 	/* A TAP left by a killed daemon: `hvio stop CONFIG` removes it. */
 	kill_daemon(_metadata, self);
 	EXPECT_EQ(self->ifindex, fn_if_index(TAP));
+	EXPECT_TRUE(wait_orphan(self));
 	EXPECT_EQ(0, hvio_stop_cmd(self, self->d.cfg));
 	EXPECT_EQ(-ENODEV, fn_if_index(TAP)) TH_LOG("hvio stop left the TAP hvio created");
 	/* Started again from nothing, an orderly stop removes it too. */
@@ -1955,6 +1975,7 @@ TEST_F(net, user_tap_stays_the_users)
 	EXPECT_EQ(idx, self->ifindex);
 	kill_daemon(_metadata, self);
 	EXPECT_EQ(idx, fn_if_index(TAP));
+	EXPECT_TRUE(wait_orphan(self));
 	EXPECT_EQ(0, hvio_stop_cmd(self, self->d.cfg));
 	EXPECT_EQ(idx, fn_if_index(TAP)) TH_LOG("hvio stop removed the user's TAP");
 	close(self->pkt);
