@@ -3,9 +3,14 @@
  * hvio: virtio-net queues (virtio 1.2, section 5.1.6).
  *
  * Transmit: each chain is a 12-byte virtio_net_hdr and a frame; it becomes
- * one NET_TX op whose segments the daemon writes to the TAP as they are
- * (the TAP checks the header again: this check only keeps what the driver
- * did not negotiate away from it and counts the culprits).
+ * one NET_TX op.  The header is read from guest memory once, checked
+ * against the negotiated features and handed over in the op itself
+ * (op->net_hdr); the op's segments start after it.  The daemon writes
+ * that copy and the segments to the TAP, so a guest rewriting its header
+ * after the check cannot get a GSO or ECN type it never negotiated into
+ * root's tun/GSO code.  (The TAP checks the header again; this check
+ * keeps what the driver did not negotiate away from it and counts the
+ * culprits.)  The frame itself stays zero-copy: nothing here reads it.
  *
  * Receive: the daemon reads one packet into the buffers of an NET_RX op
  * and commits the byte count; the kernel spreads it over the op's chains,
@@ -58,6 +63,11 @@
 	offsetof(struct virtio_net_hdr_mrg_rxbuf, num_buffers)
 
 static_assert(sizeof(struct virtio_net_hdr_mrg_rxbuf) == HVIO_NET_HDR_LEN);
+/* The op layout of API version 2: net_hdr padded to the segments. */
+static_assert(offsetof(struct hvio_op, net_hdr) == 32);
+static_assert(offsetof(struct hvio_op, segs) == 48);
+static_assert(sizeof(struct hvio_op) ==
+	      48 + HVIO_OP_MAX_SEGS * sizeof(struct hvio_op_seg));
 
 static bool hvio_net_has(const struct hvio_dev *dev, unsigned int bit)
 {
@@ -168,8 +178,8 @@ enum hvio_req_kind hvio_net_tx_prepare(struct hvio_queue *q,
 				       struct hvio_op *op)
 {
 	struct virtio_net_hdr_mrg_rxbuf hdr;
+	u32 frame, i, n = 0, skip = HVIO_NET_HDR_LEN;
 	const char *why;
-	u32 frame, i;
 
 	if (chain->in_bytes) {
 		hvio_net_bad(q, "tx: device-writable buffer");
@@ -199,13 +209,21 @@ enum hvio_req_kind hvio_net_tx_prepare(struct hvio_queue *q,
 	memset(op, 0, offsetof(struct hvio_op, segs));
 	op->tag = chain->head;
 	op->type = HVIO_OP_NET_TX;
-	op->nr_segs = chain->nr_segs;
 	op->len = chain->out_bytes;
+	memcpy(op->net_hdr, &hdr, sizeof(op->net_hdr));
+	/* The frame: the chain without the header's first 12 bytes. */
 	for (i = 0; i < chain->nr_segs; i++) {
-		op->segs[i].gpa = q->segs[i].gpa;
-		op->segs[i].len = q->segs[i].len;
-		op->segs[i].reserved = 0;
+		if (skip >= q->segs[i].len) {
+			skip -= q->segs[i].len;
+			continue;
+		}
+		op->segs[n].gpa = q->segs[i].gpa + skip;
+		op->segs[n].len = q->segs[i].len - skip;
+		op->segs[n].reserved = 0;
+		skip = 0;
+		n++;
 	}
+	op->nr_segs = n;
 	return HVIO_REQ_OP;
 }
 

@@ -592,7 +592,7 @@ long long fn_daemon_queue_counter(const struct fn_daemon *d, unsigned int queue,
 
 /* ---- GSO source through GRO and forwarding --------------------------- */
 
-static int if_set_addr4(const char *name, uint32_t addr, uint32_t mask)
+int fn_if_set_addr4(const char *name, uint32_t addr, uint32_t mask)
 {
 	struct ifreq ifr;
 	struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
@@ -608,6 +608,19 @@ static int if_set_addr4(const char *name, uint32_t addr, uint32_t mask)
 	sin->sin_family = AF_INET;
 	sin->sin_addr.s_addr = htonl(mask);
 	return ifreq_ioctl(name, SIOCSIFNETMASK, &ifr);
+}
+
+int fn_if_addr4(const char *name, uint32_t *addr)
+{
+	struct ifreq ifr;
+	int r;
+
+	memset(&ifr, 0, sizeof(ifr));
+	ifr.ifr_addr.sa_family = AF_INET;
+	r = ifreq_ioctl(name, SIOCGIFADDR, &ifr);
+	if (!r)
+		*addr = ntohl(((struct sockaddr_in *)&ifr.ifr_addr)->sin_addr.s_addr);
+	return r;
 }
 
 static int if_get_mac(const char *name, uint8_t *mac)
@@ -681,7 +694,7 @@ int fn_gro_src_open(struct fn_gro_src *s, const char *name, const char *tap)
 	if (r)
 		goto fail;
 	write_str("/proc/sys/net/ipv4/ip_forward", "1");
-	r = if_set_addr4(name, 0x0a620001, 0xffffff00);
+	r = fn_if_set_addr4(name, 0x0a620001, 0xffffff00);
 	if (!r)
 		r = fn_if_set_up(name, true);
 	if (!r)
@@ -703,7 +716,7 @@ int fn_gro_src_route(struct fn_gro_src *s, const char *tap, uint8_t subnet)
 	uint32_t net = 0x0a000000 | (uint32_t)subnet << 16;
 	int r;
 
-	r = if_set_addr4(tap, net | 1, 0xffffff00);
+	r = fn_if_set_addr4(tap, net | 1, 0xffffff00);
 	if (!r)
 		r = arp_add(tap, net | 2, fn_guest_mac);
 	if (!r)

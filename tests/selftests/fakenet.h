@@ -79,6 +79,11 @@ size_t fn_frame_tcp4(uint8_t *f, size_t payload, const uint8_t *dst,
 /* 0 if the frame's TCP checksum verifies (over the whole segment). */
 int fn_tcp4_csum_check(const uint8_t *f, size_t len);
 
+/* IPv4 address and netmask (host byte order) of an interface: 0 or -errno. */
+int fn_if_set_addr4(const char *name, uint32_t addr, uint32_t mask);
+/* Its IPv4 address (host byte order): 0 or -errno (-EADDRNOTAVAIL: none). */
+int fn_if_addr4(const char *name, uint32_t *addr);
+
 /* ---- the daemon ----------------------------------------------------- */
 
 struct fn_daemon {

@@ -623,11 +623,14 @@ static void *guest_thread(void *arg)
 
 /* ---- the daemon: fetch and complete ------------------------------------- */
 
-/* A net op: the queue's type, segments inside zone RAM adding up to len. */
+/*
+ * A net op: the queue's type, segments inside zone RAM adding up to len
+ * (TX: len less the checked header, which travels in the slot).
+ */
 static bool op_sane_net(FIXTURE_DATA(hostile) *self, int q,
 			const struct hvio_op *op, uint16_t tag)
 {
-	uint64_t sum = 0;
+	uint64_t sum = q == HVIO_NET_TX_QUEUE ? HVIO_NET_HDR_LEN : 0;
 	int i;
 
 	if (op->tag != tag || op->nr_segs > HVIO_OP_MAX_SEGS ||

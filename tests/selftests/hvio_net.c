@@ -30,6 +30,7 @@
 #include <sys/wait.h>
 #include <net/if.h>
 #include <linux/ethtool.h>
+#include <linux/if_tun.h>
 #include <linux/virtio_net.h>
 #include <linux/virtio_ring.h>
 
@@ -857,6 +858,63 @@ TEST_F(net, tx_frames_byte_exact)
 	TH_LOG("%u frames, %lu kicks, %lu interrupts", seq, self->kicks, self->irqs);
 }
 
+TEST_F(net, tx_header_rewritten_after_check_not_sent)
+{
+	/* A TX header that changes in guest memory after the module checked it never reaches the TAP: chain A's header lies in the TX used ring, where the module, in the same fetch, writes the used entry of a refused chain B (a device-writable TX buffer) whose head is 0x80 -- between the check and the daemon's writev A's header turns into gso_type 0x80 (ECN, never negotiated; tun refuses it).  A's frame arrives with the header the module checked (all zero) and both chains come back. */
+	enum { TARGET = 0x80 };
+	struct virtio_net_hdr vh;
+	struct fv_buf v[2];
+	struct gbuf fb = { 0 }, bb = { 0 };
+	uint64_t hdr_gpa;
+	long long err0, err1;
+	uint8_t f[60], *g;
+	unsigned int slot = 0;
+	int head = -1;
+	ssize_t n;
+
+	NEED_SETUP();
+	up(_metadata, self, true, true);
+	probe(_metadata, self, F_BASIC);
+	ASSERT_TRUE(galloc(self, &fb, 4096));
+	ASSERT_TRUE(galloc(self, &bb, 4096));
+	err0 = fn_daemon_queue_counter(&self->d, TXQ, "errors");
+	/* Refused chains until one has head TARGET: its used entry goes to
+	 * used->ring[slot], written when the module flushes the fetch. */
+	v[0] = (struct fv_buf){ bb.gpa, 100, true };
+	while (head != TARGET) {
+		head = fv_add(&self->tx, v, 1, NULL, 0, &bb);
+		ASSERT_LE(0, head);
+		ASSERT_GT(QSIZE - 2, slot);
+		if (head != TARGET)
+			slot++;
+	}
+	/* A's header: the byte before ring[slot], so gso_type = ring[slot].id. */
+	hdr_gpa = self->v.vq[TXQ].device + 4 + 8 * slot - 1;
+	g = gp(self, hdr_gpa);
+	ASSERT_EQ(0, memcmp(g, (uint8_t[HDR]){ 0 }, HDR));
+	fn_frame_test(f, sizeof(f), fn_host_mac, fn_guest_mac, 30, 0);
+	memcpy(fb.p, f, sizeof(f));
+	v[0] = (struct fv_buf){ hdr_gpa, HDR, false };
+	v[1] = (struct fv_buf){ fb.gpa, sizeof(f), false };
+	ASSERT_LE(0, fv_add(&self->tx, v, 2, NULL, 0, &fb));
+	kick(self, &self->tx, TXQ);
+	n = tap_recv(self, &vh, self->fr, IO_MS);
+	EXPECT_TRUE(tx_wait_idle(self, IO_MS)) TH_LOG("%s", diag(self));
+	/* The trick worked: the guest's header is not what was checked. */
+	EXPECT_EQ(TARGET, g[1]) TH_LOG("guest header byte 1 is %#x", g[1]);
+	ASSERT_EQ((ssize_t)sizeof(f), n)
+		TH_LOG("TAP got %zd (%s): the rewritten header was sent; %s", n,
+		       n < 0 ? errname(n) : "bytes", diag(self));
+	EXPECT_EQ(0, memcmp(self->fr, f, sizeof(f)));
+	EXPECT_EQ(0, vh.flags);
+	EXPECT_EQ(VIRTIO_NET_HDR_GSO_NONE, vh.gso_type);
+	EXPECT_EQ(0, self->tx_used_nonzero);
+	err1 = fn_daemon_queue_counter(&self->d, TXQ, "errors");
+	EXPECT_EQ(err0, err1) TH_LOG("TAP write errors went %lld -> %lld", err0, err1);
+	n = tap_recv(self, &vh, self->fr, QUIET_MS);
+	EXPECT_EQ(-ETIMEDOUT, n) TH_LOG("an extra %zd-byte frame reached the TAP", n);
+}
+
 TEST_F(net, tx_batch_all_arrive_once)
 {
 	/* 200 frames of varied size posted in batches of 50 with one kick each: every frame reaches the TAP exactly once, intact, and all chains return. */
@@ -1556,6 +1614,21 @@ TEST_F_TIMEOUT(net, reset_during_traffic, 90)
 	       old_tx, old_rx);
 }
 
+/* RX buffers of 4 KiB on the whole ring, recycled; a pool of n TX buffers. */
+static void traffic_buffers(struct __test_metadata *_metadata,
+			    FIXTURE_DATA(net) *self, unsigned int n)
+{
+	unsigned int i;
+
+	self->rx_recycle = true;
+	rx_fill(_metadata, self, QSIZE, RXBUF_MRG, false);
+	for (i = 0; i < n; i++) {
+		ASSERT_TRUE(galloc(self, &self->txpool[i], TXB_SMALL));
+		self->txpool[i].pooled = true;
+		self->txfree[self->ntxfree++] = &self->txpool[i];
+	}
+}
+
 TEST_F_TIMEOUT(net, bidirectional_traffic_accounted, 120)
 {
 	/* 3000 frames each way at once (guest TX of varied sizes with a recycled pool of 128 buffers; host frames into the TAP with at most 128 outstanding, received in recycled 4 KiB buffers): every TX frame reaches the TAP exactly once and intact, every RX frame reaches the guest intact and in order. */
@@ -1565,7 +1638,7 @@ TEST_F_TIMEOUT(net, bidirectional_traffic_accounted, 120)
 	static uint8_t f[1514];
 	static bool seen[N];
 	unsigned int tx_sent = 0, tx_got = 0, rx_sent = 0, rx_got = 0, bad = 0;
-	unsigned int i, batch;
+	unsigned int batch;
 	uint64_t deadline, t0;
 	uint32_t st, seq, len;
 	ssize_t n;
@@ -1574,13 +1647,7 @@ TEST_F_TIMEOUT(net, bidirectional_traffic_accounted, 120)
 	NEED_SETUP();
 	up(_metadata, self, true, true);
 	probe(_metadata, self, WANT_ALL);
-	self->rx_recycle = true;
-	rx_fill(_metadata, self, QSIZE, RXBUF_MRG, false);
-	for (i = 0; i < POOL; i++) {
-		ASSERT_TRUE(galloc(self, &self->txpool[i], TXB_SMALL));
-		self->txpool[i].pooled = true;
-		self->txfree[self->ntxfree++] = &self->txpool[i];
-	}
+	traffic_buffers(_metadata, self, POOL);
 	memset(seen, 0, sizeof(seen));
 	hdr_set(&h, 0, 0, 0, 0, 0, 0);
 	t0 = fg_now_ms();
@@ -1633,6 +1700,296 @@ TEST_F_TIMEOUT(net, bidirectional_traffic_accounted, 120)
 	EXPECT_EQ(0, bad) TH_LOG("%u corrupt, duplicate or foreign frames", bad);
 	TH_LOG("%u frames each way in %llu ms; %lu kicks, %lu interrupts",
 	       N, (unsigned long long)(fg_now_ms() - t0), self->kicks, self->irqs);
+}
+
+/* ---- tests: crash recovery ------------------------------------------- */
+
+#define TAP_ADDR	0x0a4d0001	/* 10.77.0.1 */
+
+/* `hvio stop [cfg]` on the test's socket, as a user would run it. */
+static int hvio_stop_cmd(FIXTURE_DATA(net) *self, const char *cfg)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid == 0) {
+		int nul = open("/dev/null", O_WRONLY);
+
+		dup2(nul, 1);
+		dup2(nul, 2);
+		execl(fg_daemon_bin(), "hvio", "stop", "--socket", self->d.sock,
+		      cfg, (char *)NULL);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &st, 0) != pid)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/*
+ * The killed daemon's device is an orphan once its last thread (io_uring
+ * workers included) let go: only then can `hvio stop` remove it.
+ */
+static bool wait_orphan(FIXTURE_DATA(net) *self)
+{
+	uint64_t deadline = fg_now_ms() + STOP_MS;
+	struct hvio_stats st;
+
+	do {
+		memset(&st, 0, sizeof(st));
+		fg_stats(&self->fg, &st);
+		if (st.orphans)
+			return true;
+		fg_sleep_ms(10);
+	} while (fg_now_ms() < deadline);
+	return false;
+}
+
+/* SIGKILL the daemon: no orderly stop at all. */
+static void kill_daemon(struct __test_metadata *_metadata, FIXTURE_DATA(net) *self)
+{
+	int st = fn_daemon_stop(&self->d, SIGKILL, STOP_MS);
+
+	ASSERT_TRUE(st >= 0 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)
+		TH_LOG("daemon: %s; stderr \"%s\"", fn_wstatus(st), fn_daemon_log(&self->d));
+	close(self->d.out_fd);
+	self->d.out_fd = -1;
+}
+
+/* Post up to n TX frames of stream 90 from the pool; kick. */
+static unsigned int rec_tx_post(struct __test_metadata *_metadata,
+				FIXTURE_DATA(net) *self, unsigned int n,
+				unsigned int *next, uint32_t *seq_of)
+{
+	struct virtio_net_hdr_mrg_rxbuf h;
+	static uint8_t f[1514];
+	unsigned int i;
+	struct gbuf *b;
+	uint32_t len;
+	int r;
+
+	hdr_set(&h, 0, 0, 0, 0, 0, 0);
+	for (i = 0; i < n && self->ntxfree; i++) {
+		len = 60 + (*next * 131) % (1514 - 60);
+		fn_frame_test(f, len, fn_host_mac, fn_guest_mac, 90, *next);
+		b = self->txfree[--self->ntxfree];
+		seq_of[b - self->txpool] = *next;
+		r = tx_post(self, b, &h, f, len, *next % 2 ? L_ONE : L_SPLIT);
+		EXPECT_LE(0, r) TH_LOG("cannot post TX frame %u", *next);
+		if (r < 0)
+			return i;
+		++*next;
+	}
+	if (i)
+		kick(self, &self->tx, TXQ);
+	return i;
+}
+
+/* TX chains back from the device: the guest was told they were sent. */
+static void rec_tx_reap(FIXTURE_DATA(net) *self, const uint32_t *seq_of,
+			bool *told)
+{
+	struct gbuf *b;
+	uint32_t len;
+	void *tok;
+
+	while (fv_get_used(&self->tx, &len, &tok) == 1) {
+		b = tok;
+		if (len)
+			self->tx_used_nonzero++;
+		told[seq_of[b - self->txpool]] = true;
+		self->txfree[self->ntxfree++] = b;
+	}
+}
+
+/*
+ * Read what reached the TAP until nothing comes within ms: frames of
+ * stream 90 below next count in seen[] (*got new, *dups again), anything
+ * else in *bad.
+ */
+static void rec_tap_read(FIXTURE_DATA(net) *self, unsigned int ms,
+			 unsigned int next, unsigned char *seen, unsigned int *got,
+			 unsigned int *dups, unsigned int *bad)
+{
+	struct virtio_net_hdr vh;
+	uint32_t st, seq;
+	ssize_t n;
+
+	while ((n = tap_recv(self, &vh, self->fr, ms)) >= 0) {
+		if (!fn_frame_check(self->fr, n, &st, &seq) || st != 90 ||
+		    seq >= next || n != 60 + (seq * 131) % (1514 - 60)) {
+			++*bad;
+			continue;
+		}
+		if (seen[seq]++)
+			++*dups;
+		else
+			++*got;
+	}
+}
+
+TEST_F_TIMEOUT(net, takeover_keeps_tap_link_and_sent_frames, 120)
+{
+	/* The daemon is SIGKILLed 10 times under traffic both ways (the guest goes on posting and kicking while it is dead) and started again on the same config: each takeover keeps the TAP the daemon created (same ifindex, its IPv4 address, up), the guest's link stays up, every TX frame whose chain came back to the guest reaches the TAP intact (one written but not committed at the kill may come twice), RX frames reach the guest intact and in order and flow again after every takeover; an orderly stop then removes the TAP, and `hvio stop` removes one a killed daemon left. */
+	enum { CYCLES = 10, POOL = 128, PER = 150, WINDOW = 64,
+	       MAXF = (CYCLES + 1) * (PER + 64) + POOL };
+	static bool told[MAXF];
+	static unsigned char seen[MAXF];
+	uint32_t seq_of[POOL], st, seq, addr = 0;
+	unsigned int tx_next = 0, rx_sent = 0, rx_got = 0, rx_floor = 0;
+	unsigned int tx_got = 0, dups = 0, bad = 0, lost_told = 0, cycle, i;
+	unsigned int rx_goal, ntold = 0;
+	long rx_last = -1;
+	uint64_t t, deadline, down_ms = 0, max_down = 0;
+	char json[1024];
+	int r, fl;
+
+	NEED_SETUP();
+	up(_metadata, self, true, true);
+	ASSERT_OK(fn_if_set_addr4(TAP, TAP_ADDR, 0xffffff00));
+	probe(_metadata, self, WANT_ALL);
+	traffic_buffers(_metadata, self, POOL);
+	cfg_json(self, json, sizeof(json), true, true);
+	for (cycle = 0;; cycle++) {
+		rx_goal = rx_got + PER / 3;
+		deadline = fg_now_ms() + 4 * IO_MS;
+		while ((tx_next < (cycle + 1) * PER || rx_got < rx_goal) &&
+		       fg_now_ms() < deadline) {
+			if (tx_next < (cycle + 1) * PER)
+				rec_tx_post(_metadata, self, 16, &tx_next, seq_of);
+			rec_tx_reap(self, seq_of, told);
+			rec_tap_read(self, 0, tx_next, seen, &tx_got, &dups, &bad);
+			/* At most WINDOW frames towards the guest outstanding;
+			 * those queued for a killed daemon do not count. */
+			for (i = 0; i < 16; i++) {
+				if (rx_sent - (rx_floor > rx_last + 1 ? rx_floor :
+					       (unsigned int)(rx_last + 1)) >= WINDOW)
+					break;
+				ASSERT_LT(0, tap_send_test(self, 60 + rx_sent % 1400,
+							   91, rx_sent));
+				rx_sent++;
+			}
+			while ((r = rx_packet(self, self->rp, 0)) != -ETIMEDOUT) {
+				ASSERT_RX(r);
+				if (!fn_frame_check(self->rp->data, self->rp->len, &st, &seq) ||
+				    st != 91 || (long)seq <= rx_last ||
+				    self->rp->len != 60 + seq % 1400) {
+					TH_LOG("RX after %ld: stream %u seq %u len %u", rx_last,
+					       st, seq, self->rp->len);
+					bad++;
+					continue;
+				}
+				rx_last = seq;
+				rx_got++;
+			}
+			pump(self, 1);
+		}
+		ASSERT_LE(rx_goal, rx_got)
+			TH_LOG("cycle %u: RX stalled at %u frames (%u sent); %s", cycle,
+			       rx_got, rx_sent, diag(self));
+		if (cycle == CYCLES)
+			break;
+
+		/* Kill with frames in flight; the guest goes on meanwhile. */
+		rec_tx_post(_metadata, self, 32, &tx_next, seq_of);
+		kill_daemon(_metadata, self);
+		t = fg_now_ms();
+		rec_tx_post(_metadata, self, 32, &tx_next, seq_of);
+		r = fn_daemon_start(&self->d, json, READY_LINE, READY_MS);
+		ASSERT_EQ(0, r) TH_LOG("cycle %u: no takeover (%s): stderr \"%s\"", cycle,
+				       errname(r), fn_daemon_log(&self->d));
+		t = fg_now_ms() - t;
+		down_ms += t;
+		if (t > max_down)
+			max_down = t;
+		rx_floor = rx_sent;	/* what the dead daemon had queued is gone */
+
+		ASSERT_EQ(self->ifindex, fn_if_index(TAP))
+			TH_LOG("cycle %u: the TAP did not survive the kill", cycle);
+		EXPECT_EQ(0, fn_if_addr4(TAP, &addr));
+		EXPECT_EQ(TAP_ADDR, addr) TH_LOG("cycle %u: TAP address %#x", cycle, addr);
+		fl = fn_if_flags(TAP);
+		EXPECT_TRUE(fl > 0 && (fl & IFF_UP)) TH_LOG("cycle %u: TAP flags %#x", cycle, fl);
+		for (deadline = fg_now_ms() + LINK_MS;
+		     !(CFG(status) & VIRTIO_NET_S_LINK_UP) && fg_now_ms() < deadline;)
+			pump(self, 10);
+		EXPECT_TRUE(CFG(status) & VIRTIO_NET_S_LINK_UP)
+			TH_LOG("cycle %u: the guest's link is down after the takeover", cycle);
+	}
+
+	/* Everything posted comes back; then the TAP goes quiet. */
+	for (deadline = fg_now_ms() + 2 * IO_MS;
+	     fv_inflight(&self->tx) && fg_now_ms() < deadline;) {
+		rec_tx_reap(self, seq_of, told);
+		pump(self, 1);
+	}
+	rec_tx_reap(self, seq_of, told);
+	EXPECT_EQ(0, fv_inflight(&self->tx)) TH_LOG("%s", diag(self));
+	rec_tap_read(self, QUIET_MS, tx_next, seen, &tx_got, &dups, &bad);
+	for (i = 0; i < tx_next; i++) {
+		ntold += told[i];
+		if (told[i] && !seen[i] && !lost_told++)
+			TH_LOG("TX frame %u: the guest was told it was sent; the TAP never saw it", i);
+	}
+	EXPECT_EQ(0, lost_told) TH_LOG("%u frames the guest was told were sent are lost",
+				       lost_told);
+	EXPECT_EQ(tx_next, ntold);
+	EXPECT_EQ(0, bad) TH_LOG("%u corrupt, foreign or out-of-order frames", bad);
+	TH_LOG("%u kills: %u TX frames (%u on the TAP, %u twice), RX %u of %u sent; down %llu ms in all, at most %llu",
+	       CYCLES, tx_next, tx_got, dups, rx_got, rx_sent,
+	       (unsigned long long)down_ms, (unsigned long long)max_down);
+
+	/* A TAP left by a killed daemon: `hvio stop CONFIG` removes it. */
+	kill_daemon(_metadata, self);
+	EXPECT_EQ(self->ifindex, fn_if_index(TAP));
+	EXPECT_TRUE(wait_orphan(self));
+	EXPECT_EQ(0, hvio_stop_cmd(self, self->d.cfg));
+	EXPECT_EQ(-ENODEV, fn_if_index(TAP)) TH_LOG("hvio stop left the TAP hvio created");
+	/* Started again from nothing, an orderly stop removes it too. */
+	close(self->pkt);
+	self->pkt = -1;
+	up(_metadata, self, true, true);
+	r = fn_daemon_stop(&self->d, SIGTERM, STOP_MS);
+	EXPECT_TRUE(r >= 0 && WIFEXITED(r) && WEXITSTATUS(r) == 0) TH_LOG("%s", fn_wstatus(r));
+	EXPECT_EQ(-ENODEV, fn_if_index(TAP)) TH_LOG("the TAP hvio created survived its orderly stop");
+}
+
+TEST_F(net, user_tap_stays_the_users)
+{
+	/* A persistent TAP the user created stays theirs: hvio attaches to it, and neither a SIGKILL nor an orderly stop nor `hvio stop` removes it or changes whether it persists. */
+	struct ifreq ifr;
+	int fd, idx, st;
+
+	NEED_SETUP();
+	fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	memset(&ifr, 0, sizeof(ifr));
+	strcpy(ifr.ifr_name, TAP);
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	ASSERT_EQ(0, ioctl(fd, TUNSETIFF, &ifr));
+	ASSERT_EQ(0, ioctl(fd, TUNSETPERSIST, 1UL));
+	close(fd);
+	idx = fn_if_index(TAP);
+	ASSERT_LT(0, idx);
+	up(_metadata, self, true, true);
+	EXPECT_EQ(idx, self->ifindex);
+	kill_daemon(_metadata, self);
+	EXPECT_EQ(idx, fn_if_index(TAP));
+	EXPECT_TRUE(wait_orphan(self));
+	EXPECT_EQ(0, hvio_stop_cmd(self, self->d.cfg));
+	EXPECT_EQ(idx, fn_if_index(TAP)) TH_LOG("hvio stop removed the user's TAP");
+	close(self->pkt);
+	self->pkt = -1;
+	up(_metadata, self, true, true);
+	st = fn_daemon_stop(&self->d, SIGTERM, STOP_MS);
+	EXPECT_TRUE(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0) TH_LOG("%s", fn_wstatus(st));
+	EXPECT_EQ(idx, fn_if_index(TAP)) TH_LOG("an orderly stop removed the user's TAP");
+	/* Still persistent: attach and detach do not delete it. */
+	fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ioctl(fd, TUNSETIFF, &ifr));
+	close(fd);
+	EXPECT_EQ(idx, fn_if_index(TAP)) TH_LOG("the user's TAP lost TUNSETPERSIST");
 }
 
 TEST_HARNESS_MAIN

@@ -283,9 +283,9 @@ TEST_F(netq, create_checks_queues_and_features)
 
 TEST_F(netq, tx_chain_becomes_op)
 {
-	/* Header and frame become one NET_TX op with both segments, in
-	 * order; the completion returns the chain with length 0 and counts
-	 * the frame without its header. */
+	/* Header and frame become one NET_TX op: the header in the slot,
+	 * the frame as the only segment; the completion returns the chain
+	 * with length 0 and counts the frame without its header. */
 	struct virtio_net_hdr_v1 h = { 0 };
 	uint16_t tags[QN], head;
 	struct hvio_op *op;
@@ -298,11 +298,11 @@ TEST_F(netq, tx_chain_becomes_op)
 	op = &self->ops[TXQ][head];
 	EXPECT_EQ(HVIO_OP_NET_TX, op->type);
 	EXPECT_EQ(HDR + 1514, op->len);
-	ASSERT_EQ(2, op->nr_segs);
-	EXPECT_EQX(DATA, op->segs[0].gpa);
-	EXPECT_EQ(HDR, op->segs[0].len);
-	EXPECT_EQX(DATA + 0x1000, op->segs[1].gpa);
-	EXPECT_EQ(1514, op->segs[1].len);
+	EXPECT_EQ(0, memcmp(op->net_hdr, &h, HDR));
+	ASSERT_EQ(1, op->nr_segs);
+	EXPECT_EQX(DATA + 0x1000, op->segs[0].gpa);
+	EXPECT_EQ(1514, op->segs[0].len);
+	EXPECT_EQ(0, op->reserved2);
 	EXPECT_EQ(self->gen, op->generation);
 	EXPECT_EQ(0, used_idx(self, TXQ));
 
@@ -313,6 +313,49 @@ TEST_F(netq, tx_chain_becomes_op)
 	EXPECT_EQ(1, qstats(self, TXQ).packets);
 	EXPECT_EQ(1514, qstats(self, TXQ).bytes);
 	EXPECT_EQ(0, qstats(self, TXQ).errors);
+}
+
+TEST_F(netq, tx_header_in_op_is_the_checked_one)
+{
+	/* A header cut over three descriptors (5 bytes, 4 bytes, the last 3
+	 * with the frame's first 100 bytes) reaches the daemon as the copy
+	 * the module checked, in op->net_hdr; the segments start at the
+	 * frame's first byte.  Rewriting the guest's header afterwards (GSO
+	 * and ECN it never negotiated) changes nothing the daemon sends. */
+	struct virtio_net_hdr_v1 h = {
+		.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+		.csum_start = 34, .csum_offset = 6,
+	};
+	struct buf b[] = { { DATA, 5, false }, { DATA + 0x100, 4, false },
+			   { DATA + 0x200, 3 + 100, false },
+			   { DATA + 0x1000, 1414, false } };
+	uint16_t tags[QN], head;
+	struct hvio_op *op;
+	uint8_t *g;
+
+	NEED_SETUP();
+	memcpy(gptr(self, DATA), &h, 5);
+	memcpy(gptr(self, DATA + 0x100), (uint8_t *)&h + 5, 4);
+	memcpy(gptr(self, DATA + 0x200), (uint8_t *)&h + 9, 3);
+	head = post(self, TXQ, b, 4);
+	kick(self, TXQ);
+	ASSERT_EQ(1, run(self, TXQ, NULL, 0, tags, QN, NULL));
+	op = &self->ops[TXQ][head];
+	/* The guest rewrites its header after the fetch. */
+	g = gptr(self, DATA);
+	g[0] = 0;
+	g[1] = VIRTIO_NET_HDR_GSO_UDP | VIRTIO_NET_HDR_GSO_ECN;
+	EXPECT_EQ(HVIO_OP_NET_TX, op->type);
+	EXPECT_EQ(HDR + 1514, op->len);
+	EXPECT_EQ(0, memcmp(op->net_hdr, &h, HDR));
+	ASSERT_EQ(2, op->nr_segs);
+	EXPECT_EQX(DATA + 0x200 + 3, op->segs[0].gpa);
+	EXPECT_EQ(100, op->segs[0].len);
+	EXPECT_EQX(DATA + 0x1000, op->segs[1].gpa);
+	EXPECT_EQ(1414, op->segs[1].len);
+	ASSERT_EQ(0, commit1(self, TXQ, head, HDR + 1514));
+	EXPECT_EQ(1, qstats(self, TXQ).packets);
+	EXPECT_EQ(0, qstats(self, TXQ).bad_request);
 }
 
 TEST_F(netq, tx_tso_with_negotiated_offloads)

@@ -563,6 +563,15 @@ class NetQueueTest : public ::testing::Test {
         }
         return o;
     }
+    // A NET_TX op as the kernel hands it out: the checked header in the
+    // slot (pkt's first 12 bytes), the frame's segments after it.
+    hvio_op tx_op(uint16_t tag, const std::vector<uint8_t> &pkt,
+                  std::initializer_list<std::pair<uint32_t, uint32_t>> s) {
+        hvio_op o = op(tag, HVIO_OP_NET_TX, s);
+        std::memcpy(o.net_hdr, pkt.data(), HVIO_NET_HDR_LEN);
+        o.len += HVIO_NET_HDR_LEN;
+        return o;
+    }
     // A packet as the TAP hands it: a 12-byte header, then a frame.
     // (The header says nothing: no checksum or GSO offload.)
     std::vector<uint8_t> packet(size_t frame_len, uint8_t seed) {
@@ -597,15 +606,18 @@ class NetQueueTest : public ::testing::Test {
     int rc_ = -1;
 };
 
-TEST_F(NetQueueTest, TxWritesTheChainAsOnePacket) {
+TEST_F(NetQueueTest, TxWritesTheCheckedHeaderAndTheFrameAsOnePacket) {
     start();
-    // Header and frame in three segments, as a guest may lay them out.
+    // The header the kernel checked (in the op slot), then the frame in
+    // two segments.  The guest's own copy of the header (at 0x1000, not
+    // named by the op) says GSO TCPV4 + ECN: it must not reach the TAP.
     std::vector<uint8_t> pkt = packet(100, 1);
+    pkt[6] = 0x22; // csum_start: any checked value passes through as is
     std::memcpy(&ram_[0x1000], pkt.data(), 12);
+    ram_[0x1000 + 1] = 0x81;
     std::memcpy(&ram_[0x2000], pkt.data() + 12, 60);
     std::memcpy(&ram_[0x3000], pkt.data() + 72, 40);
-    kernel_->push(HVIO_NET_TX_QUEUE,
-                  op(3, HVIO_OP_NET_TX, {{0x1000, 12}, {0x2000, 60}, {0x3000, 40}}));
+    kernel_->push(HVIO_NET_TX_QUEUE, tx_op(3, pkt, {{0x2000, 60}, {0x3000, 40}}));
     EXPECT_EQ(peer_recv(), pkt);
     ASSERT_TRUE(kernel_->wait_done(HVIO_NET_TX_QUEUE, 1));
     auto d = kernel_->done(HVIO_NET_TX_QUEUE);
@@ -628,7 +640,7 @@ TEST_F(NetQueueTest, TxBatchKeepsOrderAndHonoursRunOutMore) {
         std::vector<uint8_t> pkt = packet(50, static_cast<uint8_t>(t));
         std::memcpy(&ram_[0x1000 * (t + 1)], pkt.data(), pkt.size());
         kernel_->push(HVIO_NET_TX_QUEUE,
-                      op(t, HVIO_OP_NET_TX, {{0x1000u * (t + 1), uint32_t(pkt.size())}}), t == 6);
+                      tx_op(t, pkt, {{0x1000u * (t + 1) + 12, uint32_t(pkt.size() - 12)}}), t == 6);
     }
     start();
     for (uint16_t t = 0; t < 7; t++)
@@ -640,14 +652,14 @@ TEST_F(NetQueueTest, TxBatchKeepsOrderAndHonoursRunOutMore) {
 
 TEST_F(NetQueueTest, TxBadSegmentFailsThatPacketOnly) {
     start();
-    kernel_->push(HVIO_NET_TX_QUEUE, op(1, HVIO_OP_NET_TX, {{0x200000, 60}})); // outside RAM
+    kernel_->push(HVIO_NET_TX_QUEUE, tx_op(1, packet(0, 0), {{0x200000, 60}})); // outside RAM
     ASSERT_TRUE(kernel_->wait_done(HVIO_NET_TX_QUEUE, 1));
     EXPECT_EQ(kernel_->done(HVIO_NET_TX_QUEUE)[0].result, -EFAULT);
     EXPECT_EQ(q_->counters().tx_errors.load(), 1u);
     // The queue goes on.
     std::vector<uint8_t> pkt = packet(30, 9);
     std::memcpy(&ram_[0x1000], pkt.data(), pkt.size());
-    kernel_->push(HVIO_NET_TX_QUEUE, op(2, HVIO_OP_NET_TX, {{0x1000, uint32_t(pkt.size())}}));
+    kernel_->push(HVIO_NET_TX_QUEUE, tx_op(2, pkt, {{0x1000 + 12, uint32_t(pkt.size() - 12)}}));
     EXPECT_EQ(peer_recv(), pkt);
     ASSERT_TRUE(kernel_->wait_done(HVIO_NET_TX_QUEUE, 2));
     EXPECT_EQ(kernel_->done(HVIO_NET_TX_QUEUE)[1].result, 42);
@@ -731,7 +743,7 @@ TEST_F(NetQueueTest, StopCommitsArmedRxAsCanceledAndSendsWhatWasPosted) {
     // A TX chain made available (not kicked) just before the stop.
     std::vector<uint8_t> pkt = packet(40, 2);
     std::memcpy(&ram_[0x9000], pkt.data(), pkt.size());
-    kernel_->push(HVIO_NET_TX_QUEUE, op(6, HVIO_OP_NET_TX, {{0x9000, uint32_t(pkt.size())}}),
+    kernel_->push(HVIO_NET_TX_QUEUE, tx_op(6, pkt, {{0x9000 + 12, uint32_t(pkt.size() - 12)}}),
                   false);
     stop();
     EXPECT_EQ(rc_, 0);
@@ -1027,6 +1039,62 @@ TEST_F(NetTapTest, OpenTapConfiguresIt) {
     EXPECT_EQ(hvio::net_link_status(*fl), hvio::kNetSLinkUp); // attached: carrier
 }
 
+TEST_F(NetTapTest, TapHvioCreatedOutlivesItsFdUntilReleased) {
+    // A TAP open_tap() created is marked and persistent: a daemon killed
+    // with it open leaves it (and its addresses) for the next one.
+    std::string why;
+    auto tap = hvio::open_tap("hviot2", &why);
+    ASSERT_TRUE(tap.ok()) << why;
+    EXPECT_TRUE(tap->created);
+    EXPECT_TRUE(tap->fresh);
+    const unsigned idx = ::if_nametoindex("hviot2");
+    tap->fd.reset(); // as a SIGKILL would
+    EXPECT_EQ(::if_nametoindex("hviot2"), idx);
+    auto listed = hvio::created_taps();
+    ASSERT_TRUE(listed.ok());
+    EXPECT_EQ(*listed, std::vector<std::string>{"hviot2"});
+
+    auto again = hvio::open_tap("hviot2", &why); // the takeover
+    ASSERT_TRUE(again.ok()) << why;
+    EXPECT_TRUE(again->created);
+    EXPECT_FALSE(again->fresh);
+    EXPECT_EQ(again->ifindex, static_cast<int>(idx));
+    EXPECT_EQ(hvio::tap_release(*again), 0); // the orderly stop
+    again->fd.reset();
+    EXPECT_EQ(::if_nametoindex("hviot2"), 0u);
+
+    // One a killed daemon left: `hvio stop` removes it.
+    auto left = hvio::open_tap("hviot2", &why);
+    ASSERT_TRUE(left.ok()) << why;
+    EXPECT_EQ(hvio::tap_remove_created("hviot2"), 0); // still held: not touched
+    left->fd.reset();
+    EXPECT_EQ(hvio::tap_remove_created("hviot2"), 1);
+    EXPECT_EQ(::if_nametoindex("hviot2"), 0u);
+}
+
+TEST_F(NetTapTest, UsersPersistentTapStaysTheirs) {
+    int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, "hviot3", IFNAMSIZ - 1);
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+    ASSERT_EQ(::ioctl(fd, TUNSETIFF, &ifr), 0);
+    ASSERT_EQ(::ioctl(fd, TUNSETPERSIST, 1UL), 0);
+    ::close(fd);
+    std::string why;
+    auto tap = hvio::open_tap("hviot3", &why);
+    ASSERT_TRUE(tap.ok()) << why;
+    EXPECT_FALSE(tap->created);
+    EXPECT_EQ(hvio::tap_release(*tap), 0);
+    tap->fd.reset();
+    EXPECT_NE(::if_nametoindex("hviot3"), 0u);
+    EXPECT_EQ(hvio::tap_remove_created("hviot3"), 0);
+    EXPECT_NE(::if_nametoindex("hviot3"), 0u);
+    auto listed = hvio::created_taps();
+    ASSERT_TRUE(listed.ok());
+    EXPECT_TRUE(listed->empty());
+}
+
 TEST_F(NetTapTest, PacketsBothWaysLinkAndOffloads) {
     auto watch = hvio::open_link_watch();
     ASSERT_TRUE(watch.ok()) << watch.message();
@@ -1090,16 +1158,15 @@ TEST_F(NetTapTest, PacketsBothWaysLinkAndOffloads) {
         return f;
     };
 
-    // TX: header (no offload) + frame from guest RAM -> the host sees the frame.
+    // TX: header (no offload, in the op) + frame from guest RAM -> the
+    // host sees the frame.
     std::vector<uint8_t> txf = frame(1, 300);
-    std::memset(&ram[0x1000], 0, HVIO_NET_HDR_LEN);
     std::memcpy(&ram[0x2000], txf.data(), txf.size());
     hvio_op tx{};
     tx.tag = 2;
     tx.type = HVIO_OP_NET_TX;
-    tx.nr_segs = 2;
-    tx.segs[0] = {kGpa + 0x1000, HVIO_NET_HDR_LEN, 0};
-    tx.segs[1] = {kGpa + 0x2000, uint32_t(txf.size()), 0};
+    tx.nr_segs = 1;
+    tx.segs[0] = {kGpa + 0x2000, uint32_t(txf.size()), 0};
     tx.len = HVIO_NET_HDR_LEN + txf.size();
     kernel.push(HVIO_NET_TX_QUEUE, tx);
     ASSERT_TRUE(kernel.wait_done(HVIO_NET_TX_QUEUE, 1));

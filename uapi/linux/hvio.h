@@ -16,7 +16,7 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
-#define HVIO_API_VERSION	1
+#define HVIO_API_VERSION	2	/* 2: hvio_op.net_hdr */
 #define HVIO_IOC_MAGIC		0xB9
 
 /* Limits (also reported by HVIO_GET_VERSION). */
@@ -271,10 +271,14 @@ struct hvio_dev_events {
 /*
  * virtio-net (device 1: queue 0 receives, queue 1 transmits; the TAP is
  * opened with IFF_VNET_HDR and TUNSETVNETHDRSZ = HVIO_NET_HDR_LEN).
- * NET_TX: segs are the whole device-readable chain, the 12-byte
- *	virtio_net_hdr first, then the frame: writev() them to the TAP as
- *	they are.  len is their sum.  Completion: bytes written or -errno
- *	(either way the chain goes back to the guest with used length 0).
+ * NET_TX: net_hdr is the chain's 12-byte virtio_net_hdr as the kernel
+ *	read and checked it (once: the guest may rewrite its copy at any
+ *	time); segs are the rest of the device-readable chain, the frame
+ *	(the header's bytes are cut off, even where they share or span
+ *	descriptors).  writev() net_hdr, then segs, to the TAP; never the
+ *	header from guest memory.  len is HVIO_NET_HDR_LEN plus the sum of
+ *	segs.  Completion: bytes written or -errno (either way the chain
+ *	goes back to the guest with used length 0).
  * NET_RX: segs are guest buffers (one chain, or with MRG_RXBUF several)
  *	of len bytes in all: readv() one packet (header + frame) from the
  *	TAP into them.  Completion: the byte count the read returned.  The
@@ -310,6 +314,8 @@ struct hvio_op {
 	__u64 len;		/* bytes; equals the sum of segs for READ/WRITE */
 	__u32 generation;	/* device generation the op belongs to */
 	__u32 reserved;
+	__u8 net_hdr[HVIO_NET_HDR_LEN];	/* NET_TX: the header as checked */
+	__u32 reserved2;
 	struct hvio_op_seg segs[HVIO_OP_MAX_SEGS];
 };
 

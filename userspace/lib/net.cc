@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <endian.h>
 #include <fcntl.h>
@@ -18,6 +19,7 @@
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <thread>
 #include <unistd.h>
 
 namespace hvio {
@@ -48,6 +50,14 @@ std::string tun_error(const std::string &name, const char *what, int err) {
     return msg;
 }
 
+// IFALIASZ of <linux/if.h> (which clashes with <net/if.h>).
+constexpr size_t kIfAliasSize = 256;
+
+// A TAP that a killed daemon's io_uring still holds is let go only once
+// the ring's teardown finished: a takeover waits this long for it.
+constexpr int kTapBusyRetries = 100;
+constexpr auto kTapBusyDelay = std::chrono::milliseconds(50);
+
 // A throwaway socket for interface ioctls.
 int ifreq_ioctl(unsigned long cmd, ifreq &ifr) {
     int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -56,6 +66,127 @@ int ifreq_ioctl(unsigned long cmd, ifreq &ifr) {
     int ret = ::ioctl(s, cmd, &ifr) < 0 ? -errno : 0;
     ::close(s);
     return ret;
+}
+
+struct LinkAlias {
+    int ifindex = 0;
+    std::string name, alias;
+};
+
+// Every interface of the network namespace with its alias (RTM_GETLINK
+// dump).
+Result<std::vector<LinkAlias>> dump_links() {
+    UniqueFd s(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+    if (!s)
+        return last_error();
+    struct {
+        nlmsghdr h;
+        ifinfomsg i;
+    } req{};
+    req.h.nlmsg_len = sizeof(req);
+    req.h.nlmsg_type = RTM_GETLINK;
+    req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    req.h.nlmsg_seq = 1;
+    req.i.ifi_family = AF_UNSPEC;
+    if (::send(s.get(), &req, sizeof(req), 0) < 0)
+        return last_error();
+    std::vector<LinkAlias> out;
+    std::vector<uint8_t> buf(65536);
+    for (;;) {
+        ssize_t n = ::recv(s.get(), buf.data(), buf.size(), 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? last_error() : Error(EPROTO);
+        int left = static_cast<int>(n);
+        for (auto *h = reinterpret_cast<nlmsghdr *>(buf.data()); NLMSG_OK(h, left);
+             h = NLMSG_NEXT(h, left)) {
+            if (h->nlmsg_type == NLMSG_DONE)
+                return out;
+            if (h->nlmsg_type == NLMSG_ERROR) {
+                const auto *e = static_cast<const nlmsgerr *>(NLMSG_DATA(h));
+                return Error(e->error ? -e->error : EPROTO);
+            }
+            if (h->nlmsg_type != RTM_NEWLINK || h->nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg)))
+                continue;
+            auto *ifi = static_cast<ifinfomsg *>(NLMSG_DATA(h));
+            LinkAlias l;
+            l.ifindex = ifi->ifi_index;
+            int alen = static_cast<int>(IFLA_PAYLOAD(h));
+            for (auto *a = IFLA_RTA(ifi); RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
+                const char *v = static_cast<const char *>(RTA_DATA(a));
+                std::string str(v, strnlen(v, RTA_PAYLOAD(a)));
+                if (a->rta_type == IFLA_IFNAME)
+                    l.name = std::move(str);
+                else if (a->rta_type == IFLA_IFALIAS)
+                    l.alias = std::move(str);
+            }
+            out.push_back(std::move(l));
+        }
+    }
+}
+
+// Does the interface carry kTapAlias?  false if it does not exist.
+bool hvio_created(int ifindex) {
+    auto links = dump_links();
+    if (!links)
+        return false;
+    for (const LinkAlias &l : *links)
+        if (l.ifindex == ifindex)
+            return l.alias == kTapAlias;
+    return false;
+}
+
+// RTM_SETLINK IFLA_IFALIAS: 0 or -errno.
+int set_alias(int ifindex, const char *alias) {
+    UniqueFd s(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+    if (!s)
+        return -errno;
+    struct {
+        nlmsghdr h;
+        ifinfomsg i;
+        alignas(NLMSG_ALIGNTO) char attr[RTA_SPACE(kIfAliasSize)];
+    } req{};
+    const size_t len = std::min<size_t>(std::strlen(alias), kIfAliasSize - 1);
+    auto *a = reinterpret_cast<rtattr *>(req.attr);
+    a->rta_type = IFLA_IFALIAS;
+    a->rta_len = static_cast<unsigned short>(RTA_LENGTH(len));
+    std::memcpy(RTA_DATA(a), alias, len);
+    req.h.nlmsg_len = static_cast<uint32_t>(offsetof(decltype(req), attr) + RTA_ALIGN(a->rta_len));
+    req.h.nlmsg_type = RTM_SETLINK;
+    req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+    req.h.nlmsg_seq = 1;
+    req.i.ifi_family = AF_UNSPEC;
+    req.i.ifi_index = ifindex;
+    if (::send(s.get(), &req, req.h.nlmsg_len, 0) < 0)
+        return -errno;
+    alignas(nlmsghdr) uint8_t buf[1024];
+    ssize_t n = ::recv(s.get(), buf, sizeof(buf), 0);
+    if (n < 0)
+        return -errno;
+    const auto *h = reinterpret_cast<const nlmsghdr *>(buf);
+    if (n < static_cast<ssize_t>(NLMSG_LENGTH(sizeof(nlmsgerr))) || h->nlmsg_type != NLMSG_ERROR)
+        return -EPROTO;
+    return static_cast<const nlmsgerr *>(NLMSG_DATA(h))->error;
+}
+
+// TUNSETIFF (*got: the name the kernel gave), waiting a little while the
+// TAP is hvio's and a killed daemon still holds it.
+int tun_attach(int fd, const std::string &name, std::string *got) {
+    for (int i = 0;; i++) {
+        ifreq ifr{};
+        std::memcpy(ifr.ifr_name, name.data(), name.size());
+        ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+        if (::ioctl(fd, TUNSETIFF, &ifr) == 0) {
+            got->assign(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
+            return 0;
+        }
+        int err = errno;
+        if (err != EBUSY || i == kTapBusyRetries ||
+            !hvio_created(static_cast<int>(::if_nametoindex(name.c_str()))))
+            return -err;
+        std::this_thread::sleep_for(kTapBusyDelay);
+    }
 }
 
 } // namespace
@@ -74,15 +205,11 @@ Result<NetTap> open_tap(const std::string &name, std::string *why) {
     }
     tap.fd.reset(fd);
 
-    ifreq ifr{};
-    std::memcpy(ifr.ifr_name, name.data(), name.size());
-    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-    if (::ioctl(fd, TUNSETIFF, &ifr) < 0) {
-        int err = errno;
-        *why = tun_error(name, "TUNSETIFF", err);
-        return Error(err);
+    tap.fresh = !::if_nametoindex(name.c_str());
+    if (int r = tun_attach(fd, name, &tap.name); r < 0) {
+        *why = tun_error(name, "TUNSETIFF", -r);
+        return Error(-r);
     }
-    tap.name.assign(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
 
     int hdr = HVIO_NET_HDR_LEN;
     if (::ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0) {
@@ -120,7 +247,65 @@ Result<NetTap> open_tap(const std::string &name, std::string *why) {
     std::memcpy(mr.ifr_name, tap.name.data(), tap.name.size());
     if (ifreq_ioctl(SIOCGIFMTU, mr) == 0)
         tap.mtu = static_cast<unsigned>(mr.ifr_mtu);
+
+    // Last, so that no failure above leaves a persistent TAP behind: a
+    // TAP this open created becomes hvio's (the alias first: a crash
+    // between the two leaves a TAP that goes with its fd, not a
+    // persistent one nobody claims).
+    if (tap.fresh) {
+        if (int r = set_alias(tap.ifindex, kTapAlias); r < 0) {
+            *why = tun_error(name, "rtnetlink IFLA_IFALIAS", -r);
+            return Error(-r);
+        }
+        tap.created = true;
+    } else {
+        tap.created = hvio_created(tap.ifindex);
+    }
+    if (tap.created && ::ioctl(fd, TUNSETPERSIST, 1UL) < 0) {
+        int err = errno;
+        *why = tun_error(name, "TUNSETPERSIST", err);
+        return Error(err);
+    }
     return tap;
+}
+
+int tap_release(NetTap &tap) {
+    if (!tap.created || !tap.fd)
+        return 0;
+    if (::ioctl(tap.fd.get(), TUNSETPERSIST, 0UL) < 0)
+        return -errno;
+    tap.created = false;
+    return 0;
+}
+
+int tap_remove_created(const std::string &name) {
+    if (name.empty() || name.size() >= IFNAMSIZ)
+        return -EINVAL;
+    int ifindex = static_cast<int>(::if_nametoindex(name.c_str()));
+    if (!ifindex || !hvio_created(ifindex))
+        return 0;
+    UniqueFd fd(::open(kTunPath, O_RDWR | O_NONBLOCK | O_CLOEXEC));
+    if (!fd)
+        return -errno;
+    ifreq ifr{};
+    std::memcpy(ifr.ifr_name, name.data(), name.size());
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+    if (::ioctl(fd.get(), TUNSETIFF, &ifr) < 0)
+        return errno == EBUSY ? 0 : -errno; // a daemon serves it
+    if (::ioctl(fd.get(), TUNSETPERSIST, 0UL) < 0)
+        return -errno;
+    return 1; // gone when fd closes
+}
+
+Result<std::vector<std::string>> created_taps() {
+    auto links = dump_links();
+    if (!links)
+        return Error(links.error());
+    std::vector<std::string> names;
+    for (const LinkAlias &l : *links)
+        if (l.alias == kTapAlias)
+            names.push_back(l.name);
+    return names;
 }
 
 int tap_set_offload(int fd, unsigned tun_flags) {

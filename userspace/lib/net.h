@@ -38,20 +38,44 @@ inline constexpr uint16_t kNetSLinkUp = 1;         // VIRTIO_NET_S_LINK_UP
 inline constexpr uint32_t kNetConfigStatusOff = 6; // virtio_net_config.status
 inline constexpr uint32_t kNetConfigLen = 12;      // mac, status, max_virtqueue_pairs, mtu
 
+// The interface alias (IFLA_IFALIAS, `ip link` shows it) that marks a TAP
+// as hvio's own: created by `hvio run`, made persistent so that it, its
+// addresses and its bridge port survive a daemon crash, and removed again
+// by an orderly stop or `hvio stop`.  A TAP without it is the user's: hvio
+// never changes whether it persists.
+inline constexpr const char *kTapAlias = "hvio: created by hvio run";
+
 // An opened TAP: IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, O_NONBLOCK, vnet
 // header size HVIO_NET_HDR_LEN, no offloads yet.
 struct NetTap {
     UniqueFd fd;
     std::string name; // as the kernel named it
     int ifindex = 0;
-    unsigned flags = 0; // IFF_* when opened
-    unsigned mtu = 0;   // the interface's MTU when opened
+    unsigned flags = 0;   // IFF_* when opened
+    unsigned mtu = 0;     // the interface's MTU when opened
+    bool created = false; // hvio's (kTapAlias): persistent until tap_release()
+    bool fresh = false;   // this open created the interface
 };
 
-// Opens (creating it if it does not exist, attaching to it if it is a
-// persistent TAP) the TAP called name.  On failure *why says what went
-// wrong, in words.
+// Opens the TAP called name: attaches to it if it exists (a persistent
+// TAP, the user's or one an earlier daemon created), else creates it,
+// marks it kTapAlias and makes it persistent (TUNSETPERSIST), so that a
+// daemon killed without its orderly stop leaves it for the next one.  On
+// failure *why says what went wrong, in words.
 Result<NetTap> open_tap(const std::string &name, std::string *why);
+
+// The orderly end of a TAP hvio created (tap.created): no longer
+// persistent, so it goes when its fd closes.  0 or -errno; nothing for a
+// TAP that is not hvio's.
+int tap_release(NetTap &tap);
+
+// `hvio stop` without a daemon: the TAP called name, if hvio created it
+// and no process holds it, is removed.  1 removed, 0 nothing to do (no
+// such interface, not hvio's, or in use), or -errno.
+int tap_remove_created(const std::string &name);
+
+// The names of every interface of this network namespace marked kTapAlias.
+Result<std::vector<std::string>> created_taps();
 
 // TUNSETOFFLOAD: 0 or -errno.
 int tap_set_offload(int fd, unsigned tun_flags);

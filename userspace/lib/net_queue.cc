@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <endian.h>
@@ -25,6 +26,9 @@
 namespace hvio {
 
 namespace {
+
+static_assert(offsetof(hvio_op, net_hdr) == 32 && offsetof(hvio_op, segs) == 48,
+              "struct hvio_op of API version 2");
 
 // Reads failing this many times in a row (other than with EAGAIN: the TAP
 // was deleted, say) stop RX until the link changes, instead of spinning.
@@ -121,12 +125,16 @@ int NetQueue::start_tx(uint16_t tag) {
         tx_done(slot, -EINVAL);
         return 0;
     }
-    int n = mem_.translate(std::span(op.segs, op.nr_segs), std::span(s.iov));
+    // The header as the kernel checked it, then the frame: a guest that
+    // rewrites the header in its memory meanwhile changes nothing.
+    std::memcpy(s.net_hdr, op.net_hdr, sizeof(s.net_hdr));
+    s.iov[0] = {s.net_hdr, sizeof(s.net_hdr)};
+    int n = mem_.translate(std::span(op.segs, op.nr_segs), std::span(s.iov).subspan(1));
     if (n <= 0) {
         tx_done(slot, n < 0 ? -EFAULT : -EINVAL);
         return 0;
     }
-    s.nr_iov = static_cast<uint16_t>(n);
+    s.nr_iov = static_cast<uint16_t>(n + 1);
     s.state = Slot::kWriting;
     io_uring_sqe *q = sqe();
     if (!q) {

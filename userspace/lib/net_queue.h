@@ -3,9 +3,10 @@
 // NetQueue: one virtio-net device (RX = queue 0, TX = queue 1) served by
 // one thread and one io_uring.
 //
-// TX: QUEUE_RUN on queue 1 fetches NET_TX ops; each becomes one writev of
-// its segments (header and frame, straight from guest RAM) to the TAP; the
-// results are committed by the next QUEUE_RUN.  HVIO_RUN_OUT_MORE (the
+// TX: QUEUE_RUN on queue 1 fetches NET_TX ops; each becomes one writev to
+// the TAP of the header the kernel checked (copied from the op slot, never
+// re-read from guest RAM) and the frame's segments (straight from guest
+// RAM); the results are committed by the next QUEUE_RUN.  HVIO_RUN_OUT_MORE (the
 // kernel's fairness budget) means: serve RX, then run again without
 // sleeping.
 //
@@ -160,6 +161,7 @@ class NetQueue {
         uint16_t nr_iov = 0;
         uint32_t generation = 0;
         uint64_t len = 0;
+        uint8_t net_hdr[HVIO_NET_HDR_LEN]; // TX: the op's checked header
         iovec iov[HVIO_OP_MAX_SEGS + 8];
     };
 

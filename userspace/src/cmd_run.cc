@@ -30,6 +30,8 @@
 // and the ops the dead daemon had not committed are handed out again.
 // Orphans of the config's zones that the config no longer has are
 // destroyed.  A failed startup leaves orphans it took over as they were.
+// A TAP the daemon created is persistent (lib/net.h, kTapAlias) so that
+// it survives with the device; it goes when its device is destroyed.
 #include "blk.h"
 #include "commands.h"
 #include "config.h"
@@ -800,8 +802,13 @@ void Daemon::teardown() {
     };
     for (auto &d : devs_)
         settle(d->dev, d->reattached);
-    for (auto &n : nets_)
+    for (auto &n : nets_) {
         settle(n->dev, n->reattached);
+        // A TAP hvio created goes with its device (kept with an orphan).
+        if (int r = ready_ || !n->reattached ? tap_release(n->tap) : 0; r < 0)
+            std::fprintf(stderr, "hvio: %s: TUNSETPERSIST 0 on %s: %s\n", n->where.c_str(),
+                         n->tap.name.c_str(), std::strerror(-r));
+    }
     devs_.clear();
     nets_.clear();
     if (ctl_ && kept)

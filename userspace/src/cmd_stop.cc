@@ -11,11 +11,13 @@
 // /proc every 10 ms.  Then
 // devices that a daemon which died left behind for recovery (orphans) are
 // destroyed: those of CONFIG's zones, whose zones are removed too, or,
-// without CONFIG, every orphan there is.
+// without CONFIG, every orphan there is.  Last, the TAPs hvio created for
+// them (persistent so that they outlive a crash) are removed.
 #include "commands.h"
 #include "config.h"
 #include "control.h"
 #include "device.h"
+#include "net.h"
 #include "status_socket.h"
 
 #include <nlohmann/json.hpp>
@@ -30,6 +32,7 @@
 #include <sys/syscall.h>
 #include <thread>
 #include <unistd.h>
+#include <vector>
 
 namespace hvio {
 
@@ -147,6 +150,26 @@ int destroy_orphans(const Control &ctl, uint32_t zone) {
     }
 }
 
+// TAPs hvio created (lib/net.h) that no daemon holds any more: CONFIG's,
+// or without CONFIG every one of this network namespace.
+void remove_created_taps(const Config &cfg, bool all) {
+    std::vector<std::string> names;
+    if (all) {
+        if (auto r = created_taps())
+            names = std::move(*r);
+    }
+    for (const ZoneConfig &z : cfg.zones)
+        for (const NetDeviceConfig &c : z.net)
+            names.push_back(c.tap);
+    for (const std::string &n : names) {
+        int r = tap_remove_created(n);
+        if (r > 0)
+            std::fprintf(stderr, "hvio: removed TAP %s (created by hvio)\n", n.c_str());
+        else if (r < 0)
+            std::fprintf(stderr, "hvio: TAP %s: %s\n", n.c_str(), std::strerror(-r));
+    }
+}
+
 } // namespace
 
 int cmd_stop(int argc, char **argv) {
@@ -176,6 +199,7 @@ int cmd_stop(int argc, char **argv) {
     }
     if (!config) {
         destroy_orphans(*ctl, 0);
+        remove_created_taps(cfg.value(), true);
         return ret;
     }
     for (const ZoneConfig &z : cfg->zones) {
@@ -187,6 +211,7 @@ int cmd_stop(int argc, char **argv) {
             ret = kExitError;
         }
     }
+    remove_created_taps(cfg.value(), false);
     return ret;
 }
 
