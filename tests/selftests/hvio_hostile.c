@@ -761,7 +761,7 @@ static void *daemon_thread(void *arg)
 					CNT(op_bad);
 				c->tag = tags[i];
 				c->reserved0 = 0;
-				c->reserved1 = 0;
+				c->generation_hi = 0;
 				c->result = fake_result(self, q, tags[i],
 							&t->rng);
 				c->generation = tags[i] < QN ?
