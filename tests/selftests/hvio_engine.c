@@ -8,7 +8,9 @@
  * completions and queue stats.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <linux/virtio_blk.h>
 #include <linux/virtio_ring.h>
 
@@ -557,6 +559,93 @@ TEST_F(engine, reserved_fields_are_refused)
 					 &st)));
 	st.reserved[0] = 0;
 	EXPECT_OK(sys_ret(ioctl(self->fd, HVIO_DEV_GET_QUEUE_STATS, &st)));
+}
+
+/* Wait up to @ms for the used index at @used to reach @want. */
+static bool wait_used(FIXTURE_DATA(engine) *self, uint64_t used,
+		      uint16_t want, unsigned int ms)
+{
+	uint64_t t0 = fg_now_ms();
+
+	while (used_idx_at(self, used) != want) {
+		if (fg_now_ms() - t0 > ms)
+			return false;
+		fg_sleep_ms(1);
+	}
+	return true;
+}
+
+TEST_F(engine, real_daemon_serves_after_a_round_of_get_ids)
+{
+	/*
+	 * The real daemon, queue size 64, EVENT_IDX: after a round of 64
+	 * GET_IDs (all answered in the kernel in one fetch of 64) the next
+	 * request is kicked only if avail_event says so, as a Linux guest
+	 * does; it must complete.
+	 */
+	char img[64], cfg[64], log[64], sock[64], json[768];
+	struct fg_vq *vq = &self->v.vq[0];
+	int fd, pid, out_fd = -1, st, me = getpid();
+	uint16_t old_idx, event;
+	bool kicked;
+
+	NEED_SETUP();
+	snprintf(img, sizeof(img), "/tmp/hvio-engine-%d.img", me);
+	snprintf(cfg, sizeof(cfg), "/tmp/hvio-engine-%d.json", me);
+	snprintf(log, sizeof(log), "/tmp/hvio-engine-%d.log", me);
+	snprintf(sock, sizeof(sock), "/tmp/hvio-engine-%d.sock", me);
+	fd = open(img, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ftruncate(fd, MIB));
+	close(fd);
+	/* The daemon registers the zone itself. */
+	ASSERT_EQ(0, fg_zone_del(&self->fg, ZONE_A));
+	self->zone = false;
+	snprintf(json, sizeof(json),
+		 "{\"zones\":[{\"id\":%u,\"memory_region\":[{\"zone0_ipa\":\"%#llx\","
+		 "\"zonex_ipa\":\"%#llx\",\"size\":\"%#llx\"}],"
+		 "\"devices\":[{\"type\":\"blk\",\"addr\":\"%#llx\",\"len\":\"0x200\","
+		 "\"irq\":%u,\"img\":\"%s\",\"status\":\"enable\",\"queues\":1,"
+		 "\"queue_size\":64}]}]}\n",
+		 ZONE_A, (unsigned long long)fg_zone_phys(&self->fg, &self->z),
+		 (unsigned long long)GUEST_RAM, (unsigned long long)ZONE_SIZE,
+		 (unsigned long long)MMIO_BASE, IRQ, img);
+	ASSERT_EQ(0, fg_write_file(cfg, json));
+	pid = fg_daemon_spawn(cfg, sock, log, &out_fd);
+	ASSERT_LT(0, pid);
+	ASSERT_EQ(0, fg_daemon_wait_ready(out_fd, 10000));
+
+	memset(gptr(self, GUEST_RAM), 0, 0x200000);
+	fg_vdev_init(&self->v, &self->fg, 0, ZONE_A, MMIO_BASE);
+	ASSERT_EQ(0, fg_vdev_probe(&self->v, BLK_F_ALL, 1, 64, RINGS))
+		TH_LOG("%s", self->v.err);
+	ASSERT_EQ(64, vq->num);
+	post_kick(self, VIRTIO_BLK_T_GET_ID, 64);
+	EXPECT_TRUE(wait_used(self, vq->device, 64, FG_TIMEOUT_MS));
+
+	/* One read, kicked only if the device asked (vring_need_event). */
+	set_request(self, VIRTIO_BLK_T_IN);
+	*(volatile uint8_t *)gptr(self, STATUS) = 0xee;
+	old_idx = self->avail_idx;
+	post_at(self, 0);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	event = avail_event(self);
+	kicked = (uint16_t)(self->avail_idx - event - 1) <
+		 (uint16_t)(self->avail_idx - old_idx);
+	if (kicked)
+		kick(self);
+	EXPECT_TRUE(wait_used(self, vq->device, 65, FG_TIMEOUT_MS))
+		TH_LOG("read not completed: avail_event %u, avail idx %u, %s",
+		       event, self->avail_idx, kicked ? "kicked" : "no kick");
+	EXPECT_EQ(VIRTIO_BLK_S_OK, *(volatile uint8_t *)gptr(self, STATUS));
+
+	kill(pid, SIGTERM);
+	EXPECT_EQ(pid, waitpid(pid, &st, 0));
+	close(out_fd);
+	unlink(img);
+	unlink(cfg);
+	unlink(log);
+	unlink(sock);
 }
 
 TEST_HARNESS_MAIN
