@@ -414,6 +414,7 @@ bool hvio_queue_flush_done(struct hvio_queue *q, bool drained, bool broken)
 				hvio_vq_disable_notify(&q->vq);
 		}
 		hvio_queue_hold_end(q, t0, end - first);
+		cond_resched();
 	} while (i < q->nr_done);
 	q->nr_done = 0;
 	return current_gen;
@@ -521,6 +522,9 @@ again:
 		if (took == HVIO_TAKE_WAIT)
 			break;
 		taken++;
+		/* A 32768-entry ring is long work for a non-preemptible kernel. */
+		if (!(taken % HVIO_QUEUE_HOLD_ENTRIES))
+			cond_resched();
 		if (took == HVIO_TAKE_BAD)
 			continue;
 		op = &q->ops[chain.head];
@@ -700,6 +704,7 @@ static int hvio_queue_commit(struct hvio_queue *q,
 		if ((i == nr || ret) && any && hvio_queue_current(q))
 			hvio_queue_signal(q);
 		hvio_queue_hold_end(q, t0, i - first);
+		cond_resched();
 	}
 	return ret;
 }
