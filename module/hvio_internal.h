@@ -20,6 +20,7 @@
 #define _HVIO_INTERNAL_H
 
 #include <linux/types.h>
+#include <linux/kernel.h>
 #include <linux/list.h>
 #include <linux/mutex.h>
 #include <linux/spinlock.h>
@@ -73,6 +74,11 @@ enum hvio_tag_state {
 	HVIO_TAG_HELD,			/* net RX: a spare chain, or a later
 					 * chain of an op
 					 */
+	HVIO_TAG_STALE,			/* an op the daemon holds, fetched
+					 * from rings the driver took back
+					 * with QueueReady = 0: its completion
+					 * is dropped
+					 */
 };
 
 /*
@@ -105,18 +111,23 @@ struct hvio_done {
 
 /*
  * One virtqueue as the daemon sees it.  lock (a mutex) serialises
- * HVIO_DEV_QUEUE_RUN; everything that touches guest memory a reset may
- * have taken back (status bytes, used ring, avail_event) additionally runs
- * under dev->lock after checking that the device generation is still
- * vq_gen.  kicks and efd are also used from the bridge IRQ path and are
- * under dev->lock.
+ * HVIO_DEV_QUEUE_RUN; everything that touches guest memory a reset or a
+ * QueueReady = 0 may have taken back (status bytes, used ring, used flags,
+ * avail_event) additionally runs under dev->lock after checking that the
+ * device generation is still vq_gen and the queue's ready epoch still
+ * vq_epoch (hvio_queue_current()).  Such a hold writes back at most
+ * HVIO_QUEUE_HOLD_ENTRIES entries: every register access of every zone
+ * waits for dev->lock with interrupts off.  kicks and efd are also used
+ * from the bridge IRQ path and are under dev->lock.
  */
 struct hvio_queue {
 	struct hvio_dev *dev;
 	u16 index;
 	struct mutex lock;
 	struct hvio_vq vq;
-	u32 vq_gen;			/* generation vq is attached in; 0: none */
+	u64 vq_gen;			/* generation the tags belong to; 0: none */
+	u32 vq_epoch;			/* ready epoch vq is attached in */
+	bool live;			/* vq is attached (in vq_gen, vq_epoch) */
 	struct hvio_op *ops;		/* vmalloc_user: mmap'd read-only */
 	size_t ops_size;
 	struct hvio_tag *tags;
@@ -146,6 +157,10 @@ enum hvio_take {
 	HVIO_TAKE_BAD,			/* malformed: queued back, length 0 */
 	HVIO_TAKE_EMPTY,		/* nothing new */
 	HVIO_TAKE_BROKEN,		/* queue stopped: needs a reset */
+	HVIO_TAKE_WAIT,			/* the next head is a stale op's that
+					 * the daemon still holds: not taken,
+					 * try again after its commit
+					 */
 };
 
 enum hvio_req_kind {
@@ -242,6 +257,14 @@ enum hvio_take hvio_queue_take(struct hvio_queue *q,
 struct hvio_done *hvio_queue_done_next(struct hvio_queue *q, u16 head);
 bool hvio_queue_flush_done(struct hvio_queue *q, bool drained, bool broken);
 bool hvio_queue_more(struct hvio_queue *q);
+
+/* Stamp an op with the generation its queue is attached in. */
+static inline void hvio_queue_op_gen(const struct hvio_queue *q,
+				     struct hvio_op *op)
+{
+	op->generation = lower_32_bits(q->vq_gen);
+	op->generation_hi = upper_32_bits(q->vq_gen);
+}
 
 /* hvio_net.c */
 int hvio_net_check(const struct hvio_dev_create *arg);

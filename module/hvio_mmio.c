@@ -13,7 +13,8 @@
 #include <linux/nospec.h>
 #else
 #include <string.h>
-#define array_index_nospec(index, size)	(index)
+/* No speculation barrier needed for the userspace build (tests, fuzzer). */
+#define array_index_nospec(i, n) (i)
 #endif
 
 #include "hvio_mmio.h"
@@ -74,13 +75,17 @@ void hvio_mmio_raise(struct hvio_mmio *m, u32 bits)
 		m->ops->interrupt(m, bits);
 }
 
+/*
+ * QueueSel is a guest value: clamp it under speculation too before it
+ * indexes queues[] (Spectre v1).
+ */
 static struct hvio_mmio_queue *hvio_mmio_selq(struct hvio_mmio *m)
 {
 	if (m->queue_sel >= m->num_queues) {
 		m->stats->bad_queue++;
 		return NULL;
 	}
-	return &m->queues[m->queue_sel];
+	return &m->queues[array_index_nospec(m->queue_sel, m->num_queues)];
 }
 
 static bool hvio_mmio_pow2(u32 v)
@@ -137,6 +142,13 @@ static void hvio_mmio_set_ready(struct hvio_mmio *m, u32 value)
 	if (!q)
 		return;
 	if (!value) {
+		/*
+		 * The driver takes the queue back: a new epoch tells the
+		 * engine to stop using the rings and to attach again at the
+		 * next QueueReady = 1 (virtio 1.2, 4.2.3.2).
+		 */
+		if (q->ready)
+			q->epoch++;
 		q->ready = 0;
 		return;
 	}
@@ -309,7 +321,8 @@ u64 hvio_mmio_read(struct hvio_mmio *m, u64 offset, u32 size)
 	case HVIO_REG_QUEUE_READY:
 		if (m->queue_sel >= m->num_queues)
 			return 0;
-		q = &m->queues[m->queue_sel];
+		q = &m->queues[array_index_nospec(m->queue_sel,
+						  m->num_queues)];
 		return q->ready;
 	case HVIO_REG_INT_STATUS:
 		return m->int_status;
@@ -385,13 +398,8 @@ void hvio_mmio_write(struct hvio_mmio *m, u64 offset, u32 size, u64 value)
 		 * Without VIRTIO_F_NOTIFICATION_DATA the value is the queue
 		 * index.  A notify for a queue that is not live is noise.
 		 */
-		if (v >= m->num_queues) {
-			m->stats->bad_queue++;
-			break;
-		}
-		/* A guest value indexes the queues: no speculation past it. */
-		v = array_index_nospec(v, m->num_queues);
-		if (!m->queues[v].ready) {
+		if (v >= m->num_queues ||
+		    !m->queues[array_index_nospec(v, m->num_queues)].ready) {
 			m->stats->bad_queue++;
 			break;
 		}

@@ -73,9 +73,15 @@ typedef uint64_t u64;
 
 #define HVIO_F_VERSION_1	32
 
+/*
+ * epoch counts the queue's QueueReady 1 -> 0 transitions within a
+ * generation: the engine stops using a queue whose epoch moved on and
+ * attaches again at the next QueueReady = 1 (virtio 1.2, 4.2.3.2).
+ */
 struct hvio_mmio_queue {
 	u32 num;
 	u32 ready;
+	u32 epoch;
 	u64 desc;
 	u64 driver;
 	u64 device;
@@ -121,7 +127,13 @@ struct hvio_mmio {
 	u32 status;
 	u32 int_status;
 	u32 config_generation;
-	u32 generation;		/* resets so far; not guest visible */
+	/*
+	 * Resets so far, not guest visible.  64 bits so that it never wraps
+	 * (2^64 resets take longer than any machine runs): the queue engine
+	 * takes 0 to mean "not attached", and a completion of an op fetched
+	 * in an earlier generation must never match the current one.
+	 */
+	u64 generation;
 	struct hvio_mmio_queue queues[HVIO_MAX_QUEUES];
 	u8 config[HVIO_MAX_CONFIG_LEN];
 

@@ -320,8 +320,7 @@ static u16 hvio_net_rx_build(struct hvio_queue *q)
 	op->flags = 0;
 	op->offset = 0;
 	op->len = cap;
-	op->generation = q->vq_gen;
-	op->reserved = 0;
+	hvio_queue_op_gen(q, op);
 	t->state = HVIO_TAG_OP;
 	q->rx_ops++;
 	q->stats.ops++;
@@ -371,6 +370,8 @@ again:
 				broken = true;
 				break;
 			}
+			if (took == HVIO_TAKE_WAIT)
+				break;
 			pops++;
 			if (took == HVIO_TAKE_OK)
 				hvio_net_rx_keep(q, &chain);

@@ -13,10 +13,20 @@
  * (status bytes, used ring, avail_event) checks under dev->lock that the
  * generation the queue was attached in is still current, so nothing is
  * written into rings the guest has taken back; ops of an old generation
- * complete as "stale" and are dropped.
+ * complete as "stale" and are dropped.  A QueueReady = 0 does the same for
+ * one queue: the register file moves the queue's ready epoch on, the
+ * engine stops touching the old rings, attaches to the new ones at the
+ * next QueueReady = 1, and drops completions of ops fetched before.
+ *
+ * Every dev->lock hold here writes back at most HVIO_QUEUE_HOLD_ENTRIES
+ * entries and checks the generation again: the lock is taken with
+ * interrupts off and the bridge handler answers every register access of
+ * every zone behind it, so a guest that fills a 32768-entry ring must not
+ * stall the other vCPUs for the whole ring.
  */
 #include <linux/eventfd.h>
 #include <linux/kernel.h>
+#include <linux/ktime.h>
 #include <linux/mm.h>
 #include <linux/nospec.h>
 #include <linux/slab.h>
@@ -109,17 +119,44 @@ bool hvio_queue_kick(struct hvio_dev *dev, u32 queue)
 	return true;
 }
 
-/* Under dev->lock: is the queue attached in the current generation? */
+/*
+ * Under dev->lock: is the queue attached in the current generation, and
+ * still ready in the epoch it was attached in?
+ */
 static bool hvio_queue_current(struct hvio_queue *q)
 {
+	const struct hvio_mmio_queue *r = &q->dev->mmio.queues[q->index];
+
 	lockdep_assert_held(&q->dev->lock);
-	return q->vq_gen && q->vq_gen == q->dev->mmio.generation;
+	return q->live && q->vq_gen == q->dev->mmio.generation &&
+	       r->ready && q->vq_epoch == r->epoch;
+}
+
+/* Start of a bounded dev->lock hold; returns the time it started. */
+static u64 hvio_queue_hold_begin(struct hvio_queue *q)
+	__acquires(&q->dev->lock)
+{
+	spin_lock_irq(&q->dev->lock);
+	return ktime_get_ns();
+}
+
+/* End of a hold that wrote back @entries entries: account it. */
+static void hvio_queue_hold_end(struct hvio_queue *q, u64 start, u32 entries)
+	__releases(&q->dev->lock)
+{
+	u64 ns = ktime_get_ns() - start;
+
+	WARN_ON_ONCE(entries > HVIO_QUEUE_HOLD_ENTRIES);
+	if (entries > q->stats.hold_entries_max)
+		q->stats.hold_entries_max = entries;
+	if (ns > q->stats.hold_ns_max)
+		q->stats.hold_ns_max = ns;
+	spin_unlock_irq(&q->dev->lock);
 }
 
 /* Under dev->lock: interrupt the guest if the used ring asks for it. */
 static void hvio_queue_signal(struct hvio_queue *q)
 {
-	hvio_vq_publish_used(&q->vq);
 	if (hvio_vq_need_interrupt(&q->vq)) {
 		q->stats.irqs++;
 		hvio_mmio_raise(&q->dev->mmio, HVIO_INT_VRING);
@@ -138,16 +175,34 @@ static void hvio_queue_write_status(struct hvio_queue *q, u64 gpa, u8 status)
 }
 
 /*
+ * A new ready epoch in the same generation: the daemon still holds ops of
+ * the old rings under tags the new rings may use again.  They turn stale
+ * (their completion is dropped, and a head of the new rings that collides
+ * waits for it); what the kernel held of the old rings is forgotten.
+ */
+static void hvio_queue_forget_epoch(struct hvio_queue *q)
+{
+	u32 i, size = q->dev->mmio.queue_size_max;
+
+	for (i = 0; i < size; i++) {
+		if (q->tags[i].state == HVIO_TAG_OP)
+			q->tags[i].state = HVIO_TAG_STALE;
+		else if (q->tags[i].state == HVIO_TAG_HELD)
+			q->tags[i].state = HVIO_TAG_FREE;
+	}
+}
+
+/*
  * Attach the queue to the rings the driver set up, once per generation
- * after DRIVER_OK.  Returns true when the queue is live.
+ * and ready epoch after DRIVER_OK.  Returns true when the queue is live.
  */
 static bool hvio_queue_attach(struct hvio_queue *q)
 {
 	struct hvio_dev *dev = q->dev;
 	struct hvio_mmio_queue regs;
 	struct hvio_vq_mem mem;
-	u64 features;
-	u32 gen, status;
+	u64 features, gen;
+	u32 status;
 	int i;
 
 	spin_lock_irq(&dev->lock);
@@ -157,14 +212,25 @@ static bool hvio_queue_attach(struct hvio_queue *q)
 	features = dev->mmio.driver_features;
 	spin_unlock_irq(&dev->lock);
 
-	if (q->vq_gen == gen)
-		return !q->vq.broken;
-
-	/* A new generation: ops of the old one are the daemon's to drop. */
-	memset(q->tags, 0, dev->mmio.queue_size_max * sizeof(*q->tags));
+	/*
+	 * The generation never reads 0 (it starts at 1 and does not wrap),
+	 * so vq_gen 0 is "no generation yet".
+	 */
+	if (q->vq_gen && q->vq_gen == gen) {
+		if (q->live && q->vq_epoch == regs.epoch && regs.ready)
+			return !q->vq.broken;
+		/* QueueReady went 0 since the attach: once per epoch. */
+		if (q->live)
+			hvio_queue_forget_epoch(q);
+	} else {
+		/* A new generation: ops of the old one are the daemon's. */
+		memset(q->tags, 0,
+		       dev->mmio.queue_size_max * sizeof(*q->tags));
+		q->requeue = false;
+		q->vq_gen = gen;
+	}
+	q->live = false;
 	q->nr_done = 0;
-	q->vq_gen = 0;
-	q->requeue = false;
 	q->spare_head = HVIO_NO_TAG;
 	q->spare_tail = HVIO_NO_TAG;
 	q->nr_spare = 0;
@@ -183,7 +249,8 @@ static bool hvio_queue_attach(struct hvio_queue *q)
 			  regs.device, features & (1ULL << 29),
 			  features & (1ULL << 28)))
 		return false;
-	q->vq_gen = gen;
+	q->live = true;
+	q->vq_epoch = regs.epoch;
 	if (dev->mmio.device_id == VIRTIO_ID_NET)
 		hvio_net_attach(q);
 	return true;
@@ -277,6 +344,14 @@ enum hvio_take hvio_queue_take(struct hvio_queue *q,
 	if (err == HVIO_VQ_BROKEN || err == HVIO_VQ_E_HEAD ||
 	    err == HVIO_VQ_E_AVAIL_JUMP)
 		return HVIO_TAKE_BROKEN;
+	/*
+	 * A head of the old rings the daemon still holds (after a
+	 * QueueReady = 0): leave the entry for after its commit.
+	 */
+	if (q->tags[chain->head].state == HVIO_TAG_STALE) {
+		hvio_vq_unpop(&q->vq);
+		return HVIO_TAKE_WAIT;
+	}
 	/* The guest reposted a head we still hold. */
 	if (q->tags[chain->head].state != HVIO_TAG_FREE)
 		return HVIO_TAKE_BROKEN;
@@ -295,19 +370,30 @@ enum hvio_take hvio_queue_take(struct hvio_queue *q,
  * @drained: the avail ring is empty: re-arm guest notifications
  * @broken: the guest broke the ring protocol: stop the queue
  *
- * Return: false if the generation changed meanwhile (nothing written).
+ * Neither drained nor broken: the caller stops with chains left (or
+ * waits for a commit), so guest notifications are turned off meanwhile.
+ * At most HVIO_QUEUE_HOLD_ENTRIES entries per dev->lock hold, each hold
+ * checking the generation again.
+ *
+ * Return: false if the generation changed meanwhile (the rest not written).
  */
 bool hvio_queue_flush_done(struct hvio_queue *q, bool drained, bool broken)
 {
-	struct hvio_dev *dev = q->dev;
 	struct hvio_done *d;
 	bool current_gen;
-	u32 i;
+	u32 i = 0, first, end;
+	u64 t0;
 
-	spin_lock_irq(&dev->lock);
-	current_gen = hvio_queue_current(q);
-	if (current_gen) {
-		for (i = 0; i < q->nr_done; i++) {
+	do {
+		first = i;
+		end = min_t(u32, q->nr_done, i + HVIO_QUEUE_HOLD_ENTRIES);
+		t0 = hvio_queue_hold_begin(q);
+		current_gen = hvio_queue_current(q);
+		if (!current_gen) {
+			hvio_queue_hold_end(q, t0, 0);
+			break;
+		}
+		for (; i < end; i++) {
 			d = &q->done[i];
 			if (d->get_id)
 				hvio_blk_finish_get_id(q, d);
@@ -317,13 +403,20 @@ bool hvio_queue_flush_done(struct hvio_queue *q, bool drained, bool broken)
 			hvio_vq_add_used(&q->vq, d->head, d->used_len);
 		}
 		if (q->nr_done)
-			hvio_queue_signal(q);
-		if (broken)
-			hvio_queue_broken(q);
-		else if (drained)
-			hvio_vq_set_avail_event(&q->vq);
-	}
-	spin_unlock_irq(&dev->lock);
+			hvio_vq_publish_used(&q->vq);
+		if (i == q->nr_done) {
+			if (q->nr_done)
+				hvio_queue_signal(q);
+			if (broken)
+				hvio_queue_broken(q);
+			else if (drained)
+				hvio_vq_enable_notify(&q->vq);
+			else
+				hvio_vq_disable_notify(&q->vq);
+		}
+		hvio_queue_hold_end(q, t0, end - first);
+		cond_resched();
+	} while (i < q->nr_done);
 	q->nr_done = 0;
 	return current_gen;
 }
@@ -375,6 +468,12 @@ static u16 hvio_queue_requeue(struct hvio_queue *q, u16 *tags, u16 max)
 /*
  * Take up to @max chains, one op or answer each (blk, net TX); tags of ops
  * for the daemon go to @tags.  Net queues stop at the fairness budget.
+ *
+ * Whenever the loop stops with chains left in the avail ring (at @max,
+ * which counts chains answered in the kernel too, or at the budget) it
+ * sets HVIO_RUN_OUT_MORE and leaves guest notifications off: the daemon
+ * calls again without a kick.  Only a drained ring re-arms them (then
+ * looks once more), so "fewer ops than asked" never means "drained".
  */
 static u16 hvio_queue_fetch(struct hvio_queue *q, u16 *tags, u16 max,
 			    u32 *out_flags)
@@ -386,14 +485,17 @@ static u16 hvio_queue_fetch(struct hvio_queue *q, u16 *tags, u16 max,
 	struct hvio_done *d;
 	struct hvio_op *op;
 	u16 n = 0, taken = 0;
-	bool drained, broken, budget = false;
+	bool drained, broken, more, budget = false;
 	u64 bytes = 0;
+	int avail;
 
 	/* Ops an earlier daemon left uncommitted come first. */
 	if (q->requeue) {
 		n = hvio_queue_requeue(q, tags, max);
-		if (n == max)
+		if (n == max) {
+			*out_flags |= HVIO_RUN_OUT_MORE;
 			return n;
+		}
 	}
 	if (net && q->index == HVIO_NET_RX_QUEUE)
 		return n + hvio_net_rx_fetch(q, tags + n, max - n, out_flags);
@@ -401,6 +503,7 @@ static u16 hvio_queue_fetch(struct hvio_queue *q, u16 *tags, u16 max,
 again:
 	drained = false;
 	broken = false;
+	more = false;
 	while (taken < max) {
 		if (net && (taken >= HVIO_NET_BUDGET_PKTS ||
 			    bytes >= HVIO_NET_BUDGET_BYTES)) {
@@ -416,7 +519,13 @@ again:
 			broken = true;
 			break;
 		}
+		/* The daemon's commit of a stale op comes first. */
+		if (took == HVIO_TAKE_WAIT)
+			break;
 		taken++;
+		/* A 32768-entry ring is long work for a non-preemptible kernel. */
+		if (!(taken % HVIO_QUEUE_HOLD_ENTRIES))
+			cond_resched();
 		if (took == HVIO_TAKE_BAD)
 			continue;
 		op = &q->ops[chain.head];
@@ -431,26 +540,40 @@ again:
 			q->nr_done++;
 			continue;
 		}
-		op->generation = q->vq_gen;
+		hvio_queue_op_gen(q, op);
 		q->tags[chain.head].state = HVIO_TAG_OP;
 		q->stats.ops++;
 		bytes += op->len;
 		tags[n++] = chain.head;
 	}
+	/* Stopped at @max: is that the end of the ring? */
+	if (taken == max && !budget) {
+		avail = hvio_vq_avail(&q->vq);
+		if (avail < 0)
+			broken = true;
+		else if (avail)
+			more = true;
+		else
+			drained = true;
+	}
 
 	if (!hvio_queue_flush_done(q, drained, broken))
 		return 0;
 	/*
-	 * With EVENT_IDX, avail_event was just re-armed: a buffer made
-	 * available before the guest saw it would not be kicked, so look
-	 * once more (vhost's enable_notify re-check).
+	 * Notifications were just re-armed (avail_event, or NO_NOTIFY
+	 * cleared): a buffer made available before the guest saw that
+	 * would not be kicked, so look once more (vhost's enable_notify
+	 * re-check).
 	 */
-	if (drained && taken < max && hvio_queue_more(q))
-		goto again;
-	if (budget) {
-		q->stats.budget_stops++;
-		*out_flags |= HVIO_RUN_OUT_MORE;
+	if (drained && hvio_queue_more(q)) {
+		if (taken < max)
+			goto again;
+		more = true;
 	}
+	if (budget)
+		q->stats.budget_stops++;
+	if (budget || more)
+		*out_flags |= HVIO_RUN_OUT_MORE;
 	return n;
 }
 
@@ -466,13 +589,17 @@ void hvio_queues_orphan(struct hvio_dev *dev)
 {
 	struct eventfd_ctx *efd;
 	struct hvio_queue *q;
-	u32 i;
+	u32 i, t;
 
 	for (i = 0; i < dev->mmio.num_queues; i++) {
 		q = &dev->queues[i];
 		mutex_lock(&q->lock);
 		q->requeue = true;
 		q->requeue_pos = 0;
+		/* Stale ops die with their daemon: nobody will commit them. */
+		for (t = 0; t < dev->mmio.queue_size_max; t++)
+			if (q->tags[t].state == HVIO_TAG_STALE)
+				q->tags[t].state = HVIO_TAG_FREE;
 		spin_lock_irq(&dev->lock);
 		efd = q->efd;
 		q->efd = NULL;
@@ -483,54 +610,103 @@ void hvio_queues_orphan(struct hvio_dev *dev)
 	}
 }
 
-/* Apply completions; -EINVAL for a tag that is not in flight. */
+/* A completion's 64-bit generation. */
+static u64 hvio_completion_gen(const struct hvio_completion *c)
+{
+	return ((u64)c->generation_hi << 32) | c->generation;
+}
+
+/*
+ * Under dev->lock: apply one completion of the current generation.
+ * Returns 1 when it was written into the used ring's batch, 0 when it was
+ * dropped, -EINVAL for a tag that is not in flight.
+ */
+static int hvio_queue_complete_one(struct hvio_queue *q,
+				   const struct hvio_completion *c)
+{
+	u32 size = q->dev->mmio.queue_size_max;
+	bool net = hvio_queue_is_net(q);
+	struct hvio_tag *t;
+	u8 status;
+	u16 tag;
+
+	/* Nothing is in flight on a queue not attached in this gen. */
+	if (q->vq_gen != q->dev->mmio.generation || c->tag >= size)
+		return -EINVAL;
+	tag = array_index_nospec(c->tag, size);
+	t = &q->tags[tag];
+	if (t->state != HVIO_TAG_OP && t->state != HVIO_TAG_STALE)
+		return -EINVAL;
+	/*
+	 * Fetched from rings the driver took back with QueueReady = 0
+	 * (stale already, or the queue not re-attached yet): the old rings
+	 * are not written once QueueReady = 0 was answered.  A net RX op's
+	 * further chains are forgotten at the next attach.
+	 */
+	if (t->state == HVIO_TAG_STALE || !hvio_queue_current(q)) {
+		t->state = HVIO_TAG_FREE;
+		q->stats.stale++;
+		return 0;
+	}
+	q->stats.completed++;
+	/* Unused receive ops come back cancelled: no error. */
+	if (c->result < 0 && !(net && c->result == -ECANCELED))
+		q->stats.errors++;
+	if (net) {
+		hvio_net_complete(q, tag, c->result);
+		return 1;
+	}
+	t->state = HVIO_TAG_FREE;
+	status = hvio_blk_status(c->result);
+	hvio_queue_write_status(q, t->status_gpa, status);
+	hvio_vq_add_used(&q->vq, tag, status ? 1 : t->used_len);
+	return 1;
+}
+
+/*
+ * Apply completions, at most HVIO_QUEUE_HOLD_ENTRIES per dev->lock hold;
+ * one interrupt decision at the end.  -EINVAL for a tag that is not in
+ * flight or a reserved field that is not 0 (nothing after it is applied).
+ */
 static int hvio_queue_commit(struct hvio_queue *q,
 			     const struct hvio_completion *c, u16 nr)
 {
-	struct hvio_dev *dev = q->dev;
-	u32 size = dev->mmio.queue_size_max;
-	bool net = hvio_queue_is_net(q);
-	struct hvio_tag *t;
-	bool any = false;
-	int ret = 0;
-	u8 status;
-	u16 i, tag;
+	u32 i = 0, first, end;
+	bool any = false, added;
+	int ret = 0, r;
+	u64 t0;
 
-	spin_lock_irq(&dev->lock);
-	for (i = 0; i < nr; i++) {
-		if (c[i].generation != dev->mmio.generation) {
-			q->stats.stale++;
-			continue;
+	while (i < nr && !ret) {
+		first = i;
+		end = min_t(u32, nr, i + HVIO_QUEUE_HOLD_ENTRIES);
+		added = false;
+		t0 = hvio_queue_hold_begin(q);
+		for (; i < end; i++) {
+			if (c[i].reserved0) {
+				ret = -EINVAL;
+				break;
+			}
+			if (hvio_completion_gen(&c[i]) !=
+			    q->dev->mmio.generation) {
+				q->stats.stale++;
+				continue;
+			}
+			r = hvio_queue_complete_one(q, &c[i]);
+			if (r < 0) {
+				ret = r;
+				break;
+			}
+			added |= r;
 		}
-		/* Nothing is in flight on a queue not attached in this gen. */
-		if (!hvio_queue_current(q) || c[i].tag >= size) {
-			ret = -EINVAL;
-			break;
-		}
-		tag = array_index_nospec(c[i].tag, size);
-		t = &q->tags[tag];
-		if (t->state != HVIO_TAG_OP) {
-			ret = -EINVAL;
-			break;
-		}
-		q->stats.completed++;
-		any = true;
-		/* Unused receive ops come back cancelled: no error. */
-		if (c[i].result < 0 &&
-		    !(net && c[i].result == -ECANCELED))
-			q->stats.errors++;
-		if (net) {
-			hvio_net_complete(q, tag, c[i].result);
-			continue;
-		}
-		t->state = HVIO_TAG_FREE;
-		status = hvio_blk_status(c[i].result);
-		hvio_queue_write_status(q, t->status_gpa, status);
-		hvio_vq_add_used(&q->vq, tag, status ? 1 : t->used_len);
+		/* Anything added was added while the queue was current. */
+		if (added)
+			hvio_vq_publish_used(&q->vq);
+		any |= added;
+		if ((i == nr || ret) && any && hvio_queue_current(q))
+			hvio_queue_signal(q);
+		hvio_queue_hold_end(q, t0, i - first);
+		cond_resched();
 	}
-	if (any)
-		hvio_queue_signal(q);
-	spin_unlock_irq(&dev->lock);
 	return ret;
 }
 
@@ -580,7 +756,7 @@ static long hvio_queue_run(struct hvio_dev *dev, void __user *argp)
 	if (ret)
 		goto out;
 
-	run.generation = READ_ONCE(dev->mmio.generation);
+	run.generation = lower_32_bits(READ_ONCE(dev->mmio.generation));
 	if (run.nr_fetched &&
 	    copy_to_user(u64_to_user_ptr(run.tags_addr), tags,
 			 run.nr_fetched * sizeof(*tags)))
@@ -627,7 +803,8 @@ static long hvio_queue_get_stats(struct hvio_dev *dev, void __user *argp)
 
 	if (copy_from_user(&st, argp, sizeof(st)))
 		return -EFAULT;
-	if (st.queue >= dev->mmio.num_queues)
+	if (st.queue >= dev->mmio.num_queues || st.reserved0 ||
+	    st.reserved1 || memchr_inv(st.reserved, 0, sizeof(st.reserved)))
 		return -EINVAL;
 	idx = array_index_nospec(st.queue, dev->mmio.num_queues);
 	q = &dev->queues[idx];

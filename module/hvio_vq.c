@@ -399,9 +399,14 @@ bool hvio_vq_need_interrupt(struct hvio_vq *vq)
 	 * driver re-enabling interrupts and both sides would wait.
 	 */
 	smp_mb();
-	if (!vq->event_idx)
+	if (!vq->event_idx) {
+		/* Nothing new in the used ring (net RX gave buffers back). */
+		if (vq->used_idx == vq->signalled_used)
+			return false;
+		vq->signalled_used = vq->used_idx;
 		return !(le16_to_cpu(READ_ONCE(vq->avail->flags)) &
 			 HVIO_VQ_AVAIL_F_NO_INTERRUPT);
+	}
 
 	/*
 	 * Unlike vhost, which cannot know what was signalled before it took
@@ -416,23 +421,56 @@ bool hvio_vq_need_interrupt(struct hvio_vq *vq)
 }
 
 /**
- * hvio_vq_set_avail_event() - ask for a kick at the next new buffer
+ * hvio_vq_unpop() - give back the chain hvio_vq_pop() just took
+ * @vq: queue whose last hvio_vq_pop() consumed a head
+ *
+ * The next hvio_vq_pop() returns the same avail ring entry again (read
+ * again from guest memory: it is checked again like any other).
+ */
+void hvio_vq_unpop(struct hvio_vq *vq)
+{
+	vq->last_avail--;
+}
+
+/**
+ * hvio_vq_disable_notify() - the device is busy: kicks are not needed
  * @vq: queue set up by hvio_vq_setup()
  *
- * With EVENT_IDX, writes avail_event = last_avail; without it, does
- * nothing.  A buffer the driver added before seeing the new avail_event
- * sends no kick, so the caller must call hvio_vq_avail() afterwards and
- * keep going if it is not 0.
+ * Without EVENT_IDX, sets VRING_USED_F_NO_NOTIFY (a hint: the driver may
+ * still kick).  With EVENT_IDX avail_event simply stays behind, which
+ * suppresses kicks by itself.
  */
-void hvio_vq_set_avail_event(struct hvio_vq *vq)
+void hvio_vq_disable_notify(struct hvio_vq *vq)
 {
-	if (!vq->event_idx)
+	if (vq->event_idx || vq->no_notify)
 		return;
-	/* avail_event is the __le16 right after the num used entries. */
-	WRITE_ONCE(*(__le16 *)&vq->used->ring[vq->num],
-		   cpu_to_le16(vq->last_avail));
+	WRITE_ONCE(vq->used->flags, cpu_to_le16(HVIO_VQ_USED_F_NO_NOTIFY));
+	vq->no_notify = true;
+}
+
+/**
+ * hvio_vq_enable_notify() - ask for a kick at the next new buffer
+ * @vq: queue set up by hvio_vq_setup()
+ *
+ * With EVENT_IDX, writes avail_event = last_avail; without it, clears
+ * VRING_USED_F_NO_NOTIFY.  A buffer the driver added before seeing the
+ * change sends no kick, so the caller must call hvio_vq_avail() afterwards
+ * and keep going if it is not 0 (vhost's enable_notify re-check).
+ */
+void hvio_vq_enable_notify(struct hvio_vq *vq)
+{
+	if (vq->event_idx) {
+		/* avail_event is the __le16 right after the used entries. */
+		WRITE_ONCE(*(__le16 *)&vq->used->ring[vq->num],
+			   cpu_to_le16(vq->last_avail));
+	} else if (vq->no_notify) {
+		WRITE_ONCE(vq->used->flags, 0);
+		vq->no_notify = false;
+	} else {
+		return;
+	}
 	/*
-	 * Full barrier: avail_event must be visible before the caller
+	 * Full barrier: the change must be visible before the caller
 	 * re-reads avail->idx, or a buffer added in between is missed.
 	 */
 	smp_mb();

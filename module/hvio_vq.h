@@ -152,6 +152,7 @@ struct hvio_vq {
 	u16 used_idx;		/* next used ring entry to fill */
 	u16 signalled_used;	/* used_idx at the last interrupt decision */
 	bool broken;
+	bool no_notify;		/* VRING_USED_F_NO_NOTIFY is set */
 	u64 errors[HVIO_VQ_E_MAX];
 };
 
@@ -165,7 +166,9 @@ void hvio_vq_add_used(struct hvio_vq *vq, u16 head, u32 len);
 void hvio_vq_publish_used(struct hvio_vq *vq);
 void hvio_vq_push_used(struct hvio_vq *vq, u16 head, u32 len);
 bool hvio_vq_need_interrupt(struct hvio_vq *vq);
-void hvio_vq_set_avail_event(struct hvio_vq *vq);
+void hvio_vq_unpop(struct hvio_vq *vq);
+void hvio_vq_disable_notify(struct hvio_vq *vq);
+void hvio_vq_enable_notify(struct hvio_vq *vq);
 bool hvio_vq_need_event(u16 event_idx, u16 new_idx, u16 old_idx);
 
 #endif /* _HVIO_VQ_H */

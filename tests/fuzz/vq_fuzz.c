@@ -236,7 +236,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check(!pushed || rd16(&ctx.ram[used_off + 2]) ==
 			      vq.used_idx);
 		hvio_vq_need_interrupt(&vq);
-		hvio_vq_set_avail_event(&vq);
+		hvio_vq_enable_notify(&vq);
 		hvio_vq_avail(&vq);
 		check_ram(used_off, used_len);
 	}

@@ -796,6 +796,43 @@ int fg_daemon_spawn(const char *cfg, const char *sock, const char *log,
 	return pid;
 }
 
+int fg_daemon_wait_ready(int out_fd, unsigned int timeout_ms)
+{
+	uint64_t t0 = fg_now_ms();
+	char out[512];
+	size_t len = 0;
+	ssize_t n;
+
+	while (fg_now_ms() - t0 < timeout_ms) {
+		struct pollfd p = { .fd = out_fd, .events = POLLIN };
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		n = read(out_fd, out + len, sizeof(out) - 1 - len);
+		if (n <= 0)
+			return -EPIPE;
+		len += n;
+		out[len] = 0;
+		if (strstr(out, "hvio: ready"))
+			return 0;
+		if (len == sizeof(out) - 1)
+			len = 0;
+	}
+	return -ETIMEDOUT;
+}
+
+int fg_write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, text, strlen(text));
+	close(fd);
+	return n == (ssize_t)strlen(text) ? 0 : -EIO;
+}
+
 int fg_rmmod(void)
 {
 	return syscall(__NR_delete_module, "hvio", O_NONBLOCK) ? -errno : 0;

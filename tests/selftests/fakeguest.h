@@ -258,6 +258,10 @@ const char *fg_daemon_bin(void);
  */
 int fg_daemon_spawn(const char *cfg, const char *sock, const char *log,
 		    int *out_fd);
+/* Read the daemon's stdout until "hvio: ready": 0, -EPIPE, -ETIMEDOUT. */
+int fg_daemon_wait_ready(int out_fd, unsigned int timeout_ms);
+/* Write @text to @path (created or truncated): 0 or -errno. */
+int fg_write_file(const char *path, const char *text);
 /* delete_module("hvio", O_NONBLOCK): 0 or -errno. */
 int fg_rmmod(void);
 /* An unload refused because the module is in use. */

@@ -98,18 +98,6 @@ static bool matches(const void *buf, uint32_t block, uint32_t version)
 	return true;
 }
 
-static int write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, text, strlen(text));
-	close(fd);
-	return n == (ssize_t)strlen(text) ? 0 : -EIO;
-}
-
 /* The config: the device at MMIO_BASE, and optionally a second one. */
 static int write_cfg(FIXTURE_DATA(recovery) *self, const char *path,
 		     bool second)
@@ -131,7 +119,7 @@ static int write_cfg(FIXTURE_DATA(recovery) *self, const char *path,
 		 ZONE_A, (unsigned long long)fg_zone_phys(&self->fg, &self->z),
 		 (unsigned long long)GUEST_RAM, (unsigned long long)ZONE_SIZE,
 		 (unsigned long long)MMIO_BASE, IRQ, self->img, QN, extra);
-	return write_file(path, json);
+	return fg_write_file(path, json);
 }
 
 /* Start the daemon and wait for "hvio: ready". */

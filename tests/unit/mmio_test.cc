@@ -426,3 +426,36 @@ TEST_F(Mmio, StatusCallbackSeesEveryChange) {
 }
 
 } // namespace
+
+TEST_F(Mmio, GenerationNeverWrapsToZero) {
+    // Proves the generation a reset advances does not wrap at 2^32: the queue engine reads 0
+    // as "not attached", and a completion from 2^32 resets ago must not match again.
+    h.m.generation = 0xffffffffULL;
+    wr(HVIO_REG_STATUS, 0);
+    EXPECT_NE(h.m.generation, 0u);
+    EXPECT_EQ(h.m.generation, 0x100000000ULL);
+    wr(HVIO_REG_STATUS, 0);
+    EXPECT_EQ(h.m.generation, 0x100000001ULL);
+    EXPECT_NE(static_cast<uint64_t>(h.m.generation), uint64_t{1});
+}
+
+TEST_F(Mmio, QueueReadyZeroStartsANewEpoch) {
+    // Proves that QueueReady 1 -> 0 moves the queue's ready epoch on (the engine stops
+    // using the old rings), a repeated 0 or a refused 1 does not, and another queue's epoch
+    // stays.
+    negotiate(kVersion1);
+    setup_good_queue(0);
+    setup_good_queue(1);
+    const uint32_t e0 = h.m.queues[0].epoch, e1 = h.m.queues[1].epoch;
+    wr(HVIO_REG_QUEUE_SEL, 0);
+    wr(HVIO_REG_QUEUE_READY, 0);
+    EXPECT_EQ(h.m.queues[0].ready, 0u);
+    EXPECT_EQ(h.m.queues[0].epoch, e0 + 1);
+    wr(HVIO_REG_QUEUE_READY, 0);
+    EXPECT_EQ(h.m.queues[0].epoch, e0 + 1);
+    EXPECT_EQ(h.m.queues[1].epoch, e1);
+    // New rings, ready again: same epoch, the engine attaches to them.
+    wr(HVIO_REG_QUEUE_READY, 1);
+    EXPECT_EQ(h.m.queues[0].ready, 1u);
+    EXPECT_EQ(h.m.queues[0].epoch, e0 + 1);
+}

@@ -49,12 +49,21 @@ class FakeKernel : public hvio::QueueBackend {
         }
         auto *tags = reinterpret_cast<uint16_t *>(r.tags_addr);
         r.nr_fetched = 0;
-        while (r.nr_fetched < r.max_fetch && !pending_.empty()) {
+        r.out_flags = 0;
+        // Like the module: max_fetch bounds the chains taken, and those
+        // answered in the kernel (GET_ID) count without becoming ops.
+        for (unsigned taken = 0; taken < r.max_fetch && !pending_.empty(); taken++) {
             uint16_t t = pending_.front();
             pending_.pop_front();
+            if (in_kernel_) {
+                in_kernel_--;
+                continue;
+            }
             inflight_.insert({t, true});
             tags[r.nr_fetched++] = t;
         }
+        if (!pending_.empty())
+            r.out_flags |= HVIO_RUN_OUT_MORE;
         cv_.notify_all();
         return 0;
     }
@@ -76,6 +85,14 @@ class FakeKernel : public hvio::QueueBackend {
     bool wait_done(size_t n, std::chrono::milliseconds timeout = 5000ms) {
         std::unique_lock<std::mutex> l(mu_);
         return cv_.wait_for(l, timeout, [&] { return ndone_ >= n; });
+    }
+
+    // The next n chains are answered in the kernel (never reach us).
+    void answer_in_kernel(const hvio_op &op, unsigned n) {
+        std::lock_guard<std::mutex> l(mu_);
+        for (unsigned i = 0; i < n; i++)
+            pending_.push_back(op.tag);
+        in_kernel_ += n;
     }
 
     hvio_completion done(uint16_t tag) {
@@ -104,6 +121,7 @@ class FakeKernel : public hvio::QueueBackend {
     std::map<uint16_t, bool> inflight_;
     std::map<uint16_t, hvio_completion> done_;
     size_t ndone_ = 0, runs_ = 0, bad_commits_ = 0;
+    unsigned in_kernel_ = 0;
 };
 
 class QueueTest : public ::testing::Test {
@@ -289,6 +307,18 @@ TEST_F(QueueTest, IdleQueueSleeps) {
     EXPECT_EQ(kernel_->runs(), before + 1);
 }
 
+TEST_F(QueueTest, MoreFlagNotFetchCountSaysTheRingHoldsMore) {
+    // A fetch that stopped at max_fetch after answering every chain in the
+    // kernel returns no op but HVIO_RUN_OUT_MORE: the queue must call
+    // again (no kick comes: the kernel left notifications off), not sleep
+    // because it got fewer ops than it asked for.
+    kernel_->answer_in_kernel(op(0, HVIO_OP_READ, 0, kGpa, 512), kQueueSize);
+    kernel_->push(op(1, HVIO_OP_READ, 0, kGpa, 512), false);
+    start();
+    ASSERT_TRUE(kernel_->wait_done(1, 2000ms));
+    EXPECT_EQ(kernel_->done(1).result, 0);
+}
+
 TEST_F(QueueTest, StopDrainsEverythingInFlight) {
     start();
     for (uint16_t tag = 0; tag < kQueueSize; tag++)
@@ -330,6 +360,7 @@ TEST_F(QueueTest, StopDrainIsBounded) {
             for (unsigned i = 0; i < r.max_fetch; i++)
                 tags[i] = static_cast<uint16_t>(i);
             r.nr_fetched = r.max_fetch;
+            r.out_flags = HVIO_RUN_OUT_MORE;
             return 0;
         }
         const hvio_op &op(uint16_t) const override { return o; }

@@ -695,13 +695,70 @@ TEST_F(Vq, NeedInterruptWithoutEventIdxFollowsNoInterruptFlag) {
     hvio_vq_push_used(&vq, 0, 1);
     EXPECT_TRUE(hvio_vq_need_interrupt(&vq));
     w16(kAvail, HVIO_VQ_AVAIL_F_NO_INTERRUPT);
+    hvio_vq_push_used(&vq, 0, 1);
     EXPECT_FALSE(hvio_vq_need_interrupt(&vq));
     w16(kAvail, 0xfffe);
+    hvio_vq_push_used(&vq, 0, 1);
     EXPECT_TRUE(hvio_vq_need_interrupt(&vq));
     // used_event is ignored.
     w16(kAvail, 0);
     w16(kAvail + 4 + 2 * num, 1000);
+    hvio_vq_push_used(&vq, 0, 1);
     EXPECT_TRUE(hvio_vq_need_interrupt(&vq));
+}
+
+TEST_F(Vq, NoInterruptWithoutNewUsedEntries) {
+    // Proves that without EVENT_IDX a decision over no new used entry (a net RX commit that
+    // gave its buffers back) does not interrupt, and the next real entry does.
+    Setup(false);
+    hvio_vq_push_used(&vq, 0, 1);
+    EXPECT_TRUE(hvio_vq_need_interrupt(&vq));
+    hvio_vq_publish_used(&vq);
+    EXPECT_FALSE(hvio_vq_need_interrupt(&vq));
+    hvio_vq_push_used(&vq, 1, 1);
+    EXPECT_TRUE(hvio_vq_need_interrupt(&vq));
+    // With EVENT_IDX nothing new was never a reason either.
+    Setup(true);
+    w16(kAvail + 4 + 2 * num, 0);
+    hvio_vq_push_used(&vq, 0, 1);
+    EXPECT_TRUE(hvio_vq_need_interrupt(&vq));
+    EXPECT_FALSE(hvio_vq_need_interrupt(&vq));
+}
+
+TEST_F(Vq, NoNotifyWithoutEventIdxWhileBusy) {
+    // Proves that without EVENT_IDX disable_notify sets VRING_USED_F_NO_NOTIFY (and nothing
+    // else), enable_notify clears it; with EVENT_IDX used->flags is never touched.
+    Setup(false);
+    Snapshot();
+    hvio_vq_disable_notify(&vq);
+    EXPECT_EQ(r16(kUsed), HVIO_VQ_USED_F_NO_NOTIFY);
+    snapshot[kUsed - kRamBase] = HVIO_VQ_USED_F_NO_NOTIFY;
+    ExpectNothingWritten();
+    hvio_vq_enable_notify(&vq);
+    EXPECT_EQ(r16(kUsed), 0);
+    snapshot[kUsed - kRamBase] = 0;
+    ExpectNothingWritten();
+
+    Setup(true);
+    w16(kUsed, 0);
+    hvio_vq_disable_notify(&vq);
+    EXPECT_EQ(r16(kUsed), 0);
+}
+
+TEST_F(Vq, UnpopGivesTheSameChainAgain) {
+    // Proves unpop makes the next pop return the chain just taken.
+    Setup(false);
+    Desc(0, kData, 1);
+    Desc(1, kData, 2);
+    Offer(0);
+    Offer(1);
+    ASSERT_EQ(Pop(), HVIO_VQ_OK);
+    ASSERT_EQ(Pop(), HVIO_VQ_OK);
+    EXPECT_EQ(chain.head, 1);
+    hvio_vq_unpop(&vq);
+    ASSERT_EQ(Pop(), HVIO_VQ_OK);
+    EXPECT_EQ(chain.head, 1);
+    EXPECT_EQ(Pop(), HVIO_VQ_EMPTY);
 }
 
 TEST_F(Vq, NeedInterruptWithEventIdxUsesUsedEventAcrossTheWrap) {
@@ -739,12 +796,12 @@ TEST_F(Vq, NeedInterruptWithEventIdxUsesUsedEventAcrossTheWrap) {
     EXPECT_FALSE(hvio_vq_need_interrupt(&vq));
 }
 
-TEST_F(Vq, SetAvailEventWritesOnlyAvailEvent) {
-    // Proves set_avail_event writes last_avail into the 2 bytes after the used entries with
+TEST_F(Vq, EnableNotifyWritesOnlyAvailEvent) {
+    // Proves enable_notify writes last_avail into the 2 bytes after the used entries with
     // EVENT_IDX, and writes nothing without it.
     Setup(false);
     Snapshot();
-    hvio_vq_set_avail_event(&vq);
+    hvio_vq_enable_notify(&vq);
     ExpectNothingWritten();
 
     Setup(true);
@@ -754,7 +811,7 @@ TEST_F(Vq, SetAvailEventWritesOnlyAvailEvent) {
         ASSERT_EQ(Pop(), HVIO_VQ_OK);
     }
     Snapshot();
-    hvio_vq_set_avail_event(&vq);
+    hvio_vq_enable_notify(&vq);
     const uint64_t avail_event = kUsed + 4 + 8ULL * num;
     EXPECT_EQ(r16(avail_event), 3);
     snapshot[avail_event - kRamBase] = 3;
@@ -762,7 +819,7 @@ TEST_F(Vq, SetAvailEventWritesOnlyAvailEvent) {
     ExpectNothingWritten();
     // Wraps with last_avail.
     vq.last_avail = 65535;
-    hvio_vq_set_avail_event(&vq);
+    hvio_vq_enable_notify(&vq);
     EXPECT_EQ(r16(avail_event), 65535);
 }
 

@@ -312,8 +312,12 @@ struct hvio_op {
 	__u32 flags;		/* HVIO_OP_F_* */
 	__u64 offset;		/* bytes into the backing store */
 	__u64 len;		/* bytes; equals the sum of segs for READ/WRITE */
-	__u32 generation;	/* device generation the op belongs to */
-	__u32 reserved;
+	/*
+	 * Device generation the op belongs to: low and high 32 bits of a
+	 * 64-bit count that never wraps.  A completion carries both back.
+	 */
+	__u32 generation;
+	__u32 generation_hi;	/* was reserved (always 0 below 2^32 resets) */
 	__u8 net_hdr[HVIO_NET_HDR_LEN];	/* NET_TX: the header as checked */
 	__u32 reserved2;
 	struct hvio_op_seg segs[HVIO_OP_MAX_SEGS];
@@ -322,15 +326,18 @@ struct hvio_op {
 /*
  * One completion: result >= 0 success, a negative errno failure
  * (-EOPNOTSUPP becomes VIRTIO_BLK_S_UNSUPP, anything else S_IOERR).
- * A completion whose generation is not the device's current one is
- * dropped: the guest reset the device after the op was fetched.
+ * generation and generation_hi are copied from the op.  A completion whose
+ * 64-bit generation is not the device's current one is dropped: the guest
+ * reset the device after the op was fetched.  So is one for an op fetched
+ * before the driver wrote QueueReady = 0 to its queue.  reserved0 must be
+ * 0 (-EINVAL).
  */
 struct hvio_completion {
 	__u16 tag;
 	__u16 reserved0;
 	__s32 result;
 	__u32 generation;
-	__u32 reserved1;
+	__u32 generation_hi;	/* was reserved1 */
 };
 
 /*
@@ -355,9 +362,13 @@ struct hvio_queue_run {
 };
 
 /*
- * The fetch stopped at the per-call budget (net: HVIO_NET_BUDGET_PKTS
- * packets or HVIO_NET_BUDGET_BYTES bytes) with buffers still available:
- * serve the other queues, then call again without waiting for a kick.
+ * The fetch stopped before the avail ring was drained: at max_fetch (the
+ * chains it took may have been answered in the kernel, so nr_fetched can
+ * be below max_fetch) or at the per-call budget (net: HVIO_NET_BUDGET_PKTS
+ * packets or HVIO_NET_BUDGET_BYTES bytes).  Guest notifications are not
+ * re-armed: serve the other queues, then call again without waiting for a
+ * kick.  Without this flag the queue is drained (or waits for a commit of
+ * the daemon's own) and a new buffer kicks the eventfd.
  */
 #define HVIO_RUN_OUT_MORE	(1U << 0)
 #define HVIO_NET_BUDGET_PKTS	256
@@ -371,7 +382,7 @@ struct hvio_queue_eventfd {
 	__u64 reserved;
 };
 
-/* HVIO_DEV_GET_QUEUE_STATS */
+/* HVIO_DEV_GET_QUEUE_STATS: reserved fields must be 0 on input (-EINVAL). */
 struct hvio_queue_stats {
 	__u16 queue;		/* in */
 	__u16 reserved0;
@@ -393,8 +404,16 @@ struct hvio_queue_stats {
 	__u64 rx_chains;	/* net RX: chains used (num_buffers summed) */
 	__u64 budget_stops;	/* fetches that stopped at the budget */
 	__u64 requeued;		/* ops handed out again after an orphaning */
-	__u64 reserved[3];
+	/*
+	 * The engine writes back at most HVIO_QUEUE_HOLD_ENTRIES completions
+	 * per hold of the device lock (interrupts off, every register access
+	 * of the bridge waits): the most one hold did, and the longest hold.
+	 */
+	__u64 hold_entries_max;
+	__u64 hold_ns_max;
+	__u64 reserved[1];
 };
+#define HVIO_QUEUE_HOLD_ENTRIES	64
 
 #define HVIO_DEV_GET_INFO   _IOR(HVIO_IOC_MAGIC, 0x10, struct hvio_dev_info)
 #define HVIO_DEV_GET_STATS  _IOR(HVIO_IOC_MAGIC, 0x11, struct hvio_dev_stats)

@@ -210,6 +210,7 @@ int blk_start(BlkIo &io, const hvio_op &op, const GuestMemory &mem, BlkTarget &t
     io.type = op.type;
     io.flags = op.flags;
     io.generation = op.generation;
+    io.generation_hi = op.generation_hi;
     io.offset = op.offset;
     io.len = op.len;
     io.done = 0;

@@ -88,7 +88,8 @@ struct BlkIo {
     uint8_t type = 0;
     Step step = kRw;
     uint32_t flags = 0;
-    uint32_t generation = 0;
+    uint32_t generation = 0; // the op's, both halves, for the completion
+    uint32_t generation_hi = 0;
     int mode = 0; // fallocate mode
     uint64_t offset = 0;
     uint64_t len = 0;

@@ -88,6 +88,7 @@ void NetQueue::commit(std::vector<hvio_completion> &to, const Slot &s, int resul
     c.tag = s.tag;
     c.result = result;
     c.generation = s.generation;
+    c.generation_hi = s.generation_hi;
     to.push_back(c);
 }
 
@@ -120,6 +121,7 @@ int NetQueue::start_tx(uint16_t tag) {
     Slot &s = tx_[slot];
     s.tag = tag;
     s.generation = op.generation;
+    s.generation_hi = op.generation_hi;
     s.len = op.len;
     if (op.type != HVIO_OP_NET_TX || op.nr_segs > HVIO_OP_MAX_SEGS) {
         tx_done(slot, -EINVAL);
@@ -192,6 +194,7 @@ int NetQueue::arm_rx(uint16_t tag) {
     Slot &s = rx_[slot];
     s.tag = tag;
     s.generation = op.generation;
+    s.generation_hi = op.generation_hi;
     s.len = op.len;
     int n = -EINVAL;
     if (op.type == HVIO_OP_NET_RX && op.nr_segs <= HVIO_OP_MAX_SEGS)

@@ -159,7 +159,8 @@ class NetQueue {
         State state = kFree;
         uint16_t tag = 0;
         uint16_t nr_iov = 0;
-        uint32_t generation = 0;
+        uint32_t generation = 0; // low half: compared with the device's
+        uint32_t generation_hi = 0;
         uint64_t len = 0;
         uint8_t net_hdr[HVIO_NET_HDR_LEN]; // TX: the op's checked header
         iovec iov[HVIO_OP_MAX_SEGS + 8];

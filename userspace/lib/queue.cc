@@ -68,6 +68,7 @@ void BlkQueue::finish(uint32_t slot, int result) {
     c.tag = io.tag;
     c.result = result;
     c.generation = io.generation;
+    c.generation_hi = io.generation_hi;
     commits_.push_back(c);
     free_.push_back(slot);
     if (result < 0) {
@@ -222,18 +223,22 @@ int BlkQueue::serve() {
                 return ret;
         counters_.inflight.store(size_ - free_.size(), std::memory_order_relaxed);
 
+        // Only HVIO_RUN_OUT_MORE says the avail ring holds more: a fetch
+        // that stopped at max_fetch may return fewer ops (the kernel
+        // answers GET_ID and bad requests itself), and then guest kicks
+        // stay off until we call again.
+        const bool more = max_fetch && (r.out_flags & HVIO_RUN_OUT_MORE);
         if (stopping) {
             // The last requests: those available when the stop came.
             drain_budget_ -= static_cast<int>(fetched);
-            if (fetched < max_fetch)
+            if (!more)
                 drain_budget_ = 0;
             if (!drain_budget_ && free_.size() == size_ && commits_.empty())
                 return 0;
         }
 
         // Sleep only when nothing waits to be committed and the kernel
-        // said the queue is drained (it fetched fewer than asked).
-        const bool more = max_fetch && fetched == max_fetch;
+        // said the queue is drained.
         const bool wait = commits_.empty() && !more;
         if (wait && !stopping && !eventfd_armed_)
             if (int ret = arm_eventfd(); ret < 0)
