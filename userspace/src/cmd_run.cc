@@ -792,7 +792,8 @@ json counters_json(const QueueCounters &c) {
                 {"bytes_read", v(c.bytes_read)},
                 {"bytes_written", v(c.bytes_written)},
                 {"resubmits", v(c.resubmits)},
-                {"inflight", v(c.inflight)}};
+                {"inflight", v(c.inflight)},
+                {"stale", v(c.stale)}};
 }
 
 // The kernel's view of a device for `hvio status`: state as the guest set
