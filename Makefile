@@ -108,10 +108,11 @@ $(OUT)/selftests/%: tests/selftests/%.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDRS) | 
 	@mkdir -p $(@D)
 	$(ST_CC) $(ST_CFLAGS) -o $@ $< $(ST_HELPERS)
 
+# null_blk (no devices) lets T=reset make a disk whose every I/O is slow.
 selftest: all
 	@[ -n "$(ST_RUN)" ] || { echo "make: no tests/selftests/hvio_*.c yet" >&2; exit 1; }
 	scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) --prog-timeout $(PROG_TIMEOUT) \
-		--kmod tun --extra-file $(CMAKE_DIR)/hvio:/bin/hvio -- $(ST_RUN)
+		--kmod tun --kmod "null_blk nr_devices=0" --extra-file $(CMAKE_DIR)/hvio:/bin/hvio -- $(ST_RUN)
 
 # ---- benchmarks -----------------------------------------------------------
 # The bench programs play hvisor and a Linux-like guest driver against the

@@ -13,7 +13,9 @@
  * (status bytes, used ring, avail_event) checks under dev->lock that the
  * generation the queue was attached in is still current, so nothing is
  * written into rings the guest has taken back; ops of an old generation
- * complete as "stale" and are dropped.
+ * complete as "stale" and are dropped.  The guest's reset is acknowledged
+ * only once those are back (hvio_dev.c, reset drain), so no old op writes
+ * into memory the guest already reuses.
  */
 #include <linux/eventfd.h>
 #include <linux/kernel.h>
@@ -492,6 +494,7 @@ static int hvio_queue_commit(struct hvio_queue *q,
 	struct hvio_tag *t;
 	bool any = false;
 	int ret = 0;
+	u32 cpus;
 	u8 status;
 	u16 i, tag;
 
@@ -499,6 +502,9 @@ static int hvio_queue_commit(struct hvio_queue *q,
 	for (i = 0; i < nr; i++) {
 		if (c[i].generation != dev->mmio.generation) {
 			q->stats.stale++;
+			/* One op of a reset's drain is back. */
+			if (q->ops_old)
+				q->ops_old--;
 			continue;
 		}
 		/* Nothing is in flight on a queue not attached in this gen. */
@@ -513,6 +519,8 @@ static int hvio_queue_commit(struct hvio_queue *q,
 			break;
 		}
 		q->stats.completed++;
+		if (q->ops_live)
+			q->ops_live--;
 		any = true;
 		/* Unused receive ops come back cancelled: no error. */
 		if (c[i].result < 0 &&
@@ -529,8 +537,29 @@ static int hvio_queue_commit(struct hvio_queue *q,
 	}
 	if (any)
 		hvio_queue_signal(q);
+	cpus = hvio_dev_reset_drained(dev);
 	spin_unlock_irq(&dev->lock);
+	hvio_dev_reset_answer(dev, cpus);
 	return ret;
+}
+
+/*
+ * The daemon gets @n ops only if they are still of the current generation:
+ * a reset then moves them to the ones it waits for.  Ops fetched just
+ * before a reset are never handed out (their tags are dropped at the next
+ * attach), so a reset never waits for an op the daemon does not know.
+ */
+static bool hvio_queue_hand_out(struct hvio_queue *q, u16 n)
+{
+	struct hvio_dev *dev = q->dev;
+	bool current_gen;
+
+	spin_lock_irq(&dev->lock);
+	current_gen = hvio_queue_current(q);
+	if (current_gen)
+		q->ops_live += n;
+	spin_unlock_irq(&dev->lock);
+	return current_gen;
 }
 
 static long hvio_queue_run(struct hvio_dev *dev, void __user *argp)
@@ -575,6 +604,8 @@ static long hvio_queue_run(struct hvio_dev *dev, void __user *argp)
 	if (!ret && run.max_fetch && hvio_queue_attach(q))
 		run.nr_fetched = hvio_queue_fetch(q, tags, run.max_fetch,
 						  &run.out_flags);
+	if (run.nr_fetched && !hvio_queue_hand_out(q, run.nr_fetched))
+		run.nr_fetched = 0;
 	mutex_unlock(&q->lock);
 	if (ret)
 		goto out;

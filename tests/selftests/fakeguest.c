@@ -628,6 +628,58 @@ int fg_vdev_reset(struct fg_vdev *v)
 	return 0;
 }
 
+int fg_vdev_reset_start(struct fg_vdev *v, uint64_t *flag)
+{
+	struct hvio_device_req req = {
+		.src_cpu = v->cpu, .address = v->base + VIRTIO_MMIO_STATUS,
+		.size = 4, .value = 0, .src_zone = v->zone, .is_write = 1,
+	};
+	int ret = fg_push(v->fg, &req, FG_RAISE_IF_NEEDED, flag);
+
+	if (ret)
+		snprintf(v->err, sizeof(v->err), "push Status = 0: %s",
+			 strerror(-ret));
+	return ret;
+}
+
+int fg_vdev_reset_wait(struct fg_vdev *v, uint64_t flag)
+{
+	unsigned long errors0 = v->fg->errors;
+	uint32_t st;
+	int ret;
+
+	ret = fg_wait_ack(v->fg, v->cpu, flag, v->fg->timeout_ms, NULL);
+	if (ret) {
+		__atomic_add_fetch(&v->fg->errors, 1, __ATOMIC_RELAXED);
+		snprintf(v->err, sizeof(v->err), "Status = 0 not answered: %.200s",
+			 v->fg->err);
+		return ret;
+	}
+	st = fg_vdev_rd(v, VIRTIO_MMIO_STATUS);
+	VCHECK(v, st == 0, "Status after reset %#x, expected 0", st);
+	return 0;
+}
+
+int fg_set_reset_timeout(unsigned int ms, unsigned int *old)
+{
+	char buf[32];
+	int fd, n;
+
+	fd = open("/sys/module/hvio/parameters/reset_timeout_ms",
+		  O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (old && n > 0) {
+		buf[n] = 0;
+		*old = strtoul(buf, NULL, 0);
+	}
+	n = snprintf(buf, sizeof(buf), "%u\n", ms);
+	n = pwrite(fd, buf, n, 0) == n ? 0 : -errno;
+	close(fd);
+	return n;
+}
+
 uint64_t fg_vring_layout(uint64_t gpa, uint32_t num, struct fg_vq *q)
 {
 	uint64_t avail_end;

@@ -213,7 +213,11 @@ struct hvio_dev_stats {
 	__u64 features_refused;	/* FEATURES_OK refused */
 	__u64 queue_refused;	/* QueueReady=1 refused (bad size/address) */
 	__u64 config_writes;	/* guest writes to config space (ignored) */
-	__u64 reserved[4];
+	__u64 reset_waits;	/* Status = 0 answered only once the daemon
+				 * gave back the ops of the old generation
+				 */
+	__u64 reset_timeouts;	/* ... answered at reset_timeout_ms instead */
+	__u64 reserved[2];
 };
 
 /*

@@ -723,7 +723,9 @@ json dev_stats_json(const hvio_dev_stats &s) {
                 {"bad_state", s.bad_state},
                 {"features_refused", s.features_refused},
                 {"queue_refused", s.queue_refused},
-                {"config_writes", s.config_writes}};
+                {"config_writes", s.config_writes},
+                {"reset_waits", s.reset_waits},
+                {"reset_timeouts", s.reset_timeouts}};
 }
 
 json queue_stats_json(const hvio_queue_stats &s, bool net = false) {
