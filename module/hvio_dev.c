@@ -121,8 +121,9 @@ static bool hvio_dev_reset_hold(struct hvio_dev *dev, u32 cpu, u32 old_status)
 		dev->reset_status = old_status;
 		dev->reset_start = jiffies;
 		mod_delayed_work(system_wq, &dev->reset_work,
-				 msecs_to_jiffies(min(READ_ONCE(reset_timeout_ms),
-						      HVIO_RESET_TIMEOUT_MAX_MS)));
+				 msecs_to_jiffies(min_t(unsigned int,
+							READ_ONCE(reset_timeout_ms),
+							HVIO_RESET_TIMEOUT_MAX_MS)));
 	}
 	dev->reset_cpus |= BIT(cpu);
 	dev->stats.reset_waits++;

@@ -802,6 +802,63 @@ const char *fg_daemon_bin(void)
 	return b && *b ? b : "/bin/hvio";
 }
 
+int fg_daemon_wait_line(int out_fd, const char *line, unsigned int ms)
+{
+	uint64_t t0 = fg_now_ms();
+	char out[512];
+	size_t len = 0;
+	ssize_t n;
+
+	while (fg_now_ms() - t0 < ms) {
+		if (fg_poll_in(out_fd, 100) <= 0)
+			continue;
+		n = read(out_fd, out + len, sizeof(out) - 1 - len);
+		if (n <= 0)
+			return -EPIPE;
+		len += n;
+		out[len] = 0;
+		if (strstr(out, line))
+			return 0;
+		if (len == sizeof(out) - 1) {
+			/* Keep the tail: the line may straddle the cut. */
+			memmove(out, out + len / 2, len - len / 2);
+			len -= len / 2;
+		}
+	}
+	return -ETIMEDOUT;
+}
+
+int fg_write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, text, strlen(text));
+	close(fd);
+	return n == (ssize_t)strlen(text) ? 0 : -EIO;
+}
+
+const char *fg_file_tail(const char *path)
+{
+	static char buf[512];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+	off_t end;
+
+	buf[0] = 0;
+	if (fd < 0)
+		return buf;
+	end = lseek(fd, 0, SEEK_END);
+	lseek(fd, end > (off_t)sizeof(buf) - 1 ? end - (off_t)sizeof(buf) + 1 : 0,
+	      SEEK_SET);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	return buf;
+}
+
 int fg_daemon_spawn(const char *cfg, const char *sock, const char *log,
 		    int *out_fd)
 {

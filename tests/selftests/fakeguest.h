@@ -271,6 +271,12 @@ const char *fg_daemon_bin(void);
  */
 int fg_daemon_spawn(const char *cfg, const char *sock, const char *log,
 		    int *out_fd);
+/* Read the daemon's stdout until it holds line: 0, -EPIPE or -ETIMEDOUT. */
+int fg_daemon_wait_line(int out_fd, const char *line, unsigned int ms);
+/* Write text to path (created or truncated): 0 or -errno. */
+int fg_write_file(const char *path, const char *text);
+/* The last bytes of a file (a log) in a static buffer; "" if unreadable. */
+const char *fg_file_tail(const char *path);
 /* delete_module("hvio", O_NONBLOCK): 0 or -errno. */
 int fg_rmmod(void);
 /* An unload refused because the module is in use. */

@@ -273,18 +273,6 @@ static int reprobe(FIXTURE_DATA(hostile) *self, unsigned int slot)
 	return ret;
 }
 
-static int write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, text, strlen(text));
-	close(fd);
-	return n == (ssize_t)strlen(text) ? 0 : -EIO;
-}
-
 /* Start `hvio run cfg --socket S`; wait for its ready line. */
 static int daemon_start(FIXTURE_DATA(hostile) *self, unsigned int ms)
 {
@@ -385,7 +373,7 @@ static void daemon_setup(struct __test_metadata *_metadata,
 		 ZONE_A, (unsigned long long)fg_zone_phys(&self->fg, &self->z),
 		 (unsigned long long)GUEST_RAM, (unsigned long long)ZSIZE,
 		 (unsigned long long)MMIO_BASE, IRQ, self->img, NQ, QN);
-	ASSERT_EQ(0, write_file(self->cfg, json));
+	ASSERT_EQ(0, fg_write_file(self->cfg, json));
 	r = daemon_start(self, 20000);
 	ASSERT_EQ(0, r) TH_LOG("daemon not ready (%s): stdout \"%s\" stderr \"%s\"",
 			       errname(r), self->out, log_tail(self));

@@ -48,6 +48,18 @@ struct rig {
 	uint16_t avail_idx;
 };
 
+/* FIXTURE_SETUP's start: true when the test is skipped. */
+static bool rig_open(struct __test_metadata *_metadata, struct rig *r,
+		     bool *skip)
+{
+	r->z = (struct fg_zone){ .id = ZONE_A, .zonex_ipa = GUEST_RAM,
+				 .ram_off = 0, .size = ZONE_SIZE };
+	hvio_fixture_open(_metadata, &r->fg, skip);
+	/* Resets here may wait for slow reads: wait longer for answers. */
+	r->fg.timeout_ms = LONG_MS;
+	return *skip;
+}
+
 static void *gptr(struct rig *r, uint64_t gpa)
 {
 	return fg_zone_ptr(&r->fg, &r->z, gpa);
@@ -211,12 +223,8 @@ static void hold_fetch(struct __test_metadata *_metadata,
 FIXTURE_SETUP(hold)
 {
 	self->fd = -1;
-	self->r.z = (struct fg_zone){ .id = ZONE_A, .zonex_ipa = GUEST_RAM,
-				      .ram_off = 0, .size = ZONE_SIZE };
-	hvio_fixture_open(_metadata, &self->r.fg, &self->skip);
-	if (self->skip)
+	if (rig_open(_metadata, &self->r, &self->skip))
 		return;
-	self->r.fg.timeout_ms = LONG_MS;
 	ASSERT_EQ(0, fg_zone_add(&self->r.fg, &self->r.z));
 	self->fd = hold_create(self);
 	ASSERT_LE(0, self->fd) TH_LOG("DEV_CREATE: %s", errname(self->fd));
@@ -385,23 +393,9 @@ static int nullb_create(FIXTURE_DATA(slow) *self, unsigned int ms)
 	return fg_wait_path(self->dev, true, 2000) ? 0 : -ENODEV;
 }
 
-static int write_text(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, text, strlen(text));
-	close(fd);
-	return n == (ssize_t)strlen(text) ? 0 : -EIO;
-}
-
 static int daemon_start(FIXTURE_DATA(slow) *self)
 {
-	char json[1024], out[512];
-	uint64_t t0 = fg_now_ms();
-	size_t len = 0;
+	char json[1024];
 	int ret;
 
 	snprintf(json, sizeof(json),
@@ -413,27 +407,14 @@ static int daemon_start(FIXTURE_DATA(slow) *self)
 		 ZONE_A, (unsigned long long)fg_zone_phys(&self->r.fg, &self->r.z),
 		 (unsigned long long)GUEST_RAM, (unsigned long long)ZONE_SIZE,
 		 (unsigned long long)MMIO_BASE, IRQ, self->dev, QN);
-	ret = write_text(self->cfg, json);
+	ret = fg_write_file(self->cfg, json);
 	if (ret)
 		return ret;
 	ret = fg_daemon_spawn(self->cfg, self->sock, self->log, &self->out_fd);
 	if (ret < 0)
 		return ret;
 	self->pid = ret;
-	while (fg_now_ms() - t0 < LONG_MS) {
-		ssize_t n;
-
-		if (fg_poll_in(self->out_fd, 100) <= 0)
-			continue;
-		n = read(self->out_fd, out + len, sizeof(out) - 1 - len);
-		if (n <= 0)
-			return -EPIPE;
-		len += n;
-		out[len] = 0;
-		if (strstr(out, "hvio: ready"))
-			return 0;
-	}
-	return -ETIMEDOUT;
+	return fg_daemon_wait_line(self->out_fd, "hvio: ready", LONG_MS);
 }
 
 static int daemon_kill(FIXTURE_DATA(slow) *self, int sig)
@@ -486,37 +467,14 @@ static long kernel_stale(FIXTURE_DATA(slow) *self)
 	return p ? strtol(p + 8, NULL, 10) : -1;
 }
 
-static const char *log_tail(FIXTURE_DATA(slow) *self)
-{
-	static char buf[512];
-	int fd = open(self->log, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-	off_t end;
-
-	buf[0] = 0;
-	if (fd < 0)
-		return buf;
-	end = lseek(fd, 0, SEEK_END);
-	lseek(fd, end > (off_t)sizeof(buf) - 1 ? end - (off_t)sizeof(buf) + 1 : 0,
-	      SEEK_SET);
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = 0;
-	return buf;
-}
-
 FIXTURE_SETUP(slow)
 {
 	int me = getpid(), ret;
 
 	self->pid = 0;
 	self->out_fd = -1;
-	self->r.z = (struct fg_zone){ .id = ZONE_A, .zonex_ipa = GUEST_RAM,
-				      .ram_off = 0, .size = ZONE_SIZE };
-	hvio_fixture_open(_metadata, &self->r.fg, &self->skip);
-	if (self->skip)
+	if (rig_open(_metadata, &self->r, &self->skip))
 		return;
-	self->r.fg.timeout_ms = LONG_MS;
 	snprintf(self->cfg, sizeof(self->cfg), "/tmp/hvio-reset-%d.json", me);
 	snprintf(self->log, sizeof(self->log), "/tmp/hvio-reset-%d.log", me);
 	snprintf(self->sock, sizeof(self->sock), "/tmp/hvio-reset-%d.sock", me);
@@ -526,7 +484,7 @@ FIXTURE_SETUP(slow)
 		SKIP(return, "no null_blk configfs (%s): the runner loads null_blk", NULLB_CFS);
 	}
 	ASSERT_EQ(0, ret) TH_LOG("null_blk device: %s", errname(ret));
-	ASSERT_EQ(0, daemon_start(self)) TH_LOG("daemon not ready: %s", log_tail(self));
+	ASSERT_EQ(0, daemon_start(self)) TH_LOG("daemon not ready: %s", fg_file_tail(self->log));
 	fg_vdev_init(&self->r.v, &self->r.fg, CPU_GUEST, ZONE_A, MMIO_BASE);
 	memset(gptr(&self->r, GUEST_RAM), 0, 0x40000);
 	ASSERT_EQ(0, fg_vdev_probe(&self->r.v, FEATURES, 1, QN, GUEST_RAM))
@@ -578,7 +536,7 @@ TEST_F(slow, reset_waits_for_reads_in_flight)
 	t0 = fg_now_ms();
 	while ((stale = kernel_stale(self)) < NREQ && fg_now_ms() - t0 < LONG_MS)
 		fg_sleep_ms(50);
-	EXPECT_EQ(NREQ, stale) TH_LOG("%s", log_tail(self));
+	EXPECT_EQ(NREQ, stale) TH_LOG("%s", fg_file_tail(self->log));
 	fg_sleep_ms(100);
 	EXPECT_EQ(0, damaged(&self->r))
 		TH_LOG("%lu bytes of the guest's refilled buffers written by reads of the old generation",
