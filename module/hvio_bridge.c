@@ -59,6 +59,7 @@ static void hvio_bridge_answer(struct hvio_bridge *b, u32 cpu, u64 value)
 static void hvio_bridge_process(struct hvio_bridge *b,
 				const struct hvio_device_req *req)
 {
+	enum hvio_access done;
 	u64 value = 0;
 	u32 size;
 
@@ -71,15 +72,39 @@ static void hvio_bridge_process(struct hvio_bridge *b,
 	}
 	/* A width the register file does not know reads as invalid (0). */
 	size = req->size <= 8 ? (u32)req->size : 0;
-	if (!hvio_dev_access(req->src_zone, req->address, size, req->is_write,
-			     req->value, &value)) {
+	/* A vCPU that is not waiting (QueueNotify) cannot be held. */
+	done = hvio_dev_access(req->src_zone, req->address, size,
+			       req->is_write, req->value,
+			       req->need_interrupt ? HVIO_BRIDGE_MAX_CPUS :
+						     (u32)req->src_cpu,
+			       &value);
+	if (done == HVIO_ACCESS_NONE) {
 		hvio.stats.unknown_addr++;
 		pr_debug_ratelimited(HVIO_NAME ": zone %u: no device at %llx\n",
 				     req->src_zone, req->address);
 		value = 0;
 	}
-	if (!req->need_interrupt)
+	if (!req->need_interrupt && done != HVIO_ACCESS_HELD)
 		hvio_bridge_answer(b, (u32)req->src_cpu, value);
+}
+
+/**
+ * hvio_bridge_answer_late() - acknowledge writes the device held back
+ * @cpus: bitmap of src_cpu values whose vCPU still spins on cfg_flags
+ *
+ * Process or IRQ context, no device lock held.  Each bit was taken from
+ * the device under its lock, so every held write is answered exactly once.
+ */
+void hvio_bridge_answer_late(u32 cpus)
+{
+	unsigned long mask = cpus, cpu, flags;
+
+	if (!mask || !hvio.bridge)
+		return;
+	spin_lock_irqsave(&hvio.bridge_lock, flags);
+	for_each_set_bit(cpu, &mask, HVIO_BRIDGE_MAX_CPUS)
+		hvio_bridge_answer(hvio.bridge, cpu, 0);
+	spin_unlock_irqrestore(&hvio.bridge_lock, flags);
 }
 
 /*

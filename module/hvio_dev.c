@@ -11,6 +11,7 @@
 #include <linux/anon_inodes.h>
 #include <linux/file.h>
 #include <linux/fs.h>
+#include <linux/jiffies.h>
 #include <linux/kernel.h>
 #include <linux/log2.h>
 #include <linux/mm.h>
@@ -26,6 +27,20 @@
 
 /* Largest virtio device type id the spec allocates room for today. */
 #define HVIO_MAX_DEVICE_ID	63
+
+/*
+ * How long a vCPU's Status = 0 write may stay unanswered while the daemon
+ * still holds ops of the old generation.  The daemon cancels them when it
+ * sees the reset, so this is only reached when it cannot (a backing store
+ * that hangs, a stopped daemon): then the write is answered anyway and
+ * counted (reset_timeouts), and a late write is possible again.  Below
+ * the guest's soft-lockup threshold; capped so no setting hangs a vCPU.
+ */
+#define HVIO_RESET_TIMEOUT_MAX_MS	60000
+static unsigned int reset_timeout_ms = 5000;
+module_param(reset_timeout_ms, uint, 0644);
+MODULE_PARM_DESC(reset_timeout_ms,
+		 "longest a guest reset waits for the daemon's old ops (ms, max 60000)");
 
 static struct hvio_dev *hvio_mmio_to_dev(struct hvio_mmio *m)
 {
@@ -63,6 +78,141 @@ static void hvio_dev_status(struct hvio_mmio *m, u32 old, u32 new, bool reset)
 	wake_up_interruptible(&dev->wq);
 }
 
+/*
+ * Reset drain.  A reset takes the guest's buffers back, but ops the daemon
+ * is executing still name them: a read landing after the guest saw the
+ * reset done would write into memory it reuses (a rebooted zone's new
+ * kernel).  Linux's virtio_mmio only writes Status = 0 and never reads it
+ * back, so the read-back delay virtio allows is not enough; but under
+ * hvisor a trapped write also stalls its vCPU until it is acknowledged.
+ * So the reset happens at once (new generation: nothing old is committed)
+ * while the acknowledgement waits until every op of the old generation
+ * came back, the daemon is gone (orphan or destroy: nothing can write),
+ * or reset_timeout_ms passed.  Other vCPUs reading Status meanwhile see
+ * the value before the reset.
+ */
+
+/* Under dev->lock: ops of old generations the daemon still holds. */
+static u32 hvio_dev_ops_old(struct hvio_dev *dev)
+{
+	u32 i, n = 0;
+
+	for (i = 0; i < dev->mmio.num_queues; i++)
+		n += dev->queues[i].ops_old;
+	return n;
+}
+
+/* Under dev->lock: a Status = 0 write of @cpu; true if it is held. */
+static bool hvio_dev_reset_hold(struct hvio_dev *dev, u32 cpu, u32 old_status)
+{
+	struct hvio_queue *q;
+	u32 i, old;
+
+	lockdep_assert_held(&dev->lock);
+	for (i = 0; i < dev->mmio.num_queues; i++) {
+		q = &dev->queues[i];
+		q->ops_old += q->ops_live;
+		q->ops_live = 0;
+	}
+	old = hvio_dev_ops_old(dev);
+	if (!old || cpu >= HVIO_BRIDGE_MAX_CPUS)
+		return false;
+	if (!dev->reset_cpus) {
+		dev->reset_status = old_status;
+		dev->reset_start = jiffies;
+		mod_delayed_work(system_wq, &dev->reset_work,
+				 msecs_to_jiffies(min_t(unsigned int,
+							READ_ONCE(reset_timeout_ms),
+							HVIO_RESET_TIMEOUT_MAX_MS)));
+	}
+	dev->reset_cpus |= BIT(cpu);
+	dev->stats.reset_waits++;
+	pr_debug_ratelimited(HVIO_NAME ": zone %u dev %#llx: reset held for %u ops of the old generation\n",
+			     dev->zone->id, dev->mmio_base, old);
+	/* A queue thread sleeping on its kicks learns of the reset too. */
+	for (i = 0; i < dev->mmio.num_queues; i++) {
+		q = &dev->queues[i];
+		if (q->efd)
+			hvio_eventfd_signal(q->efd);
+	}
+	return true;
+}
+
+/**
+ * hvio_dev_reset_drained() - take the held vCPUs if the drain is over
+ * @dev: device, dev->lock held
+ *
+ * Return: the vCPUs to pass to hvio_dev_reset_answer() after unlocking,
+ * 0 while ops of an old generation are still out.
+ */
+u32 hvio_dev_reset_drained(struct hvio_dev *dev)
+{
+	u32 cpus;
+
+	lockdep_assert_held(&dev->lock);
+	if (!dev->reset_cpus || hvio_dev_ops_old(dev))
+		return 0;
+	cpus = dev->reset_cpus;
+	dev->reset_cpus = 0;
+	return cpus;
+}
+
+/**
+ * hvio_dev_reset_answer() - acknowledge held Status writes
+ * @dev: device, dev->lock not held
+ * @cpus: from hvio_dev_reset_drained(); 0 does nothing
+ */
+void hvio_dev_reset_answer(struct hvio_dev *dev, u32 cpus)
+{
+	if (!cpus)
+		return;
+	cancel_delayed_work(&dev->reset_work);
+	pr_debug_ratelimited(HVIO_NAME ": zone %u dev %#llx: reset answered after %u ms\n",
+			     dev->zone->id, dev->mmio_base,
+			     jiffies_to_msecs(jiffies - dev->reset_start));
+	hvio_bridge_answer_late(cpus);
+}
+
+static void hvio_dev_reset_timeout(struct work_struct *work)
+{
+	struct hvio_dev *dev = container_of(to_delayed_work(work),
+					    struct hvio_dev, reset_work);
+	u32 cpus, left;
+
+	spin_lock_irq(&dev->lock);
+	cpus = dev->reset_cpus;
+	dev->reset_cpus = 0;
+	left = hvio_dev_ops_old(dev);
+	if (cpus)
+		dev->stats.reset_timeouts++;
+	spin_unlock_irq(&dev->lock);
+	if (!cpus)
+		return;
+	pr_warn_ratelimited(HVIO_NAME ": zone %u dev %#llx: reset answered after %u ms with %u ops of the old generation still out\n",
+			    dev->zone->id, dev->mmio_base,
+			    jiffies_to_msecs(jiffies - dev->reset_start), left);
+	hvio_bridge_answer_late(cpus);
+}
+
+/*
+ * The daemon is gone (every mapping of zone RAM with it): nothing it held
+ * can land any more.  Ops it fetched are requeued, or dropped by a reset,
+ * and counted again when handed out.
+ */
+static void hvio_dev_reset_forget(struct hvio_dev *dev)
+{
+	u32 cpus, i;
+
+	spin_lock_irq(&dev->lock);
+	for (i = 0; i < dev->mmio.num_queues; i++) {
+		dev->queues[i].ops_live = 0;
+		dev->queues[i].ops_old = 0;
+	}
+	cpus = hvio_dev_reset_drained(dev);
+	spin_unlock_irq(&dev->lock);
+	hvio_dev_reset_answer(dev, cpus);
+}
+
 static void hvio_dev_interrupt(struct hvio_mmio *m, u32 bits)
 {
 	hvio_bridge_inject(hvio_mmio_to_dev(m));
@@ -82,36 +232,52 @@ static const struct hvio_mmio_ops hvio_dev_mmio_ops = {
  * @size: access width in bytes (0 for an invalid width)
  * @is_write: write access
  * @value: value written
+ * @cpu: src_cpu of a vCPU waiting for the answer; HVIO_BRIDGE_MAX_CPUS
+ *       when none waits
  * @result: value read
  *
  * Called by the bridge handler, interrupts off.
  *
- * Return: false when no device of the zone covers @addr.
+ * Return: HVIO_ACCESS_NONE when no device of the zone covers @addr,
+ * HVIO_ACCESS_HELD for a reset whose answer waits for the daemon
+ * (hvio_bridge_answer_late() gives it), else HVIO_ACCESS_DONE.
  */
-bool hvio_dev_access(u32 zone_id, u64 addr, u32 size, bool is_write,
-		     u64 value, u64 *result)
+enum hvio_access hvio_dev_access(u32 zone_id, u64 addr, u32 size,
+				 bool is_write, u64 value, u32 cpu,
+				 u64 *result)
 {
+	enum hvio_access ret = HVIO_ACCESS_NONE;
 	struct hvio_dev *dev;
-	bool found = false;
+	u32 gen, status;
+	u64 off;
 
 	spin_lock(&hvio.lock);
 	list_for_each_entry(dev, &hvio.devs, node) {
 		if (dev->zone->id != zone_id || addr < dev->mmio_base ||
 		    addr - dev->mmio_base >= dev->mmio_len)
 			continue;
-		found = true;
+		ret = HVIO_ACCESS_DONE;
+		off = addr - dev->mmio_base;
 		spin_lock(&dev->lock);
-		if (is_write)
-			hvio_mmio_write(&dev->mmio, addr - dev->mmio_base,
-					size, value);
-		else
-			*result = hvio_mmio_read(&dev->mmio,
-						 addr - dev->mmio_base, size);
+		if (is_write) {
+			gen = dev->mmio.generation;
+			status = dev->mmio.status;
+			hvio_mmio_write(&dev->mmio, off, size, value);
+			if (dev->mmio.generation != gen &&
+			    hvio_dev_reset_hold(dev, cpu, status))
+				ret = HVIO_ACCESS_HELD;
+		} else {
+			*result = hvio_mmio_read(&dev->mmio, off, size);
+			/* The reset is not complete until it is answered. */
+			if (off == HVIO_REG_STATUS && size == 4 &&
+			    dev->reset_cpus && !*result)
+				*result = dev->reset_status;
+		}
 		spin_unlock(&dev->lock);
 		break;
 	}
 	spin_unlock(&hvio.lock);
-	return found;
+	return ret;
 }
 
 static void hvio_dev_destroy(struct hvio_dev *dev)
@@ -128,6 +294,8 @@ static void hvio_dev_destroy(struct hvio_dev *dev)
 	mutex_unlock(&hvio.ctl_mutex);
 
 	/* Off the list: no bridge handler can reach it any more. */
+	cancel_delayed_work_sync(&dev->reset_work);
+	hvio_dev_reset_forget(dev);
 	hvio_queues_free(dev);
 	kfree(dev);
 }
@@ -151,6 +319,7 @@ static int hvio_dev_release(struct inode *inode, struct file *file)
 		/* The file's module reference goes when we return. */
 		__module_get(THIS_MODULE);
 		hvio_queues_orphan(dev);
+		hvio_dev_reset_forget(dev);
 		mutex_unlock(&hvio.ctl_mutex);
 		pr_info(HVIO_NAME ": zone %u dev %#llx: daemon gone, device kept for recovery\n",
 			dev->zone->id, dev->mmio_base);
@@ -381,6 +550,7 @@ int hvio_dev_create(const struct hvio_dev_create *arg)
 		return -ENOMEM;
 	spin_lock_init(&dev->lock);
 	init_waitqueue_head(&dev->wq);
+	INIT_DELAYED_WORK(&dev->reset_work, hvio_dev_reset_timeout);
 	dev->mmio_base = arg->mmio_base;
 	dev->mmio_len = arg->mmio_len;
 	dev->irq = arg->irq;

@@ -135,6 +135,13 @@ struct hvio_queue {
 	u32 nr_done;
 	struct eventfd_ctx *efd;
 	struct hvio_queue_stats stats;
+	/*
+	 * Under dev->lock: ops handed to the daemon and not committed, of the
+	 * current generation and of earlier ones (a reset moves the first
+	 * into the second; each stale completion takes one back).
+	 */
+	u32 ops_live;
+	u32 ops_old;
 	struct hvio_vq_seg segs[HVIO_QUEUE_MAX_SEGS];
 
 	/* ops to hand out again after an orphaning (under lock) */
@@ -186,6 +193,17 @@ struct hvio_dev {
 	struct hvio_queue *queues;	/* mmio.num_queues */
 	u8 serial[20];
 
+	/*
+	 * Reset drain, under lock (hvio_dev.c): the vCPUs (bit per src_cpu)
+	 * whose Status = 0 write stays unanswered until no queue has ops_old,
+	 * the daemon is gone, or reset_work times out; the Status other vCPUs
+	 * read meanwhile.
+	 */
+	u32 reset_cpus;
+	u32 reset_status;
+	unsigned long reset_start;	/* jiffies at the first held write */
+	struct delayed_work reset_work;
+
 	/* Under hvio.ctl_mutex: see HVIO_DEV_F_RECOVERABLE. */
 	bool recoverable;		/* orphan instead of destroy at close */
 	bool attached;			/* a file descriptor holds the device */
@@ -224,6 +242,7 @@ void hvio_bridge_quiesce(void);
 void hvio_bridge_release(struct hvio_bridge *bridge);
 void hvio_bridge_inject(struct hvio_dev *dev);
 void hvio_bridge_forget(struct hvio_dev *dev);
+void hvio_bridge_answer_late(u32 cpus);
 
 /* hvio_zone.c */
 int hvio_zone_add(const struct hvio_zone_add *arg);
@@ -238,8 +257,18 @@ void hvio_zone_free_all(void);
 /* hvio_dev.c */
 int hvio_dev_create(const struct hvio_dev_create *arg);
 int hvio_dev_attach(const struct hvio_dev_attach *arg);
-bool hvio_dev_access(u32 zone_id, u64 addr, u32 size, bool is_write,
-		     u64 value, u64 *result);
+/* What hvio_dev_access() did with an access. */
+enum hvio_access {
+	HVIO_ACCESS_NONE,		/* no device there */
+	HVIO_ACCESS_DONE,		/* answer the vCPU now */
+	HVIO_ACCESS_HELD,		/* a reset: answered once drained */
+};
+
+enum hvio_access hvio_dev_access(u32 zone_id, u64 addr, u32 size,
+				 bool is_write, u64 value, u32 cpu,
+				 u64 *result);
+u32 hvio_dev_reset_drained(struct hvio_dev *dev);
+void hvio_dev_reset_answer(struct hvio_dev *dev, u32 cpus);
 
 /* hvio_queue.c */
 int hvio_queues_alloc(struct hvio_dev *dev);

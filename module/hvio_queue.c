@@ -13,7 +13,9 @@
  * (status bytes, used ring, avail_event) checks under dev->lock that the
  * generation the queue was attached in is still current, so nothing is
  * written into rings the guest has taken back; ops of an old generation
- * complete as "stale" and are dropped.  A QueueReady = 0 does the same for
+ * complete as "stale" and are dropped; the guest's reset is acknowledged
+ * only once those are back (hvio_dev.c, reset drain), so no old op writes
+ * into memory the guest already reuses.  A QueueReady = 0 does the same for
  * one queue: the register file moves the queue's ready epoch on, the
  * engine stops touching the old rings, attaches to the new ones at the
  * next QueueReady = 1, and drops completions of ops fetched before.
@@ -674,6 +676,7 @@ static int hvio_queue_commit(struct hvio_queue *q,
 	u32 i = 0, first, end;
 	bool any = false, added;
 	int ret = 0, r;
+	u32 cpus;
 	u64 t0;
 
 	while (i < nr && !ret) {
@@ -689,6 +692,9 @@ static int hvio_queue_commit(struct hvio_queue *q,
 			if (hvio_completion_gen(&c[i]) !=
 			    q->dev->mmio.generation) {
 				q->stats.stale++;
+				/* One op of a reset's drain is back. */
+				if (q->ops_old)
+					q->ops_old--;
 				continue;
 			}
 			r = hvio_queue_complete_one(q, &c[i]);
@@ -696,6 +702,8 @@ static int hvio_queue_commit(struct hvio_queue *q,
 				ret = r;
 				break;
 			}
+			if (q->ops_live)
+				q->ops_live--;
 			added |= r;
 		}
 		/* Anything added was added while the queue was current. */
@@ -704,10 +712,42 @@ static int hvio_queue_commit(struct hvio_queue *q,
 		any |= added;
 		if ((i == nr || ret) && any && hvio_queue_current(q))
 			hvio_queue_signal(q);
+		cpus = hvio_dev_reset_drained(q->dev);
 		hvio_queue_hold_end(q, t0, i - first);
+		hvio_dev_reset_answer(q->dev, cpus);
 		cond_resched();
 	}
 	return ret;
+}
+
+/*
+ * The daemon gets @n ops only if they are still of the current generation:
+ * a reset then moves them to the ones it waits for.  Ops fetched just
+ * before a reset are never handed out (their tags are dropped at the next
+ * attach), so a reset never waits for an op the daemon does not know.
+ */
+static bool hvio_queue_hand_out(struct hvio_queue *q, const u16 *tags, u16 n)
+{
+	struct hvio_dev *dev = q->dev;
+	bool current_gen;
+	u16 i;
+
+	spin_lock_irq(&dev->lock);
+	current_gen = hvio_queue_current(q);
+	if (current_gen)
+		q->ops_live += n;
+	spin_unlock_irq(&dev->lock);
+	if (current_gen)
+		return true;
+	/*
+	 * Nobody will commit these: free their heads now, or a QueueReady
+	 * 0 -> 1 in between would leave them stale and a new chain on the
+	 * same head would wait for them for ever.
+	 */
+	for (i = 0; i < n; i++)
+		if (q->tags[tags[i]].state == HVIO_TAG_OP)
+			q->tags[tags[i]].state = HVIO_TAG_FREE;
+	return false;
 }
 
 static long hvio_queue_run(struct hvio_dev *dev, void __user *argp)
@@ -752,6 +792,8 @@ static long hvio_queue_run(struct hvio_dev *dev, void __user *argp)
 	if (!ret && run.max_fetch && hvio_queue_attach(q))
 		run.nr_fetched = hvio_queue_fetch(q, tags, run.max_fetch,
 						  &run.out_flags);
+	if (run.nr_fetched && !hvio_queue_hand_out(q, tags, run.nr_fetched))
+		run.nr_fetched = 0;
 	mutex_unlock(&q->lock);
 	if (ret)
 		goto out;

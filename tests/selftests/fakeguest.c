@@ -628,6 +628,58 @@ int fg_vdev_reset(struct fg_vdev *v)
 	return 0;
 }
 
+int fg_vdev_reset_start(struct fg_vdev *v, uint64_t *flag)
+{
+	struct hvio_device_req req = {
+		.src_cpu = v->cpu, .address = v->base + VIRTIO_MMIO_STATUS,
+		.size = 4, .value = 0, .src_zone = v->zone, .is_write = 1,
+	};
+	int ret = fg_push(v->fg, &req, FG_RAISE_IF_NEEDED, flag);
+
+	if (ret)
+		snprintf(v->err, sizeof(v->err), "push Status = 0: %s",
+			 strerror(-ret));
+	return ret;
+}
+
+int fg_vdev_reset_wait(struct fg_vdev *v, uint64_t flag)
+{
+	unsigned long errors0 = v->fg->errors;
+	uint32_t st;
+	int ret;
+
+	ret = fg_wait_ack(v->fg, v->cpu, flag, v->fg->timeout_ms, NULL);
+	if (ret) {
+		__atomic_add_fetch(&v->fg->errors, 1, __ATOMIC_RELAXED);
+		snprintf(v->err, sizeof(v->err), "Status = 0 not answered: %.200s",
+			 v->fg->err);
+		return ret;
+	}
+	st = fg_vdev_rd(v, VIRTIO_MMIO_STATUS);
+	VCHECK(v, st == 0, "Status after reset %#x, expected 0", st);
+	return 0;
+}
+
+int fg_set_reset_timeout(unsigned int ms, unsigned int *old)
+{
+	char buf[32];
+	int fd, n;
+
+	fd = open("/sys/module/hvio/parameters/reset_timeout_ms",
+		  O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (old && n > 0) {
+		buf[n] = 0;
+		*old = strtoul(buf, NULL, 0);
+	}
+	n = snprintf(buf, sizeof(buf), "%u\n", ms);
+	n = pwrite(fd, buf, n, 0) == n ? 0 : -errno;
+	close(fd);
+	return n;
+}
+
 uint64_t fg_vring_layout(uint64_t gpa, uint32_t num, struct fg_vq *q)
 {
 	uint64_t avail_end;
@@ -750,6 +802,63 @@ const char *fg_daemon_bin(void)
 	return b && *b ? b : "/bin/hvio";
 }
 
+int fg_daemon_wait_line(int out_fd, const char *line, unsigned int ms)
+{
+	uint64_t t0 = fg_now_ms();
+	char out[512];
+	size_t len = 0;
+	ssize_t n;
+
+	while (fg_now_ms() - t0 < ms) {
+		if (fg_poll_in(out_fd, 100) <= 0)
+			continue;
+		n = read(out_fd, out + len, sizeof(out) - 1 - len);
+		if (n <= 0)
+			return -EPIPE;
+		len += n;
+		out[len] = 0;
+		if (strstr(out, line))
+			return 0;
+		if (len == sizeof(out) - 1) {
+			/* Keep the tail: the line may straddle the cut. */
+			memmove(out, out + len / 2, len - len / 2);
+			len -= len / 2;
+		}
+	}
+	return -ETIMEDOUT;
+}
+
+int fg_write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, text, strlen(text));
+	close(fd);
+	return n == (ssize_t)strlen(text) ? 0 : -EIO;
+}
+
+const char *fg_file_tail(const char *path)
+{
+	static char buf[512];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+	off_t end;
+
+	buf[0] = 0;
+	if (fd < 0)
+		return buf;
+	end = lseek(fd, 0, SEEK_END);
+	lseek(fd, end > (off_t)sizeof(buf) - 1 ? end - (off_t)sizeof(buf) + 1 : 0,
+	      SEEK_SET);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	return buf;
+}
+
 int fg_daemon_spawn(const char *cfg, const char *sock, const char *log,
 		    int *out_fd)
 {
@@ -798,39 +907,7 @@ int fg_daemon_spawn(const char *cfg, const char *sock, const char *log,
 
 int fg_daemon_wait_ready(int out_fd, unsigned int timeout_ms)
 {
-	uint64_t t0 = fg_now_ms();
-	char out[512];
-	size_t len = 0;
-	ssize_t n;
-
-	while (fg_now_ms() - t0 < timeout_ms) {
-		struct pollfd p = { .fd = out_fd, .events = POLLIN };
-
-		if (poll(&p, 1, 100) <= 0)
-			continue;
-		n = read(out_fd, out + len, sizeof(out) - 1 - len);
-		if (n <= 0)
-			return -EPIPE;
-		len += n;
-		out[len] = 0;
-		if (strstr(out, "hvio: ready"))
-			return 0;
-		if (len == sizeof(out) - 1)
-			len = 0;
-	}
-	return -ETIMEDOUT;
-}
-
-int fg_write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, text, strlen(text));
-	close(fd);
-	return n == (ssize_t)strlen(text) ? 0 : -EIO;
+	return fg_daemon_wait_line(out_fd, "hvio: ready", timeout_ms);
 }
 
 int fg_rmmod(void)

@@ -228,6 +228,19 @@ void fg_vdev_wr(struct fg_vdev *v, uint32_t off, uint32_t val);
 /* Status 0 and check it reads back 0. */
 int fg_vdev_reset(struct fg_vdev *v);
 /*
+ * A reset in two steps, for a test that also plays the daemon: the device
+ * answers Status = 0 only once the ops of the old generation are back, so
+ * push the write, commit them, then wait for the answer (Status reads 0).
+ * *flag is cfg_flags before the write.
+ */
+int fg_vdev_reset_start(struct fg_vdev *v, uint64_t *flag);
+int fg_vdev_reset_wait(struct fg_vdev *v, uint64_t flag);
+/*
+ * Set hvio.ko's reset_timeout_ms (how long a reset may wait for ops the
+ * daemon never gives back); the old value in *old if not NULL.
+ */
+int fg_set_reset_timeout(unsigned int ms, unsigned int *old);
+/*
  * Split-ring layout for a queue of `num` entries at gpa (desc 16-aligned,
  * avail 2, used 4096): fills q, returns the next free 4 KiB aligned gpa.
  */
@@ -260,8 +273,12 @@ int fg_daemon_spawn(const char *cfg, const char *sock, const char *log,
 		    int *out_fd);
 /* Read the daemon's stdout until "hvio: ready": 0, -EPIPE, -ETIMEDOUT. */
 int fg_daemon_wait_ready(int out_fd, unsigned int timeout_ms);
-/* Write @text to @path (created or truncated): 0 or -errno. */
+/* Read the daemon's stdout until it holds line: 0, -EPIPE or -ETIMEDOUT. */
+int fg_daemon_wait_line(int out_fd, const char *line, unsigned int ms);
+/* Write text to path (created or truncated): 0 or -errno. */
 int fg_write_file(const char *path, const char *text);
+/* The last bytes of a file (a log) in a static buffer; "" if unreadable. */
+const char *fg_file_tail(const char *path);
 /* delete_module("hvio", O_NONBLOCK): 0 or -errno. */
 int fg_rmmod(void);
 /* An unload refused because the module is in use. */

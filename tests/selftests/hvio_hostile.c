@@ -109,6 +109,7 @@ FIXTURE(hostile) {
 	bool skip;
 	bool zone;
 	int fd;
+	unsigned int reset_timeout;	/* hvio.ko's, restored at teardown */
 	uint64_t zone_off;		/* zone RAM offset in the sim window */
 	struct fg_vdev v;		/* chaos thread's (and final) driver */
 	struct hvio_op *ops[NQ];
@@ -406,6 +407,12 @@ FIXTURE_SETUP(hostile)
 		daemon_setup(_metadata, self);
 		goto probe;
 	}
+	/*
+	 * The fake daemon drops ops on purpose (bogus batches, wrong
+	 * generations): a reset waiting for those would stall the chaos
+	 * vCPU for the module's whole reset_timeout_ms each time.
+	 */
+	ASSERT_EQ(0, fg_set_reset_timeout(20, &self->reset_timeout));
 	ASSERT_EQ(0, fg_zone_add(&self->fg, &self->z));
 	self->zone = true;
 	self->fd = make_dev(self);
@@ -437,6 +444,8 @@ FIXTURE_TEARDOWN(hostile)
 			munmap(self->ops[q], self->ops_len);
 	if (self->fd >= 0)
 		close(self->fd);
+	if (self->reset_timeout)
+		fg_set_reset_timeout(self->reset_timeout, NULL);
 	if (self->pid > 0)
 		daemon_stop(self, SIGKILL, STOP_MS);
 	if (self->out_fd >= 0)

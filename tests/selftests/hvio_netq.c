@@ -636,6 +636,7 @@ TEST_F(netq, tx_budget_stops_and_says_more)
 	/* 300 frames: one fetch takes 256 and reports MORE without re-arming
 	 * notifications; the next takes the rest.  20 frames of 64 KiB
 	 * stop at the op that crosses 1 MiB. */
+	static struct hvio_completion c[300];
 	uint16_t tags[QN];
 	uint32_t flags;
 	int i;
@@ -647,10 +648,17 @@ TEST_F(netq, tx_budget_stops_and_says_more)
 	ASSERT_EQ(HVIO_NET_BUDGET_PKTS, run(self, TXQ, NULL, 0, tags, QN,
 					    &flags));
 	EXPECT_EQ(HVIO_RUN_OUT_MORE, flags);
+	for (i = 0; i < HVIO_NET_BUDGET_PKTS; i++)
+		c[i] = (struct hvio_completion){ .tag = tags[i], .generation = self->gen };
 	ASSERT_EQ(300 - HVIO_NET_BUDGET_PKTS,
 		  run(self, TXQ, NULL, 0, tags, QN, &flags));
 	EXPECT_EQ(0, flags);
 	EXPECT_EQ(1, qstats(self, TXQ).budget_stops);
+	for (; i < 300; i++)
+		c[i] = (struct hvio_completion){ .tag = tags[i - HVIO_NET_BUDGET_PKTS],
+						 .generation = self->gen };
+	/* The ops go back before the re-probe: its reset waits for them. */
+	ASSERT_EQ(0, run(self, TXQ, c, 300, NULL, 0, NULL));
 
 	ASSERT_EQ(0, probe(self, F_ALL)) TH_LOG("%s", self->v.err);
 	for (i = 0; i < 20; i++)
@@ -665,23 +673,27 @@ TEST_F(netq, tx_budget_stops_and_says_more)
 TEST_F(netq, reset_drops_rx_ops_and_spares)
 {
 	/* A reset while RX ops and spare chains are held: the old ops'
-	 * completions are stale and touch nothing; after a new probe the
-	 * queue starts from the new rings. */
+	 * completions are stale and touch nothing (the reset is answered
+	 * once they are back); after a new probe the queue starts from the
+	 * new rings. */
 	uint16_t tags[QN];
 	uint32_t old_gen;
+	uint64_t flag;
 
 	NEED_SETUP();
 	post_rx(self, DATA, 4096, 20, NULL);
 	kick(self, RXQ);
 	ASSERT_EQ(1, run(self, RXQ, NULL, 0, tags, QN, NULL));
 	old_gen = self->gen;
-	ASSERT_EQ(0, probe(self, F_ALL)) TH_LOG("%s", self->v.err);
+	ASSERT_EQ(0, fg_vdev_reset_start(&self->v, &flag));
 	{
 		struct hvio_completion c = { .tag = tags[0], .result = 100,
 					     .generation = old_gen };
 
 		ASSERT_EQ(0, run(self, RXQ, &c, 1, NULL, 0, NULL));
 	}
+	ASSERT_EQ(0, fg_vdev_reset_wait(&self->v, flag)) TH_LOG("%s", self->v.err);
+	ASSERT_EQ(0, probe(self, F_ALL)) TH_LOG("%s", self->v.err);
 	EXPECT_EQ(1, qstats(self, RXQ).stale);
 	EXPECT_EQ(0, used_idx(self, RXQ));
 	post_rx(self, DATA, 4096, 2, NULL);

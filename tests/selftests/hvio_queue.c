@@ -389,8 +389,10 @@ TEST_F(queue, discard_checks)
 	struct virtio_blk_discard_write_zeroes *seg = gptr(self, BUF);
 	struct buf b[] = { { HDR, 16, false }, { BUF, 16, false },
 			   { STATUS, 1, true } };
+	struct hvio_completion c = { 0 };
 	uint16_t tags[QN], head;
 	struct hvio_op *op;
+	uint32_t gen;
 
 	NEED_SETUP();
 	set_hdr(self, HDR, VIRTIO_BLK_T_DISCARD, 0);
@@ -399,11 +401,15 @@ TEST_F(queue, discard_checks)
 	seg->flags = 0;
 	head = post(self, 0, b, 3);
 	kick(self, 0);
-	ASSERT_EQ(1, run(self, 0, NULL, 0, tags, QN, NULL));
+	ASSERT_EQ(1, run(self, 0, NULL, 0, tags, QN, &gen));
 	op = &self->ops[0][head];
 	EXPECT_EQ(HVIO_OP_DISCARD, op->type);
 	EXPECT_EQX(16 * 512, op->offset);
 	EXPECT_EQ(32 * 512, op->len);
+	/* The op goes back before the re-probe: its reset waits for it. */
+	c.tag = tags[0];
+	c.generation = gen;
+	ASSERT_EQ(0, run(self, 0, &c, 1, NULL, 0, NULL));
 
 	/* misaligned: a fresh device state keeps the used index simple */
 	ASSERT_EQ(0, probe(self, BLK_FEATURES));
@@ -411,11 +417,14 @@ TEST_F(queue, discard_checks)
 	seg->num_sectors = 5;
 	head = post(self, 0, b, 3);
 	kick(self, 0);
-	ASSERT_EQ(1, run(self, 0, NULL, 0, tags, QN, NULL));
+	ASSERT_EQ(1, run(self, 0, NULL, 0, tags, QN, &gen));
 	op = &self->ops[0][head];
 	EXPECT_EQ(HVIO_OP_DISCARD, op->type);
 	EXPECT_EQX(3 * 512, op->offset);
 	EXPECT_EQ(5 * 512, op->len);
+	c.tag = tags[0];
+	c.generation = gen;
+	ASSERT_EQ(0, run(self, 0, &c, 1, NULL, 0, NULL));
 	ASSERT_EQ(0, probe(self, BLK_FEATURES));
 	seg->sector = 16;
 	seg->num_sectors = 32;
@@ -526,24 +535,29 @@ TEST_F(queue, bad_head_needs_reset_then_recovers)
 
 TEST_F(queue, stale_completion_after_reset_is_dropped)
 {
-	/* An op fetched before a reset completes as stale: nothing is
-	 * written to the new rings or the old status byte. */
+	/* An op fetched before a reset completes as stale (the reset is
+	 * answered only then): nothing is written to the old status byte or
+	 * the new rings. */
 	struct buf b[] = { { HDR, 16, false }, { STATUS, 1, true } };
 	struct hvio_completion c = { 0 };
 	uint16_t tags[QN], head;
 	uint32_t gen, gen2;
+	uint64_t flag;
 
 	NEED_SETUP();
 	set_hdr(self, HDR, VIRTIO_BLK_T_FLUSH, 0);
 	head = post(self, 0, b, 2);
 	kick(self, 0);
 	ASSERT_EQ(1, run(self, 0, NULL, 0, tags, QN, &gen));
-	ASSERT_EQ(0, probe(self, BLK_FEATURES));	/* resets */
+	ASSERT_EQ(0, fg_vdev_reset_start(&self->v, &flag));
 	*(uint8_t *)gptr(self, STATUS) = 0xee;
 	c.tag = head;
 	c.generation = gen;
-	ASSERT_EQ(0, run(self, 0, &c, 1, tags, QN, &gen2));
+	ASSERT_EQ(0, run(self, 0, &c, 1, NULL, 0, &gen2));
 	EXPECT_NE(gen, gen2);
+	ASSERT_EQ(0, fg_vdev_reset_wait(&self->v, flag)) TH_LOG("%s", self->v.err);
+	ASSERT_EQ(0, probe(self, BLK_FEATURES));
+	ASSERT_EQ(0, run(self, 0, NULL, 0, tags, QN, NULL));
 	EXPECT_EQ(0, used_idx(self, 0));
 	EXPECT_EQ(0xee, *(uint8_t *)gptr(self, STATUS));
 	EXPECT_EQ(1, qstats(self, 0).stale);

@@ -171,25 +171,6 @@ static int daemon_stop(FIXTURE_DATA(recovery) *self, int sig)
 	return -ETIMEDOUT;
 }
 
-static const char *log_tail(FIXTURE_DATA(recovery) *self)
-{
-	static char buf[512];
-	int fd = open(self->log, O_RDONLY | O_CLOEXEC);
-	ssize_t n = 0;
-	off_t end;
-
-	buf[0] = 0;
-	if (fd < 0)
-		return buf;
-	end = lseek(fd, 0, SEEK_END);
-	lseek(fd, end > (off_t)sizeof(buf) - 1 ? end - (off_t)sizeof(buf) + 1 : 0,
-	      SEEK_SET);
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = 0;
-	return buf;
-}
-
 /* `hvio stop ...` as a user would run it; its exit status. */
 static int hvio_stop(FIXTURE_DATA(recovery) *self, const char *cfg)
 {
@@ -240,7 +221,7 @@ FIXTURE_SETUP(recovery)
 	close(fd);
 	ASSERT_EQ(0, write_cfg(self, self->cfg, false));
 	ASSERT_EQ(0, daemon_start(self, self->cfg))
-		TH_LOG("daemon not ready: %s", log_tail(self));
+		TH_LOG("daemon not ready: %s", fg_file_tail(self->log));
 	fg_vdev_init(&self->v, &self->fg, 0, ZONE_A, MMIO_BASE);
 	memset(gptr(self, GUEST_RAM), 0, 0x40000);
 	ASSERT_EQ(0, fg_vdev_probe(&self->v, FEATURES, 1, QN, GUEST_RAM))
@@ -457,7 +438,7 @@ TEST_F_TIMEOUT(recovery, sigkill_under_load, 300)
 		/* The guest keeps posting and kicking while nobody serves. */
 		refill(self, &rng);
 		ASSERT_EQ(0, daemon_start(self, self->cfg))
-			TH_LOG("restart %u: %s", kills, log_tail(self));
+			TH_LOG("restart %u: %s", kills, fg_file_tail(self->log));
 		EXPECT_EQ(0, gstats(self).orphans);
 		last_kill = fg_now_ms();
 	}
@@ -485,7 +466,7 @@ TEST_F_TIMEOUT(recovery, sigkill_under_load, 300)
 	/* An orderly stop destroys the device; the image is as promised. */
 	st = daemon_stop(self, SIGTERM);
 	EXPECT_TRUE(st >= 0 && WIFEXITED(st) && !WEXITSTATUS(st))
-		TH_LOG("SIGTERM: %#x: %s", st, log_tail(self));
+		TH_LOG("SIGTERM: %#x: %s", st, fg_file_tail(self->log));
 	EXPECT_EQ(0, gstats(self).devs);
 	EXPECT_EQ(0, gstats(self).orphans);
 	EXPECT_EQ(0, gstats(self).zones);
@@ -551,7 +532,7 @@ TEST_F(recovery, config_without_device_destroys_it)
 	ASSERT_EQ(0, write_cfg(self, self->cfg2, true));
 	st = daemon_stop(self, SIGTERM);
 	ASSERT_TRUE(st >= 0 && WIFEXITED(st));
-	ASSERT_EQ(0, daemon_start(self, self->cfg2)) TH_LOG("%s", log_tail(self));
+	ASSERT_EQ(0, daemon_start(self, self->cfg2)) TH_LOG("%s", fg_file_tail(self->log));
 	memset(gptr(self, GUEST_RAM), 0, 0x40000);
 	self->avail_idx = self->used_seen = 0;
 	ASSERT_EQ(0, fg_vdev_probe(&self->v, FEATURES, 1, QN, GUEST_RAM))
@@ -563,7 +544,7 @@ TEST_F(recovery, config_without_device_destroys_it)
 	st = daemon_stop(self, SIGKILL);
 	ASSERT_TRUE(st >= 0 && WIFSIGNALED(st));
 	EXPECT_EQ(2, gstats(self).orphans);
-	ASSERT_EQ(0, daemon_start(self, self->cfg)) TH_LOG("%s", log_tail(self));
+	ASSERT_EQ(0, daemon_start(self, self->cfg)) TH_LOG("%s", fg_file_tail(self->log));
 	EXPECT_EQ(1, gstats(self).devs);
 	EXPECT_EQ(0, gstats(self).orphans);
 	ASSERT_TRUE(drain(self, IO_MS));

@@ -50,6 +50,7 @@ class FakeKernel : public hvio::QueueBackend {
         auto *tags = reinterpret_cast<uint16_t *>(r.tags_addr);
         r.nr_fetched = 0;
         r.out_flags = 0;
+        r.generation = gen_;
         // Like the module: max_fetch bounds the chains taken, and those
         // answered in the kernel (GET_ID) count without becoming ops.
         for (unsigned taken = 0; taken < r.max_fetch && !pending_.empty(); taken++) {
@@ -79,6 +80,16 @@ class FakeKernel : public hvio::QueueBackend {
         }
         if (kick)
             ::eventfd_write(efd_, 1);
+    }
+
+    // The guest resets the device: a new generation, and the kernel
+    // signals the queue's eventfd.
+    void reset() {
+        {
+            std::lock_guard<std::mutex> l(mu_);
+            gen_++;
+        }
+        ::eventfd_write(efd_, 1);
     }
 
     // Waits until n completions in total were committed.
@@ -122,6 +133,7 @@ class FakeKernel : public hvio::QueueBackend {
     std::map<uint16_t, hvio_completion> done_;
     size_t ndone_ = 0, runs_ = 0, bad_commits_ = 0;
     unsigned in_kernel_ = 0;
+    uint32_t gen_ = 3; // what op() gives its ops
 };
 
 class QueueTest : public ::testing::Test {
@@ -224,6 +236,43 @@ TEST_F(QueueTest, ReadWriteFlushRoundTrip) {
     EXPECT_EQ(kernel_->bad_commits(), 0u);
     EXPECT_EQ(q_->counters().bytes_read.load(), 8192u);
     EXPECT_EQ(q_->counters().bytes_written.load(), 4096u);
+}
+
+TEST_F(QueueTest, ResetCancelsIoInFlightAndCommitsItAtOnce) {
+    // A read that cannot finish (an empty pipe) is cancelled when the
+    // generation changes and committed with its old generation; it never
+    // touches the guest buffer, even once data arrives.
+    int p[2];
+    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+    t_.fd = p[0];
+    start();
+    std::memset(&ram_[0x3000], 0x5a, 4096);
+    kernel_->push(op(4, HVIO_OP_READ, 0, kGpa + 0x3000, 4096));
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (kernel_->inflight() != 1 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(1ms);
+    ASSERT_EQ(kernel_->inflight(), 1u);
+    kernel_->reset();
+    ASSERT_TRUE(kernel_->wait_done(1));
+    EXPECT_EQ(kernel_->done(4).generation, 3u);
+    EXPECT_LT(kernel_->done(4).result, 0);
+    std::vector<uint8_t> junk(4096, 0x11);
+    ASSERT_EQ(::write(p[1], junk.data(), junk.size()), 4096);
+    std::this_thread::sleep_for(50ms);
+    EXPECT_EQ(ram_[0x3000], 0x5a);
+    EXPECT_EQ(ram_[0x3fff], 0x5a);
+    // An op fetched after the reset but naming the old generation is not
+    // started at all.
+    kernel_->push(op(5, HVIO_OP_READ, 0, kGpa + 0x3000, 4096));
+    ASSERT_TRUE(kernel_->wait_done(2));
+    EXPECT_EQ(kernel_->done(5).result, -ECANCELED);
+    EXPECT_EQ(ram_[0x3000], 0x5a);
+    stop();
+    EXPECT_EQ(rc_, 0);
+    EXPECT_EQ(q_->counters().stale.load(), 2u);
+    EXPECT_EQ(q_->counters().errors.load(), 0u);
+    ::close(p[0]);
+    ::close(p[1]);
 }
 
 TEST_F(QueueTest, BadAddressFailsWithoutIo) {

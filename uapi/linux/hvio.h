@@ -16,7 +16,7 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
-#define HVIO_API_VERSION	2	/* 2: hvio_op.net_hdr */
+#define HVIO_API_VERSION	2	/* 2: net_hdr, 64-bit generation, reset drain */
 #define HVIO_IOC_MAGIC		0xB9
 
 /* Limits (also reported by HVIO_GET_VERSION). */
@@ -213,7 +213,11 @@ struct hvio_dev_stats {
 	__u64 features_refused;	/* FEATURES_OK refused */
 	__u64 queue_refused;	/* QueueReady=1 refused (bad size/address) */
 	__u64 config_writes;	/* guest writes to config space (ignored) */
-	__u64 reserved[4];
+	__u64 reset_waits;	/* Status = 0 answered only once the daemon
+				 * gave back the ops of the old generation
+				 */
+	__u64 reset_timeouts;	/* ... answered at reset_timeout_ms instead */
+	__u64 reserved[2];
 };
 
 /*

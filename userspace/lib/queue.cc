@@ -6,8 +6,8 @@
 // may hand out a tag again while the op of the old generation that had it
 // is still in flight in io_uring.  There are queue_size slots and a fetch
 // never asks for more ops than there are free slots, so that op simply
-// occupies one slot until it completes (its completion carries the old
-// generation and the kernel drops it).
+// occupies one slot until io_uring gives it back (cancelled, or finished:
+// its completion carries the old generation and the kernel drops it).
 #include "queue.h"
 
 #include "ring.h"
@@ -29,7 +29,7 @@ constexpr int kQuiesceMs = 5000;
 BlkQueue::BlkQueue(QueueBackend &kernel, BlkTarget &target, const GuestMemory &mem, uint16_t index,
                    unsigned queue_size, int eventfd, const std::atomic<bool> &stop)
     : kernel_(kernel), target_(target), mem_(mem), index_(index), size_(queue_size),
-      eventfd_(eventfd), stop_(stop), slots_(queue_size), tags_(queue_size) {
+      eventfd_(eventfd), stop_(stop), slots_(queue_size), tags_(queue_size), in_ring_(queue_size) {
     free_.reserve(size_);
     for (uint32_t i = size_; i-- > 0;)
         free_.push_back(i);
@@ -43,7 +43,8 @@ BlkQueue::~BlkQueue() {
 
 Result<void> BlkQueue::init() {
     // Every slot and the eventfd read can be in flight at once, and each
-    // has at most one SQE: the SQ never fills, the CQ (2x) never overflows.
+    // has at most one SQE, plus at most one cancel per slot after a reset:
+    // the CQ (2x) never overflows, and sqe() submits when the SQ is full.
     int ret = io_uring_queue_init(size_ + 1, &ring_, 0);
     if (ret < 0)
         return Error(-ret);
@@ -71,7 +72,9 @@ void BlkQueue::finish(uint32_t slot, int result) {
     c.generation_hi = io.generation_hi;
     commits_.push_back(c);
     free_.push_back(slot);
-    if (result < 0) {
+    if (stale(slot)) {
+        counters_.stale.fetch_add(1, std::memory_order_relaxed);
+    } else if (result < 0) {
         counters_.errors.fetch_add(1, std::memory_order_relaxed);
         counters_.last_error.store(-result, std::memory_order_relaxed);
     } else if (io.type == HVIO_OP_READ) {
@@ -87,7 +90,26 @@ int BlkQueue::submit(uint32_t slot) {
         return -EBUSY;
     blk_prep(s, slots_[slot], target_);
     io_uring_sqe_set_data64(s, user_data(kIo, slot));
+    in_ring_[slot] = 1;
     return 0;
+}
+
+void BlkQueue::new_generation(uint32_t gen) {
+    if (gen_known_ && gen == gen_)
+        return;
+    gen_known_ = true;
+    gen_ = gen;
+    for (uint32_t slot = 0; slot < size_; slot++) {
+        if (!in_ring_[slot] || !stale(slot))
+            continue;
+        // Best effort: a read the block layer already started runs to
+        // its end, and the guest's reset waits for it.
+        io_uring_sqe *s = sqe();
+        if (!s)
+            continue;
+        io_uring_prep_cancel64(s, user_data(kIo, slot), 0);
+        io_uring_sqe_set_data64(s, user_data(kCancel, slot));
+    }
 }
 
 int BlkQueue::start(uint16_t tag) {
@@ -125,6 +147,9 @@ int BlkQueue::start(uint16_t tag) {
     int r = blk_start(io, op, mem_, target_);
     // The kernel names the tag; the op slot's own copy is informational.
     io.tag = tag;
+    // Fetched just before a reset: the guest took its buffers back.
+    if (stale(slot))
+        r = -ECANCELED;
     if (r != kBlkSubmit) {
         finish(slot, r);
         return 0;
@@ -163,7 +188,10 @@ int BlkQueue::reap() {
             int result;
             if (slot >= slots_.size())
                 break;
-            if (blk_complete(slots_[slot], cqe->res, target_, &result)) {
+            in_ring_[slot] = 0;
+            if (stale(slot)) {
+                finish(slot, cqe->res < 0 ? cqe->res : -ECANCELED);
+            } else if (blk_complete(slots_[slot], cqe->res, target_, &result)) {
                 finish(slot, result);
             } else {
                 counters_.resubmits.fetch_add(1, std::memory_order_relaxed);
@@ -216,6 +244,7 @@ int BlkQueue::serve() {
             return ret;
         counters_.runs.fetch_add(1, std::memory_order_relaxed);
         commits_.clear();
+        new_generation(r.generation);
 
         const unsigned fetched = std::min<unsigned>(r.nr_fetched, max_fetch);
         for (unsigned i = 0; i < fetched; i++)

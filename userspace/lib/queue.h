@@ -15,6 +15,13 @@
 // fewer ops than asked, which is when the kernel re-armed guest
 // notifications, and every wakeup is followed by another QUEUE_RUN.
 //
+// A guest reset (QUEUE_RUN returns a new generation; the kernel also
+// signals the eventfd) makes every op of an older generation pointless:
+// the kernel drops its completion, and the guest's reset is not
+// acknowledged until each one is committed.  So ops still in io_uring are
+// cancelled, an op fetched already stale is not started, and all of them
+// are committed as soon as io_uring gives them back, never resubmitted.
+//
 // Stopping (stop flag set, eventfd written): a request the guest already
 // made available (and kicked) is in flight from its point of view, so the
 // queue still fetches what the ring holds, up to one queue's worth (a
@@ -64,6 +71,7 @@ struct QueueCounters {
     std::atomic<uint64_t> bytes_written{0};
     std::atomic<uint64_t> resubmits{0}; // short transfers, fallbacks
     std::atomic<uint64_t> inflight{0};  // ops fetched and not committed
+    std::atomic<uint64_t> stale{0};     // ops of an older generation given back
     std::atomic<int> last_error{0};     // latest op error (positive errno)
 };
 
@@ -99,6 +107,8 @@ class BlkQueue {
     int submit(uint32_t slot);
     void finish(uint32_t slot, int result);
     int arm_eventfd();
+    void new_generation(uint32_t gen);
+    bool stale(uint32_t slot) const { return gen_known_ && slots_[slot].generation != gen_; }
     int reap();
     io_uring_sqe *sqe();
 
@@ -116,11 +126,14 @@ class BlkQueue {
     bool eventfd_armed_ = false;
     int drain_budget_ = -1; // ops still to fetch once stopping; -1: running
     uint64_t eventfd_buf_ = 0;
+    uint32_t gen_ = 0; // the device generation QUEUE_RUN last reported
+    bool gen_known_ = false;
 
     std::vector<BlkIo> slots_;
     std::vector<uint32_t> free_;           // free slot numbers
     std::vector<uint16_t> tags_;           // QUEUE_RUN's fetched tags
     std::vector<hvio_completion> commits_; // finished, to commit
+    std::vector<uint8_t> in_ring_;         // by slot: an I/O SQE is out
     QueueCounters counters_;
 };
 

@@ -834,7 +834,9 @@ json dev_stats_json(const hvio_dev_stats &s) {
                 {"bad_state", s.bad_state},
                 {"features_refused", s.features_refused},
                 {"queue_refused", s.queue_refused},
-                {"config_writes", s.config_writes}};
+                {"config_writes", s.config_writes},
+                {"reset_waits", s.reset_waits},
+                {"reset_timeouts", s.reset_timeouts}};
 }
 
 json queue_stats_json(const hvio_queue_stats &s, bool net = false) {
@@ -903,7 +905,8 @@ json counters_json(const QueueCounters &c) {
                 {"bytes_read", v(c.bytes_read)},
                 {"bytes_written", v(c.bytes_written)},
                 {"resubmits", v(c.resubmits)},
-                {"inflight", v(c.inflight)}};
+                {"inflight", v(c.inflight)},
+                {"stale", v(c.stale)}};
 }
 
 // The kernel's view of a device for `hvio status`: state as the guest set
