@@ -109,15 +109,23 @@ void hvio_net_attach(struct hvio_queue *q)
 	struct hvio_dev *dev = q->dev;
 	u32 mtu = HVIO_NET_DEFAULT_MTU;
 	const size_t mtu_off = offsetof(struct virtio_net_config, mtu);
+	bool gso;
 
+	/*
+	 * The daemon may rewrite config space (HVIO_DEV_SET_CONFIG) and the
+	 * bridge handler runs the register file: read both under dev->lock.
+	 */
+	spin_lock_irq(&dev->lock);
 	q->rx_mrg = hvio_net_has(dev, VIRTIO_NET_F_MRG_RXBUF);
 	if ((dev->mmio.device_features & HVIO_NET_BIT(VIRTIO_NET_F_MTU)) &&
 	    dev->mmio.config_len >= mtu_off + 2)
 		mtu = dev->mmio.config[mtu_off] |
 		      dev->mmio.config[mtu_off + 1] << 8;
-	if (hvio_net_has(dev, VIRTIO_NET_F_GUEST_TSO4) ||
-	    hvio_net_has(dev, VIRTIO_NET_F_GUEST_TSO6) ||
-	    hvio_net_has(dev, VIRTIO_NET_F_GUEST_UFO))
+	gso = hvio_net_has(dev, VIRTIO_NET_F_GUEST_TSO4) ||
+	      hvio_net_has(dev, VIRTIO_NET_F_GUEST_TSO6) ||
+	      hvio_net_has(dev, VIRTIO_NET_F_GUEST_UFO);
+	spin_unlock_irq(&dev->lock);
+	if (gso)
 		q->rx_target = HVIO_NET_HDR_LEN + HVIO_NET_MAX_FRAME;
 	else
 		q->rx_target = HVIO_NET_HDR_LEN +
