@@ -38,6 +38,9 @@ namespace hvio {
 
 namespace {
 
+// How long a zone whose devices a dying daemon still holds is retried.
+constexpr int kZoneDelRetries = 100;
+constexpr std::chrono::milliseconds kZoneDelRetryDelay{50};
 // How long to wait beyond the daemon's own drain timeout.
 constexpr int kStopSlackS = 10;
 // For a daemon whose report names no drain timeout (no limit, or older).
@@ -203,8 +206,16 @@ int cmd_stop(int argc, char **argv) {
         return ret;
     }
     for (const ZoneConfig &z : cfg->zones) {
+        // A daemon killed just before holds its devices until its last
+        // thread (io_uring workers included) is gone; only then are they
+        // orphans to destroy.  Give it the moment hvio run gives it.
         destroy_orphans(*ctl, z.id);
         auto r = ctl->zone_del(z.id);
+        for (int i = 0; !r && r.error() == EBUSY && i < kZoneDelRetries; i++) {
+            std::this_thread::sleep_for(kZoneDelRetryDelay);
+            destroy_orphans(*ctl, z.id);
+            r = ctl->zone_del(z.id);
+        }
         if (!r && r.error() != ENOENT) {
             std::fprintf(stderr, "hvio: zone %u: HVIO_ZONE_DEL: %s%s\n", z.id, r.message().c_str(),
                          r.error() == EBUSY ? " (a daemon still serves devices in it)" : "");
