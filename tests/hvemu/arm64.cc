@@ -296,4 +296,13 @@ Exit arch_exit(Vm &vm) {
     }
 }
 
+uint64_t arch_exit_pc(Vm &vm) {
+    (void)vm;
+    return 0;
+}
+
+void arch_shutdown_report(Vm &vm) {
+    (void)vm; // no triple fault on arm64
+}
+
 } // namespace hvemu

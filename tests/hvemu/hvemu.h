@@ -65,6 +65,24 @@ struct Stats {
     std::atomic<uint64_t> raises{0}; // HVIO_SIM_RAISE_IRQ
     std::atomic<uint64_t> irqs{0};   // interrupts injected
     std::atomic<uint64_t> finish{0}; // FINISH_REQ eventfd wake-ups
+    // For the post-mortem of an unexpected reset: when (now_ms()) and which
+    // interrupt was last injected.
+    std::atomic<uint64_t> last_irq_ms{0};
+    std::atomic<uint32_t> last_irq{0};
+};
+
+// The last few exits the vCPU thread handled (ring), printed when the zone
+// dies unexpectedly.
+struct ExitRec {
+    uint64_t ms, addr, val, rip;
+    uint32_t reason, len;
+    bool write;
+};
+static constexpr unsigned kExitRing = 16;
+struct ExitLog {
+    ExitRec rec[kExitRing]{};
+    uint64_t n = 0;
+    void add(const ExitRec &r) { rec[n++ % kExitRing] = r; }
 };
 
 class Bridge {
@@ -113,7 +131,10 @@ struct BootArgs {
     std::string kernel, initrd, cmdline, dtb_out;
 };
 
-enum class Exit { Continue, PowerOff, Reset, Error };
+// Reset: a reset the guest asked a device for (x86: keyboard controller,
+// arm64: PSCI); Shutdown: x86 triple fault (Linux's reboot=t uses one on
+// purpose, with an empty IDT; anything else is a crash).
+enum class Exit { Continue, PowerOff, Reset, Shutdown, Error };
 
 // Interrupt controller, timer, ...; after the RAM slots are in place.
 void arch_create_platform(Vm &vm, const Zone &zone);
@@ -125,6 +146,12 @@ Exit arch_exit(Vm &vm);
 void arch_irq(Vm &vm, uint32_t irq);
 // Where the vCPU is (program counter), for the timeout message.
 std::string arch_where(Vm &vm);
+// Program counter at the last exit if the vCPU's registers come with it
+// (x86 sync regs), else 0.
+uint64_t arch_exit_pc(Vm &vm);
+// Exit::Shutdown (a triple fault the guest did not announce): print the
+// vCPU's state.
+void arch_shutdown_report(Vm &vm);
 // Extra kernel command line the architecture needs (console, devices).
 std::string arch_cmdline(const Zone &zone);
 
@@ -136,6 +163,10 @@ void uart_out(Vm &vm, unsigned reg, uint8_t v, UartLine line);
 // The serial console writes here (stdout, line-buffered by hand).
 void console_put(uint8_t c);
 void console_flush();
+// The guest's console said it restarts on purpose ("reboot: Restarting
+// system") / panicked ("Kernel panic").
+bool console_saw_restart();
+bool console_saw_panic();
 
 } // namespace hvemu
 

@@ -55,6 +55,10 @@ uint64_t now_ms() {
 
 static char g_line[4096];
 static size_t g_len;
+static bool g_saw_restart, g_saw_panic;
+
+bool console_saw_restart() { return g_saw_restart; }
+bool console_saw_panic() { return g_saw_panic; }
 
 void console_put(uint8_t c) {
     if (c == '\r')
@@ -66,6 +70,10 @@ void console_put(uint8_t c) {
 
 void console_flush() {
     size_t off = 0;
+    if (memmem(g_line, g_len, "reboot: Restarting system", 25))
+        g_saw_restart = true;
+    if (memmem(g_line, g_len, "Kernel panic", 12))
+        g_saw_panic = true;
     while (off < g_len) {
         ssize_t n = write(STDOUT_FILENO, g_line + off, g_len - off);
         if (n <= 0)
@@ -91,7 +99,8 @@ static void usage() {
           "Boots the kernel as zone ID with its RAM in the sim_ram window of\n"
           "hvio.ko (hypervisor=sim), forwarding the zone's virtio-mmio accesses\n"
           "through the bridge exactly as hvisor does.  Exit status: 0 the zone\n"
-          "powered off or reset, 1 error, 3 timeout.\n",
+          "powered off or reset, 1 error, 3 timeout, 4 the zone crashed (x86:\n"
+          "a triple fault without \"reboot: Restarting system\" first).\n",
           stderr);
     exit(2);
 }
@@ -193,6 +202,8 @@ int main(int argc, char **argv) {
                 }
                 arch_irq(vm, r.irq_id);
                 bridge.stats.irqs++;
+                bridge.stats.last_irq = r.irq_id;
+                bridge.stats.last_irq_ms = now_ms();
             }
         }
     });
@@ -207,6 +218,7 @@ int main(int argc, char **argv) {
     });
 
     Exit how = Exit::Continue;
+    ExitLog xlog;
     while (how == Exit::Continue && !g_stop) {
         if (ioctl(vm.vcpu, KVM_RUN, 0) < 0) {
             if (errno == EINTR || errno == EAGAIN)
@@ -216,6 +228,17 @@ int main(int argc, char **argv) {
             break;
         }
         kvm_run *r = vm.run;
+        ExitRec rec{now_ms(), 0, 0, arch_exit_pc(vm), r->exit_reason, 0, false};
+        if (r->exit_reason == KVM_EXIT_MMIO) {
+            rec.addr = r->mmio.phys_addr;
+            rec.len = r->mmio.len;
+            rec.write = r->mmio.is_write;
+            memcpy(&rec.val, r->mmio.data, rec.len <= 8 ? rec.len : 8);
+        } else if (r->exit_reason == KVM_EXIT_IO) {
+            rec.addr = r->io.port;
+            rec.len = r->io.size;
+            rec.write = r->io.direction == KVM_EXIT_IO_OUT;
+        }
         if (r->exit_reason == KVM_EXIT_MMIO) {
             const VirtioDev *dev = nullptr;
             for (const VirtioDev &d : zone.devs)
@@ -232,18 +255,46 @@ int main(int argc, char **argv) {
                 }
                 if (!r->mmio.is_write)
                     memcpy(r->mmio.data, &v, r->mmio.len);
+                rec.val = v;
+                xlog.add(rec);
                 continue;
             }
         }
         how = arch_exit(vm);
+        xlog.add(rec);
     }
     g_stop = true;
     irq_thread.join();
     watchdog.join();
     console_flush();
 
-    double secs = (double)(now_ms() - t0) / 1000.0;
-    if (stats || timed_out || how == Exit::Error)
+    uint64_t t_end = now_ms();
+    double secs = (double)(t_end - t0) / 1000.0;
+    // A triple fault the guest did not announce is a crash: say so, with
+    // what the vCPU last did.
+    bool crash = how == Exit::Shutdown && !console_saw_restart();
+    if (crash) {
+        fprintf(stderr,
+                "hvemu: zone %u: UNEXPECTED TRIPLE FAULT (KVM_EXIT_SHUTDOWN) after %.1fs, without "
+                "\"reboot: Restarting system\"%s on its console\n",
+                zone.id, secs, console_saw_panic() ? " (but after \"Kernel panic\")" : "");
+        fprintf(stderr,
+                "hvemu: last %u exits (ms before the end, reason, rip, addr/port, len, "
+                "r/w, value):\n",
+                (unsigned)(xlog.n < kExitRing ? xlog.n : kExitRing));
+        for (uint64_t i = xlog.n > kExitRing ? xlog.n - kExitRing : 0; i < xlog.n; i++) {
+            const ExitRec &e = xlog.rec[i % kExitRing];
+            fprintf(stderr, "hvemu:   -%5llu ms  %2u  rip %#llx  %#llx/%u %s %#llx\n",
+                    (unsigned long long)(t_end - e.ms), e.reason, (unsigned long long)e.rip,
+                    (unsigned long long)e.addr, e.len, e.write ? "w" : "r",
+                    (unsigned long long)e.val);
+        }
+        uint64_t li = bridge.stats.last_irq_ms.load();
+        fprintf(stderr, "hvemu: last interrupt injected: irq %u, %lld ms before the end\n",
+                bridge.stats.last_irq.load(), li ? (long long)(t_end - li) : -1LL);
+        arch_shutdown_report(vm);
+    }
+    if (stats || timed_out || crash || how == Exit::Error)
         fprintf(stderr,
                 "hvemu: zone %u: %.1fs, %s; bridge accesses %llu (notifies %llu), root IRQs "
                 "raised %llu, FINISH_REQ %llu, interrupts injected %llu\n",
@@ -251,7 +302,10 @@ int main(int argc, char **argv) {
                 timed_out            ? "TIMEOUT"
                 : how == Exit::Error ? "error"
                 : how == Exit::Reset ? "reset"
-                                     : "powered off",
+                : how == Exit::Shutdown
+                    ? (crash ? "TRIPLE FAULT (crash)"
+                             : "reset (triple fault after \"reboot: Restarting system\")")
+                    : "powered off",
                 (unsigned long long)bridge.stats.mmio_exits.load(),
                 (unsigned long long)bridge.stats.notifies.load(),
                 (unsigned long long)bridge.stats.raises.load(),
@@ -262,5 +316,7 @@ int main(int argc, char **argv) {
                 arch_where(vm).c_str());
         return 3;
     }
+    if (crash)
+        return 4;
     return how == Exit::Error ? 1 : 0;
 }

@@ -217,6 +217,9 @@ void arch_create_platform(Vm &vm, const Zone &zone) {
         die("KVM_CREATE_PIT2: %s", strerror(errno));
     vm.create_vcpu();
     setup_cpuid(vm);
+    // Registers at every exit without an ioctl: the exit log's rip.
+    if (ioctl(vm.kvm, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS) > 0)
+        vm.run->kvm_valid_regs = KVM_SYNC_X86_REGS;
 }
 
 std::string arch_cmdline(const Zone &zone) {
@@ -303,6 +306,52 @@ std::string arch_where(Vm &vm) {
     return b;
 }
 
+uint64_t arch_exit_pc(Vm &vm) {
+    return (vm.run->kvm_valid_regs & KVM_SYNC_X86_REGS) ? vm.run->s.regs.regs.rip : 0;
+}
+
+static void dump_seg(const char *n, const kvm_segment &g) {
+    fprintf(stderr, "hvemu:   %-3s sel %#06x base %#018llx limit %#x type %u dpl %u p %u l %u\n", n,
+            g.selector, (unsigned long long)g.base, g.limit, g.type, g.dpl, g.present, g.l);
+}
+
+void arch_shutdown_report(Vm &vm) {
+    kvm_regs r{};
+    kvm_sregs s{};
+    kvm_vcpu_events ev{};
+    if (ioctl(vm.vcpu, KVM_GET_REGS, &r) || ioctl(vm.vcpu, KVM_GET_SREGS, &s)) {
+        warn("KVM_GET_REGS/SREGS after KVM_EXIT_SHUTDOWN: %s", strerror(errno));
+        return;
+    }
+    ioctl(vm.vcpu, KVM_GET_VCPU_EVENTS, &ev);
+    // KVM on AMD (svm shutdown_interception) INITs the vCPU before it
+    // reports KVM_EXIT_SHUTDOWN: then this is the reset state, not the
+    // state of the fault.  The exit log above has the last real rips.
+    bool reset_state = r.rip == 0xfff0 && s.cs.base == 0xffff0000;
+    fprintf(stderr, "hvemu: vCPU state at KVM_EXIT_SHUTDOWN%s:\n",
+            reset_state ? " (the reset state: KVM INITs the vCPU on a shutdown intercept, "
+                          "so the fault's own registers are lost)"
+                        : "");
+    fprintf(stderr,
+            "hvemu:   rip %#llx rsp %#llx rbp %#llx rflags %#llx\n"
+            "hvemu:   rax %#llx rbx %#llx rcx %#llx rdx %#llx rsi %#llx rdi %#llx\n"
+            "hvemu:   cr0 %#llx cr2 %#llx cr3 %#llx cr4 %#llx efer %#llx\n"
+            "hvemu:   idt base %#llx limit %#x, gdt base %#llx limit %#x\n"
+            "hvemu:   exception injected %u nr %u has_error %u error %#x; interrupt injected %u "
+            "nr %u; nmi pending %u\n",
+            (unsigned long long)r.rip, (unsigned long long)r.rsp, (unsigned long long)r.rbp,
+            (unsigned long long)r.rflags, (unsigned long long)r.rax, (unsigned long long)r.rbx,
+            (unsigned long long)r.rcx, (unsigned long long)r.rdx, (unsigned long long)r.rsi,
+            (unsigned long long)r.rdi, (unsigned long long)s.cr0, (unsigned long long)s.cr2,
+            (unsigned long long)s.cr3, (unsigned long long)s.cr4, (unsigned long long)s.efer,
+            (unsigned long long)s.idt.base, s.idt.limit, (unsigned long long)s.gdt.base,
+            s.gdt.limit, ev.exception.injected, ev.exception.nr, ev.exception.has_error_code,
+            ev.exception.error_code, ev.interrupt.injected, ev.interrupt.nr, ev.nmi.pending);
+    dump_seg("cs", s.cs);
+    dump_seg("ss", s.ss);
+    dump_seg("tr", s.tr);
+}
+
 void arch_irq(Vm &vm, uint32_t irq) {
     kvm_irq_level l{};
     l.irq = irq;
@@ -334,7 +383,8 @@ Exit arch_exit(Vm &vm) {
                 else
                     data[0] = uart_in(vm, port - 0x3f8, uart_line);
             } else if (port == 0x64 && out && data[0] == 0xfe) {
-                return Exit::Reset; // keyboard controller reset
+                warn("the zone reset the CPU through the keyboard controller (port 0x64 <- 0xfe)");
+                return Exit::Reset;
             } else if (!out) {
                 // CMOS reads 0 (no update in progress); the rest is absent.
                 memset(data, port == 0x71 ? 0 : 0xff, r->io.size);
@@ -342,8 +392,8 @@ Exit arch_exit(Vm &vm) {
         }
         return Exit::Continue;
     }
-    case KVM_EXIT_SHUTDOWN: // triple fault: reboot=t
-        return Exit::Reset;
+    case KVM_EXIT_SHUTDOWN: // triple fault: reboot=t, or a crash
+        return Exit::Shutdown;
     case KVM_EXIT_HLT:
         return Exit::PowerOff;
     case KVM_EXIT_MMIO:
