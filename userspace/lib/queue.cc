@@ -215,7 +215,7 @@ int BlkQueue::run() {
     // a fatal error the I/O still in flight.
     std::vector<uint64_t> each{user_data(kEventfd, 0)};
     for (uint32_t slot = 0; slot < size_; slot++)
-        if (std::find(free_.begin(), free_.end(), slot) == free_.end())
+        if (in_ring_[slot])
             each.push_back(user_data(kIo, slot));
     if (ring_quiesce(ring_, inflight_, user_data(kCancel, 0), each, kQuiesceMs) < 0)
         std::fprintf(stderr,
