@@ -126,7 +126,9 @@ selftest: all
 # same file, liburing linked statically; for a cross build only liburing's
 # own headers are taken from /usr/include via a directory of symlinks) and
 # net (write()s / read()s on a TAP of its own, same frame sink and source).
-#   make bench [BENCH=all|blk|net] [BENCH_SECONDS=3]
+#   make bench [BENCH=all|blk|net] [BENCH_SECONDS=3] [BENCH_POLL_US=N]
+# (BENCH_POLL_US: the devices' poll_us; unset: the daemon's default, -1 in
+# the JSON lines.)
 BENCH_BIN := $(OUT)/bench/hvio_blkbench
 NETBENCH_BIN := $(OUT)/bench/hvio_netbench
 URING_INC := $(OUT)/uring-inc
@@ -153,7 +155,7 @@ bench: all $(BENCH_RUN)
 	@mkdir -p build/bench
 	@{ scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) \
 		--kmod tun --extra-file $(CMAKE_DIR)/hvio:/bin/hvio \
-		--env HVIO_BENCH_SECONDS=$(BENCH_SECONDS) \
+		--env HVIO_BENCH_SECONDS=$(BENCH_SECONDS) --env HVIO_BENCH_POLL_US=$(BENCH_POLL_US) \
 		-- $(BENCH_RUN); echo $$? > $(OUT)/bench.rc; } | tee $(OUT)/bench.log
 	@[ "$$(cat $(OUT)/bench.rc)" = 0 ] || { echo "bench: the VM run failed" >&2; exit 1; }
 	@for k in $(BENCH_KINDS); do \

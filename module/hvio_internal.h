@@ -156,6 +156,17 @@ struct hvio_queue {
 	u32 rx_ops;			/* RX ops the daemon holds */
 	u32 rx_target;			/* bytes one RX op should hold */
 	bool rx_mrg;			/* MRG_RXBUF negotiated */
+
+	/*
+	 * Polling after a commit (HVIO_DEV_SET_POLL), under lock:
+	 * poll_next: this call fetches after its commit, so the commit may
+	 * suppress guest notifications; poll_suppressed: it did, and the
+	 * fetch polls, then re-arms them; poll_miss: polls in a row that
+	 * found nothing (the window shrinks with each, up to 3).
+	 */
+	bool poll_next;
+	bool poll_suppressed;
+	u8 poll_miss;
 };
 
 /* What hvio_queue_take() found in the avail ring. */
@@ -203,6 +214,8 @@ struct hvio_dev {
 	u32 reset_status;
 	unsigned long reset_start;	/* jiffies at the first held write */
 	struct delayed_work reset_work;
+
+	u32 poll_ns;			/* HVIO_DEV_SET_POLL; READ_ONCE */
 
 	/* Under hvio.ctl_mutex: see HVIO_DEV_F_RECOVERABLE. */
 	bool recoverable;		/* orphan instead of destroy at close */

@@ -231,6 +231,7 @@ static bool hvio_queue_attach(struct hvio_queue *q)
 		q->requeue = false;
 		q->vq_gen = gen;
 	}
+	q->poll_suppressed = false;
 	q->live = false;
 	q->nr_done = 0;
 	q->spare_head = HVIO_NO_TAG;
@@ -447,6 +448,73 @@ static bool hvio_queue_is_net(const struct hvio_queue *q)
 }
 
 /*
+ * Busy-polling after a commit (HVIO_DEV_SET_POLL), vhost's busyloop for a
+ * daemon in its own context: when the commit of this call gave the guest
+ * completions, guest notifications are suppressed before the used index
+ * moves (so a guest that sees its completions sees the suppression too),
+ * and a fetch that then finds the avail ring empty waits up to the poll
+ * window for the guest's next requests instead of returning and waiting
+ * for a kick.  Only blk queues and net TX: net RX fetches buffers, the
+ * TAP decides when they are used.
+ */
+static bool hvio_queue_poll_on(const struct hvio_queue *q)
+{
+	return READ_ONCE(q->dev->poll_ns) &&
+	       !(hvio_queue_is_net(q) && q->index == HVIO_NET_RX_QUEUE);
+}
+
+/*
+ * The poll itself, q->lock held, notifications suppressed: until the
+ * window ends, the CPU is wanted elsewhere, a signal or a reset comes.
+ * Returns true when the avail ring holds something (or turned out
+ * broken: the fetch loop stops the queue then).
+ */
+static bool hvio_queue_poll(struct hvio_queue *q)
+{
+	struct hvio_dev *dev = q->dev;
+	u64 win = READ_ONCE(dev->poll_ns) >> q->poll_miss;
+	u64 start = ktime_get_ns(), now = start;
+	bool hit = false;
+
+	while (now - start < win) {
+		if (hvio_vq_avail(&q->vq)) {
+			hit = true;
+			break;
+		}
+		if (need_resched() || signal_pending(current) ||
+		    READ_ONCE(dev->mmio.generation) != q->vq_gen)
+			break;
+		cpu_relax();
+		now = ktime_get_ns();
+	}
+	if (hit) {
+		q->stats.poll_hits++;
+		q->poll_miss = 0;
+	} else if (q->poll_miss < 3) {
+		q->poll_miss++;
+	}
+	spin_lock_irq(&dev->lock);
+	dev->stats.poll_ns += ktime_get_ns() - start;
+	spin_unlock_irq(&dev->lock);
+	return hit;
+}
+
+/*
+ * A commit suppressed notifications and no fetch re-armed them: the fetch
+ * did not run (an error, a queue not live) or stopped before the end of
+ * the ring without MORE (at a stale op's head, which the daemon's commit
+ * unblocks).  Re-arm them.
+ */
+static void hvio_queue_poll_end(struct hvio_queue *q)
+{
+	q->poll_suppressed = false;
+	spin_lock_irq(&q->dev->lock);
+	if (hvio_queue_current(q))
+		hvio_vq_enable_notify(&q->vq);
+	spin_unlock_irq(&q->dev->lock);
+}
+
+/*
  * After an orphaning: hand out again the ops the old daemon fetched and
  * never committed (their slots are unchanged), at most @max per call.
  */
@@ -487,7 +555,7 @@ static u16 hvio_queue_fetch(struct hvio_queue *q, u16 *tags, u16 max,
 	struct hvio_done *d;
 	struct hvio_op *op;
 	u16 n = 0, taken = 0;
-	bool drained, broken, more, budget = false;
+	bool drained, broken, more, budget = false, polled = false;
 	u64 bytes = 0;
 	int avail;
 
@@ -559,8 +627,23 @@ again:
 			drained = true;
 	}
 
+	/*
+	 * The commit just now gave the guest completions and nothing new is
+	 * here: poll for its next requests (notifications stay suppressed
+	 * meanwhile), once per call, only when the daemon has nothing else
+	 * from us to start.
+	 */
+	if (drained && !n && q->poll_suppressed && !polled) {
+		polled = true;
+		if (q->nr_done && !hvio_queue_flush_done(q, false, false))
+			return 0;
+		if (hvio_queue_poll(q))
+			goto again;
+	}
 	if (!hvio_queue_flush_done(q, drained, broken))
 		return 0;
+	if (drained)
+		q->poll_suppressed = false;
 	/*
 	 * Notifications were just re-armed (avail_event, or NO_NOTIFY
 	 * cleared): a buffer made available before the guest saw that
@@ -706,7 +789,15 @@ static int hvio_queue_commit(struct hvio_queue *q,
 				q->ops_live--;
 			added |= r;
 		}
-		/* Anything added was added while the queue was current. */
+		/*
+		 * Anything added was added while the queue was current.  A
+		 * fetch follows that will poll: suppress kicks before the
+		 * guest can see its completions (the release orders it).
+		 */
+		if (added && q->poll_next && !q->poll_suppressed) {
+			hvio_vq_suppress_notify(&q->vq);
+			q->poll_suppressed = true;
+		}
 		if (added)
 			hvio_vq_publish_used(&q->vq);
 		any |= added;
@@ -786,12 +877,16 @@ static long hvio_queue_run(struct hvio_dev *dev, void __user *argp)
 	}
 
 	mutex_lock(&q->lock);
+	q->poll_next = run.max_fetch && hvio_queue_poll_on(q);
 	ret = hvio_queue_commit(q, commits, run.nr_commit);
+	q->poll_next = false;
 	run.nr_fetched = 0;
 	run.out_flags = 0;
 	if (!ret && run.max_fetch && hvio_queue_attach(q))
 		run.nr_fetched = hvio_queue_fetch(q, tags, run.max_fetch,
 						  &run.out_flags);
+	if (q->poll_suppressed && !(run.out_flags & HVIO_RUN_OUT_MORE))
+		hvio_queue_poll_end(q);
 	if (run.nr_fetched && !hvio_queue_hand_out(q, tags, run.nr_fetched))
 		run.nr_fetched = 0;
 	mutex_unlock(&q->lock);
@@ -846,7 +941,7 @@ static long hvio_queue_get_stats(struct hvio_dev *dev, void __user *argp)
 	if (copy_from_user(&st, argp, sizeof(st)))
 		return -EFAULT;
 	if (st.queue >= dev->mmio.num_queues || st.reserved0 ||
-	    st.reserved1 || memchr_inv(st.reserved, 0, sizeof(st.reserved)))
+	    st.reserved1)
 		return -EINVAL;
 	idx = array_index_nospec(st.queue, dev->mmio.num_queues);
 	q = &dev->queues[idx];
@@ -866,8 +961,8 @@ static long hvio_queue_get_stats(struct hvio_dev *dev, void __user *argp)
 /**
  * hvio_queue_ioctl() - queue ioctls of a device fd
  * @dev: device
- * @cmd: HVIO_DEV_QUEUE_RUN, HVIO_DEV_SET_QUEUE_EVENTFD or
- *       HVIO_DEV_GET_QUEUE_STATS
+ * @cmd: HVIO_DEV_QUEUE_RUN, HVIO_DEV_SET_QUEUE_EVENTFD,
+ *       HVIO_DEV_GET_QUEUE_STATS or HVIO_DEV_SET_POLL
  * @argp: user argument
  *
  * Return: 0, a negative errno, or -ENOTTY for another command.
@@ -875,7 +970,17 @@ static long hvio_queue_get_stats(struct hvio_dev *dev, void __user *argp)
 long hvio_queue_ioctl(struct hvio_dev *dev, unsigned int cmd,
 		      void __user *argp)
 {
+	struct hvio_dev_poll poll;
+
 	switch (cmd) {
+	case HVIO_DEV_SET_POLL:
+		if (copy_from_user(&poll, argp, sizeof(poll)))
+			return -EFAULT;
+		if (poll.flags || poll.reserved ||
+		    poll.poll_us > HVIO_MAX_POLL_US)
+			return -EINVAL;
+		WRITE_ONCE(dev->poll_ns, poll.poll_us * NSEC_PER_USEC);
+		return 0;
 	case HVIO_DEV_QUEUE_RUN:
 		return hvio_queue_run(dev, argp);
 	case HVIO_DEV_SET_QUEUE_EVENTFD:

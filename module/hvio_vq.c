@@ -449,6 +449,25 @@ void hvio_vq_disable_notify(struct hvio_vq *vq)
 }
 
 /**
+ * hvio_vq_suppress_notify() - the device is polling: no kick wanted at all
+ * @vq: queue set up by hvio_vq_setup()
+ *
+ * Unlike hvio_vq_disable_notify() this also works right after
+ * hvio_vq_enable_notify(): with EVENT_IDX avail_event goes one behind
+ * last_avail, which no index the driver can publish before we consume
+ * more crosses; without it, VRING_USED_F_NO_NOTIFY.  The caller must end
+ * the suppression with hvio_vq_enable_notify() and its re-check.
+ */
+void hvio_vq_suppress_notify(struct hvio_vq *vq)
+{
+	if (vq->event_idx)
+		WRITE_ONCE(*(__le16 *)&vq->used->ring[vq->num],
+			   cpu_to_le16((u16)(vq->last_avail - 1)));
+	else
+		hvio_vq_disable_notify(vq);
+}
+
+/**
  * hvio_vq_enable_notify() - ask for a kick at the next new buffer
  * @vq: queue set up by hvio_vq_setup()
  *

@@ -169,6 +169,7 @@ bool hvio_vq_need_interrupt(struct hvio_vq *vq);
 void hvio_vq_unpop(struct hvio_vq *vq);
 void hvio_vq_disable_notify(struct hvio_vq *vq);
 void hvio_vq_enable_notify(struct hvio_vq *vq);
+void hvio_vq_suppress_notify(struct hvio_vq *vq);
 bool hvio_vq_need_event(u16 event_idx, u16 new_idx, u16 old_idx);
 
 #endif /* _HVIO_VQ_H */

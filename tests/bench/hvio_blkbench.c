@@ -51,6 +51,9 @@
 
 static double seconds = 3.0;
 static pid_t daemon_pid;
+/* HVIO_BENCH_POLL_US: the device's poll_us; -1: the daemon's default */
+static int poll_us = -1;
+static char poll_key[32];
 
 /* CPU seconds (user + system) a process has used so far. */
 static double cpu_seconds(pid_t pid)
@@ -127,10 +130,10 @@ static pid_t daemon_start(const struct fg *fg)
 	if (!f)
 		return -1;
 	fprintf(f, "{\"zones\":[{\"id\":%d,\"memory_region\":[{\"zone0_ipa\":\"%#llx\",\"zonex_ipa\":\"%#llx\",\"size\":\"%#llx\"}],"
-		"\"devices\":[{\"type\":\"blk\",\"addr\":\"%#llx\",\"len\":\"0x200\",\"irq\":%d,\"img\":\"%s\",\"status\":\"enable\",\"queue_size\":%d}]}]}\n",
+		"\"devices\":[{\"type\":\"blk\",\"addr\":\"%#llx\",\"len\":\"0x200\",\"irq\":%d,\"img\":\"%s\",\"status\":\"enable\",\"queue_size\":%d%s}]}]}\n",
 		ZONE, (unsigned long long)fg->info.ram_base,
 		(unsigned long long)GPA, (unsigned long long)ZONE_SIZE,
-		(unsigned long long)MMIO, IRQ, IMG, QSIZE);
+		(unsigned long long)MMIO, IRQ, IMG, QSIZE, poll_key);
 	fclose(f);
 	if (pipe(pfd))
 		return -1;
@@ -362,6 +365,10 @@ int main(void)
 
 	if (getenv("HVIO_BENCH_SECONDS"))
 		seconds = atof(getenv("HVIO_BENCH_SECONDS"));
+	if (getenv("HVIO_BENCH_POLL_US") && *getenv("HVIO_BENCH_POLL_US")) {
+		poll_us = atoi(getenv("HVIO_BENCH_POLL_US"));
+		snprintf(poll_key, sizeof(poll_key), ",\"poll_us\":%d", poll_us);
+	}
 	uname(&u);
 	printf("TAP version 13\n1..%zu\n", 2 * sizeof(qds) / sizeof(qds[0]));
 	if (fg_open(&fg) || make_image()) {
@@ -410,12 +417,13 @@ int main(void)
 			 * daemon (its io_uring I/O and the module's queue
 			 * engine in its syscalls) and of the baseline loop.
 			 */
-			printf("{\"bench\":\"blk\",\"arch\":\"%s\",\"rw\":\"%s\",\"bs\":%d,\"qd\":%u,\"iops\":%.0f,\"base_iops\":%.0f,\"ratio\":%.3f,\"kicks_per_req\":%.4f,\"irqs_per_req\":%.4f,\"guest_cpu_us\":%.2f,\"daemon_cpu_us\":%.2f,\"base_cpu_us\":%.2f}\n",
+			printf("{\"bench\":\"blk\",\"arch\":\"%s\",\"rw\":\"%s\",\"bs\":%d,\"qd\":%u,\"iops\":%.0f,\"base_iops\":%.0f,\"ratio\":%.3f,\"kicks_per_req\":%.4f,\"irqs_per_req\":%.4f,\"guest_cpu_us\":%.2f,\"daemon_cpu_us\":%.2f,\"base_cpu_us\":%.2f,\"poll_us\":%d}\n",
 			       u.machine, w ? "randwrite" : "randread", BS, qds[i],
 			       iops, base, base > 0 ? iops / base : 0,
 			       (double)g.kicks / n, (double)g.irqs / n,
 			       (c1 - c0) * 1e6 / n, (d1 - d0) * 1e6 / n,
-			       base > 0 ? (c2 - c1) * 1e6 / (base * seconds) : 0);
+			       base > 0 ? (c2 - c1) * 1e6 / (base * seconds) : 0,
+			       poll_us);
 			printf("%s %u blk %s qd %u (%" PRIu64 " requests, %" PRIu64 " bad)\n",
 			       ok ? "ok" : "not ok", ++test,
 			       w ? "randwrite" : "randread", qds[i], g.done,

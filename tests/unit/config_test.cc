@@ -93,6 +93,7 @@ TEST_F(ConfigTest, HvisorToolExampleParses) {
     EXPECT_FALSE(b.direct);
     EXPECT_TRUE(b.discard);
     EXPECT_EQ(b.serial, "rootfs2.ext4");
+    EXPECT_EQ(b.poll_us, hvio::kDefaultPollUs);
     EXPECT_EQ(c.device_count(), 1u);
 }
 
@@ -146,6 +147,7 @@ TEST_F(ConfigTest, NetHvisorToolFormatAndDefaults) {
     EXPECT_TRUE(n.offloads);
     EXPECT_TRUE(n.mrg_rxbuf);
     EXPECT_EQ(n.queue_size, 256u);
+    EXPECT_EQ(n.poll_us, hvio::kDefaultPollUs);
     EXPECT_EQ(r.value().device_count(), 2u);
     for (const std::string &w : r.value().warnings)
         EXPECT_EQ(w.find("net"), std::string::npos) << w;
@@ -505,6 +507,20 @@ TEST_F(ConfigTest, QueueSizeNotPowerOfTwo) {
     expect_error(one_blk(R"("queue_size":2048)"), "zones[0].devices[0].queue_size",
                  "must be 2..1024");
     expect_error(one_blk(R"("queue_size":1)"), "zones[0].devices[0].queue_size", "must be 2..1024");
+}
+
+TEST_F(ConfigTest, PollUs) {
+    // 0 turns polling off; the kernel's limit is the config's.
+    for (const char *v : {"0", "\"0x10\"", "10000"}) {
+        ConfigResult b = parse(one_blk(std::string(R"("poll_us":)") + v));
+        ASSERT_TRUE(b.ok()) << v << ": " << b.error().text();
+        ConfigResult n = parse(one_net(std::string(R"("poll_us":)") + v));
+        ASSERT_TRUE(n.ok()) << v << ": " << n.error().text();
+        EXPECT_EQ(b.value().zones[0].blk[0].poll_us, n.value().zones[0].net[0].poll_us);
+    }
+    EXPECT_EQ(parse(one_blk(R"("poll_us":"0x10")")).value().zones[0].blk[0].poll_us, 16u);
+    expect_error(one_blk(R"("poll_us":10001)"), "zones[0].devices[0].poll_us", "must be 0..10000");
+    expect_error(one_net(R"("poll_us":-5)"), "zones[0].devices[0].poll_us", "must not be negative");
 }
 
 TEST_F(ConfigTest, QueuesRange) {

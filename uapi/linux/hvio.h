@@ -217,7 +217,8 @@ struct hvio_dev_stats {
 				 * gave back the ops of the old generation
 				 */
 	__u64 reset_timeouts;	/* ... answered at reset_timeout_ms instead */
-	__u64 reserved[2];
+	__u64 poll_ns;		/* time spent polling avail rings (was reserved) */
+	__u64 reserved[1];
 };
 
 /*
@@ -415,7 +416,8 @@ struct hvio_queue_stats {
 	 */
 	__u64 hold_entries_max;
 	__u64 hold_ns_max;
-	__u64 reserved[1];
+	/* batches found by polling the avail ring (HVIO_DEV_SET_POLL) */
+	__u64 poll_hits;	/* was reserved */
 };
 #define HVIO_QUEUE_HOLD_ENTRIES	64
 
@@ -428,8 +430,29 @@ struct hvio_queue_stats {
 	_IOW(HVIO_IOC_MAGIC, 0x15, struct hvio_queue_eventfd)
 #define HVIO_DEV_GET_QUEUE_STATS \
 	_IOWR(HVIO_IOC_MAGIC, 0x16, struct hvio_queue_stats)
+/*
+ * HVIO_DEV_SET_POLL: after a QUEUE_RUN committed completions and then
+ * found the queue's avail ring empty, poll it for up to poll_us before
+ * returning, with guest notifications suppressed from the commit on: a
+ * guest that answers its interrupt with new requests within the window
+ * needs no kick, and the same call fetches them.  Adaptive per queue:
+ * every poll that finds nothing halves the next window (down to
+ * poll_us / 8), a hit restores it.  Only after a commit: an idle queue
+ * never polls.  The poll ends early when the CPU is wanted elsewhere, at a
+ * signal, or at a device reset.  0 (the default) turns it off; above
+ * HVIO_MAX_POLL_US, or flags or reserved not 0: -EINVAL.  Applies to
+ * blk queues and the net TX queue.
+ */
+#define HVIO_MAX_POLL_US	10000
+struct hvio_dev_poll {
+	__u32 poll_us;
+	__u32 flags;		/* none yet: 0 */
+	__u64 reserved;
+};
+
 /* Destroy the device when this fd closes, even if it is recoverable. */
 #define HVIO_DEV_DESTROY    _IO(HVIO_IOC_MAGIC, 0x17)
+#define HVIO_DEV_SET_POLL   _IOW(HVIO_IOC_MAGIC, 0x1e, struct hvio_dev_poll)
 
 /* ---- /dev/hvio-sim (hypervisor=sim only) ----------------------------- */
 

@@ -120,6 +120,7 @@ class Parser {
     bool window(const json &d, const std::string &where, const ZoneConfig &zc, uint64_t *addr,
                 uint64_t *len, uint32_t *irq);
     bool queue_size(const json &d, const std::string &where, unsigned *out);
+    bool poll_us(const json &d, const std::string &where, unsigned *out);
     bool blk(const json &d, const std::string &where, ZoneConfig &zc);
     bool net(const json &d, const std::string &where, ZoneConfig &zc);
     bool mac(const json &d, const std::string &where, NetDeviceConfig &n);
@@ -410,10 +411,20 @@ bool Parser::queue_size(const json &d, const std::string &where, unsigned *out) 
     return true;
 }
 
+bool Parser::poll_us(const json &d, const std::string &where, unsigned *out) {
+    uint64_t v;
+    if (!d.contains("poll_us"))
+        return true;
+    if (!ranged(d, where, "poll_us", 0, HVIO_MAX_POLL_US, &v))
+        return false;
+    *out = static_cast<unsigned>(v);
+    return true;
+}
+
 bool Parser::blk(const json &d, const std::string &where, ZoneConfig &zc) {
     if (!keys(d, where,
               {"type", "status", "addr", "len", "irq", "img", "queues", "queue_size", "readonly",
-               "direct", "serial", "discard"}))
+               "direct", "serial", "discard", "poll_us"}))
         return false;
 
     BlkDeviceConfig b;
@@ -430,7 +441,7 @@ bool Parser::blk(const json &d, const std::string &where, ZoneConfig &zc) {
             return false;
         b.queues = static_cast<unsigned>(v);
     }
-    if (!queue_size(d, where, &b.queue_size))
+    if (!queue_size(d, where, &b.queue_size) || !poll_us(d, where, &b.poll_us))
         return false;
     if (!boolean(d, where, "readonly", &b.readonly) || !boolean(d, where, "direct", &b.direct) ||
         !boolean(d, where, "discard", &b.discard))
@@ -502,7 +513,7 @@ bool Parser::mac(const json &d, const std::string &where, NetDeviceConfig &n) {
 bool Parser::net(const json &d, const std::string &where, ZoneConfig &zc) {
     if (!keys(d, where,
               {"type", "status", "addr", "len", "irq", "tap", "mac", "mtu", "offloads", "mrg_rxbuf",
-               "queue_size"}))
+               "queue_size", "poll_us"}))
         return false;
 
     NetDeviceConfig n;
@@ -548,7 +559,8 @@ bool Parser::net(const json &d, const std::string &where, ZoneConfig &zc) {
         n.mtu = static_cast<unsigned>(v);
     }
     if (!boolean(d, where, "offloads", &n.offloads) ||
-        !boolean(d, where, "mrg_rxbuf", &n.mrg_rxbuf) || !queue_size(d, where, &n.queue_size))
+        !boolean(d, where, "mrg_rxbuf", &n.mrg_rxbuf) || !queue_size(d, where, &n.queue_size) ||
+        !poll_us(d, where, &n.poll_us))
         return false;
 
     if (++devices_ > HVIO_MAX_DEVS)

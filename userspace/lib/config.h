@@ -19,6 +19,9 @@ namespace hvio {
 // PAGE_SIZE on top).
 inline constexpr uint64_t kConfigPageSize = 4096;
 
+// "poll_us" when the file does not say (HVIO_DEV_SET_POLL; 0 turns it off).
+inline constexpr unsigned kDefaultPollUs = 50;
+
 struct MemRegionConfig {
     uint64_t zone0_ipa = 0; // host physical
     uint64_t zonex_ipa = 0; // guest physical
@@ -38,7 +41,8 @@ struct BlkDeviceConfig {
     bool readonly = false;
     bool direct = false;
     bool discard = true;
-    std::string serial; // <= 20 bytes; derived from the file name if absent
+    std::string serial;                // <= 20 bytes; derived from the file name if absent
+    unsigned poll_us = kDefaultPollUs; // avail ring polling after a commit
 };
 
 struct NetDeviceConfig {
@@ -53,6 +57,7 @@ struct NetDeviceConfig {
     bool offloads = true;            // CSUM, GUEST_CSUM, TSO4/6, ECN, UFO both ways
     bool mrg_rxbuf = true;
     unsigned queue_size = 256;
+    unsigned poll_us = kDefaultPollUs; // TX ring polling after a commit
 };
 
 struct ZoneConfig {

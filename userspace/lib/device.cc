@@ -48,6 +48,14 @@ Result<void> DeviceFd::set_queue_eventfd(uint16_t queue, int efd) const {
     return {};
 }
 
+Result<void> DeviceFd::set_poll(uint32_t poll_us) const {
+    hvio_dev_poll p{};
+    p.poll_us = poll_us;
+    if (::ioctl(fd_.get(), HVIO_DEV_SET_POLL, &p) < 0)
+        return last_error();
+    return {};
+}
+
 Result<hvio_dev_events> DeviceFd::events() const {
     return ioctl_out<hvio_dev_events>(fd_.get(), HVIO_DEV_GET_EVENTS);
 }

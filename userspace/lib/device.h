@@ -36,6 +36,8 @@ class DeviceFd {
     Result<hvio_dev_events> events() const;
     // HVIO_DEV_SET_CONFIG: replace len bytes of config space at offset.
     Result<void> set_config(uint32_t offset, const void *data, uint32_t len, uint32_t flags) const;
+    // HVIO_DEV_SET_POLL: poll avail rings for up to poll_us after a commit.
+    Result<void> set_poll(uint32_t poll_us) const;
     // HVIO_DEV_QUEUE_RUN, retried on EINTR.
     Result<void> queue_run(hvio_queue_run &run) const;
 

@@ -247,6 +247,7 @@ class Daemon {
                      std::vector<Mapping> &ram, GuestMemory &mem);
     int open_device(const hvio_dev_create &dc, const std::string &where, DeviceFd &dev,
                     bool &reattached);
+    void set_poll(const DeviceFd &dev, unsigned poll_us, const std::string &where);
     void remove_stale_orphans();
     int create_device(BlkDevice &d);
     int create_net_device(NetDevice &d);
@@ -444,6 +445,15 @@ int Daemon::open_device(const hvio_dev_create &dc, const std::string &where, Dev
     return kExitOk;
 }
 
+// Polling is a speed-up: a module without it (ENOTTY) serves the device
+// all the same.  Set on every start, so a takeover applies the new config.
+void Daemon::set_poll(const DeviceFd &dev, unsigned poll_us, const std::string &where) {
+    if (auto r = dev.set_poll(poll_us); !r && poll_us)
+        std::fprintf(stderr, "hvio: %s: poll_us %u not applied: HVIO_DEV_SET_POLL: %s%s\n",
+                     where.c_str(), poll_us, r.message().c_str(),
+                     r.error() == ENOTTY ? " (this hvio.ko cannot poll)" : "");
+}
+
 // Orphans in the config's zones that no configured device took over: the
 // config no longer has them, so they go.
 void Daemon::remove_stale_orphans() {
@@ -481,6 +491,7 @@ int Daemon::create_device(BlkDevice &d) {
     std::memcpy(dc.serial, c.serial.data(), std::min(c.serial.size(), sizeof(dc.serial)));
     if (int r = open_device(dc, d.target.where, d.dev, d.reattached))
         return r;
+    set_poll(d.dev, c.poll_us, d.target.where);
 
     if (int r = map_zone_ram(d.dev, d.zone_id, d.target.where, d.ram, d.mem))
         return r;
@@ -545,6 +556,7 @@ int Daemon::create_net_device(NetDevice &d) {
     dc.config_addr = reinterpret_cast<uintptr_t>(config.data());
     if (int r = open_device(dc, d.where, d.dev, d.reattached))
         return r;
+    set_poll(d.dev, c.poll_us, d.where);
     if (int r = map_zone_ram(d.dev, d.zone_id, d.where, d.ram, d.mem))
         return r;
 
@@ -836,7 +848,8 @@ json dev_stats_json(const hvio_dev_stats &s) {
                 {"queue_refused", s.queue_refused},
                 {"config_writes", s.config_writes},
                 {"reset_waits", s.reset_waits},
-                {"reset_timeouts", s.reset_timeouts}};
+                {"reset_timeouts", s.reset_timeouts},
+                {"poll_ns", s.poll_ns}};
 }
 
 json queue_stats_json(const hvio_queue_stats &s, bool net = false) {
@@ -852,6 +865,7 @@ json queue_stats_json(const hvio_queue_stats &s, bool net = false) {
            {"irqs", s.irqs},
            {"irqs_suppressed", s.irqs_suppressed},
            {"bad_request", s.bad_request},
+           {"poll_hits", s.poll_hits},
            {"vq_errors", vq}};
     if (net) {
         j["packets"] = s.packets;
@@ -946,6 +960,7 @@ std::string Daemon::report() {
                {"block_device", d->img.block_device},
                {"readonly", c.readonly},
                {"direct", c.direct},
+               {"poll_us", c.poll_us},
                {"buffered_fallback", d->target.use_buffered.load()},
                {"discard", c.discard},
                {"serial", c.serial},
@@ -982,6 +997,7 @@ std::string Daemon::report() {
                {"mtu", c.mtu},
                {"offloads", c.offloads},
                {"mrg_rxbuf", c.mrg_rxbuf},
+               {"poll_us", c.poll_us},
                {"link", nc.link_status.load() & kNetSLinkUp ? "up" : "down"},
                {"tun_offload", nc.offload_flags.load()},
                {"queue_size", c.queue_size}};
