@@ -93,7 +93,7 @@ int NetQueue::submit(bool wait) {
     }
     if (!wait)
         return io_uring_submit(&ring_);
-    counters_.sleeps.fetch_add(1, std::memory_order_relaxed);
+    counters_.waits.fetch_add(1, std::memory_order_relaxed);
     return io_uring_submit_and_wait(&ring_, 1);
 }
 

@@ -110,7 +110,7 @@ struct NetCounters {
     std::atomic<uint64_t> syscalls{0};           // of this thread: enters + ioctls + readv/recv
     std::atomic<uint64_t> enters{0};             // io_uring_enter() calls
     std::atomic<uint64_t> ioctls{0};        // QUEUE_RUN, GET_EVENTS, GET_INFO, SET_CONFIG, TUN*
-    std::atomic<uint64_t> sleeps{0};        // enters that may wait (each ends in a wakeup)
+    std::atomic<uint64_t> waits{0};         // enters that may wait (each ends in a wakeup)
     std::atomic<uint64_t> polls{0};         // TAP polls armed
     std::atomic<uint64_t> link_changes{0};  // link status updates sent
     std::atomic<uint64_t> offload_sets{0};  // TUNSETOFFLOAD calls that worked

@@ -886,7 +886,7 @@ json net_counters_json(const NetCounters &c) {
                 {"syscalls", v(c.syscalls)},
                 {"enters", v(c.enters)},
                 {"ioctls", v(c.ioctls)},
-                {"sleeps", v(c.sleeps)},
+                {"waits", v(c.waits)},
                 {"polls", v(c.polls)},
                 {"link_changes", v(c.link_changes)},
                 {"offload_sets", v(c.offload_sets)},
