@@ -281,12 +281,12 @@ void NetQueue::submit_reads() {
             Slot &s = rx_[slot];
             if (s.state != Slot::kArmed)
                 continue;
-            counters_.syscalls.fetch_add(1, std::memory_order_relaxed);
             ssize_t r = ::readv(fds_.tap, s.iov, s.nr_iov);
             s.state = Slot::kReading;
             n++;
             rx_result(slot, r < 0 ? -errno : static_cast<int>(r));
         }
+        counters_.syscalls.fetch_add(n, std::memory_order_relaxed);
     } else {
         for (uint32_t slot : rx_armed_) {
             Slot &s = rx_[slot];
