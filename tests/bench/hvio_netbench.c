@@ -15,12 +15,20 @@
  * The guest behaves like Linux's virtio_net with EVENT_IDX: it kicks only
  * when avail_event asks for it; TX keeps interrupts off until the ring is
  * full, RX re-enables them when it has drained the used ring (NAPI) and
- * sleeps on the FINISH_REQ eventfd.
+ * waits on the FINISH_REQ eventfd.
  *
  * Prints one JSON object per line per (dir, frame), e.g.
  *   {"bench":"net","arch":"x86_64","dir":"tx","frame":1514,"pps":...,
  *    "gbps":...,"base_pps":...,"base_gbps":...,"ratio":...,
- *    "kicks_per_pkt":...,"irqs_per_pkt":...}
+ *    "kicks_per_pkt":...,"irqs_per_pkt":...,"syscalls_per_req":...,
+ *    "wakeups_per_req":...}
+ * where the last two are the daemon's net thread's own system calls
+ * (io_uring_enter, ioctls, readv) and io_uring waits per frame (its
+ * `hvio status` counters), and first one line for the daemon idle: a blk
+ * and the net device probed, the guest posting nothing for 10 s
+ * (HVIO_BENCH_IDLE_SECONDS), its CPU time from /proc/<pid>/stat:
+ *   {"bench":"net","arch":"x86_64","idle":true,"devices":"blk+net",
+ *    "seconds":10.0,"cpu_pct":...,"syscalls":...}
  * and a kselftest totals line: a run is "ok" when frames moved both in
  * the guest run and the baseline and none was malformed.
  */
@@ -51,6 +59,12 @@
 #define ZONE_SIZE	(32ULL << 20)
 #define MMIO		0x0a000000ULL
 #define IRQ		34
+#define BLK_MMIO	0x0a001000ULL	/* the idle line's blk device */
+#define BLK_IRQ		35
+#define BLK_RING_GPA	(GPA + 0x80000)
+#define BLK_QSIZE	128
+#define BLK_IMG		"/tmp/netbench-blk.img"
+#define BLK_IMG_SIZE	(16ULL << 20)
 #define QSIZE		256
 #define RING_GPA	(GPA + 0x10000)
 #define TXBUF_GPA	(GPA + (1ULL << 20))	/* QSIZE TX slots */
@@ -72,6 +86,7 @@
 			 F(GUEST_CSUM) | F(HOST_TSO4) | F(GUEST_TSO4))
 
 static double seconds = 3.0;
+static double idle_seconds = 10.0;
 
 static double now(void)
 {
@@ -84,7 +99,7 @@ static double now(void)
 struct bench {
 	struct fg fg;
 	struct fg_zone z;
-	struct fg_vdev v;
+	struct fg_vdev v, blk;
 	struct fn_daemon d;
 	struct fv_ring rx, tx;
 	struct fn_gro_src gro;
@@ -395,6 +410,70 @@ static double base_rx(struct bench *b, uint32_t frame, uint64_t *pkts,
 	return now() - t0;
 }
 
+/* ---- the daemon's own cost ---------------------------------------------- */
+
+struct cost {
+	long long syscalls, waits;
+};
+
+static void cost_read(struct bench *b, struct cost *c)
+{
+	c->syscalls = fn_daemon_counter(&b->d, "syscalls");
+	c->waits = fn_daemon_counter(&b->d, "waits");
+}
+
+/* Per frame since c0, or -1 where the daemon did not say. */
+static double per(long long v0, long long v1, uint64_t pkts)
+{
+	return v0 < 0 || v1 < 0 || !pkts ? -1 : (double)(v1 - v0) / pkts;
+}
+
+/* utime + stime of a process, in clock ticks, or -1. */
+static long long cpu_ticks(pid_t pid)
+{
+	unsigned long long ut, st;
+	char path[64], buf[1024], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	/* fields 14 and 15, counted after the ")" that ends comm */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+			 &ut, &st) != 2)
+		return -1;
+	return (long long)(ut + st);
+}
+
+/* The daemon with both devices live and the guest doing nothing. */
+static void idle_line(struct bench *b, const char *arch)
+{
+	long long t0, t1, s0, s1;
+	double w0, w;
+
+	fg_sleep_ms(500);	/* what the probe started has settled */
+	s0 = fn_daemon_counter(&b->d, "syscalls");
+	t0 = cpu_ticks(b->d.pid);
+	w0 = now();
+	fg_sleep_ms((unsigned int)(idle_seconds * 1000));
+	t1 = cpu_ticks(b->d.pid);
+	w = now() - w0;
+	s1 = fn_daemon_counter(&b->d, "syscalls");
+	printf("{\"bench\":\"net\",\"arch\":\"%s\",\"idle\":true,\"devices\":\"blk+net\",\"seconds\":%.1f,\"cpu_pct\":%.3f,\"syscalls\":%lld}\n",
+	       arch, w, t0 < 0 || t1 < 0 ? -1.0 :
+	       (double)(t1 - t0) / sysconf(_SC_CLK_TCK) / w * 100,
+	       s0 < 0 || s1 < 0 ? -1 : s1 - s0);
+	fflush(stdout);
+}
+
 /* ---- main -------------------------------------------------------------- */
 
 static int setup(struct bench *b)
@@ -422,12 +501,20 @@ static int setup(struct bench *b)
 		 "{\"zones\":[{\"id\":%d,\"memory_region\":[{\"zone0_ipa\":\"%#llx\",\"zonex_ipa\":\"%#llx\",\"size\":\"%#llx\"}],"
 		 "\"devices\":[{\"type\":\"net\",\"addr\":\"%#llx\",\"len\":\"0x200\",\"irq\":%d,\"tap\":\"%s\","
 		 "\"mac\":[\"0x02\",\"0x00\",\"0x00\",\"0x00\",\"0x00\",\"0x01\"],\"status\":\"enable\","
-		 "\"mtu\":1500,\"offloads\":true,\"mrg_rxbuf\":true,\"queue_size\":%d}]}]}\n",
+		 "\"mtu\":1500,\"offloads\":true,\"mrg_rxbuf\":true,\"queue_size\":%d},"
+		 "{\"type\":\"blk\",\"addr\":\"%#llx\",\"len\":\"0x200\",\"irq\":%d,\"img\":\"%s\",\"status\":\"enable\",\"queue_size\":%d}]}]}\n",
 		 ZONE, (unsigned long long)b->fg.info.ram_base,
 		 (unsigned long long)GPA, (unsigned long long)ZONE_SIZE,
-		 (unsigned long long)MMIO, IRQ, TAP, QSIZE);
+		 (unsigned long long)MMIO, IRQ, TAP, QSIZE,
+		 (unsigned long long)BLK_MMIO, BLK_IRQ, BLK_IMG, BLK_QSIZE);
+	r = open(BLK_IMG, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (r < 0 || ftruncate(r, BLK_IMG_SIZE)) {
+		printf("Bail out! %s: %s\n", BLK_IMG, strerror(errno));
+		return -EIO;
+	}
+	close(r);
 	fn_daemon_init(&b->d, "netbench");
-	r = fn_daemon_start(&b->d, json, "hvio: ready (1 devices)", 20000);
+	r = fn_daemon_start(&b->d, json, "hvio: ready (2 devices)", 20000);
 	if (r) {
 		printf("Bail out! hvio run not ready (%s): %s\n", strerror(-r),
 		       fn_daemon_log(&b->d));
@@ -460,6 +547,14 @@ static int setup(struct bench *b)
 		printf("Bail out! probe: %s\n", b->v.err);
 		return r;
 	}
+	/* the blk device only idles: probed, its queue attached, no request */
+	fg_vdev_init(&b->blk, &b->fg, 0, ZONE, BLK_MMIO);
+	r = fg_vdev_probe(&b->blk, FG_F_VERSION_1 | (1ULL << VIRTIO_RING_F_EVENT_IDX),
+			  1, BLK_QSIZE, BLK_RING_GPA);
+	if (r) {
+		printf("Bail out! blk probe: %s\n", b->blk.err);
+		return r;
+	}
 	fv_init(&b->rx, b->v.vq[0].num, gp(b, b->v.vq[0].desc),
 		gp(b, b->v.vq[0].driver), gp(b, b->v.vq[0].device), true);
 	fv_init(&b->tx, b->v.vq[1].num, gp(b, b->v.vq[1].desc),
@@ -475,12 +570,15 @@ int main(void)
 	unsigned int i, dir, test = 0, failed = 0;
 	uint64_t pkts, bytes, bad, bpkts, bbytes, k0, i0;
 	double t, bt, pps, base;
+	struct cost c0, c1;
 	struct utsname u;
 	struct bench b;
 	bool ok;
 
 	if (getenv("HVIO_BENCH_SECONDS"))
 		seconds = atof(getenv("HVIO_BENCH_SECONDS"));
+	if (getenv("HVIO_BENCH_IDLE_SECONDS"))
+		idle_seconds = atof(getenv("HVIO_BENCH_IDLE_SECONDS"));
 	uname(&u);
 	printf("TAP version 13\n1..6\n");
 	if (setup(&b))
@@ -488,6 +586,7 @@ int main(void)
 	for (i = 0; i < QSIZE; i++)
 		rx_post(&b, i);
 	kick(&b, &b.rx, HVIO_NET_RX_QUEUE);
+	idle_line(&b, u.machine);
 
 	for (dir = 0; dir < 2; dir++) {
 		for (i = 0; i < ARRAY_SIZE(frames); i++) {
@@ -495,12 +594,14 @@ int main(void)
 
 			k0 = b.kicks;
 			i0 = b.irqs;
+			cost_read(&b, &c0);
 			if (dir == 0) {
 				/* guest -> TAP, then our write() loop -> base TAP */
 				sink.fd = fn_pkt_open(b.tap_idx, false);
 				sink.frame = f;
 				host_start(&sink, sink_main);
 				t = guest_tx(&b, f, &sink, &pkts);
+				cost_read(&b, &c1);
 				host_stop(&sink);
 				pkts = sink.frames;
 				bad = sink.bad;
@@ -522,6 +623,7 @@ int main(void)
 				b.gro.subnet = 99;
 				host_start(&src, source_main);
 				t = guest_rx(&b, f, &pkts, &bytes, &bad);
+				cost_read(&b, &c1);
 				host_stop(&src);
 				close(src.fd);
 				fg_sleep_ms(100);
@@ -540,7 +642,7 @@ int main(void)
 			pps = pkts / t;
 			base = bpkts / bt;
 			ok = pkts && bpkts && !bad;
-			printf("{\"bench\":\"net\",\"arch\":\"%s\",\"dir\":\"%s\",\"frame\":%u,\"gso\":%s,\"pps\":%.0f,\"gbps\":%.3f,\"base_pps\":%.0f,\"base_gbps\":%.3f,\"ratio\":%.3f,\"kicks_per_pkt\":%.4f,\"irqs_per_pkt\":%.4f,\"bytes_per_pkt\":%.0f}\n",
+			printf("{\"bench\":\"net\",\"arch\":\"%s\",\"dir\":\"%s\",\"frame\":%u,\"gso\":%s,\"pps\":%.0f,\"gbps\":%.3f,\"base_pps\":%.0f,\"base_gbps\":%.3f,\"ratio\":%.3f,\"kicks_per_pkt\":%.4f,\"irqs_per_pkt\":%.4f,\"bytes_per_pkt\":%.0f,\"syscalls_per_req\":%.3f,\"wakeups_per_req\":%.4f}\n",
 			       u.machine, dir ? "rx" : "tx",
 			       f == TSO_FRAME && dir ? FN_TCP4_HDR_LEN + GSO_SEGS * MSS : f,
 			       f == TSO_FRAME ? "true" : "false", pps,
@@ -548,7 +650,9 @@ int main(void)
 			       base > 0 ? pps / base : 0,
 			       pkts ? (double)(b.kicks - k0) / pkts : 0,
 			       pkts ? (double)(b.irqs - i0) / pkts : 0,
-			       pkts ? (double)bytes / pkts : 0);
+			       pkts ? (double)bytes / pkts : 0,
+			       per(c0.syscalls, c1.syscalls, pkts),
+			       per(c0.waits, c1.waits, pkts));
 			printf("%s %u net %s frame %u (%llu packets, %llu baseline, %llu bad)\n",
 			       ok ? "ok" : "not ok", ++test, dir ? "rx" : "tx", f,
 			       (unsigned long long)pkts, (unsigned long long)bpkts,
@@ -565,6 +669,7 @@ int main(void)
 	fn_gro_src_close(&b.gro);
 	close(b.base_fd);
 	fg_close(&b.fg);
+	unlink(BLK_IMG);
 	printf("# Totals: pass:%u fail:%u xfail:0 xpass:0 skip:0 error:0\n",
 	       test - failed, failed);
 	return failed ? 1 : 0;

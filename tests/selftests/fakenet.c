@@ -561,11 +561,35 @@ ssize_t fn_daemon_report(const struct fn_daemon *d, char *rep, size_t size)
 	return len;
 }
 
+/* The number after key `name` at or after p, or -ENOENT. */
+static long long counter_after(const char *p, const char *name)
+{
+	char key[64];
+
+	snprintf(key, sizeof(key), "\"%s\"", name);
+	p = strstr(p, key);
+	if (!p)
+		return -ENOENT;
+	p += strlen(key);
+	while (*p == ':' || *p == ' ')
+		p++;
+	return strtoll(p, NULL, 10);
+}
+
+long long fn_daemon_counter(const struct fn_daemon *d, const char *name)
+{
+	static char rep[1 << 16];
+	ssize_t n;
+
+	n = fn_daemon_report(d, rep, sizeof(rep));
+	return n < 0 ? n : counter_after(rep, name);
+}
+
 long long fn_daemon_queue_counter(const struct fn_daemon *d, unsigned int queue,
 				  const char *name)
 {
 	static char rep[1 << 16];
-	char key[64], *p, *q;
+	char *p, *q;
 	ssize_t n;
 
 	n = fn_daemon_report(d, rep, sizeof(rep));
@@ -580,14 +604,7 @@ long long fn_daemon_queue_counter(const struct fn_daemon *d, unsigned int queue,
 	}
 	if (!p)
 		return -ENOENT;
-	snprintf(key, sizeof(key), "\"%s\"", name);
-	p = strstr(p, key);
-	if (!p)
-		return -ENOENT;
-	p += strlen(key);
-	while (*p == ':' || *p == ' ')
-		p++;
-	return strtoll(p, NULL, 10);
+	return counter_after(p, name);
 }
 
 /* ---- GSO source through GRO and forwarding --------------------------- */

@@ -1334,6 +1334,46 @@ TEST_F(net, rx_backpressure_loses_nothing)
 	EXPECT_TRUE(rx_quiet(self, QUIET_MS)) TH_LOG("an extra packet arrived");
 }
 
+TEST_F(net, rx_burst_read_in_rounds)
+{
+	/* A burst of 200 frames queued in the TAP before the guest posts 256 buffers arrives complete and in order, and the daemon read it in rounds: on average at least 4 frames per round of reads, and at most one read per round found the TAP empty (its counters in hvio status). */
+	enum { N = 200 };
+	long long pkts, reads, rounds, empty, sys;
+	unsigned int i;
+	int r;
+
+	NEED_SETUP();
+	up(_metadata, self, true, true);
+	probe(_metadata, self, WANT_ALL);
+	kick(self, &self->rx, RXQ);
+	for (i = 0; i < N; i++)
+		ASSERT_LT(0, tap_send_test(self, 300 + i, 13, i)) TH_LOG("frame %u", i);
+	pump(self, 200);
+	self->rx_recycle = true;
+	rx_fill(_metadata, self, QSIZE, RXBUF_MRG, false);
+	for (i = 0; i < N; i++) {
+		r = rx_packet(self, self->rp, IO_MS);
+		ASSERT_RX(r);
+		expect_rx_test(_metadata, self, 300 + i, 13, i, RXBUF_MRG);
+		if (!_metadata->passed)
+			break;
+	}
+	EXPECT_TRUE(rx_quiet(self, QUIET_MS)) TH_LOG("an extra packet arrived");
+	pkts = fn_daemon_counter(&self->d, "rx_packets");
+	reads = fn_daemon_counter(&self->d, "rx_reads");
+	rounds = fn_daemon_counter(&self->d, "rx_rounds");
+	empty = fn_daemon_counter(&self->d, "eagain");
+	sys = fn_daemon_counter(&self->d, "syscalls");
+	TH_LOG("%lld frames: %lld reads in %lld rounds, %lld empty; %lld syscalls",
+	       pkts, reads, rounds, empty, sys);
+	ASSERT_EQ(N, pkts);
+	ASSERT_LT(0, rounds) TH_LOG("no rx_rounds in the report: %s", rx_report(self));
+	EXPECT_LE(reads, pkts + rounds);
+	EXPECT_LE(empty, rounds);
+	EXPECT_LE(rounds * 4, pkts);
+	EXPECT_LT(0, sys);
+}
+
 /* ---- tests: malformed TX, link, reset, traffic ---------------------------- */
 
 struct bad_tx {

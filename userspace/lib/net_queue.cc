@@ -44,7 +44,8 @@ NetQueue::NetQueue(NetBackend &kernel, const GuestMemory &mem, unsigned queue_si
                    std::string where)
     : kernel_(kernel), mem_(mem), size_(queue_size),
       rx_cap_(std::min<unsigned>(kRxArmMax, queue_size)), fds_(fds), stop_(stop),
-      where_(std::move(where)), tx_(queue_size), rx_(rx_cap_), tags_(queue_size) {
+      where_(std::move(where)), tx_(queue_size), rx_(rx_cap_),
+      rx_batch_(std::min(kRxBatchStart, rx_cap_)), tags_(queue_size) {
     for (uint32_t i = size_; i-- > 0;)
         tx_free_.push_back(i);
     for (uint32_t i = rx_cap_; i-- > 0;)
@@ -53,6 +54,7 @@ NetQueue::NetQueue(NetBackend &kernel, const GuestMemory &mem, unsigned queue_si
     rx_commits_.reserve(rx_cap_);
     link_status_ = net_link_status(link_ifflags);
     counters_.link_status.store(link_status_, std::memory_order_relaxed);
+    counters_.rx_batch.store(rx_batch_, std::memory_order_relaxed);
 }
 
 NetQueue::~NetQueue() {
@@ -74,11 +76,32 @@ Result<void> NetQueue::init() {
 io_uring_sqe *NetQueue::sqe() {
     io_uring_sqe *s = io_uring_get_sqe(&ring_);
     if (!s) {
-        io_uring_submit(&ring_);
+        submit(false);
         s = io_uring_get_sqe(&ring_);
     }
     inflight_ += s != nullptr;
     return s;
+}
+
+// io_uring_submit(), or io_uring_submit_and_wait() for one completion,
+// counted as liburing makes the system call: always when waiting, else
+// only with SQEs to hand over.
+int NetQueue::submit(bool wait) {
+    if (wait || io_uring_sq_ready(&ring_)) {
+        counters_.enters.fetch_add(1, std::memory_order_relaxed);
+        counters_.syscalls.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (!wait)
+        return io_uring_submit(&ring_);
+    counters_.waits.fetch_add(1, std::memory_order_relaxed);
+    return io_uring_submit_and_wait(&ring_, 1);
+}
+
+// A call into the kernel backend (one ioctl on the device fd or the TAP).
+template <typename F> int NetQueue::kcall(F call) {
+    counters_.ioctls.fetch_add(1, std::memory_order_relaxed);
+    counters_.syscalls.fetch_add(1, std::memory_order_relaxed);
+    return call();
 }
 
 void NetQueue::note_error(int err) { counters_.last_error.store(err, std::memory_order_relaxed); }
@@ -158,7 +181,7 @@ int NetQueue::run_tx(bool stopping) {
     r.max_fetch = static_cast<uint16_t>(want);
     r.commits_addr = reinterpret_cast<uintptr_t>(tx_commits_.data());
     r.tags_addr = reinterpret_cast<uintptr_t>(tags_.data());
-    if (int ret = kernel_.run(r); ret < 0)
+    if (int ret = kcall([&] { return kernel_.run(r); }); ret < 0)
         return ret;
     counters_.runs.fetch_add(1, std::memory_order_relaxed);
     tx_commits_.clear();
@@ -223,7 +246,7 @@ int NetQueue::run_rx(bool stopping) {
     r.max_fetch = static_cast<uint16_t>(want);
     r.commits_addr = reinterpret_cast<uintptr_t>(rx_commits_.data());
     r.tags_addr = reinterpret_cast<uintptr_t>(tags_.data());
-    if (int ret = kernel_.run(r); ret < 0)
+    if (int ret = kcall([&] { return kernel_.run(r); }); ret < 0)
         return ret;
     counters_.runs.fetch_add(1, std::memory_order_relaxed);
     rx_commits_.clear();
@@ -248,32 +271,59 @@ int NetQueue::run_rx(bool stopping) {
 // a packet into buffers the guest has taken back.  A TAP that refuses
 // RWF_NOWAIT (-EOPNOTSUPP: tun before Linux 6.x) is read with plain
 // non-blocking readv() calls from this thread instead, still straight into
-// guest buffers; only the batching into one system call is lost.
+// guest buffers, one per armed op until one finds the TAP empty: every
+// call but the last moves a packet, so that path needs no batch size.
 void NetQueue::submit_reads() {
+    unsigned n = 0;
     if (!nowait_) {
         for (size_t i = 0; i < rx_armed_.size() && tap_readable_; i++) {
             const uint32_t slot = rx_armed_[i];
             Slot &s = rx_[slot];
             if (s.state != Slot::kArmed)
                 continue;
-            ssize_t n = ::readv(fds_.tap, s.iov, s.nr_iov);
+            ssize_t r = ::readv(fds_.tap, s.iov, s.nr_iov);
             s.state = Slot::kReading;
-            rx_result(slot, n < 0 ? -errno : static_cast<int>(n));
+            n++;
+            rx_result(slot, r < 0 ? -errno : static_cast<int>(r));
         }
-        return;
+        counters_.syscalls.fetch_add(n, std::memory_order_relaxed);
+    } else {
+        for (uint32_t slot : rx_armed_) {
+            Slot &s = rx_[slot];
+            if (s.state != Slot::kArmed)
+                continue;
+            if (n == rx_batch_)
+                break;
+            io_uring_sqe *q = sqe();
+            if (!q)
+                break;
+            io_uring_prep_readv2(q, fds_.tap, s.iov, s.nr_iov, 0, RWF_NOWAIT);
+            io_uring_sqe_set_data64(q, user_data(kRx, slot));
+            s.state = Slot::kReading;
+            rx_reading_++;
+            n++;
+        }
+        round_reads_ = n;
+        round_filled_ = 0;
+        round_empty_ = false;
     }
-    for (uint32_t slot : rx_armed_) {
-        Slot &s = rx_[slot];
-        if (s.state != Slot::kArmed)
-            continue;
-        io_uring_sqe *q = sqe();
-        if (!q)
-            break;
-        io_uring_prep_readv2(q, fds_.tap, s.iov, s.nr_iov, 0, RWF_NOWAIT);
-        io_uring_sqe_set_data64(q, user_data(kRx, slot));
-        s.state = Slot::kReading;
-        rx_reading_++;
+    if (n) {
+        counters_.rx_rounds.fetch_add(1, std::memory_order_relaxed);
+        counters_.rx_reads.fetch_add(n, std::memory_order_relaxed);
     }
+}
+
+// Every read of a round (RWF_NOWAIT) has completed: size the next one.
+// All of them found a packet: more may wait, read twice as many at once.
+// One found the TAP empty: the next wakeup likely brings about as many
+// packets as this one did, plus the read that sees the TAP empty again.
+void NetQueue::read_round_done() {
+    if (!round_empty_ && round_filled_ == round_reads_)
+        rx_batch_ = std::min(2 * rx_batch_, rx_cap_);
+    else if (round_empty_)
+        rx_batch_ = std::min(std::max(kRxBatchMin, round_filled_ + 1), rx_cap_);
+    round_reads_ = 0;
+    counters_.rx_batch.store(rx_batch_, std::memory_order_relaxed);
 }
 
 // A read's completion from the ring.
@@ -289,15 +339,25 @@ void NetQueue::rx_done(uint32_t slot, int res) {
                          "from the queue thread\n",
                          where_.c_str());
         nowait_ = false;
+        counters_.rx_reads.fetch_sub(1, std::memory_order_relaxed);
+        if (round_reads_)
+            counters_.rx_rounds.fetch_sub(1, std::memory_order_relaxed);
+        round_reads_ = 0;
         rx_[slot].state = Slot::kArmed;
         return;
     }
     rx_result(slot, res);
+    if (!rx_reading_ && round_reads_)
+        read_round_done();
 }
 
 // The result of one read into an armed op (now kReading).
 void NetQueue::rx_result(uint32_t slot, int res) {
     Slot &s = rx_[slot];
+    if (res == -EAGAIN)
+        round_empty_ = true;
+    else
+        round_filled_++;
     if (res == -EAGAIN && !stop_.load(std::memory_order_relaxed) && s.generation == gen_) {
         // The TAP is empty: the op stays armed for the next packet.
         s.state = Slot::kArmed;
@@ -310,7 +370,7 @@ void NetQueue::rx_result(uint32_t slot, int res) {
     if (res >= HVIO_NET_HDR_LEN && static_cast<uint64_t>(res) <= s.len && s.generation == gen_) {
         // What the TAP queued before the last TUNSETOFFLOAD may carry
         // offloads this driver did not negotiate.
-        if (!features_known_ && kernel_.driver_features(&features_) == 0)
+        if (!features_known_ && kcall([&] { return kernel_.driver_features(&features_); }) == 0)
             features_known_ = true;
         switch (net_rx_fixup(s.iov, s.nr_iov, static_cast<size_t>(res), features_)) {
         case RxFixup::kAsIs:
@@ -392,7 +452,7 @@ void NetQueue::new_generation(uint32_t gen) {
     offload_applied_ = false;
     features_known_ = false;
     if (offload_) {
-        if (int r = kernel_.set_offload(0); r < 0) {
+        if (int r = kcall([&] { return kernel_.set_offload(0); }); r < 0) {
             std::fprintf(stderr, "hvio: %s: TUNSETOFFLOAD 0 after reset: %s\n", where_.c_str(),
                          std::strerror(-r));
             note_error(-r);
@@ -405,7 +465,7 @@ void NetQueue::new_generation(uint32_t gen) {
 
 int NetQueue::device_events() {
     hvio_dev_events ev{};
-    if (int r = kernel_.get_events(ev); r < 0)
+    if (int r = kcall([&] { return kernel_.get_events(ev); }); r < 0)
         return r;
     counters_.dev_events.fetch_add(1, std::memory_order_relaxed);
     if (ev.events & HVIO_EV_KICK) {
@@ -422,14 +482,14 @@ int NetQueue::device_events() {
     }
     if ((ev.status & VIRTIO_CONFIG_S_FEATURES_OK) && !offload_applied_) {
         uint64_t f = 0;
-        if (int r = kernel_.driver_features(&f); r < 0)
+        if (int r = kcall([&] { return kernel_.driver_features(&f); }); r < 0)
             return r;
         const unsigned flags = tun_offload_flags(f);
         offload_applied_ = true;
         features_ = f;
         features_known_ = true;
         if (flags != offload_) {
-            if (int r = kernel_.set_offload(flags); r < 0) {
+            if (int r = kcall([&] { return kernel_.set_offload(flags); }); r < 0) {
                 std::fprintf(stderr, "hvio: %s: TUNSETOFFLOAD 0x%x: %s (offloads stay 0x%x)\n",
                              where_.c_str(), flags, std::strerror(-r), offload_);
                 note_error(-r);
@@ -451,7 +511,9 @@ void NetQueue::set_link(unsigned ifflags, bool force) {
     if (st == link_status_ && !force)
         return;
     const uint16_t le = htole16(st);
-    if (int r = kernel_.set_config(kNetConfigStatusOff, &le, sizeof(le), HVIO_CONFIG_F_NOTIFY);
+    if (int r = kcall([&] {
+            return kernel_.set_config(kNetConfigStatusOff, &le, sizeof(le), HVIO_CONFIG_F_NOTIFY);
+        });
         r < 0) {
         std::fprintf(stderr, "hvio: %s: HVIO_DEV_SET_CONFIG (link %s): %s\n", where_.c_str(),
                      st ? "up" : "down", std::strerror(-r));
@@ -468,6 +530,7 @@ void NetQueue::link_readable() {
     bool have = false, resync = false;
     unsigned flags = 0;
     for (;;) {
+        counters_.syscalls.fetch_add(1, std::memory_order_relaxed);
         ssize_t n = ::recv(fds_.link, buf, sizeof(buf), MSG_DONTWAIT);
         if (n > 0) {
             unsigned f;
@@ -488,7 +551,7 @@ void NetQueue::link_readable() {
     }
     if (resync) {
         unsigned f;
-        if (kernel_.link_flags(&f) == 0) {
+        if (kcall([&] { return kernel_.link_flags(&f); }) == 0) {
             flags = f;
             have = true;
         } else {
@@ -640,7 +703,7 @@ int NetQueue::serve() {
             return ret;
     if (resync_link_) {
         unsigned f = 0;
-        if (kernel_.link_flags(&f) < 0)
+        if (kcall([&] { return kernel_.link_flags(&f); }) < 0)
             f = 0;
         set_link(f, true);
     }
@@ -679,7 +742,7 @@ int NetQueue::serve() {
         if (!stopping)
             if (int ret = arm_waits(!busy); ret < 0)
                 return ret;
-        int ret = busy ? io_uring_submit(&ring_) : io_uring_submit_and_wait(&ring_, 1);
+        int ret = submit(!busy);
         if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
             return ret;
         if (int err = reap(); err < 0)

@@ -13,10 +13,16 @@
 // RX: up to kRxArmMax ops are kept armed (fetched, not yet filled).
 // Packets are read only into guest buffers, never into a scratch buffer:
 // when the guest posts none, packets wait in the TAP's own queue.  The TAP
-// is O_NONBLOCK; while it is believed readable, one readv (RWF_NOWAIT) per
-// armed op is submitted in one io_uring_enter().  They run inline and in
-// order: the first ones get packets, the rest -EAGAIN and stay armed (a
-// TAP that refuses RWF_NOWAIT is read with plain readv() calls instead).
+// is O_NONBLOCK; while it is believed readable, a round of readv
+// (RWF_NOWAIT) SQEs goes out in one io_uring_enter().  They run inline and
+// in order: the first ones get packets, the rest -EAGAIN and stay armed.
+// A round has rx_batch_ reads, not one per armed op: the batch doubles
+// while every read of a round returns a packet (a burst: the next round
+// follows at once) and shrinks to one more than the packets found when a
+// read finds the TAP empty, so a trickle of packets costs one empty read
+// per wakeup instead of one per armed op.  A TAP that refuses RWF_NOWAIT
+// (tun before Linux 6.x) is drained with plain readv() calls instead, one
+// per armed op until the TAP is empty: each finds a packet but the last.
 // After an -EAGAIN the thread arms a POLLIN poll of the TAP and sleeps.
 // Each read's byte count is committed as the op's result, as is (the
 // kernel handles a truncated packet, count > len, by giving the buffers
@@ -99,21 +105,33 @@ struct NetCounters {
     std::atomic<uint64_t> rx_csum_fixed{0};      // partial checksums completed (no GUEST_CSUM)
     std::atomic<uint64_t> rx_offload_dropped{0}; // GSO packets the guest did not negotiate
     std::atomic<uint64_t> eagain{0};             // reads that found the TAP empty
-    std::atomic<uint64_t> polls{0};              // TAP polls armed
-    std::atomic<uint64_t> link_changes{0};       // link status updates sent
-    std::atomic<uint64_t> offload_sets{0};       // TUNSETOFFLOAD calls that worked
-    std::atomic<uint64_t> resets{0};             // device generations seen go by
-    std::atomic<uint32_t> offload_flags{0};      // TUN_F_* in force
-    std::atomic<uint32_t> link_status{0};        // config status in force
-    std::atomic<uint32_t> rx_armed{0};           // RX ops armed now
-    std::atomic<uint32_t> tx_inflight{0};        // TX ops fetched, not committed
-    std::atomic<int> last_error{0};              // latest error (positive errno)
+    std::atomic<uint64_t> rx_reads{0};           // reads issued (SQEs or readv() calls)
+    std::atomic<uint64_t> rx_rounds{0};          // rounds of reads while the TAP was readable
+    std::atomic<uint64_t> syscalls{0};           // of this thread: enters + ioctls + readv/recv
+    std::atomic<uint64_t> enters{0};             // io_uring_enter() calls
+    std::atomic<uint64_t> ioctls{0};        // QUEUE_RUN, GET_EVENTS, GET_INFO, SET_CONFIG, TUN*
+    std::atomic<uint64_t> waits{0};         // enters that may wait (each ends in a wakeup)
+    std::atomic<uint64_t> polls{0};         // TAP polls armed
+    std::atomic<uint64_t> link_changes{0};  // link status updates sent
+    std::atomic<uint64_t> offload_sets{0};  // TUNSETOFFLOAD calls that worked
+    std::atomic<uint64_t> resets{0};        // device generations seen go by
+    std::atomic<uint32_t> offload_flags{0}; // TUN_F_* in force
+    std::atomic<uint32_t> link_status{0};   // config status in force
+    std::atomic<uint32_t> rx_armed{0};      // RX ops armed now
+    std::atomic<uint32_t> rx_batch{0};      // reads in the next round (RWF_NOWAIT)
+    std::atomic<uint32_t> tx_inflight{0};   // TX ops fetched, not committed
+    std::atomic<int> last_error{0};         // latest error (positive errno)
 };
 
 class NetQueue {
   public:
     // At most this many RX ops are armed at once.
     static constexpr unsigned kRxArmMax = 64;
+    // The adaptive read batch starts here and never shrinks below
+    // kRxBatchMin: one read for the packet that woke us, one to see the
+    // TAP empty.
+    static constexpr unsigned kRxBatchStart = 8;
+    static constexpr unsigned kRxBatchMin = 2;
 
     // queue_size: the device's queue_size_max (op slots per queue).
     // link_ifflags: the TAP's flags when the config space was made.
@@ -177,6 +195,9 @@ class NetQueue {
     int start_tx(uint16_t tag);
     int arm_rx(uint16_t tag);
     void submit_reads();
+    void read_round_done();
+    int submit(bool wait);
+    template <typename F> int kcall(F call);
     void cancel_rx(bool all);
     void rx_done(uint32_t slot, int res);
     void rx_result(uint32_t slot, int res);
@@ -207,6 +228,10 @@ class NetQueue {
     std::vector<uint32_t> rx_free_;
     std::deque<uint32_t> rx_armed_; // armed slots, in fetch order
     unsigned rx_reading_ = 0;       // readv SQEs in flight
+    unsigned rx_batch_;             // reads per round (RWF_NOWAIT), adaptive
+    unsigned round_reads_ = 0;      // the current round: reads issued,
+    unsigned round_filled_ = 0;     // how many got a packet (or an error),
+    bool round_empty_ = false;      // whether one found the TAP empty
     std::vector<uint16_t> tags_;
     std::vector<hvio_completion> tx_commits_;
     std::vector<hvio_completion> rx_commits_;
