@@ -366,6 +366,8 @@ int hvio_zone_add(const struct hvio_zone_add *arg)
 	ret = hvio_zone_map_all(zone);
 	if (ret)
 		goto err_unlock;
+	for (i = 0; i < zone->nr_regions; i++)
+		hvio_pages_setup(zone, i);
 	spin_lock_irq(&hvio.lock);
 	list_add_tail(&zone->node, &hvio.zones);
 	hvio.nr_zones++;
@@ -401,11 +403,16 @@ int hvio_zone_del(u32 zone_id)
 		ret = -EBUSY;
 		goto out;
 	}
+	/* O_DIRECT of a daemon that died may still be in flight. */
+	ret = hvio_pages_busy(zone);
+	if (ret)
+		goto out;
 	spin_lock_irq(&hvio.lock);
 	list_del(&zone->node);
 	hvio.nr_zones--;
 	hvio.stats.zones = hvio.nr_zones;
 	spin_unlock_irq(&hvio.lock);
+	hvio_pages_teardown(zone, false);
 	hvio_zone_unmap_all(zone);
 	kfree(zone);
 out:
@@ -413,8 +420,16 @@ out:
 	return ret;
 }
 
-/* Index of the region holding all of [gpa, gpa + len), or -1. */
-static int hvio_zone_region(const struct hvio_zone *zone, u64 gpa, u64 len)
+/**
+ * hvio_zone_region() - which region holds a guest range?
+ * @zone: the zone
+ * @gpa: guest physical start
+ * @len: length in bytes (> 0)
+ *
+ * Return: the index of the region holding all of [@gpa, @gpa + @len), or
+ * -1.
+ */
+int hvio_zone_region(const struct hvio_zone *zone, u64 gpa, u64 len)
 {
 	const struct hvio_mem_region *r;
 	u64 end;
@@ -494,6 +509,7 @@ void hvio_zone_free_all(void)
 	list_for_each_entry_safe(z, tmp, &hvio.zones, node) {
 		WARN_ON_ONCE(z->nr_devs);
 		list_del(&z->node);
+		hvio_pages_teardown(z, true);
 		hvio_zone_unmap_all(z);
 		kfree(z);
 	}
