@@ -310,6 +310,8 @@ static int hvio_dev_release(struct inode *inode, struct file *file)
 {
 	struct hvio_dev *dev = file->private_data;
 
+	/* O_DIRECT of a killed daemon may still write the guest's buffers. */
+	hvio_pages_quiesce(dev);
 	mutex_lock(&hvio.ctl_mutex);
 	if (dev->recoverable) {
 		dev->attached = false;

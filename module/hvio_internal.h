@@ -267,6 +267,7 @@ int hvio_zone_region(const struct hvio_zone *zone, u64 gpa, u64 len);
 /* hvio_pages.c */
 void hvio_pages_setup(struct hvio_zone *zone, u32 i);
 int hvio_pages_busy(const struct hvio_zone *zone);
+void hvio_pages_quiesce(struct hvio_dev *dev);
 void hvio_pages_teardown(struct hvio_zone *zone, bool wait);
 int hvio_pages_mmap(struct hvio_dev *dev, struct vm_area_struct *vma, u64 gpa,
 		    u64 phys);

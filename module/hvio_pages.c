@@ -31,9 +31,10 @@
  * (zone->nr_devs), and zone delete is refused while devices exist, so no
  * PTE into a region outlives its zone.  What can outlive every mapping is
  * a pin: O_DIRECT in flight when the daemon dies keeps its pages until
- * the I/O ends.  Zone delete therefore refuses (-EBUSY) while a DEVMAP
- * page is still referenced, and module exit waits for those references
- * before it frees the struct pages.  PAGES regions free nothing.
+ * the I/O ends.  A device release waits (bounded) for those pins before
+ * it lets the guest reuse its buffers, zone delete waits and then refuses
+ * (-EBUSY) while a page is still pinned, and module exit waits for them
+ * before it frees DEVMAP struct pages.  PAGES regions free nothing.
  */
 #include <linux/delay.h>
 #include <linux/ioport.h>
@@ -57,6 +58,9 @@ MODULE_PARM_DESC(ram_pages,
  * before it leaks the pagemap instead of freeing struct pages in use.
  */
 #define HVIO_PAGES_EXIT_WAIT_MS	10000
+
+/* How long a device release waits for the zone's pins (see quiesce). */
+#define HVIO_PAGES_QUIESCE_MS	5000
 
 static const char *const hvio_ram_mode_name[] = {
 	[HVIO_RAM_UNKNOWN] = "unknown",
@@ -208,14 +212,27 @@ void hvio_pages_setup(struct hvio_zone *zone, u32 i)
 			 hvio_ram_mode_name[zone->ram_mode[i]]);
 }
 
-/* Does a pin (O_DIRECT in flight) still hold a page of the region? */
-static bool hvio_pages_pinned(const struct dev_pagemap *pgmap)
+/*
+ * Does a reference other than a mapping (a pin: O_DIRECT in flight) hold
+ * a page of region i?  A MEMORY_DEVICE_GENERIC page rests at refcount 1
+ * (devmap PTEs take no reference); a reserved page at 1 plus one per PTE
+ * (vmf_insert_page takes one with the mapcount).  A fault or an unmap in
+ * progress can look like a pin for a moment; callers poll.
+ */
+static bool hvio_pages_pinned(const struct hvio_zone *zone, u32 i)
 {
-	unsigned long pfn, end = PHYS_PFN(pgmap->range.end + 1);
+	unsigned long pfn = PHYS_PFN(zone->regions[i].zone0_ipa);
+	unsigned long end = pfn + PHYS_PFN(zone->regions[i].size);
+	bool mapped = zone->ram_mode[i] == HVIO_RAM_PAGES;
+	struct page *page;
 
-	/* A MEMORY_DEVICE_GENERIC page rests at refcount 1. */
-	for (pfn = PHYS_PFN(pgmap->range.start); pfn < end; pfn++) {
-		if (page_ref_count(pfn_to_page(pfn)) != 1)
+	if (zone->ram_mode[i] != HVIO_RAM_PAGES &&
+	    zone->ram_mode[i] != HVIO_RAM_DEVMAP)
+		return false;
+	for (; pfn < end; pfn++) {
+		page = pfn_to_page(pfn);
+		if (page_ref_count(page) !=
+		    1 + (mapped ? page_mapcount(page) : 0))
 			return true;
 		if (!(pfn & 0xffff))
 			cond_resched();
@@ -224,21 +241,51 @@ static bool hvio_pages_pinned(const struct dev_pagemap *pgmap)
 }
 
 /**
- * hvio_pages_busy() - may the zone's struct pages be freed?
- * @zone: a zone without devices (so without mappings)
+ * hvio_pages_busy() - does I/O still pin the zone's RAM?
+ * @zone: the zone
  *
- * Caller holds hvio.ctl_mutex.
+ * Caller keeps the zone alive (hvio.ctl_mutex, or a device of it).
  *
- * Return: 0, or -EBUSY while I/O that pinned a DEVMAP page is in flight.
+ * Return: 0, or -EBUSY while I/O that pinned a page is in flight.
  */
 int hvio_pages_busy(const struct hvio_zone *zone)
 {
 	u32 i;
 
 	for (i = 0; i < zone->nr_regions; i++)
-		if (zone->pgmap[i] && hvio_pages_pinned(zone->pgmap[i]))
+		if (hvio_pages_pinned(zone, i))
 			return -EBUSY;
 	return 0;
+}
+
+/**
+ * hvio_pages_quiesce() - let O_DIRECT of a gone daemon land first
+ * @dev: the device whose file is being released
+ *
+ * The file goes when the daemon's last mapping and descriptor do, but
+ * O_DIRECT it issued keeps running until the disk completes it, and a
+ * read still writes zone RAM then.  The release answers a held reset and
+ * requeues the daemon's ops, after which the guest may reuse that memory:
+ * so first wait, bounded, for the zone's pins to drop.  A slow disk
+ * delays the release; a hung one is logged and not waited for.  Pins of
+ * a live daemon serving other devices of the zone wait too, at most as
+ * long.
+ *
+ * Sleeps; no locks held.
+ */
+void hvio_pages_quiesce(struct hvio_dev *dev)
+{
+	unsigned int ms = 0;
+
+	while (hvio_pages_busy(dev->zone)) {
+		if (ms >= HVIO_PAGES_QUIESCE_MS) {
+			pr_warn_ratelimited(HVIO_NAME ": zone %u dev %#llx: I/O of a gone daemon still pins zone RAM after %u ms\n",
+					    dev->zone->id, dev->mmio_base, ms);
+			return;
+		}
+		msleep(20);
+		ms += 20;
+	}
 }
 
 /**
@@ -257,13 +304,13 @@ void hvio_pages_teardown(struct hvio_zone *zone, bool wait)
 	for (i = 0; i < zone->nr_regions; i++) {
 		if (!zone->pgmap[i])
 			continue;
-		while (wait && hvio_pages_pinned(zone->pgmap[i]) &&
+		while (wait && hvio_pages_pinned(zone, i) &&
 		       ms < HVIO_PAGES_EXIT_WAIT_MS) {
 			msleep(20);
 			ms += 20;
 		}
 #ifdef CONFIG_ZONE_DEVICE
-		if (wait && hvio_pages_pinned(zone->pgmap[i])) {
+		if (wait && hvio_pages_pinned(zone, i)) {
 			pr_err(HVIO_NAME ": zone %u: RAM %#llx still pinned by I/O: its struct pages are leaked\n",
 			       zone->id, zone->regions[i].zone0_ipa);
 		} else {

@@ -22,7 +22,9 @@
  * memory nobody describes as a device; Documentation/abi.md lists the
  * rules per provider.
  */
+#include <linux/delay.h>
 #include <linux/io.h>
+#include <linux/jiffies.h>
 #include <linux/ioport.h>
 #include <linux/kernel.h>
 #include <linux/list.h>
@@ -382,17 +384,31 @@ err_unlock:
 	return ret;
 }
 
+/*
+ * How long HVIO_ZONE_DEL waits for I/O of a daemon that died to unpin the
+ * zone's struct pages (the device fds are gone, the bios are not), before
+ * it gives up with -EBUSY.  A disk completes in milliseconds; this covers
+ * a slow one without letting a hung one block the caller for long.
+ */
+#define HVIO_ZONE_DEL_PIN_WAIT_MS	5000
+
 /**
  * hvio_zone_del() - unregister a zone without devices (HVIO_ZONE_DEL)
  * @zone_id: zone to remove
+ *
+ * Sleeps (up to HVIO_ZONE_DEL_PIN_WAIT_MS while pages are pinned, without
+ * hvio.ctl_mutex).
  *
  * Return: 0, -ENOENT or -EBUSY.
  */
 int hvio_zone_del(u32 zone_id)
 {
+	unsigned long deadline = jiffies +
+				 msecs_to_jiffies(HVIO_ZONE_DEL_PIN_WAIT_MS);
 	struct hvio_zone *zone;
 	int ret = 0;
 
+again:
 	mutex_lock(&hvio.ctl_mutex);
 	zone = hvio_zone_find(zone_id);
 	if (!zone) {
@@ -405,8 +421,13 @@ int hvio_zone_del(u32 zone_id)
 	}
 	/* O_DIRECT of a daemon that died may still be in flight. */
 	ret = hvio_pages_busy(zone);
-	if (ret)
-		goto out;
+	if (ret) {
+		mutex_unlock(&hvio.ctl_mutex);
+		if (time_after(jiffies, deadline) ||
+		    msleep_interruptible(20))
+			return ret;
+		goto again;
+	}
 	spin_lock_irq(&hvio.lock);
 	list_del(&zone->node);
 	hvio.nr_zones--;

@@ -31,6 +31,10 @@ constexpr uint32_t kSizeMax = 1 << 20;
 constexpr uint32_t kMaxRangeSectors = 0x3fffff;
 constexpr uint32_t kDiscardAlignSectors = 8; // 4 KiB
 
+// How long to wait for a just-killed daemon's claim on a block device: 5 s.
+constexpr int kExclRetries = 100;
+constexpr useconds_t kExclRetryDelayUs = 50000;
+
 // A transfer that makes no progress this many times in a row (EAGAIN,
 // EINTR) fails instead of spinning.
 constexpr unsigned kMaxRetries = 64;
@@ -92,6 +96,13 @@ Result<BlkImage> open_blk_image(const BlkDeviceConfig &c, std::string *why) {
     if (c.block_device && !c.readonly)
         flags |= O_EXCL;
     int fd = ::open(c.path.c_str(), flags | (c.direct ? O_DIRECT : 0));
+    // O_DIRECT I/O of a daemon that was just killed holds its claim on the
+    // block device until the I/O completes, after that daemon is reaped:
+    // give it a moment, as for its devices.
+    for (int i = 0; fd < 0 && errno == EBUSY && (flags & O_EXCL) && i < kExclRetries; i++) {
+        ::usleep(kExclRetryDelayUs);
+        fd = ::open(c.path.c_str(), flags | (c.direct ? O_DIRECT : 0));
+    }
     // A file system without O_DIRECT (tmpfs before 6.6): serve the image
     // buffered, and count every read and write as a fallback.
     if (fd < 0 && errno == EINVAL && c.direct) {
