@@ -502,17 +502,20 @@ static unsigned int direct_rows(struct fg *fg, const char *arch,
 	for (i = 0; i < ARRAY_SIZE(direct_qds); i++) {
 		long long f0 = direct_status(mode, sizeof(mode));
 		long long k0 = cached_kb();
+		double c0 = cpu_seconds(0), d0 = cpu_seconds(pid);
 		double iops = guest_run(&g, direct_qds[i], false);
+		double c1 = cpu_seconds(0), d1 = cpu_seconds(pid);
 		long long k1 = cached_kb();
 		long long f1 = direct_status(mode, sizeof(mode));
 		double base = baseline(dev, O_DIRECT, direct_qds[i], false);
 		uint64_t n = g.done ? g.done : 1;
 		bool ok = iops > 0 && base > 0 && !g.bad && f0 >= 0 && f1 >= 0;
 
-		printf("{\"bench\":\"blk\",\"direct\":true,\"backing\":\"null_blk\",\"arch\":\"%s\",\"rw\":\"randread\",\"bs\":%d,\"qd\":%u,\"iops\":%.0f,\"base_iops\":%.0f,\"ratio\":%.3f,\"kicks_per_req\":%.4f,\"irqs_per_req\":%.4f,\"ram_mode\":\"%s\",\"fallbacks\":%lld,\"cached_kb\":%lld}\n",
+		printf("{\"bench\":\"blk\",\"direct\":true,\"backing\":\"null_blk\",\"arch\":\"%s\",\"rw\":\"randread\",\"bs\":%d,\"qd\":%u,\"iops\":%.0f,\"base_iops\":%.0f,\"ratio\":%.3f,\"kicks_per_req\":%.4f,\"irqs_per_req\":%.4f,\"guest_cpu_us\":%.2f,\"daemon_cpu_us\":%.2f,\"ram_mode\":\"%s\",\"fallbacks\":%lld,\"cached_kb\":%lld}\n",
 		       arch, BS, direct_qds[i], iops, base,
 		       base > 0 ? iops / base : 0, (double)g.kicks / n,
-		       (double)g.irqs / n, mode, f1 - f0, k1 - k0);
+		       (double)g.irqs / n, (c1 - c0) * 1e6 / n,
+		       (d1 - d0) * 1e6 / n, mode, f1 - f0, k1 - k0);
 		printf("%s %u blk direct randread qd %u (%" PRIu64 " requests, %" PRIu64 " bad)\n",
 		       ok ? "ok" : "not ok", ++*test, direct_qds[i], g.done,
 		       g.bad);
