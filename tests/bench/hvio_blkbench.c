@@ -17,9 +17,9 @@
  * whose device is "direct": true on a memory-backed null_blk (O_DIRECT
  * into zone RAM), against plain io_uring O_DIRECT on the same device,
  *   {"bench":"blk","direct":true,"backing":"null_blk",...,"ram_mode":"devmap",
- *    "fallbacks":0,"cached_kb":...}
+ *    "fallbacks":0,"page_cache_kb":...}
  * with the daemon's count of I/Os that fell back to buffered and the growth
- * of root's page cache over the row.
+ * of root's page cache (Cached + Buffers) over the row.
  * and, for the VM runner, a kselftest totals line: each run is "ok" when
  * every request completed with status 0 and the data read matched.
  */
@@ -427,21 +427,6 @@ static int fill_pattern(const char *dev)
 	return 0;
 }
 
-/* "Cached:" of /proc/meminfo in kB. */
-static long long cached_kb(void)
-{
-	char line[128];
-	long long kb = -1;
-	FILE *f = fopen("/proc/meminfo", "r");
-
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "Cached: %lld kB", &kb) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return kb;
-}
-
 /*
  * The direct daemon's fallback count ("total" of direct_fallbacks) and
  * the mode of its zone RAM, from `hvio status --json`.
@@ -501,17 +486,17 @@ static unsigned int direct_rows(struct fg *fg, const char *arch,
 	}
 	for (i = 0; i < ARRAY_SIZE(direct_qds); i++) {
 		long long f0 = direct_status(mode, sizeof(mode));
-		long long k0 = cached_kb();
+		long long k0 = fg_page_cache_kb();
 		double c0 = cpu_seconds(0), d0 = cpu_seconds(pid);
 		double iops = guest_run(&g, direct_qds[i], false);
 		double c1 = cpu_seconds(0), d1 = cpu_seconds(pid);
-		long long k1 = cached_kb();
+		long long k1 = fg_page_cache_kb();
 		long long f1 = direct_status(mode, sizeof(mode));
 		double base = baseline(dev, O_DIRECT, direct_qds[i], false);
 		uint64_t n = g.done ? g.done : 1;
 		bool ok = iops > 0 && base > 0 && !g.bad && f0 >= 0 && f1 >= 0;
 
-		printf("{\"bench\":\"blk\",\"direct\":true,\"backing\":\"null_blk\",\"arch\":\"%s\",\"rw\":\"randread\",\"bs\":%d,\"qd\":%u,\"iops\":%.0f,\"base_iops\":%.0f,\"ratio\":%.3f,\"kicks_per_req\":%.4f,\"irqs_per_req\":%.4f,\"guest_cpu_us\":%.2f,\"daemon_cpu_us\":%.2f,\"ram_mode\":\"%s\",\"fallbacks\":%lld,\"cached_kb\":%lld}\n",
+		printf("{\"bench\":\"blk\",\"direct\":true,\"backing\":\"null_blk\",\"arch\":\"%s\",\"rw\":\"randread\",\"bs\":%d,\"qd\":%u,\"iops\":%.0f,\"base_iops\":%.0f,\"ratio\":%.3f,\"kicks_per_req\":%.4f,\"irqs_per_req\":%.4f,\"guest_cpu_us\":%.2f,\"daemon_cpu_us\":%.2f,\"ram_mode\":\"%s\",\"fallbacks\":%lld,\"page_cache_kb\":%lld}\n",
 		       arch, BS, direct_qds[i], iops, base,
 		       base > 0 ? iops / base : 0, (double)g.kicks / n,
 		       (double)g.irqs / n, (c1 - c0) * 1e6 / n,

@@ -1023,6 +1023,24 @@ void fg_nullb_remove(char *dir)
 	dir[0] = 0;
 }
 
+long long fg_page_cache_kb(void)
+{
+	long long kb, cached = -1, buffers = -1;
+	char line[128];
+	FILE *f = fopen("/proc/meminfo", "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "Cached: %lld kB", &kb) == 1)
+			cached = kb;
+		else if (sscanf(line, "Buffers: %lld kB", &kb) == 1)
+			buffers = kb;
+	}
+	fclose(f);
+	return cached < 0 || buffers < 0 ? -1 : cached + buffers;
+}
+
 int fg_daemon_status(const char *sock, char *buf, size_t len)
 {
 	size_t got = 0;

@@ -299,6 +299,11 @@ int fg_nullb_create(const char *name, unsigned int size_mib, char *dir,
 		    size_t dir_len, char *dev, size_t dev_len);
 /* Power the null_blk off and remove it (dir "" or NULL: nothing). */
 void fg_nullb_remove(char *dir);
+/*
+ * Root Linux's page cache in KiB: "Cached" plus "Buffers" of /proc/meminfo
+ * (a block device's cache is counted in Buffers); -1 if unreadable.
+ */
+long long fg_page_cache_kb(void);
 /* The running daemon's `hvio status --socket sock --json` in buf: 0 or -1. */
 int fg_daemon_status(const char *sock, char *buf, size_t len);
 /*
