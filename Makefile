@@ -114,10 +114,14 @@ $(OUT)/selftests/%: tests/selftests/%.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDRS) | 
 # A slow disk for the lifecycle tests (a drain that takes time): /dev/nullb0,
 # 1 GiB, every I/O completes after 2 s.
 NULLB_KMOD := null_blk nr_devices=1 gb=1 irqmode=2 completion_nsec=2000000000
+# SIM_RAM_DT=1 (arm64): the sim window set aside by /reserved-memory instead
+# of mem=, so it has struct pages and O_DIRECT reaches it (T=direct, bench).
+SIM_RAM_DT ?= 0
+VM_SIM_RAM := $(if $(filter 1,$(SIM_RAM_DT)),$(if $(filter arm64,$(ARCH)),--sim-ram-dt))
 
 selftest: all
 	@[ -n "$(ST_RUN)" ] || { echo "make: no tests/selftests/hvio_$(or $(T),*).c$(if $(T), or hvio_$(T)_*.c)" >&2; exit 1; }
-	scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) --prog-timeout $(PROG_TIMEOUT) \
+	scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) --prog-timeout $(PROG_TIMEOUT) $(VM_SIM_RAM) \
 		--kmod tun --kmod "$(NULLB_KMOD)" --extra-file $(CMAKE_DIR)/hvio:/bin/hvio -- $(ST_RUN)
 
 # ---- benchmarks -----------------------------------------------------------
@@ -126,9 +130,12 @@ selftest: all
 # same file, liburing linked statically; for a cross build only liburing's
 # own headers are taken from /usr/include via a directory of symlinks) and
 # net (write()s / read()s on a TAP of its own, same frame sink and source).
-#   make bench [BENCH=all|blk|net] [BENCH_SECONDS=3] [BENCH_POLL_US=N]
+#   make bench [BENCH=all|blk|net] [BENCH_SECONDS=3] [BENCH_POLL_US=N] [SIM_RAM_DT=1]
 # (BENCH_POLL_US: the devices' poll_us; unset: the daemon's default, -1 in
-# the JSON lines.)
+# the JSON lines.)  blk ends with the "direct" rows: a daemon serving a
+# memory-backed null_blk with O_DIRECT against plain io_uring O_DIRECT on
+# it (null_blk is loaded without devices; the bench makes its own through
+# configfs).
 BENCH_BIN := $(OUT)/bench/hvio_blkbench
 NETBENCH_BIN := $(OUT)/bench/hvio_netbench
 URING_INC := $(OUT)/uring-inc
@@ -153,8 +160,8 @@ $(NETBENCH_BIN): tests/bench/hvio_netbench.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDR
 bench: all $(BENCH_RUN)
 	@[ -n "$(strip $(BENCH_RUN))" ] || { echo "bench: BENCH=all|blk|net, not '$(BENCH)'" >&2; exit 1; }
 	@mkdir -p build/bench
-	@{ scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) \
-		--kmod tun --extra-file $(CMAKE_DIR)/hvio:/bin/hvio \
+	@{ scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) $(VM_SIM_RAM) \
+		--kmod tun --kmod "null_blk nr_devices=0" --extra-file $(CMAKE_DIR)/hvio:/bin/hvio \
 		--env HVIO_BENCH_SECONDS=$(BENCH_SECONDS) --env HVIO_BENCH_POLL_US=$(BENCH_POLL_US) \
 		-- $(BENCH_RUN); echo $$? > $(OUT)/bench.rc; } | tee $(OUT)/bench.log
 	@[ "$$(cat $(OUT)/bench.rc)" = 0 ] || { echo "bench: the VM run failed" >&2; exit 1; }

@@ -310,6 +310,8 @@ static int hvio_dev_release(struct inode *inode, struct file *file)
 {
 	struct hvio_dev *dev = file->private_data;
 
+	/* O_DIRECT of a killed daemon may still write the guest's buffers. */
+	hvio_pages_quiesce(dev);
 	mutex_lock(&hvio.ctl_mutex);
 	if (dev->recoverable) {
 		dev->attached = false;
@@ -359,10 +361,7 @@ static int hvio_dev_mmap(struct file *file, struct vm_area_struct *vma)
 	/* The zone's regions are fixed while it has devices. */
 	if (!hvio_zone_gpa_to_phys(dev->zone, gpa, len, &phys))
 		return -EINVAL;
-	hvio_vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND |
-			    VM_DONTDUMP);
-	return remap_pfn_range(vma, vma->vm_start, phys >> PAGE_SHIFT, len,
-			       vma->vm_page_prot);
+	return hvio_pages_mmap(dev, vma, gpa, phys);
 }
 
 static void hvio_dev_fill_info(struct hvio_dev *dev, struct hvio_dev_info *info)
@@ -378,6 +377,9 @@ static void hvio_dev_fill_info(struct hvio_dev *dev, struct hvio_dev_info *info)
 	info->irq = dev->irq;
 	info->num_queues = m->num_queues;
 	info->queue_size_max = m->queue_size_max;
+	/* Fixed while the zone has devices. */
+	for (i = 0; i < dev->zone->nr_regions; i++)
+		info->ram_mode[i] = dev->zone->ram_mode[i];
 
 	spin_lock_irq(&dev->lock);
 	info->status = m->status;

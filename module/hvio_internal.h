@@ -56,6 +56,8 @@ struct hvio_hv_ops {
 extern const struct hvio_hv_ops hvio_hv_sim_ops;
 extern const struct hvio_hv_ops hvio_hv_hvisor_ops;
 
+struct dev_pagemap;
+
 struct hvio_zone {
 	struct list_head node;
 	u32 id;
@@ -63,6 +65,13 @@ struct hvio_zone {
 	u32 nr_devs;			/* under hvio.ctl_mutex */
 	struct hvio_mem_region regions[HVIO_MAX_REGIONS];
 	void *va[HVIO_MAX_REGIONS];	/* memremap()ed regions */
+	/*
+	 * How the device fds map each region to the daemon (HVIO_RAM_*,
+	 * hvio_pages.c), fixed at HVIO_ZONE_ADD; pgmap[i] is the
+	 * ZONE_DEVICE map of a DEVMAP region, freed at zone delete.
+	 */
+	u8 ram_mode[HVIO_MAX_REGIONS];
+	struct dev_pagemap *pgmap[HVIO_MAX_REGIONS];
 };
 
 /* Never a descriptor head (queue sizes are at most 32768). */
@@ -266,6 +275,15 @@ void *hvio_zone_map(const struct hvio_zone *zone, u64 gpa, u64 len);
 bool hvio_zone_gpa_to_phys(const struct hvio_zone *zone, u64 gpa, u64 len,
 			   u64 *phys);
 void hvio_zone_free_all(void);
+int hvio_zone_region(const struct hvio_zone *zone, u64 gpa, u64 len);
+
+/* hvio_pages.c */
+void hvio_pages_setup(struct hvio_zone *zone, u32 i);
+int hvio_pages_busy(const struct hvio_zone *zone);
+void hvio_pages_quiesce(struct hvio_dev *dev);
+void hvio_pages_teardown(struct hvio_zone *zone, bool wait);
+int hvio_pages_mmap(struct hvio_dev *dev, struct vm_area_struct *vma, u64 gpa,
+		    u64 phys);
 
 /* hvio_dev.c */
 int hvio_dev_create(const struct hvio_dev_create *arg);

@@ -22,7 +22,9 @@
  * memory nobody describes as a device; Documentation/abi.md lists the
  * rules per provider.
  */
+#include <linux/delay.h>
 #include <linux/io.h>
+#include <linux/jiffies.h>
 #include <linux/ioport.h>
 #include <linux/kernel.h>
 #include <linux/list.h>
@@ -366,6 +368,8 @@ int hvio_zone_add(const struct hvio_zone_add *arg)
 	ret = hvio_zone_map_all(zone);
 	if (ret)
 		goto err_unlock;
+	for (i = 0; i < zone->nr_regions; i++)
+		hvio_pages_setup(zone, i);
 	spin_lock_irq(&hvio.lock);
 	list_add_tail(&zone->node, &hvio.zones);
 	hvio.nr_zones++;
@@ -380,17 +384,31 @@ err_unlock:
 	return ret;
 }
 
+/*
+ * How long HVIO_ZONE_DEL waits for I/O of a daemon that died to unpin the
+ * zone's struct pages (the device fds are gone, the bios are not), before
+ * it gives up with -EBUSY.  A disk completes in milliseconds; this covers
+ * a slow one without letting a hung one block the caller for long.
+ */
+#define HVIO_ZONE_DEL_PIN_WAIT_MS	5000
+
 /**
  * hvio_zone_del() - unregister a zone without devices (HVIO_ZONE_DEL)
  * @zone_id: zone to remove
+ *
+ * Sleeps (up to HVIO_ZONE_DEL_PIN_WAIT_MS while pages are pinned, without
+ * hvio.ctl_mutex).
  *
  * Return: 0, -ENOENT or -EBUSY.
  */
 int hvio_zone_del(u32 zone_id)
 {
+	unsigned long deadline = jiffies +
+				 msecs_to_jiffies(HVIO_ZONE_DEL_PIN_WAIT_MS);
 	struct hvio_zone *zone;
 	int ret = 0;
 
+again:
 	mutex_lock(&hvio.ctl_mutex);
 	zone = hvio_zone_find(zone_id);
 	if (!zone) {
@@ -401,11 +419,21 @@ int hvio_zone_del(u32 zone_id)
 		ret = -EBUSY;
 		goto out;
 	}
+	/* O_DIRECT of a daemon that died may still be in flight. */
+	ret = hvio_pages_busy(zone);
+	if (ret) {
+		mutex_unlock(&hvio.ctl_mutex);
+		if (time_after(jiffies, deadline) ||
+		    msleep_interruptible(20))
+			return ret;
+		goto again;
+	}
 	spin_lock_irq(&hvio.lock);
 	list_del(&zone->node);
 	hvio.nr_zones--;
 	hvio.stats.zones = hvio.nr_zones;
 	spin_unlock_irq(&hvio.lock);
+	hvio_pages_teardown(zone, false);
 	hvio_zone_unmap_all(zone);
 	kfree(zone);
 out:
@@ -413,8 +441,16 @@ out:
 	return ret;
 }
 
-/* Index of the region holding all of [gpa, gpa + len), or -1. */
-static int hvio_zone_region(const struct hvio_zone *zone, u64 gpa, u64 len)
+/**
+ * hvio_zone_region() - which region holds a guest range?
+ * @zone: the zone
+ * @gpa: guest physical start
+ * @len: length in bytes (> 0)
+ *
+ * Return: the index of the region holding all of [@gpa, @gpa + @len), or
+ * -1.
+ */
+int hvio_zone_region(const struct hvio_zone *zone, u64 gpa, u64 len)
 {
 	const struct hvio_mem_region *r;
 	u64 end;
@@ -494,6 +530,7 @@ void hvio_zone_free_all(void)
 	list_for_each_entry_safe(z, tmp, &hvio.zones, node) {
 		WARN_ON_ONCE(z->nr_devs);
 		list_del(&z->node);
+		hvio_pages_teardown(z, true);
 		hvio_zone_unmap_all(z);
 		kfree(z);
 	}

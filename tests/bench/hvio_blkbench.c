@@ -13,6 +13,13 @@
  *   {"bench":"blk","arch":"x86_64","rw":"randread","bs":4096,"qd":32,
  *    "iops":...,"base_iops":...,"ratio":...,"kicks_per_req":...,
  *    "irqs_per_req":...}
+ * Then the "direct" rows: randread QD1 and QD32 through a second daemon
+ * whose device is "direct": true on a memory-backed null_blk (O_DIRECT
+ * into zone RAM), against plain io_uring O_DIRECT on the same device,
+ *   {"bench":"blk","direct":true,"backing":"null_blk",...,"ram_mode":"devmap",
+ *    "fallbacks":0,"page_cache_kb":...}
+ * with the daemon's count of I/Os that fell back to buffered and the growth
+ * of root's page cache (Cached + Buffers) over the row.
  * and, for the VM runner, a kselftest totals line: each run is "ok" when
  * every request completed with status 0 and the data read matched.
  */
@@ -48,6 +55,13 @@
 #define IRQ		33
 #define DATA		(GPA + (1ULL << 20))	/* QSIZE * BS data buffers */
 #define HDRS		(GPA + (4ULL << 20))	/* headers + status bytes */
+
+#define DZONE		8	/* the direct rows' zone, after ZONE's RAM */
+#define DCFG		"/tmp/bench-direct.json"
+#define DSOCK		"/tmp/bench-direct.sock"
+#ifndef ARRAY_SIZE
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+#endif
 
 static double seconds = 3.0;
 static pid_t daemon_pid;
@@ -119,10 +133,16 @@ static int make_image(void)
 
 /* ---- the daemon ---------------------------------------------------- */
 
-static pid_t daemon_start(const struct fg *fg)
+/*
+ * `hvio run` on zone `zone` (RAM at ram_off in sim_ram) with one blk device
+ * on img, "direct" as given, status socket sock (NULL: the default).
+ */
+static pid_t daemon_start(const struct fg *fg, const char *cfg, int zone,
+			  uint64_t ram_off, const char *img, bool direct,
+			  const char *sock)
 {
 	char line[256];
-	FILE *f = fopen(CFG, "w");
+	FILE *f = fopen(cfg, "w");
 	int pfd[2];
 	pid_t pid;
 	FILE *out;
@@ -130,10 +150,11 @@ static pid_t daemon_start(const struct fg *fg)
 	if (!f)
 		return -1;
 	fprintf(f, "{\"zones\":[{\"id\":%d,\"memory_region\":[{\"zone0_ipa\":\"%#llx\",\"zonex_ipa\":\"%#llx\",\"size\":\"%#llx\"}],"
-		"\"devices\":[{\"type\":\"blk\",\"addr\":\"%#llx\",\"len\":\"0x200\",\"irq\":%d,\"img\":\"%s\",\"status\":\"enable\",\"queue_size\":%d%s}]}]}\n",
-		ZONE, (unsigned long long)fg->info.ram_base,
+		"\"devices\":[{\"type\":\"blk\",\"addr\":\"%#llx\",\"len\":\"0x200\",\"irq\":%d,\"img\":\"%s\",\"status\":\"enable\",\"queue_size\":%d,\"direct\":%s%s}]}]}\n",
+		zone, (unsigned long long)(fg->info.ram_base + ram_off),
 		(unsigned long long)GPA, (unsigned long long)ZONE_SIZE,
-		(unsigned long long)MMIO, IRQ, IMG, QSIZE, poll_key);
+		(unsigned long long)MMIO, IRQ, img, QSIZE,
+		direct ? "true" : "false", poll_key);
 	fclose(f);
 	if (pipe(pfd))
 		return -1;
@@ -141,7 +162,11 @@ static pid_t daemon_start(const struct fg *fg)
 	if (pid == 0) {
 		dup2(pfd[1], 1);
 		close(pfd[0]);
-		execl("/bin/hvio", "hvio", "run", CFG, (char *)NULL);
+		if (sock)
+			execl("/bin/hvio", "hvio", "run", cfg, "--socket", sock,
+			      (char *)NULL);
+		else
+			execl("/bin/hvio", "hvio", "run", cfg, (char *)NULL);
 		_exit(127);
 	}
 	close(pfd[1]);
@@ -221,7 +246,7 @@ static void publish(struct guest *g, uint16_t old)
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (vring_need_event(__atomic_load_n(g->avail_event, __ATOMIC_ACQUIRE),
 			     g->avail_idx, old)) {
-		fg_notify(g->fg, 0, ZONE, MMIO + VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+		fg_notify(g->fg, 0, g->z.id, MMIO + VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 		g->kicks++;
 	}
 }
@@ -297,6 +322,31 @@ static double guest_run(struct guest *g, unsigned int qd, bool write)
 	return g->done / (now() - t0);
 }
 
+/* The guest driver's probe of the blk device at MMIO of zone (RAM at ram_off). */
+static int guest_setup(struct guest *g, struct fg *fg, uint32_t zone,
+		       uint64_t ram_off)
+{
+	struct fg_vq *vq;
+
+	memset(g, 0, sizeof(*g));
+	g->fg = fg;
+	g->z = (struct fg_zone){ .id = zone, .zonex_ipa = GPA,
+				 .ram_off = ram_off, .size = ZONE_SIZE };
+	fg_vdev_init(&g->v, fg, 0, zone, MMIO);
+	if (fg_vdev_probe(&g->v, FG_F_VERSION_1 |
+			  (1ULL << VIRTIO_RING_F_EVENT_IDX) |
+			  (1ULL << VIRTIO_BLK_F_FLUSH), 1, QSIZE, GPA))
+		return -1;
+	vq = &g->v.vq[0];
+	g->desc = gp(g, vq->desc);
+	g->avail = gp(g, vq->driver);
+	g->used = gp(g, vq->device);
+	g->used_event = (uint16_t *)&g->avail->ring[QSIZE];
+	g->avail_event = (uint16_t *)&g->used->ring[QSIZE];
+	fg_flush_res(fg);
+	return 0;
+}
+
 /* ---- the baseline: plain io_uring on the same file ----------------- */
 
 static void base_prep(struct io_uring *ring, int fd, char *buf, bool write,
@@ -312,7 +362,8 @@ static void base_prep(struct io_uring *ring, int fd, char *buf, bool write,
 	io_uring_sqe_set_data64(sqe, slot);
 }
 
-static double baseline(unsigned int qd, bool write)
+static double baseline(const char *path, int oflags, unsigned int qd,
+		       bool write)
 {
 	static char bufs[QSIZE][BS] __attribute__((aligned(4096)));
 	uint64_t seed = 0x9e3779b97f4a7c15ULL ^ qd, done = 0;
@@ -320,7 +371,7 @@ static double baseline(unsigned int qd, bool write)
 	struct io_uring_cqe *cqe;
 	double t0, t1;
 	unsigned int i, inflight = 0;
-	int fd = open(IMG, O_RDWR);
+	int fd = open(path, O_RDWR | oflags);
 
 	if (fd < 0 || io_uring_queue_init(QSIZE, &ring, 0))
 		return -1;
@@ -353,6 +404,122 @@ static double baseline(unsigned int qd, bool write)
 	return done / (now() - t0);
 }
 
+/* ---- direct: O_DIRECT on null_blk, zero-copy into zone RAM ---------- */
+
+static const unsigned int direct_qds[] = { 1, 32 };
+
+/* Fill the device with the offset pattern of make_image(), O_DIRECT. */
+static int fill_pattern(const char *dev)
+{
+	static uint64_t buf[1 << 16] __attribute__((aligned(4096)));
+	int fd = open(dev, O_WRONLY | O_DIRECT);
+	uint64_t off;
+	size_t i;
+
+	if (fd < 0)
+		return -errno;
+	for (off = 0; off < IMG_SIZE; off += sizeof(buf)) {
+		for (i = 0; i < sizeof(buf) / 8; i++)
+			buf[i] = off + i * 8;
+		if (pwrite(fd, buf, sizeof(buf), off) != sizeof(buf)) {
+			close(fd);
+			return -EIO;
+		}
+	}
+	close(fd);
+	return 0;
+}
+
+/*
+ * The direct daemon's fallback count ("total" of direct_fallbacks) and
+ * the mode of its zone RAM, from `hvio status --json`.
+ */
+static long long direct_status(char *mode, size_t len)
+{
+	static char json[65536];
+	const char *f, *v;
+
+	snprintf(mode, len, "?");
+	if (fg_daemon_status(DSOCK, json, sizeof(json)))
+		return -1;
+	v = fg_json_val(json, "ram_modes");
+	if (v && *v == '[') {
+		v = strchr(v, '"');
+		if (v)
+			snprintf(mode, len, "%.*s", (int)strcspn(v + 1, "\""), v + 1);
+	}
+	f = fg_json_val(json, "direct_fallbacks");
+	v = fg_json_val(f, "total");
+	return v ? strtoll(v, NULL, 10) : -1;
+}
+
+/*
+ * randread through a second daemon whose device is "direct": true on a
+ * memory-backed null_blk (zone DZONE, RAM after ZONE's), against plain
+ * io_uring O_DIRECT on the same device.  Returns the failed rows.
+ */
+static unsigned int direct_rows(struct fg *fg, const char *arch,
+				unsigned int *test)
+{
+	char dir[96] = "", dev[48], mode[16];
+	unsigned int i, failed = 0;
+	struct guest g;
+	pid_t pid = -1;
+	int r;
+
+	r = fg_nullb_create("benchd", IMG_SIZE >> 20, dir, sizeof(dir), dev,
+			    sizeof(dev));
+	if (!r)
+		r = fill_pattern(dev);
+	if (r) {
+		for (i = 0; i < ARRAY_SIZE(direct_qds); i++)
+			printf("ok %u blk direct randread qd %u # SKIP null_blk: %s\n",
+			       ++*test, direct_qds[i], strerror(-r));
+		fg_nullb_remove(dir);
+		return 0;
+	}
+	pid = daemon_start(fg, DCFG, DZONE, ZONE_SIZE, dev, true, DSOCK);
+	if (pid < 0 || guest_setup(&g, fg, DZONE, ZONE_SIZE)) {
+		printf("# direct: %s\n", pid < 0 ? "hvio run did not become ready" : g.v.err);
+		for (i = 0; i < ARRAY_SIZE(direct_qds); i++)
+			printf("not ok %u blk direct randread qd %u\n", ++*test,
+			       direct_qds[i]);
+		failed = ARRAY_SIZE(direct_qds);
+		goto out;
+	}
+	for (i = 0; i < ARRAY_SIZE(direct_qds); i++) {
+		long long f0 = direct_status(mode, sizeof(mode));
+		long long k0 = fg_page_cache_kb();
+		double c0 = cpu_seconds(0), d0 = cpu_seconds(pid);
+		double iops = guest_run(&g, direct_qds[i], false);
+		double c1 = cpu_seconds(0), d1 = cpu_seconds(pid);
+		long long k1 = fg_page_cache_kb();
+		long long f1 = direct_status(mode, sizeof(mode));
+		double base = baseline(dev, O_DIRECT, direct_qds[i], false);
+		uint64_t n = g.done ? g.done : 1;
+		bool ok = iops > 0 && base > 0 && !g.bad && f0 >= 0 && f1 >= 0;
+
+		printf("{\"bench\":\"blk\",\"direct\":true,\"backing\":\"null_blk\",\"arch\":\"%s\",\"rw\":\"randread\",\"bs\":%d,\"qd\":%u,\"iops\":%.0f,\"base_iops\":%.0f,\"ratio\":%.3f,\"kicks_per_req\":%.4f,\"irqs_per_req\":%.4f,\"guest_cpu_us\":%.2f,\"daemon_cpu_us\":%.2f,\"ram_mode\":\"%s\",\"fallbacks\":%lld,\"page_cache_kb\":%lld,\"poll_us\":%d}\n",
+		       arch, BS, direct_qds[i], iops, base,
+		       base > 0 ? iops / base : 0, (double)g.kicks / n,
+		       (double)g.irqs / n, (c1 - c0) * 1e6 / n,
+		       (d1 - d0) * 1e6 / n, mode, f1 - f0, k1 - k0, poll_us);
+		printf("%s %u blk direct randread qd %u (%" PRIu64 " requests, %" PRIu64 " bad)\n",
+		       ok ? "ok" : "not ok", ++*test, direct_qds[i], g.done,
+		       g.bad);
+		failed += !ok;
+		fflush(stdout);
+	}
+out:
+	if (pid > 0 && daemon_stop(pid)) {
+		printf("# the direct hvio run did not exit 0 on SIGTERM\n");
+		failed++;
+	}
+	fg_nullb_remove(dir);
+	unlink(DCFG);
+	return failed;
+}
+
 int main(void)
 {
 	static const unsigned int qds[] = { 1, 32, 128 };
@@ -360,7 +527,6 @@ int main(void)
 	struct fg fg;
 	struct guest g;
 	unsigned int i, w, test = 0, failed = 0;
-	struct fg_vq *vq;
 	pid_t pid;
 
 	if (getenv("HVIO_BENCH_SECONDS"))
@@ -370,42 +536,29 @@ int main(void)
 		snprintf(poll_key, sizeof(poll_key), ",\"poll_us\":%d", poll_us);
 	}
 	uname(&u);
-	printf("TAP version 13\n1..%zu\n", 2 * sizeof(qds) / sizeof(qds[0]));
+	printf("TAP version 13\n1..%zu\n",
+	       2 * sizeof(qds) / sizeof(qds[0]) + ARRAY_SIZE(direct_qds));
 	if (fg_open(&fg) || make_image()) {
 		printf("Bail out! setup: %s\n", fg.err);
 		return 1;
 	}
-	pid = daemon_start(&fg);
+	pid = daemon_start(&fg, CFG, ZONE, 0, IMG, false, NULL);
 	daemon_pid = pid;
 	if (pid < 0) {
 		printf("Bail out! hvio run did not become ready\n");
 		return 1;
 	}
-	memset(&g, 0, sizeof(g));
-	g.fg = &fg;
-	g.z = (struct fg_zone){ .id = ZONE, .zonex_ipa = GPA, .ram_off = 0,
-				.size = ZONE_SIZE };
-	fg_vdev_init(&g.v, &fg, 0, ZONE, MMIO);
-	if (fg_vdev_probe(&g.v, FG_F_VERSION_1 |
-			  (1ULL << VIRTIO_RING_F_EVENT_IDX) |
-			  (1ULL << VIRTIO_BLK_F_FLUSH), 1, QSIZE, GPA)) {
+	if (guest_setup(&g, &fg, ZONE, 0)) {
 		printf("Bail out! probe: %s\n", g.v.err);
 		return 1;
 	}
-	vq = &g.v.vq[0];
-	g.desc = gp(&g, vq->desc);
-	g.avail = gp(&g, vq->driver);
-	g.used = gp(&g, vq->device);
-	g.used_event = (uint16_t *)&g.avail->ring[QSIZE];
-	g.avail_event = (uint16_t *)&g.used->ring[QSIZE];
-	fg_flush_res(&fg);
 
 	for (w = 0; w < 2; w++) {
 		for (i = 0; i < sizeof(qds) / sizeof(qds[0]); i++) {
 			double c0 = cpu_seconds(0), d0 = cpu_seconds(daemon_pid);
 			double iops = guest_run(&g, qds[i], w);
 			double c1 = cpu_seconds(0), d1 = cpu_seconds(daemon_pid);
-			double base = baseline(qds[i], w);
+			double base = baseline(IMG, 0, qds[i], w);
 			double c2 = cpu_seconds(0);
 			uint64_t n = g.done ? g.done : 1;
 			bool ok = iops > 0 && base > 0 && !g.bad;
@@ -432,6 +585,7 @@ int main(void)
 			fflush(stdout);
 		}
 	}
+	failed += direct_rows(&fg, u.machine, &test);
 	if (daemon_stop(pid)) {
 		printf("# hvio run did not exit 0 on SIGTERM\n");
 		failed++;

@@ -19,9 +19,11 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -946,4 +948,140 @@ bool fg_wait_path(const char *path, bool want, unsigned int timeout_ms)
 		fg_sleep_ms(10);
 	}
 	return true;
+}
+
+int fg_put(const char *dir, const char *attr, const char *val)
+{
+	char path[192];
+	int fd, ret = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, attr);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) != (ssize_t)strlen(val))
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+#define FG_NULLB_CFS	"/sys/kernel/config/nullb"
+
+int fg_nullb_create(const char *name, unsigned int size_mib, char *dir,
+		    size_t dir_len, char *dev, size_t dev_len)
+{
+	char buf[32], path[192];
+	int fd, n, ret;
+
+	dir[0] = 0;
+	if (access(FG_NULLB_CFS, F_OK)) {
+		mount("none", "/sys/kernel/config", "configfs", 0, NULL);
+		if (access(FG_NULLB_CFS, F_OK))
+			return -ENOENT;
+	}
+	snprintf(dir, dir_len, FG_NULLB_CFS "/%s%d", name, (int)getpid());
+	if (mkdir(dir, 0755)) {
+		ret = -errno;
+		dir[0] = 0;
+		return ret;
+	}
+	snprintf(buf, sizeof(buf), "%u", size_mib);
+	ret = fg_put(dir, "size", buf);
+	if (!ret)
+		ret = fg_put(dir, "memory_backed", "1");
+	if (!ret)
+		ret = fg_put(dir, "blocksize", "512");
+	if (!ret)
+		ret = fg_put(dir, "irqmode", "0");
+	if (!ret)
+		ret = fg_put(dir, "power", "1");
+	if (ret)
+		return ret;
+	snprintf(path, sizeof(path), "%s/index", dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = 0;
+	/* Named after the configfs directory (6.1), or nullb<index>. */
+	snprintf(dev, dev_len, "/dev/%s", strrchr(dir, '/') + 1);
+	if (fg_wait_path(dev, true, 2000))
+		return 0;
+	snprintf(dev, dev_len, "/dev/nullb%lu", strtoul(buf, NULL, 0));
+	return fg_wait_path(dev, true, 2000) ? 0 : -ENODEV;
+}
+
+void fg_nullb_remove(char *dir)
+{
+	if (!dir || !dir[0])
+		return;
+	fg_put(dir, "power", "0");
+	rmdir(dir);
+	dir[0] = 0;
+}
+
+long long fg_page_cache_kb(void)
+{
+	long long kb, cached = -1, buffers = -1;
+	char line[128];
+	FILE *f = fopen("/proc/meminfo", "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "Cached: %lld kB", &kb) == 1)
+			cached = kb;
+		else if (sscanf(line, "Buffers: %lld kB", &kb) == 1)
+			buffers = kb;
+	}
+	fclose(f);
+	return cached < 0 || buffers < 0 ? -1 : cached + buffers;
+}
+
+int fg_daemon_status(const char *sock, char *buf, size_t len)
+{
+	size_t got = 0;
+	int p[2], st;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC))
+		return -1;
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		dup2(p[1], 1);
+		execl(fg_daemon_bin(), "hvio", "status", "--socket", sock,
+		      "--json", (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	while (got < len - 1) {
+		ssize_t n = read(p[0], buf + got, len - 1 - got);
+
+		if (n <= 0)
+			break;
+		got += n;
+	}
+	buf[got] = 0;
+	close(p[0]);
+	if (pid < 0 || waitpid(pid, &st, 0) != pid)
+		return -1;
+	return WIFEXITED(st) && !WEXITSTATUS(st) ? 0 : -1;
+}
+
+const char *fg_json_val(const char *from, const char *key)
+{
+	char pat[64];
+	const char *v;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	v = from ? strstr(from, pat) : NULL;
+	if (!v)
+		return NULL;
+	for (v += strlen(pat); *v == ' ' || *v == '\n'; v++)
+		;
+	return v;
 }

@@ -287,6 +287,30 @@ bool fg_rmmod_refused(int r);
 int fg_insmod(void);
 /* Wait until path exists (want) or not (!want); false on timeout. */
 bool fg_wait_path(const char *path, bool want, unsigned int timeout_ms);
+/* Write val to dir/attr (sysfs, configfs): 0 or -errno. */
+int fg_put(const char *dir, const char *attr, const char *val);
+/*
+ * A memory-backed null_blk of size_mib made through configfs as
+ * .../nullb/<name><pid> with 512-byte blocks, completing in the submitter
+ * (irqmode 0); its directory in dir, its /dev node in dev.  0, -ENOENT
+ * without null_blk's configfs, or -errno.
+ */
+int fg_nullb_create(const char *name, unsigned int size_mib, char *dir,
+		    size_t dir_len, char *dev, size_t dev_len);
+/* Power the null_blk off and remove it (dir "" or NULL: nothing). */
+void fg_nullb_remove(char *dir);
+/*
+ * Root Linux's page cache in KiB: "Cached" plus "Buffers" of /proc/meminfo
+ * (a block device's cache is counted in Buffers); -1 if unreadable.
+ */
+long long fg_page_cache_kb(void);
+/* The running daemon's `hvio status --socket sock --json` in buf: 0 or -1. */
+int fg_daemon_status(const char *sock, char *buf, size_t len);
+/*
+ * In a JSON text from `from` on: the first non-blank character of the
+ * value of "key", or NULL.
+ */
+const char *fg_json_val(const char *from, const char *key);
 
 uint64_t fg_now_ms(void);
 void fg_sleep_ms(unsigned int ms);

@@ -321,6 +321,69 @@ TEST_F(BlkOps, DirectFallsBackToBufferedOnEfault) {
     EXPECT_EQ(prep(io_).fd, 8);
 }
 
+// A direct device on zone RAM with struct pages: aligned I/O stays
+// O_DIRECT; what O_DIRECT cannot do goes buffered and is counted by reason.
+TEST_F(BlkOps, DirectFallbacksAreCountedByReason) {
+    alignas(4096) static uint8_t pages[0x4000];
+    alignas(4096) static uint8_t raw[0x4000];
+    GuestMemory m;
+    ASSERT_TRUE(m.add(0x100000, sizeof(pages), pages, true));
+    ASSERT_TRUE(m.add(0x200000, sizeof(raw), raw, false)); // PFNMAP
+    t_.buffered_fd = 8;
+    t_.direct_align = 512;
+    auto count = [&](unsigned why) { return t_.fallbacks[why].load(); };
+
+    ASSERT_EQ(hvio::blk_start(io_, rw(HVIO_OP_READ, 4096, {{0x100000, 4096, 0}}), m, t_),
+              hvio::kBlkSubmit);
+    EXPECT_EQ(prep(io_).fd, 7);
+    ASSERT_EQ(hvio::blk_start(io_, rw(HVIO_OP_WRITE, 512, {{0x100200, 512, 0}}), m, t_),
+              hvio::kBlkSubmit);
+    EXPECT_EQ(prep(io_).fd, 7);
+    for (unsigned i = 0; i < hvio::kFallbackCount; i++)
+        EXPECT_EQ(count(i), 0u) << hvio::blk_fallback_name(i);
+
+    // A buffer 16 bytes into a page, a length, an offset off the block.
+    ASSERT_EQ(hvio::blk_start(io_, rw(HVIO_OP_READ, 0, {{0x100010, 512, 0}}), m, t_),
+              hvio::kBlkSubmit);
+    EXPECT_EQ(prep(io_).fd, 8);
+    ASSERT_EQ(hvio::blk_start(io_, rw(HVIO_OP_READ, 0, {{0x100000, 100, 0}}), m, t_),
+              hvio::kBlkSubmit);
+    EXPECT_EQ(prep(io_).fd, 8);
+    ASSERT_EQ(hvio::blk_start(io_, rw(HVIO_OP_WRITE, 1000, {{0x100000, 512, 0}}), m, t_),
+              hvio::kBlkSubmit);
+    EXPECT_EQ(prep(io_).fd, 8);
+    EXPECT_EQ(count(hvio::kFallbackMisaligned), 3u);
+
+    // A segment in raw-PFN zone RAM.
+    ASSERT_EQ(hvio::blk_start(io_, rw(HVIO_OP_READ, 0, {{0x100000, 4096, 0}, {0x200000, 4096, 0}}),
+                              m, t_),
+              hvio::kBlkSubmit);
+    EXPECT_EQ(prep(io_).fd, 8);
+    EXPECT_EQ(count(hvio::kFallbackPfnmap), 1u);
+
+    // O_DIRECT refusing an aligned op anyway (EINVAL): that op, buffered.
+    ASSERT_EQ(hvio::blk_start(io_, rw(HVIO_OP_READ, 0, {{0x100000, 4096, 0}}), m, t_),
+              hvio::kBlkSubmit);
+    int result = 1;
+    EXPECT_FALSE(hvio::blk_complete(io_, -EINVAL, t_, &result));
+    EXPECT_EQ(prep(io_).fd, 8);
+    EXPECT_EQ(count(hvio::kFallbackRefused), 1u);
+    EXPECT_FALSE(t_.use_buffered);
+    ASSERT_EQ(hvio::blk_start(io_, rw(HVIO_OP_READ, 0, {{0x100000, 4096, 0}}), m, t_),
+              hvio::kBlkSubmit);
+    EXPECT_EQ(prep(io_).fd, 7);
+}
+
+// "direct" on a file system without O_DIRECT: the image fd is buffered,
+// and every read and write is counted.
+TEST_F(BlkOps, DirectOnFileSystemWithoutODirectIsCounted) {
+    t_.no_direct = true;
+    ASSERT_EQ(hvio::blk_start(io_, rw(HVIO_OP_READ, 0, {{kGpa, 4096, 0}}), mem_, t_),
+              hvio::kBlkSubmit);
+    EXPECT_EQ(prep(io_).fd, 7);
+    EXPECT_EQ(t_.fallbacks[hvio::kFallbackNoDirectFs].load(), 1u);
+}
+
 TEST_F(BlkOps, RefusedOps) {
     // Outside the guest's RAM: never touched.
     EXPECT_EQ(hvio::blk_start(io_, rw(HVIO_OP_READ, 0, {{kGpa + 0xff000, 0x2000, 0}}), mem_, t_),

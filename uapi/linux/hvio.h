@@ -195,9 +195,22 @@ struct hvio_dev_info {
 	__u32 config_generation;
 	__u32 interrupt_status;
 	__u32 reserved1;
-	__u64 reserved[4];
+	/* HVIO_RAM_* per region, in HVIO_ZONE_ADD order; 0 past the last */
+	__u8 ram_mode[HVIO_MAX_REGIONS];
+	__u64 reserved[2];
 	struct hvio_queue_info queues[HVIO_MAX_QUEUES];
 };
+
+/*
+ * How the device fd maps a zone RAM region (hvio_dev_info.ram_mode[]):
+ * O_DIRECT and anything else that pins user pages (get_user_pages) works
+ * on a PAGES or DEVMAP mapping, never on a PFNMAP one.  0 is a kernel
+ * older than this field, which maps PFNMAP: O_DIRECT fails with EFAULT.
+ */
+#define HVIO_RAM_UNKNOWN	0
+#define HVIO_RAM_PFNMAP		1	/* raw PFNs (remap_pfn_range) */
+#define HVIO_RAM_PAGES		2	/* root Linux's own struct pages */
+#define HVIO_RAM_DEVMAP		3	/* ZONE_DEVICE pages (memremap_pages) */
 
 /* HVIO_DEV_GET_STATS: per-device counters. */
 struct hvio_dev_stats {

@@ -31,6 +31,10 @@ constexpr uint32_t kSizeMax = 1 << 20;
 constexpr uint32_t kMaxRangeSectors = 0x3fffff;
 constexpr uint32_t kDiscardAlignSectors = 8; // 4 KiB
 
+// How long to wait for a just-killed daemon's claim on a block device: 5 s.
+constexpr int kExclRetries = 100;
+constexpr useconds_t kExclRetryDelayUs = 50000;
+
 // A transfer that makes no progress this many times in a row (EAGAIN,
 // EINTR) fails instead of spinning.
 constexpr unsigned kMaxRetries = 64;
@@ -92,6 +96,19 @@ Result<BlkImage> open_blk_image(const BlkDeviceConfig &c, std::string *why) {
     if (c.block_device && !c.readonly)
         flags |= O_EXCL;
     int fd = ::open(c.path.c_str(), flags | (c.direct ? O_DIRECT : 0));
+    // O_DIRECT I/O of a daemon that was just killed holds its claim on the
+    // block device until the I/O completes, after that daemon is reaped:
+    // give it a moment, as for its devices.
+    for (int i = 0; fd < 0 && errno == EBUSY && (flags & O_EXCL) && i < kExclRetries; i++) {
+        ::usleep(kExclRetryDelayUs);
+        fd = ::open(c.path.c_str(), flags | (c.direct ? O_DIRECT : 0));
+    }
+    // A file system without O_DIRECT (tmpfs before 6.6): serve the image
+    // buffered, and count every read and write as a fallback.
+    if (fd < 0 && errno == EINVAL && c.direct) {
+        fd = ::open(c.path.c_str(), flags);
+        img.no_direct = fd >= 0;
+    }
     if (fd < 0) {
         int err = errno;
         *why = open_error(c, err);
@@ -134,7 +151,7 @@ Result<BlkImage> open_blk_image(const BlkDeviceConfig &c, std::string *why) {
         img.opt_io_size = ioopt / img.blk_size;
     } else {
         img.size = static_cast<uint64_t>(st.st_size);
-        if (c.direct) {
+        if (c.direct && !img.no_direct) {
             int bs = probe_direct_block(fd);
             if (bs < 0) {
                 *why = c.path + ": O_DIRECT reads fail: " + std::strerror(-bs);
@@ -149,7 +166,7 @@ Result<BlkImage> open_blk_image(const BlkDeviceConfig &c, std::string *why) {
         img.min_io_size = static_cast<uint16_t>(1u << img.physical_block_exp);
     }
 
-    if (c.direct) {
+    if (c.direct && !img.no_direct) {
         int bfd = ::open(c.path.c_str(), O_CLOEXEC | (c.readonly ? O_RDONLY : O_RDWR));
         if (bfd < 0) {
             int err = errno;
@@ -205,6 +222,45 @@ std::vector<uint8_t> blk_config_space(const BlkDeviceConfig &c, const BlkImage &
 
 // ---- op -> SQE -------------------------------------------------------------
 
+const char *blk_fallback_name(unsigned why) {
+    static const char *const names[kFallbackCount] = {"pfnmap", "misaligned", "no_direct_fs",
+                                                      "refused"};
+    return why < kFallbackCount ? names[why] : "?";
+}
+
+namespace {
+
+// One read or write of a direct device goes through the page cache.
+void note_fallback(BlkTarget &t, unsigned why) {
+    static const char *const reasons[kFallbackCount] = {
+        "zone RAM is mapped without struct pages (see hvio.ko's log), O_DIRECT cannot pin it",
+        "a guest buffer, length or offset is not aligned to the O_DIRECT block size",
+        "the file system does not support O_DIRECT", "O_DIRECT refused an I/O (EINVAL or EFAULT)"};
+    t.fallbacks[why].fetch_add(1, std::memory_order_relaxed);
+    if (!t.fallback_logged[why].exchange(true))
+        std::fprintf(stderr, "hvio: %s: buffered I/O instead of O_DIRECT: %s (counted as %s)\n",
+                     t.where.c_str(), reasons[why], blk_fallback_name(why));
+}
+
+// Can O_DIRECT do this read or write?  kFallbackCount if so, else why not.
+unsigned direct_refusal(const BlkIo &io, bool pinnable, const BlkTarget &t) {
+    if (t.no_direct)
+        return kFallbackNoDirectFs;
+    if (!pinnable)
+        return kFallbackPfnmap;
+    if (t.use_buffered.load(std::memory_order_relaxed))
+        return kFallbackRefused;
+    const uint64_t mask = t.direct_align ? t.direct_align - 1 : 0;
+    if (io.offset & mask)
+        return kFallbackMisaligned;
+    for (unsigned i = 0; i < io.nr_iov; i++)
+        if ((reinterpret_cast<uintptr_t>(io.iov[i].iov_base) | io.iov[i].iov_len) & mask)
+            return kFallbackMisaligned;
+    return kFallbackCount;
+}
+
+} // namespace
+
 int blk_start(BlkIo &io, const hvio_op &op, const GuestMemory &mem, BlkTarget &t) {
     io.tag = op.tag;
     io.type = op.type;
@@ -217,6 +273,7 @@ int blk_start(BlkIo &io, const hvio_op &op, const GuestMemory &mem, BlkTarget &t
     io.nr_iov = 0;
     io.iov_pos = 0;
     io.retries = 0;
+    io.buffered = false;
 
     const bool in_range = op.offset <= t.size && op.len <= t.size - op.offset;
     switch (op.type) {
@@ -228,7 +285,8 @@ int blk_start(BlkIo &io, const hvio_op &op, const GuestMemory &mem, BlkTarget &t
             return -EINVAL;
         if (!in_range)
             return -EIO;
-        int n = mem.translate(std::span(op.segs, op.nr_segs), std::span(io.iov));
+        bool pinnable = true;
+        int n = mem.translate(std::span(op.segs, op.nr_segs), std::span(io.iov), &pinnable);
         if (n < 0)
             return n == -E2BIG ? -EIO : -EFAULT;
         uint64_t sum = 0;
@@ -240,6 +298,13 @@ int blk_start(BlkIo &io, const hvio_op &op, const GuestMemory &mem, BlkTarget &t
             return 0;
         io.nr_iov = static_cast<uint16_t>(n);
         io.step = BlkIo::kRw;
+        if (t.buffered_fd >= 0 || t.no_direct) {
+            unsigned why = direct_refusal(io, pinnable, t);
+            if (why != kFallbackCount) {
+                io.buffered = t.buffered_fd >= 0;
+                note_fallback(t, why);
+            }
+        }
         return kBlkSubmit;
     }
     case HVIO_OP_FLUSH:
@@ -301,9 +366,7 @@ int blk_start(BlkIo &io, const hvio_op &op, const GuestMemory &mem, BlkTarget &t
 }
 
 void blk_prep(io_uring_sqe *sqe, BlkIo &io, const BlkTarget &t) {
-    int fd = t.fd;
-    if (t.buffered_fd >= 0 && t.use_buffered.load(std::memory_order_relaxed))
-        fd = t.buffered_fd;
+    const int fd = io.buffered ? t.buffered_fd : t.fd;
     const int rw_flags = (io.flags & HVIO_OP_F_FUA) ? RWF_DSYNC : 0;
     const uint64_t off = io.offset + io.done;
 
@@ -374,14 +437,16 @@ bool blk_complete(BlkIo &io, int res, BlkTarget &t, int *result) {
     switch (io.step) {
     case BlkIo::kRw:
     case BlkIo::kZeroWrite:
-        if (res == -EFAULT && t.buffered_fd >= 0 && !t.use_buffered.load()) {
-            // O_DIRECT pins the guest pages; zone RAM mapped as raw PFNs
-            // cannot be pinned.  Buffered I/O copies and always works.
-            if (!t.use_buffered.exchange(true))
-                std::fprintf(stderr,
-                             "hvio: %s: O_DIRECT cannot reach zone RAM (EFAULT); "
-                             "using buffered I/O\n",
-                             t.where.c_str());
+        if ((res == -EFAULT || res == -EINVAL) && t.buffered_fd >= 0 && !io.buffered &&
+            io.step == BlkIo::kRw) {
+            // O_DIRECT pins the guest pages: zone RAM of a kernel that does
+            // not report its mapping may be raw PFNs (EFAULT, from now on
+            // buffered), a buffer may break an alignment rule we did not
+            // know (EINVAL, this op).  Buffered I/O copies and always works.
+            if (res == -EFAULT)
+                t.use_buffered.store(true);
+            io.buffered = true;
+            note_fallback(t, kFallbackRefused);
             return retry(io, result, res);
         }
         if (res < 0) {

@@ -32,8 +32,10 @@ inline constexpr unsigned kVirtioRingEventIdx = 29;     // VIRTIO_RING_F_EVENT_I
 
 // An opened image and what the guest is told about it.
 struct BlkImage {
-    UniqueFd fd;       // O_RDWR or O_RDONLY, O_DIRECT if configured
-    UniqueFd buffered; // direct only: the same image without O_DIRECT
+    UniqueFd fd;            // O_RDWR or O_RDONLY, O_DIRECT if configured
+    UniqueFd buffered;      // direct only: the same image without O_DIRECT
+    bool no_direct = false; // direct, but the file system refused O_DIRECT:
+                            // fd is buffered, buffered is closed
     bool block_device = false;
     uint64_t size = 0;       // bytes
     uint32_t blk_size = 512; // logical block size offered
@@ -56,6 +58,17 @@ uint64_t blk_features(const BlkDeviceConfig &c);
 // to and including unused1[]).
 std::vector<uint8_t> blk_config_space(const BlkDeviceConfig &c, const BlkImage &img);
 
+// Why a read or write of a "direct" device went through the page cache
+// after all (counted per device, each logged once).
+enum BlkFallback : unsigned {
+    kFallbackPfnmap,     // zone RAM the kernel maps without struct pages
+    kFallbackMisaligned, // guest buffer or offset not O_DIRECT aligned
+    kFallbackNoDirectFs, // the file system refused O_DIRECT at open
+    kFallbackRefused,    // O_DIRECT failed with EINVAL / EFAULT anyway
+    kFallbackCount
+};
+const char *blk_fallback_name(unsigned why);
+
 // What the queue threads of one device share about its backing store.
 // The flags learn, once, what the file system cannot do, so later ops go
 // straight to the fallback.
@@ -66,9 +79,15 @@ struct BlkTarget {
     bool block_device = false;
     bool readonly = false;
     bool discard = true;
+    bool no_direct = false;    // "direct" asked for, the file system refused
+    uint32_t direct_align = 0; // O_DIRECT: buffer address, length and offset
     uint64_t size = 0;
 
-    std::atomic<bool> use_buffered{false};  // O_DIRECT cannot reach zone RAM
+    // A kernel that does not report how it maps zone RAM: O_DIRECT failed
+    // with EFAULT once, so every later op is buffered.
+    std::atomic<bool> use_buffered{false};
+    std::atomic<uint64_t> fallbacks[kFallbackCount] = {};
+    std::atomic<bool> fallback_logged[kFallbackCount] = {};
     std::atomic<bool> no_punch{false};      // PUNCH_HOLE unsupported
     std::atomic<bool> no_zero_range{false}; // ZERO_RANGE unsupported
     std::atomic<int> bdev_discard{0};       // kDiscard* below
@@ -87,6 +106,7 @@ struct BlkIo {
     uint16_t tag = 0;
     uint8_t type = 0;
     Step step = kRw;
+    bool buffered = false; // through buffered_fd (a direct device's fallback)
     uint32_t flags = 0;
     uint32_t generation = 0; // the op's, both halves, for the completion
     uint32_t generation_hi = 0;

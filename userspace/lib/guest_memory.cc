@@ -8,13 +8,13 @@
 
 namespace hvio {
 
-bool GuestMemory::add(uint64_t gpa, uint64_t size, void *va) {
+bool GuestMemory::add(uint64_t gpa, uint64_t size, void *va, bool pinnable) {
     if (!size || gpa + size < gpa)
         return false;
     for (const Region &r : regions_)
         if (gpa < r.gpa + r.size && r.gpa < gpa + size)
             return false;
-    Region n{gpa, size, static_cast<uint8_t *>(va)};
+    Region n{gpa, size, static_cast<uint8_t *>(va), pinnable};
     regions_.insert(
         std::upper_bound(regions_.begin(), regions_.end(), n,
                          [](const Region &a, const Region &b) { return a.gpa < b.gpa; }),
@@ -41,8 +41,10 @@ uint8_t *GuestMemory::at(uint64_t gpa, uint64_t len) const {
     return r->va + (gpa - r->gpa);
 }
 
-int GuestMemory::translate(std::span<const hvio_op_seg> segs, std::span<iovec> out) const {
+int GuestMemory::translate(std::span<const hvio_op_seg> segs, std::span<iovec> out,
+                           bool *pinnable) const {
     size_t n = 0;
+    bool pin = true;
     for (const hvio_op_seg &s : segs) {
         uint64_t gpa = s.gpa;
         uint64_t left = s.len;
@@ -56,11 +58,14 @@ int GuestMemory::translate(std::span<const hvio_op_seg> segs, std::span<iovec> o
             uint64_t chunk = std::min(left, r->size - off);
             if (n == out.size())
                 return -E2BIG;
+            pin = pin && r->pinnable;
             out[n++] = iovec{r->va + off, static_cast<size_t>(chunk)};
             gpa += chunk;
             left -= chunk;
         }
     }
+    if (pinnable)
+        *pinnable = pin;
     return static_cast<int>(n);
 }
 

@@ -24,11 +24,12 @@ class GuestMemory {
         uint64_t gpa;
         uint64_t size;
         uint8_t *va;
+        bool pinnable; // O_DIRECT can pin it (the kernel maps it with pages)
     };
 
     // Adds a mapped region; regions must not overlap (false if they do, or
-    // if gpa + size wraps).
-    bool add(uint64_t gpa, uint64_t size, void *va);
+    // if gpa + size wraps).  pinnable: see Region.
+    bool add(uint64_t gpa, uint64_t size, void *va, bool pinnable = true);
 
     // The address of [gpa, gpa + len) if it lies inside one region, else
     // nullptr.
@@ -37,8 +38,10 @@ class GuestMemory {
     // Appends iovecs for segs to out (a segment crossing from one region
     // into an adjacent one becomes two iovecs; empty segments none).
     // Returns the number of iovecs, -EFAULT if a byte lies outside every
-    // region, -E2BIG if out is too small.
-    int translate(std::span<const hvio_op_seg> segs, std::span<iovec> out) const;
+    // region, -E2BIG if out is too small.  *pinnable (if given) tells
+    // whether every iovec lies in a pinnable region.
+    int translate(std::span<const hvio_op_seg> segs, std::span<iovec> out,
+                  bool *pinnable = nullptr) const;
 
     const std::vector<Region> &regions() const { return regions_; }
 

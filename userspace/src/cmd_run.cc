@@ -161,6 +161,7 @@ struct BlkDevice {
     BlkImage img;
     BlkTarget target;
     DeviceFd dev;
+    std::vector<uint8_t> ram_modes; // HVIO_RAM_* per config region
     std::vector<Mapping> ram;
     GuestMemory mem;
     std::vector<std::unique_ptr<QueueRt>> queues;
@@ -244,7 +245,8 @@ class Daemon {
     int open_taps();
     int add_zones();
     int map_zone_ram(const DeviceFd &dev, uint32_t zone_id, const std::string &where,
-                     std::vector<Mapping> &ram, GuestMemory &mem);
+                     std::vector<Mapping> &ram, GuestMemory &mem,
+                     std::vector<uint8_t> *modes = nullptr);
     int open_device(const hvio_dev_create &dc, const std::string &where, DeviceFd &dev,
                     bool &reattached);
     void set_poll(const DeviceFd &dev, unsigned poll_us, const std::string &where);
@@ -300,6 +302,8 @@ int Daemon::open_images() {
             t.where = "zone " + std::to_string(z.id) + " " + c.where;
             t.fd = d->img.fd.get();
             t.buffered_fd = d->img.buffered.get();
+            t.no_direct = d->img.no_direct;
+            t.direct_align = d->img.blk_size;
             t.block_device = d->img.block_device;
             t.readonly = c.readonly;
             t.discard = c.discard;
@@ -374,11 +378,18 @@ int Daemon::add_zones() {
 
 // Zone RAM, through the device fd: the only guest memory I/O may touch.
 int Daemon::map_zone_ram(const DeviceFd &dev, uint32_t zone_id, const std::string &where,
-                         std::vector<Mapping> &ram, GuestMemory &mem) {
+                         std::vector<Mapping> &ram, GuestMemory &mem, std::vector<uint8_t> *modes) {
+    // How hvio.ko maps each region, in HVIO_ZONE_ADD (= config) order.  A
+    // kernel that does not say (0) is tried: O_DIRECT learns from EFAULT.
+    auto info = dev.info();
     for (const ZoneConfig &z : cfg_.zones) {
         if (z.id != zone_id)
             continue;
-        for (const MemRegionConfig &m : z.regions) {
+        for (size_t i = 0; i < z.regions.size(); i++) {
+            const MemRegionConfig &m = z.regions[i];
+            const uint8_t mode = info && i < HVIO_MAX_REGIONS ? info->ram_mode[i] : 0;
+            if (modes)
+                modes->push_back(mode);
             auto map = dev.map_ram(m.zonex_ipa, m.size);
             if (!map) {
                 std::fprintf(stderr, "hvio: %s: mmap of zone RAM [0x%llx, +0x%llx): %s\n",
@@ -386,7 +397,7 @@ int Daemon::map_zone_ram(const DeviceFd &dev, uint32_t zone_id, const std::strin
                              static_cast<unsigned long long>(m.size), map.message().c_str());
                 return kExitError;
             }
-            mem.add(m.zonex_ipa, m.size, map->get());
+            mem.add(m.zonex_ipa, m.size, map->get(), mode != HVIO_RAM_PFNMAP);
             ram.push_back(std::move(*map));
         }
     }
@@ -493,7 +504,7 @@ int Daemon::create_device(BlkDevice &d) {
         return r;
     set_poll(d.dev, c.poll_us, d.target.where);
 
-    if (int r = map_zone_ram(d.dev, d.zone_id, d.target.where, d.ram, d.mem))
+    if (int r = map_zone_ram(d.dev, d.zone_id, d.target.where, d.ram, d.mem, &d.ram_modes))
         return r;
 
     for (uint16_t q = 0; q < c.queues; q++) {
@@ -930,6 +941,28 @@ json counters_json(const QueueCounters &c) {
                 {"stale", v(c.stale)}};
 }
 
+// Reads and writes of a direct device that went through the page cache,
+// by reason (total under "total").
+json direct_fallbacks_json(const BlkTarget &t) {
+    json j;
+    uint64_t total = 0;
+    for (unsigned i = 0; i < kFallbackCount; i++) {
+        uint64_t n = t.fallbacks[i].load(std::memory_order_relaxed);
+        j[blk_fallback_name(i)] = n;
+        total += n;
+    }
+    j["total"] = total;
+    return j;
+}
+
+json ram_modes_json(const std::vector<uint8_t> &modes) {
+    static const char *const names[] = {"unknown", "pfnmap", "pages", "devmap"};
+    json a = json::array();
+    for (uint8_t m : modes)
+        a.push_back(m < std::size(names) ? names[m] : "?");
+    return a;
+}
+
 // The kernel's view of a device for `hvio status`: state as the guest set
 // it up, and the device counters.
 void add_device_state(json &j, const DeviceFd &dev, unsigned nq) {
@@ -969,6 +1002,8 @@ std::string Daemon::report() {
                {"direct", c.direct},
                {"poll_us", c.poll_us},
                {"buffered_fallback", d->target.use_buffered.load()},
+               {"direct_fallbacks", direct_fallbacks_json(d->target)},
+               {"ram_modes", ram_modes_json(d->ram_modes)},
                {"discard", c.discard},
                {"serial", c.serial},
                {"reattached", d->reattached},

@@ -218,6 +218,24 @@ void print_report(const json &r) {
                         d.value("direct", false) ? ", O_DIRECT" : "",
                         d.value("buffered_fallback", false) ? " (fell back to buffered)" : "",
                         u64(d, "blk_size"), d.value("serial", std::string()).c_str());
+        if (!net && d.value("direct", false)) {
+            std::string modes;
+            if (d.contains("ram_modes"))
+                for (const auto &m : d["ram_modes"])
+                    modes += (modes.empty() ? "" : " ") + m.get<std::string>();
+            std::string why;
+            uint64_t total = 0;
+            if (d.contains("direct_fallbacks")) {
+                const json &f = d["direct_fallbacks"];
+                total = u64(f, "total");
+                for (const auto &[k, v] : f.items())
+                    if (k != "total" && v.is_number_unsigned() && v.get<uint64_t>())
+                        why += " " + k + " " + std::to_string(v.get<uint64_t>());
+            }
+            std::printf(
+                "  direct   zone RAM mapped as %s; %" PRIu64 " I/Os fell back to buffered%s%s\n",
+                modes.empty() ? "?" : modes.c_str(), total, why.empty() ? "" : ":", why.c_str());
+        }
         if (d.contains("info")) {
             const json &i = d["info"];
             uint64_t st = u64(i, "status");
