@@ -335,6 +335,17 @@ static int hvio_dev_release(struct inode *inode, struct file *file)
 	return 0;
 }
 
+/*
+ * Every close of a device fd.  A killed daemon closes its fds while
+ * exiting: its parked io_uring FETCHes must let go of the file now, or
+ * the device would be released (orphaned) only after the process is gone.
+ */
+static int hvio_dev_flush(struct file *file, fl_owner_t id)
+{
+	hvio_uring_reap_exiting(file->private_data);
+	return 0;
+}
+
 static __poll_t hvio_dev_poll(struct file *file, poll_table *wait)
 {
 	struct hvio_dev *dev = file->private_data;
@@ -473,6 +484,7 @@ static long hvio_dev_ioctl(struct file *file, unsigned int cmd,
 static const struct file_operations hvio_dev_fops = {
 	.owner = THIS_MODULE,
 	.release = hvio_dev_release,
+	.flush = hvio_dev_flush,
 	.unlocked_ioctl = hvio_dev_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 	.mmap = hvio_dev_mmap,

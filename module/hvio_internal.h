@@ -331,6 +331,7 @@ void hvio_uring_init(struct hvio_dev *dev);
 void hvio_uring_wake(struct hvio_queue *q, bool unpark);
 long hvio_uring_unpark(struct hvio_dev *dev, void __user *argp);
 void hvio_uring_stop(struct hvio_dev *dev);
+bool hvio_uring_reap_exiting(struct hvio_dev *dev);
 
 /* hvio_net.c */
 int hvio_net_check(const struct hvio_dev_create *arg);

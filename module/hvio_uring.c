@@ -16,12 +16,15 @@
  *     again.
  *   - HVIO_DEV_QUEUE_UNPARK (the daemon stops): completes with
  *     HVIO_FETCH_OUT_UNPARKED and does not park again.
- *   - uring_work, which runs every HVIO_URING_MONITOR_MS while anything
- *     of the device is parked: a parked FETCH whose task is exiting
- *     completes with -ECANCELED.  io_uring on 6.1 cannot cancel a driver's
- *     command, and the command holds a reference to the device file: a
- *     killed daemon would otherwise keep the device (and the module) for
- *     ever.  ublk on 6.1 had the same monitor.
+ *   - a parked FETCH whose task is exiting completes with -ECANCELED:
+ *     io_uring on 6.1 cannot cancel a driver's command, and the command
+ *     holds a reference to the device file, so a killed daemon would
+ *     otherwise keep the device (and the module) for ever.  The exiting
+ *     daemon's close of its device fds does it (hvio_dev.c, flush), so the
+ *     device is released before the process is reaped, as without
+ *     io_uring; uring_work, every HVIO_URING_MONITOR_MS while anything of
+ *     the device is parked, catches a task that exits without closing a
+ *     device fd last (ublk on 6.1 had such a monitor).
  *
  * A FETCH must not miss a kick that arrives while it fetches (after the
  * re-arm of guest notifications, before it parks): every kick bumps
@@ -274,14 +277,17 @@ int hvio_uring_cmd(struct io_uring_cmd *cmd, unsigned int issue_flags)
 	}
 }
 
-/*
- * A parked FETCH of a task that is exiting never runs its task work in
- * the daemon's context again: complete it here, with -ECANCELED.
+/**
+ * hvio_uring_reap_exiting() - complete parked FETCHes of exiting tasks
+ * @dev: device
+ *
+ * Such a FETCH never runs its task work in the daemon's context again:
+ * complete it here, with -ECANCELED, so it lets go of the device file.
+ *
+ * Return: true while a FETCH of a live task stays parked.
  */
-static void hvio_uring_monitor(struct work_struct *work)
+bool hvio_uring_reap_exiting(struct hvio_dev *dev)
 {
-	struct hvio_dev *dev = container_of(to_delayed_work(work),
-					    struct hvio_dev, uring_work);
 	struct io_uring_cmd *cmd;
 	struct task_struct *task;
 	bool parked = false;
@@ -309,7 +315,15 @@ static void hvio_uring_monitor(struct work_struct *work)
 		hvio_uring_done(cmd, -ECANCELED, 0);
 		put_task_struct(task);
 	}
-	if (parked)
+	return parked;
+}
+
+static void hvio_uring_monitor(struct work_struct *work)
+{
+	struct hvio_dev *dev = container_of(to_delayed_work(work),
+					    struct hvio_dev, uring_work);
+
+	if (hvio_uring_reap_exiting(dev))
 		schedule_delayed_work(&dev->uring_work,
 				      msecs_to_jiffies(HVIO_URING_MONITOR_MS));
 }
@@ -326,6 +340,11 @@ void hvio_uring_wake(struct hvio_queue *q, bool unpark)
 	q->kick_seq++;
 	if (unpark)
 		q->unpark = true;
+}
+
+bool hvio_uring_reap_exiting(struct hvio_dev *dev)
+{
+	return false;
 }
 
 static void hvio_uring_monitor(struct work_struct *work)

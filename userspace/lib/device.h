@@ -38,6 +38,8 @@ class DeviceFd {
     Result<void> set_config(uint32_t offset, const void *data, uint32_t len, uint32_t flags) const;
     // HVIO_DEV_QUEUE_RUN, retried on EINTR.
     Result<void> queue_run(hvio_queue_run &run) const;
+    // HVIO_DEV_QUEUE_UNPARK: complete the queue's parked io_uring FETCH.
+    Result<void> queue_unpark(uint16_t queue) const;
 
     // Zone RAM [gpa, gpa + size), read-write, shared.
     Result<Mapping> map_ram(uint64_t gpa, uint64_t size) const;
