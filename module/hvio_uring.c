@@ -236,7 +236,7 @@ static int hvio_uring_commit(struct hvio_dev *dev, struct io_uring_cmd *cmd)
 	struct hvio_queue *q;
 	u16 queue, nr, fetched;
 	u32 out_flags;
-	u64 addr;
+	u64 addr, stale;
 	int ret;
 
 	queue = READ_ONCE(arg->queue);
@@ -251,8 +251,19 @@ static int hvio_uring_commit(struct hvio_dev *dev, struct io_uring_cmd *cmd)
 	commits = memdup_user(u64_to_user_ptr(addr), nr * sizeof(*commits));
 	if (IS_ERR(commits))
 		return PTR_ERR(commits);
+	stale = READ_ONCE(q->stats.stale);
 	ret = hvio_queue_serve(q, commits, nr, NULL, 0, &out_flags, &fetched);
 	kfree(commits);
+	/*
+	 * A stale op's commit may free a head the new rings wait on (a
+	 * fetch stops there without MORE, after QueueReady = 0): QUEUE_RUN
+	 * fetches right after its commit, a parked FETCH must look again.
+	 */
+	if (READ_ONCE(q->stats.stale) != stale) {
+		spin_lock_irq(&dev->lock);
+		hvio_uring_wake(q, false);
+		spin_unlock_irq(&dev->lock);
+	}
 	return ret;
 }
 

@@ -102,6 +102,11 @@ FIXTURE_SETUP(uring)
 
 FIXTURE_TEARDOWN(uring)
 {
+	struct hvio_queue_unpark up = { 0 };
+
+	/* A FETCH a failed test left parked would keep the device. */
+	for (up.queue = 0; self->fd >= 0 && up.queue < NQ; up.queue++)
+		ioctl(self->fd, HVIO_DEV_QUEUE_UNPARK, &up);
 	if (self->ring_ok)
 		io_uring_queue_exit(&self->ring);
 	if (self->ops && self->ops != MAP_FAILED)
@@ -465,6 +470,46 @@ TEST_F(uring, bad_payloads_are_einval)
 	EXPECT_EQ(0, qstats(self->fd, 0).ops);
 	ASSERT_EQ(1, submit_fetch(&self->ring, self->fd, 0, QN, 0, &fr, 1));
 	EXPECT_EQ(0, wait_cqe(&self->ring, CQE_MS, NULL));
+}
+
+TEST_F(uring, stale_commit_wakes_fetch_waiting_on_its_head)
+{
+	/* After QueueReady = 0 the guest reuses, in new rings, the head of
+	 * an op the daemon still holds: the fetch stops there and parks.
+	 * The daemon's COMMIT of the old op (dropped as stale) frees the
+	 * head and must wake the FETCH, which then fetches the new chain. */
+	struct hvio_completion c = { 0 };
+	struct fetch_res fr;
+	struct fg_vq nvq;
+
+	NEED_SETUP();
+	ASSERT_EQ(0, prime(&self->ring, self->fd, 0));
+	ASSERT_EQ(0, post_read(self));
+	ASSERT_EQ(1, submit_fetch(&self->ring, self->fd, 0, QN, 0, &fr, 1));
+	ASSERT_EQ(1, wait_cqe(&self->ring, CQE_MS, NULL));
+	ASSERT_EQ(0, fr.tags[0]);
+
+	fg_vdev_wr(&self->v, VIRTIO_MMIO_QUEUE_SEL, 0);
+	fg_vdev_wr(&self->v, VIRTIO_MMIO_QUEUE_READY, 0);
+	ASSERT_EQ(0, fg_vdev_rd(&self->v, VIRTIO_MMIO_QUEUE_READY));
+	fg_vring_layout(GUEST_RAM + 0x30000, QN, &nvq);
+	fg_vdev_setup_queue(&self->v, 0, &nvq);
+	ASSERT_EQ(1, fg_vdev_rd(&self->v, VIRTIO_MMIO_QUEUE_READY));
+	self->v.vq[0] = nvq;
+	self->avail_idx = 0;
+	ASSERT_EQ(0, post_read(self));
+	kick(self, 0);
+
+	ASSERT_EQ(1, submit_fetch(&self->ring, self->fd, 0, QN,
+				  HVIO_FETCH_F_WAIT, &fr, 2));
+	EXPECT_EQ(-ETIME, wait_cqe(&self->ring, NO_CQE_MS, NULL));
+	c.tag = 0;
+	c.generation = (uint32_t)dev_generation(self->fd);
+	ASSERT_EQ(1, submit_commit(&self->ring, self->fd, 0, &c, 1, 3));
+	ASSERT_EQ(0, wait_cqe(&self->ring, CQE_MS, NULL));
+	EXPECT_EQ(1, wait_cqe(&self->ring, CQE_MS, NULL));
+	EXPECT_EQ(0, fr.tags[0]);
+	EXPECT_EQ(1, qstats(self->fd, 0).stale);
 }
 
 /* /sys/module/hvio/refcnt, or -1. */
