@@ -431,7 +431,9 @@ int BlkQueue::serve_uring() {
                 return 0;
             }
         }
-        int ret = ring_.submit(1);
+        // Wait only for something that will post a CQE: a COMMIT posts
+        // none when it succeeds (the stop's last commit is alone).
+        int ret = ring_.submit(inflight_ ? 1 : 0);
         counters_.enters.store(ring_.enters(), std::memory_order_relaxed);
         if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
             return ret;
