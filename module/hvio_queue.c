@@ -617,6 +617,8 @@ void hvio_queues_orphan(struct hvio_dev *dev)
 		spin_lock_irq(&dev->lock);
 		efd = q->efd;
 		q->efd = NULL;
+		/* The old daemon's stop is not the new one's. */
+		q->unpark = false;
 		spin_unlock_irq(&dev->lock);
 		mutex_unlock(&q->lock);
 		if (efd)
