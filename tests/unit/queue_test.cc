@@ -460,4 +460,25 @@ TEST_F(QueueTest, RefusedFetchFallsBackToQueueRun) {
     EXPECT_STRNE(q_->counters().ring_mode.load(), "none");
 }
 
+TEST_F(QueueTest, BlkdiscardRunsOnTheHelperThread) {
+    // A block device whose discard needs the BLKDISCARD ioctl: the queue
+    // thread hands it to its helper and gets the result back through the
+    // ring (here the ioctl fails with ENOTTY: the "device" is a file).
+    t_.block_device = true;
+    t_.bdev_discard = hvio::kDiscardIoctl;
+    start();
+    kernel_->push(op(6, HVIO_OP_DISCARD, 4096, 0, 4096));
+    ASSERT_TRUE(kernel_->wait_done(1));
+    EXPECT_EQ(kernel_->done(6).result, -ENOTTY);
+    // Then a fallocate discard that the "device" refuses (EOPNOTSUPP)
+    // goes the same way.
+    t_.bdev_discard = hvio::kDiscardFallocate;
+    kernel_->push(op(7, HVIO_OP_DISCARD, 8192, 0, 4096));
+    ASSERT_TRUE(kernel_->wait_done(2));
+    stop();
+    EXPECT_EQ(rc_, 0);
+    EXPECT_EQ(q_->counters().offloaded.load(), 2u);
+    EXPECT_EQ(kernel_->bad_commits(), 0u);
+}
+
 } // namespace

@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 namespace hvio {
@@ -50,7 +51,16 @@ BlkQueue::BlkQueue(QueueBackend &kernel, BlkTarget &target, const GuestMemory &m
     commits_.reserve(size_);
 }
 
-BlkQueue::~BlkQueue() = default;
+BlkQueue::~BlkQueue() {
+    if (offload_thread_.joinable()) {
+        {
+            std::lock_guard<std::mutex> l(offload_mu_);
+            offload_quit_ = true;
+        }
+        offload_cv_.notify_one();
+        offload_thread_.join();
+    }
+}
 
 Result<void> BlkQueue::init() {
     if (size_ > HVIO_MAX_QUEUE_SIZE)
@@ -88,6 +98,8 @@ void BlkQueue::finish(uint32_t slot, int result) {
 }
 
 int BlkQueue::submit(uint32_t slot) {
+    if (slots_[slot].step == BlkIo::kDiscardIoctl)
+        return offload(slot);
     io_uring_sqe *s = sqe();
     if (!s)
         return -EBUSY;
@@ -171,6 +183,90 @@ int BlkQueue::arm_eventfd() {
     return 0;
 }
 
+// The result of a slot's step (an SQE's, or the helper's).
+void BlkQueue::complete_io(uint32_t slot, int res) {
+    int result;
+    if (stale(slot)) {
+        finish(slot, res < 0 ? res : -ECANCELED);
+    } else if (blk_complete(slots_[slot], res, target_, &result)) {
+        finish(slot, result);
+    } else {
+        counters_.resubmits.fetch_add(1, std::memory_order_relaxed);
+        if (int r = submit(slot); r < 0)
+            finish(slot, r);
+    }
+}
+
+// ---- BLKDISCARD on a helper thread ---------------------------------------------
+//
+// io_uring has no discard opcode on 6.1 and blkdev fallocate lost its
+// discard mode later: a BLKDISCARD there would block the queue thread for
+// as long as the device takes.  The helper runs them one by one and
+// signals an eventfd whose read is armed in the ring while any is out.
+
+void BlkQueue::offload_main() {
+    std::unique_lock<std::mutex> l(offload_mu_);
+    for (;;) {
+        offload_cv_.wait(l, [this] { return offload_quit_ || !offload_todo_.empty(); });
+        if (offload_quit_)
+            return;
+        std::vector<uint32_t> todo;
+        todo.swap(offload_todo_);
+        l.unlock();
+        std::vector<std::pair<uint32_t, int>> done;
+        for (uint32_t slot : todo)
+            done.emplace_back(slot, blk_discard_ioctl(slots_[slot], target_));
+        l.lock();
+        offload_done_.insert(offload_done_.end(), done.begin(), done.end());
+        uint64_t one = 1;
+        (void)!::write(offload_efd_.get(), &one, sizeof(one));
+    }
+}
+
+int BlkQueue::arm_offload() {
+    io_uring_sqe *s = sqe();
+    if (!s)
+        return -EBUSY;
+    io_uring_prep_read(s, offload_efd_.get(), &offload_buf_, sizeof(offload_buf_), 0);
+    io_uring_sqe_set_data64(s, user_data(kOffload, 0));
+    offload_armed_ = true;
+    return 0;
+}
+
+int BlkQueue::offload(uint32_t slot) {
+    if (!offload_thread_.joinable()) {
+        offload_efd_.reset(::eventfd(0, EFD_CLOEXEC));
+        if (!offload_efd_)
+            return -errno;
+        offload_thread_ = std::thread([this] { offload_main(); });
+    }
+    if (!offload_armed_)
+        if (int r = arm_offload(); r < 0)
+            return r;
+    {
+        std::lock_guard<std::mutex> l(offload_mu_);
+        offload_todo_.push_back(slot);
+    }
+    offload_cv_.notify_one();
+    offload_out_++;
+    counters_.offloaded.fetch_add(1, std::memory_order_relaxed);
+    return 0;
+}
+
+void BlkQueue::offload_reaped() {
+    std::vector<std::pair<uint32_t, int>> done;
+    {
+        std::lock_guard<std::mutex> l(offload_mu_);
+        done.swap(offload_done_);
+    }
+    for (auto [slot, res] : done) {
+        offload_out_--;
+        complete_io(slot, res);
+    }
+    if (offload_out_ && !offload_armed_)
+        (void)arm_offload();
+}
+
 // Handles every CQE there is; resubmissions are queued as SQEs.
 int BlkQueue::reap() {
     io_uring_cqe *cqe;
@@ -188,22 +284,16 @@ int BlkQueue::reap() {
             else
                 counters_.wakeups.fetch_add(1, std::memory_order_relaxed);
             break;
-        case kIo: {
-            int result;
+        case kIo:
             if (slot >= slots_.size())
                 break;
             in_ring_[slot] = 0;
-            if (stale(slot)) {
-                finish(slot, cqe->res < 0 ? cqe->res : -ECANCELED);
-            } else if (blk_complete(slots_[slot], cqe->res, target_, &result)) {
-                finish(slot, result);
-            } else {
-                counters_.resubmits.fetch_add(1, std::memory_order_relaxed);
-                if (int r = submit(slot); r < 0)
-                    finish(slot, r);
-            }
+            complete_io(slot, cqe->res);
             break;
-        }
+        case kOffload:
+            offload_armed_ = false;
+            offload_reaped();
+            break;
         case kFetch:
             fetch_out_ = false;
             if (int r = fetched(cqe->res); r < 0 && !ret)
@@ -249,7 +339,7 @@ int BlkQueue::run() {
         (void)kernel_.unpark();
     // Nothing may stay in the ring (ring.h): the eventfd read, and after
     // a fatal error the I/O still in flight.
-    std::vector<uint64_t> each{user_data(kEventfd, 0)};
+    std::vector<uint64_t> each{user_data(kEventfd, 0), user_data(kOffload, 0)};
     for (uint32_t slot = 0; slot < size_; slot++)
         if (std::find(free_.begin(), free_.end(), slot) == free_.end())
             each.push_back(user_data(kIo, slot));

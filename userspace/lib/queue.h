@@ -53,11 +53,17 @@
 #include "result.h"
 #include "ring.h"
 
+#include "unique_fd.h"
+
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdint>
 #include <liburing.h>
 #include <linux/hvio.h>
+#include <mutex>
+#include <thread>
+#include <utility>
 #include <vector>
 
 namespace hvio {
@@ -106,6 +112,7 @@ struct QueueCounters {
     std::atomic<uint64_t> resubmits{0}; // short transfers, fallbacks
     std::atomic<uint64_t> inflight{0};  // ops fetched and not committed
     std::atomic<uint64_t> stale{0};     // ops of an older generation given back
+    std::atomic<uint64_t> offloaded{0}; // BLKDISCARDs run on the helper thread
     std::atomic<int> last_error{0};     // latest op error (positive errno)
 };
 
@@ -133,7 +140,14 @@ class BlkQueue {
     uint16_t index() const { return index_; }
 
   private:
-    enum Kind : uint32_t { kIo = 1, kEventfd = 2, kCancel = 3, kFetch = 4, kCommit = 5 };
+    enum Kind : uint32_t {
+        kIo = 1,
+        kEventfd = 2,
+        kCancel = 3,
+        kFetch = 4,
+        kCommit = 5,
+        kOffload = 6, // the helper thread's eventfd: BLKDISCARDs done
+    };
 
     static uint64_t user_data(Kind k, uint32_t slot) { return uint64_t(k) << 32 | slot; }
 
@@ -151,6 +165,11 @@ class BlkQueue {
     void new_generation(uint32_t gen);
     bool stale(uint32_t slot) const { return gen_known_ && slots_[slot].generation != gen_; }
     int reap();
+    void complete_io(uint32_t slot, int res);
+    int offload(uint32_t slot);
+    int arm_offload();
+    void offload_reaped();
+    void offload_main();
     io_uring_sqe *sqe();
 
     QueueBackend &kernel_;
@@ -187,6 +206,19 @@ class BlkQueue {
     std::vector<std::vector<hvio_completion>> commit_bufs_;
     std::vector<uint32_t> commit_free_;
     std::vector<uint32_t> commit_unsent_;
+
+    // BLKDISCARD off this thread (blk.h, kDiscardIoctl): slots go to the
+    // helper thread, which signals offload_efd_ when it finished some.
+    std::thread offload_thread_;
+    std::mutex offload_mu_;
+    std::condition_variable offload_cv_;
+    std::vector<uint32_t> offload_todo_;                 // under offload_mu_
+    std::vector<std::pair<uint32_t, int>> offload_done_; // under offload_mu_
+    bool offload_quit_ = false;                          // under offload_mu_
+    UniqueFd offload_efd_;
+    bool offload_armed_ = false;
+    unsigned offload_out_ = 0; // slots with the helper
+    uint64_t offload_buf_ = 0;
     QueueCounters counters_;
 };
 

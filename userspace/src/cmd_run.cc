@@ -925,7 +925,8 @@ json counters_json(const QueueCounters &c) {
                 {"bytes_written", v(c.bytes_written)},
                 {"resubmits", v(c.resubmits)},
                 {"inflight", v(c.inflight)},
-                {"stale", v(c.stale)}};
+                {"stale", v(c.stale)},
+                {"offloaded", v(c.offloaded)}};
 }
 
 // The kernel's view of a device for `hvio status`: state as the guest set
