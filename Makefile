@@ -153,6 +153,14 @@ $(BENCH_BIN): tests/bench/hvio_blkbench.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDRS) 
 	$(ST_CC) $(ST_CFLAGS) -I $(URING_INC) -o $@ $< $(ST_HELPERS) \
 		-L$(URING_LIB) -l:liburing.a
 
+# hvio_uring drives the device fd through io_uring: liburing, as the bench.
+$(OUT)/selftests/hvio_uring: tests/selftests/hvio_uring.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDRS) | deps
+	@mkdir -p $(@D) $(URING_INC)
+	@ln -sfn /usr/include/liburing.h $(URING_INC)/liburing.h
+	@ln -sfn /usr/include/liburing $(URING_INC)/liburing
+	$(ST_CC) $(ST_CFLAGS) -I $(URING_INC) -o $@ $< $(ST_HELPERS) \
+		-L$(URING_LIB) -l:liburing.a
+
 $(NETBENCH_BIN): tests/bench/hvio_netbench.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDRS) | deps
 	@mkdir -p $(@D)
 	$(ST_CC) $(ST_CFLAGS) -o $@ $< $(ST_HELPERS)

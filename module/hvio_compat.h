@@ -40,4 +40,36 @@ static inline void hvio_eventfd_signal(struct eventfd_ctx *ctx)
 #endif
 }
 
+/*
+ * io_uring commands: the header moved (6.6+: <linux/io_uring/cmd.h>), the
+ * payload moved from cmd->cmd to io_uring_sqe_cmd(cmd->sqe), and
+ * io_uring_cmd_done() gained issue_flags (6.3, in Debian's 6.1 too).
+ */
+#if IS_ENABLED(CONFIG_IO_URING)
+#ifdef HVIO_HAVE_IO_URING_CMD_H
+#include <linux/io_uring/cmd.h>
+#else
+#include <linux/io_uring.h>
+#endif
+
+static inline const void *hvio_uring_payload(const struct io_uring_cmd *cmd)
+{
+#ifdef HVIO_HAVE_IO_URING_SQE_CMD
+	return io_uring_sqe_cmd(cmd->sqe);
+#else
+	return cmd->cmd;
+#endif
+}
+
+static inline void hvio_uring_done(struct io_uring_cmd *cmd, ssize_t ret,
+				   unsigned int issue_flags)
+{
+#ifdef HVIO_HAVE_URING_CMD_DONE_2
+	io_uring_cmd_done(cmd, ret, 0);
+#else
+	io_uring_cmd_done(cmd, ret, 0, issue_flags);
+#endif
+}
+#endif /* CONFIG_IO_URING */
+
 #endif /* _HVIO_COMPAT_H */

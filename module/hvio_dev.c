@@ -57,7 +57,7 @@ static void hvio_dev_kick(struct hvio_mmio *m, u32 queue)
 	struct hvio_dev *dev = hvio_mmio_to_dev(m);
 
 	lockdep_assert_held(&dev->lock);
-	/* A queue with an eventfd is woken through it alone. */
+	/* A queue with a parked FETCH or an eventfd is woken through it. */
 	if (hvio_queue_kick(dev, queue))
 		return;
 	dev->kicked |= 1U << queue;
@@ -68,12 +68,16 @@ static void hvio_dev_kick(struct hvio_mmio *m, u32 queue)
 static void hvio_dev_status(struct hvio_mmio *m, u32 old, u32 new, bool reset)
 {
 	struct hvio_dev *dev = hvio_mmio_to_dev(m);
+	u32 i;
 
 	lockdep_assert_held(&dev->lock);
 	dev->events |= HVIO_EV_STATUS;
 	if (reset) {
 		dev->events |= HVIO_EV_RESET;
 		dev->kicked = 0;
+		/* Parked FETCHes complete with the new generation. */
+		for (i = 0; i < dev->mmio.num_queues; i++)
+			hvio_uring_wake(&dev->queues[i], false);
 	}
 	wake_up_interruptible(&dev->wq);
 }
@@ -295,6 +299,7 @@ static void hvio_dev_destroy(struct hvio_dev *dev)
 
 	/* Off the list: no bridge handler can reach it any more. */
 	cancel_delayed_work_sync(&dev->reset_work);
+	hvio_uring_stop(dev);
 	hvio_dev_reset_forget(dev);
 	hvio_queues_free(dev);
 	kfree(dev);
@@ -329,6 +334,17 @@ static int hvio_dev_release(struct inode *inode, struct file *file)
 	}
 	mutex_unlock(&hvio.ctl_mutex);
 	hvio_dev_destroy(dev);
+	return 0;
+}
+
+/*
+ * Every close of a device fd.  A killed daemon closes its fds while
+ * exiting: its parked io_uring FETCHes must let go of the file now, or
+ * the device would be released (orphaned) only after the process is gone.
+ */
+static int hvio_dev_flush(struct file *file, fl_owner_t id)
+{
+	hvio_uring_reap_exiting(file->private_data);
 	return 0;
 }
 
@@ -470,10 +486,12 @@ static long hvio_dev_ioctl(struct file *file, unsigned int cmd,
 static const struct file_operations hvio_dev_fops = {
 	.owner = THIS_MODULE,
 	.release = hvio_dev_release,
+	.flush = hvio_dev_flush,
 	.unlocked_ioctl = hvio_dev_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 	.mmap = hvio_dev_mmap,
 	.poll = hvio_dev_poll,
+	.uring_cmd = hvio_uring_cmd,
 	.llseek = noop_llseek,
 };
 
@@ -553,6 +571,7 @@ int hvio_dev_create(const struct hvio_dev_create *arg)
 	spin_lock_init(&dev->lock);
 	init_waitqueue_head(&dev->wq);
 	INIT_DELAYED_WORK(&dev->reset_work, hvio_dev_reset_timeout);
+	hvio_uring_init(dev);
 	dev->mmio_base = arg->mmio_base;
 	dev->mmio_len = arg->mmio_len;
 	dev->irq = arg->irq;

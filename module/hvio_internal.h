@@ -153,6 +153,24 @@ struct hvio_queue {
 	u32 ops_old;
 	struct hvio_vq_seg segs[HVIO_QUEUE_MAX_SEGS];
 
+	/*
+	 * io_uring FETCH (hvio_uring.c).  fetch_cmd, fetch_task and
+	 * fetch_parked change under dev->lock: a FETCH owns the queue's
+	 * fetch from issue to completion (fetch_tags is its buffer), and is
+	 * parked while it waits for a kick.  kick_seq counts kicks and other
+	 * wakeups (a parked FETCH must not miss one that came while it
+	 * fetched); unpark asks the next park to complete instead.
+	 * gen_reported: the generation the daemon last got from this queue
+	 * (written by its serving thread, read under dev->lock).
+	 */
+	struct io_uring_cmd *fetch_cmd;
+	struct task_struct *fetch_task;
+	bool fetch_parked;
+	bool unpark;
+	u32 kick_seq;
+	u64 gen_reported;
+	u16 *fetch_tags;		/* queue_size_max entries */
+
 	/* ops to hand out again after an orphaning (under lock) */
 	bool requeue;
 	u32 requeue_pos;		/* next tag to look at */
@@ -225,6 +243,12 @@ struct hvio_dev {
 	struct delayed_work reset_work;
 
 	u32 poll_ns;			/* HVIO_DEV_SET_POLL; READ_ONCE */
+
+	/*
+	 * Runs while an io_uring FETCH is parked: completes those whose
+	 * task is exiting (hvio_uring.c).
+	 */
+	struct delayed_work uring_work;
 
 	/* Under hvio.ctl_mutex: see HVIO_DEV_F_RECOVERABLE. */
 	bool recoverable;		/* orphan instead of destroy at close */
@@ -309,6 +333,12 @@ long hvio_queue_ioctl(struct hvio_dev *dev, unsigned int cmd,
 		      void __user *argp);
 int hvio_queue_mmap(struct hvio_dev *dev, struct vm_area_struct *vma);
 void hvio_queues_orphan(struct hvio_dev *dev);
+int hvio_queue_check(struct hvio_dev *dev, u16 queue, u16 nr_commit,
+		     u16 max_fetch);
+int hvio_queue_serve(struct hvio_queue *q, const struct hvio_completion *c,
+		     u16 nr_commit, u16 *tags, u16 max_fetch, bool poll,
+		     u32 *out_flags, u16 *nr_fetched);
+void hvio_queue_poll_cancel(struct hvio_queue *q);
 
 bool hvio_queue_gather(struct hvio_queue *q, u16 nr, u32 skip, void *buf,
 		       u32 len);
@@ -325,6 +355,15 @@ static inline void hvio_queue_op_gen(const struct hvio_queue *q,
 	op->generation = lower_32_bits(q->vq_gen);
 	op->generation_hi = upper_32_bits(q->vq_gen);
 }
+
+/* hvio_uring.c */
+struct io_uring_cmd;
+int hvio_uring_cmd(struct io_uring_cmd *cmd, unsigned int issue_flags);
+void hvio_uring_init(struct hvio_dev *dev);
+void hvio_uring_wake(struct hvio_queue *q, bool unpark);
+long hvio_uring_unpark(struct hvio_dev *dev, void __user *argp);
+void hvio_uring_stop(struct hvio_dev *dev);
+bool hvio_uring_reap_exiting(struct hvio_dev *dev);
 
 /* hvio_net.c */
 int hvio_net_check(const struct hvio_dev_create *arg);

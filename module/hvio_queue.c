@@ -68,7 +68,9 @@ int hvio_queues_alloc(struct hvio_dev *dev)
 		q->ops = vmalloc_user(q->ops_size);
 		q->tags = kvcalloc(size, sizeof(*q->tags), GFP_KERNEL);
 		q->done = kvcalloc(size, sizeof(*q->done), GFP_KERNEL);
-		if (!q->ops || !q->tags || !q->done)
+		q->fetch_tags = kvcalloc(size, sizeof(*q->fetch_tags),
+					 GFP_KERNEL);
+		if (!q->ops || !q->tags || !q->done || !q->fetch_tags)
 			goto err;
 	}
 	return 0;
@@ -93,6 +95,7 @@ void hvio_queues_free(struct hvio_dev *dev)
 		vfree(q->ops);
 		kvfree(q->tags);
 		kvfree(q->done);
+		kvfree(q->fetch_tags);
 		if (q->efd)
 			eventfd_ctx_put(q->efd);
 		mutex_destroy(&q->lock);
@@ -106,7 +109,9 @@ void hvio_queues_free(struct hvio_dev *dev)
  * @dev: device, dev->lock held
  * @queue: queue index, checked by the register file
  *
- * Return: true when the queue's eventfd was signalled.
+ * A parked io_uring FETCH is completed instead of the eventfd.
+ *
+ * Return: true when the daemon was woken (FETCH or eventfd).
  */
 bool hvio_queue_kick(struct hvio_dev *dev, u32 queue)
 {
@@ -115,6 +120,11 @@ bool hvio_queue_kick(struct hvio_dev *dev, u32 queue)
 	lockdep_assert_held(&dev->lock);
 	q = &dev->queues[array_index_nospec(queue, dev->mmio.num_queues)];
 	q->stats.kicks++;
+	q->kick_seq++;
+	if (q->fetch_parked) {
+		hvio_uring_wake(q, false);
+		return true;
+	}
 	if (!q->efd)
 		return false;
 	hvio_eventfd_signal(q->efd);
@@ -681,6 +691,8 @@ void hvio_queues_orphan(struct hvio_dev *dev)
 		mutex_lock(&q->lock);
 		q->requeue = true;
 		q->requeue_pos = 0;
+		/* A new daemon learns the generation before it parks. */
+		WRITE_ONCE(q->gen_reported, 0);
 		/* Stale ops die with their daemon: nobody will commit them. */
 		for (t = 0; t < dev->mmio.queue_size_max; t++)
 			if (q->tags[t].state == HVIO_TAG_STALE)
@@ -688,6 +700,8 @@ void hvio_queues_orphan(struct hvio_dev *dev)
 		spin_lock_irq(&dev->lock);
 		efd = q->efd;
 		q->efd = NULL;
+		/* The old daemon's stop is not the new one's. */
+		q->unpark = false;
 		spin_unlock_irq(&dev->lock);
 		mutex_unlock(&q->lock);
 		if (efd)
@@ -841,9 +855,92 @@ static bool hvio_queue_hand_out(struct hvio_queue *q, const u16 *tags, u16 n)
 	return false;
 }
 
-static long hvio_queue_run(struct hvio_dev *dev, void __user *argp)
+/**
+ * hvio_queue_check() - the common checks of QUEUE_RUN, FETCH and COMMIT
+ * @dev: device
+ * @queue: queue index from userspace
+ * @nr_commit: completions to commit
+ * @max_fetch: ops to fetch at most
+ *
+ * Return: 0, -EINVAL, or -EOPNOTSUPP for a device type without a request
+ * engine.
+ */
+int hvio_queue_check(struct hvio_dev *dev, u16 queue, u16 nr_commit,
+		     u16 max_fetch)
 {
 	u32 size = dev->mmio.queue_size_max;
+
+	if (queue >= dev->mmio.num_queues || nr_commit > size ||
+	    max_fetch > size)
+		return -EINVAL;
+	/* Request engines exist for virtio-blk and virtio-net. */
+	if (dev->mmio.device_id != VIRTIO_ID_BLOCK &&
+	    dev->mmio.device_id != VIRTIO_ID_NET)
+		return -EOPNOTSUPP;
+	return 0;
+}
+
+/**
+ * hvio_queue_serve() - commit completions, then fetch new ops
+ * @q: queue (q->lock not held)
+ * @c: @nr_commit completions, copied from userspace
+ * @nr_commit: may be 0
+ * @tags: room for @max_fetch tags
+ * @max_fetch: may be 0
+ * @poll: a fetch follows the commit (this call's, or a parked FETCH's
+ *        that the caller wakes when this returns with q->poll_suppressed):
+ *        with polling on, the commit suppresses guest notifications and
+ *        that fetch polls, then re-arms them
+ * @out_flags: HVIO_RUN_OUT_* (set here)
+ * @nr_fetched: tags written (set here)
+ *
+ * The one engine behind HVIO_DEV_QUEUE_RUN and the io_uring commands.
+ * Fetched ops are handed out (counted for a reset's drain) only if they
+ * are still of the current generation.  Takes q->lock.
+ *
+ * Return: 0, or -EINVAL from the commit (nothing fetched then).
+ */
+int hvio_queue_serve(struct hvio_queue *q, const struct hvio_completion *c,
+		     u16 nr_commit, u16 *tags, u16 max_fetch, bool poll,
+		     u32 *out_flags, u16 *nr_fetched)
+{
+	int ret;
+
+	mutex_lock(&q->lock);
+	q->poll_next = poll && hvio_queue_poll_on(q);
+	ret = hvio_queue_commit(q, c, nr_commit);
+	q->poll_next = false;
+	*nr_fetched = 0;
+	*out_flags = 0;
+	if (!ret && max_fetch && hvio_queue_attach(q))
+		*nr_fetched = hvio_queue_fetch(q, tags, max_fetch, out_flags);
+	/* This call's fetch did not re-arm: do it (a parked one will). */
+	if (q->poll_suppressed && max_fetch &&
+	    !(*out_flags & HVIO_RUN_OUT_MORE))
+		hvio_queue_poll_end(q);
+	if (*nr_fetched && !hvio_queue_hand_out(q, tags, *nr_fetched))
+		*nr_fetched = 0;
+	mutex_unlock(&q->lock);
+	return ret;
+}
+
+/**
+ * hvio_queue_poll_cancel() - nobody will poll after the commit: re-arm
+ * @q: queue (q->lock not held)
+ *
+ * For a caller of hvio_queue_serve() with @poll whose fetch did not come
+ * (the FETCH it meant to wake was gone).
+ */
+void hvio_queue_poll_cancel(struct hvio_queue *q)
+{
+	mutex_lock(&q->lock);
+	if (q->poll_suppressed)
+		hvio_queue_poll_end(q);
+	mutex_unlock(&q->lock);
+}
+
+static long hvio_queue_run(struct hvio_dev *dev, void __user *argp)
+{
 	struct hvio_completion *commits = NULL;
 	struct hvio_queue_run run;
 	struct hvio_queue *q;
@@ -852,14 +949,11 @@ static long hvio_queue_run(struct hvio_dev *dev, void __user *argp)
 
 	if (copy_from_user(&run, argp, sizeof(run)))
 		return -EFAULT;
-	if (run.flags || run.reserved1 || run.reserved ||
-	    run.queue >= dev->mmio.num_queues || run.nr_commit > size ||
-	    run.max_fetch > size)
+	if (run.flags || run.reserved1 || run.reserved)
 		return -EINVAL;
-	/* Request engines exist for virtio-blk and virtio-net. */
-	if (dev->mmio.device_id != VIRTIO_ID_BLOCK &&
-	    dev->mmio.device_id != VIRTIO_ID_NET)
-		return -EOPNOTSUPP;
+	ret = hvio_queue_check(dev, run.queue, run.nr_commit, run.max_fetch);
+	if (ret)
+		return ret;
 	q = &dev->queues[array_index_nospec(run.queue, dev->mmio.num_queues)];
 
 	if (run.nr_commit) {
@@ -876,24 +970,13 @@ static long hvio_queue_run(struct hvio_dev *dev, void __user *argp)
 		}
 	}
 
-	mutex_lock(&q->lock);
-	q->poll_next = run.max_fetch && hvio_queue_poll_on(q);
-	ret = hvio_queue_commit(q, commits, run.nr_commit);
-	q->poll_next = false;
-	run.nr_fetched = 0;
-	run.out_flags = 0;
-	if (!ret && run.max_fetch && hvio_queue_attach(q))
-		run.nr_fetched = hvio_queue_fetch(q, tags, run.max_fetch,
-						  &run.out_flags);
-	if (q->poll_suppressed && !(run.out_flags & HVIO_RUN_OUT_MORE))
-		hvio_queue_poll_end(q);
-	if (run.nr_fetched && !hvio_queue_hand_out(q, tags, run.nr_fetched))
-		run.nr_fetched = 0;
-	mutex_unlock(&q->lock);
+	ret = hvio_queue_serve(q, commits, run.nr_commit, tags, run.max_fetch,
+			       run.max_fetch, &run.out_flags, &run.nr_fetched);
 	if (ret)
 		goto out;
 
-	run.generation = lower_32_bits(READ_ONCE(dev->mmio.generation));
+	WRITE_ONCE(q->gen_reported, READ_ONCE(dev->mmio.generation));
+	run.generation = lower_32_bits(q->gen_reported);
 	if (run.nr_fetched &&
 	    copy_to_user(u64_to_user_ptr(run.tags_addr), tags,
 			 run.nr_fetched * sizeof(*tags)))
@@ -962,7 +1045,8 @@ static long hvio_queue_get_stats(struct hvio_dev *dev, void __user *argp)
  * hvio_queue_ioctl() - queue ioctls of a device fd
  * @dev: device
  * @cmd: HVIO_DEV_QUEUE_RUN, HVIO_DEV_SET_QUEUE_EVENTFD,
- *       HVIO_DEV_GET_QUEUE_STATS or HVIO_DEV_SET_POLL
+ *       HVIO_DEV_GET_QUEUE_STATS, HVIO_DEV_QUEUE_UNPARK or
+ *       HVIO_DEV_SET_POLL
  * @argp: user argument
  *
  * Return: 0, a negative errno, or -ENOTTY for another command.
@@ -987,6 +1071,8 @@ long hvio_queue_ioctl(struct hvio_dev *dev, unsigned int cmd,
 		return hvio_queue_set_eventfd(dev, argp);
 	case HVIO_DEV_GET_QUEUE_STATS:
 		return hvio_queue_get_stats(dev, argp);
+	case HVIO_DEV_QUEUE_UNPARK:
+		return hvio_uring_unpark(dev, argp);
 	default:
 		return -ENOTTY;
 	}

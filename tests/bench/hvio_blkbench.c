@@ -45,6 +45,7 @@
 
 #define IMG		"/tmp/bench.img"
 #define CFG		"/tmp/bench.json"
+#define SOCK		"/tmp/bench.sock"
 #define IMG_SIZE	(64ULL << 20)
 #define BS		4096
 #define QSIZE		512	/* 3 descriptors per request at QD 128 */
@@ -347,6 +348,52 @@ static int guest_setup(struct guest *g, struct fg *fg, uint32_t zone,
 	return 0;
 }
 
+/*
+ * The daemon's own counters (`hvio status`), summed over its queues:
+ * syscalls (io_uring_enter + ioctls), wakeups, and QUEUE_RUN ioctls.  A
+ * daemon that does not count a key reports it as -1.
+ */
+struct dcount {
+	double syscalls, wakeups, runs;
+};
+
+static double sum_key(const char *j, const char *key)
+{
+	char pat[32];
+	double sum = -1;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	while ((j = strstr(j, pat))) {
+		j += strlen(pat);
+		sum = (sum < 0 ? 0 : sum) + strtod(j, NULL);
+	}
+	return sum;
+}
+
+static struct dcount daemon_counts(void)
+{
+	static char buf[1 << 16];
+	struct dcount d = { -1, -1, -1 };
+	size_t n;
+	FILE *f = popen("/bin/hvio status --socket " SOCK " --json", "r");
+
+	if (!f)
+		return d;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = 0;
+	pclose(f);
+	d.syscalls = sum_key(buf, "syscalls");
+	d.wakeups = sum_key(buf, "wakeups");
+	d.runs = sum_key(buf, "runs");
+	return d;
+}
+
+/* Per request between two readings; -1 when the daemon does not count it. */
+static double per_req(double a, double b, uint64_t n)
+{
+	return a < 0 || b < 0 ? -1 : (b - a) / n;
+}
+
 /* ---- the baseline: plain io_uring on the same file ----------------- */
 
 static void base_prep(struct io_uring *ring, int fd, char *buf, bool write,
@@ -542,7 +589,7 @@ int main(void)
 		printf("Bail out! setup: %s\n", fg.err);
 		return 1;
 	}
-	pid = daemon_start(&fg, CFG, ZONE, 0, IMG, false, NULL);
+	pid = daemon_start(&fg, CFG, ZONE, 0, IMG, false, SOCK);
 	daemon_pid = pid;
 	if (pid < 0) {
 		printf("Bail out! hvio run did not become ready\n");
@@ -555,6 +602,7 @@ int main(void)
 
 	for (w = 0; w < 2; w++) {
 		for (i = 0; i < sizeof(qds) / sizeof(qds[0]); i++) {
+			struct dcount k0 = daemon_counts(), k1;
 			double c0 = cpu_seconds(0), d0 = cpu_seconds(daemon_pid);
 			double iops = guest_run(&g, qds[i], w);
 			double c1 = cpu_seconds(0), d1 = cpu_seconds(daemon_pid);
@@ -563,6 +611,8 @@ int main(void)
 			uint64_t n = g.done ? g.done : 1;
 			bool ok = iops > 0 && base > 0 && !g.bad;
 
+			k1 = daemon_counts();
+
 			/*
 			 * Where the time goes: CPU microseconds per request of
 			 * the fake guest (this process: ring handling, MMIO
@@ -570,13 +620,15 @@ int main(void)
 			 * daemon (its io_uring I/O and the module's queue
 			 * engine in its syscalls) and of the baseline loop.
 			 */
-			printf("{\"bench\":\"blk\",\"arch\":\"%s\",\"rw\":\"%s\",\"bs\":%d,\"qd\":%u,\"iops\":%.0f,\"base_iops\":%.0f,\"ratio\":%.3f,\"kicks_per_req\":%.4f,\"irqs_per_req\":%.4f,\"guest_cpu_us\":%.2f,\"daemon_cpu_us\":%.2f,\"base_cpu_us\":%.2f,\"poll_us\":%d}\n",
+			printf("{\"bench\":\"blk\",\"arch\":\"%s\",\"rw\":\"%s\",\"bs\":%d,\"qd\":%u,\"iops\":%.0f,\"base_iops\":%.0f,\"ratio\":%.3f,\"kicks_per_req\":%.4f,\"irqs_per_req\":%.4f,\"guest_cpu_us\":%.2f,\"daemon_cpu_us\":%.2f,\"base_cpu_us\":%.2f,\"syscalls_per_req\":%.3f,\"wakeups_per_req\":%.3f,\"runs_per_req\":%.3f,\"poll_us\":%d}\n",
 			       u.machine, w ? "randwrite" : "randread", BS, qds[i],
 			       iops, base, base > 0 ? iops / base : 0,
 			       (double)g.kicks / n, (double)g.irqs / n,
 			       (c1 - c0) * 1e6 / n, (d1 - d0) * 1e6 / n,
 			       base > 0 ? (c2 - c1) * 1e6 / (base * seconds) : 0,
-			       poll_us);
+			       per_req(k0.syscalls, k1.syscalls, n),
+			       per_req(k0.wakeups, k1.wakeups, n),
+			       per_req(k0.runs, k1.runs, n), poll_us);
 			printf("%s %u blk %s qd %u (%" PRIu64 " requests, %" PRIu64 " bad)\n",
 			       ok ? "ok" : "not ok", ++test,
 			       w ? "randwrite" : "randread", qds[i], g.done,

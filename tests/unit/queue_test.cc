@@ -70,6 +70,9 @@ class FakeKernel : public hvio::QueueBackend {
     }
 
     const hvio_op &op(uint16_t tag) const override { return ops_[tag]; }
+    int uring_fd() const override { return uring_fd_; }
+    // A file for the io_uring commands (none: QUEUE_RUN only).
+    void set_uring_fd(int fd) { uring_fd_ = fd; }
 
     // The guest makes a request available and kicks.
     void push(const hvio_op &op, bool kick = true) {
@@ -134,6 +137,7 @@ class FakeKernel : public hvio::QueueBackend {
     size_t ndone_ = 0, runs_ = 0, bad_commits_ = 0;
     unsigned in_kernel_ = 0;
     uint32_t gen_ = 3; // what op() gives its ops
+    int uring_fd_ = -1;
 };
 
 class QueueTest : public ::testing::Test {
@@ -434,6 +438,47 @@ TEST_F(QueueTest, FatalKernelErrorEndsTheLoop) {
     hvio::BlkQueue q(broken, t_, mem_, 0, kQueueSize, efd_, stop_);
     ASSERT_TRUE(q.init().ok());
     EXPECT_EQ(q.run(), -ENOTTY);
+}
+
+TEST_F(QueueTest, RefusedFetchFallsBackToQueueRun) {
+    // A device fd that refuses IORING_OP_URING_CMD (an hvio.ko without
+    // the commands; here an eventfd, which has no uring_cmd at all): the
+    // first FETCH fails with EOPNOTSUPP and the queue serves through
+    // QUEUE_RUN, saying so in its counters.
+    kernel_->set_uring_fd(efd_);
+    start();
+    kernel_->push(op(5, HVIO_OP_READ, 8192, kGpa + 0x4000, 4096));
+    ASSERT_TRUE(kernel_->wait_done(1));
+    EXPECT_EQ(kernel_->done(5).result, 0);
+    EXPECT_EQ(std::memcmp(&ram_[0x4000], &image_[8192], 4096), 0);
+    stop();
+    EXPECT_EQ(rc_, 0);
+    EXPECT_EQ(q_->counters().path.load(), hvio::kPathQueueRun);
+    EXPECT_EQ(q_->counters().fetches.load(), 0u);
+    EXPECT_GT(q_->counters().runs.load(), 0u);
+    EXPECT_GT(q_->counters().enters.load(), 0u);
+    EXPECT_STRNE(q_->counters().ring_mode.load(), "none");
+}
+
+TEST_F(QueueTest, BlkdiscardRunsOnTheHelperThread) {
+    // A block device whose discard needs the BLKDISCARD ioctl: the queue
+    // thread hands it to its helper and gets the result back through the
+    // ring (here the ioctl fails with ENOTTY: the "device" is a file).
+    t_.block_device = true;
+    t_.bdev_discard = hvio::kDiscardIoctl;
+    start();
+    kernel_->push(op(6, HVIO_OP_DISCARD, 4096, 0, 4096));
+    ASSERT_TRUE(kernel_->wait_done(1));
+    EXPECT_EQ(kernel_->done(6).result, -ENOTTY);
+    // Then a fallocate discard that the "device" refuses (EOPNOTSUPP)
+    // goes the same way.
+    t_.bdev_discard = hvio::kDiscardFallocate;
+    kernel_->push(op(7, HVIO_OP_DISCARD, 8192, 0, 4096));
+    ASSERT_TRUE(kernel_->wait_done(2));
+    stop();
+    EXPECT_EQ(rc_, 0);
+    EXPECT_EQ(q_->counters().offloaded.load(), 2u);
+    EXPECT_EQ(kernel_->bad_commits(), 0u);
 }
 
 } // namespace

@@ -392,6 +392,74 @@ struct hvio_queue_run {
 #define HVIO_NET_BUDGET_PKTS	256
 #define HVIO_NET_BUDGET_BYTES	(1U << 20)
 
+/*
+ * The same through io_uring (IORING_OP_URING_CMD on the device fd, a
+ * normal 64-byte SQE; cmd_op is one of the HVIO_URING_* below, the 16-byte
+ * payload in sqe->cmd).  A queue thread submits its backing I/O, its
+ * fetches and its commits to one ring and sleeps only in io_uring_enter.
+ *
+ * HVIO_URING_FETCH fetches up to max_fetch ops exactly as QUEUE_RUN does
+ * and writes a struct hvio_fetch_result (followed by max_fetch tags) to
+ * result_addr before its CQE; cqe->res is nr_fetched or -errno.  With
+ * HVIO_FETCH_F_WAIT, a fetch that finds nothing (the ring drained, guest
+ * notifications re-armed, HVIO_RUN_OUT_MORE clear) parks instead of
+ * completing: the next guest kick of the queue, a device reset, or
+ * HVIO_DEV_QUEUE_UNPARK completes it (a kick that brings nothing parks it
+ * again).  A kick does not signal the queue's eventfd while a FETCH is
+ * parked.  One FETCH per queue may be outstanding (-EBUSY).  A parked
+ * FETCH whose task exits completes with -ECANCELED.  A FETCH never parks
+ * when the device generation moved on since the last result of this queue
+ * (QUEUE_RUN or FETCH), so the daemon always learns of a reset.
+ *
+ * HVIO_URING_COMMIT commits nr_commit completions; cqe->res is 0 or
+ * -errno (as QUEUE_RUN's commit part).  It never parks.
+ *
+ * A module built without io_uring support, or a kernel without
+ * CONFIG_IO_URING, refuses both with -EOPNOTSUPP: use QUEUE_RUN.
+ */
+struct hvio_uring_fetch {
+	__u16 queue;
+	__u16 max_fetch;	/* 1 .. queue_size_max */
+	__u32 flags;		/* HVIO_FETCH_F_* */
+	__u64 result_addr;	/* struct hvio_fetch_result + __u16[max_fetch] */
+};
+#define HVIO_FETCH_F_WAIT	(1U << 0)
+
+struct hvio_fetch_result {
+	__u32 generation;	/* device generation now, low and high half */
+	__u32 generation_hi;
+	__u32 out_flags;	/* HVIO_RUN_OUT_*, HVIO_FETCH_OUT_* */
+	__u16 nr_fetched;	/* also in cqe->res */
+	__u16 reserved;		/* written as 0 */
+	__u16 tags[];		/* nr_fetched of max_fetch */
+};
+/* Completed by HVIO_DEV_QUEUE_UNPARK (the daemon is stopping). */
+#define HVIO_FETCH_OUT_UNPARKED	(1U << 16)
+
+struct hvio_uring_commit {
+	__u16 queue;
+	__u16 nr_commit;	/* 1 .. queue_size_max */
+	__u32 flags;		/* none yet: 0 */
+	__u64 commits_addr;	/* struct hvio_completion[nr_commit] */
+};
+
+#define HVIO_URING_FETCH \
+	_IOWR(HVIO_IOC_MAGIC, 0x20, struct hvio_uring_fetch)
+#define HVIO_URING_COMMIT \
+	_IOW(HVIO_IOC_MAGIC, 0x21, struct hvio_uring_commit)
+
+/*
+ * HVIO_DEV_QUEUE_UNPARK: complete the queue's parked FETCH now (with
+ * HVIO_FETCH_OUT_UNPARKED); if none is parked, the next FETCH with
+ * HVIO_FETCH_F_WAIT that would park completes instead.  The stop path of
+ * a daemon whose queue thread sleeps in io_uring.
+ */
+struct hvio_queue_unpark {
+	__u16 queue;
+	__u16 reserved0;
+	__u32 reserved;
+};
+
 /* HVIO_DEV_SET_QUEUE_EVENTFD: signalled when the guest kicks the queue. */
 struct hvio_queue_eventfd {
 	__u16 queue;
@@ -466,6 +534,8 @@ struct hvio_dev_poll {
 /* Destroy the device when this fd closes, even if it is recoverable. */
 #define HVIO_DEV_DESTROY    _IO(HVIO_IOC_MAGIC, 0x17)
 #define HVIO_DEV_SET_POLL   _IOW(HVIO_IOC_MAGIC, 0x1e, struct hvio_dev_poll)
+#define HVIO_DEV_QUEUE_UNPARK \
+	_IOW(HVIO_IOC_MAGIC, 0x18, struct hvio_queue_unpark)
 
 /* ---- /dev/hvio-sim (hypervisor=sim only) ----------------------------- */
 

@@ -326,12 +326,9 @@ int blk_start(BlkIo &io, const hvio_op &op, const GuestMemory &mem, BlkTarget &t
             switch (t.bdev_discard.load(std::memory_order_relaxed)) {
             case kDiscardNoop:
                 return 0;
-            case kDiscardIoctl: {
-                uint64_t r[2] = {op.offset, op.len};
-                if (::ioctl(t.fd, BLKDISCARD, r) < 0)
-                    return errno == EOPNOTSUPP ? 0 : -errno;
-                return 0;
-            }
+            case kDiscardIoctl:
+                io.step = BlkIo::kDiscardIoctl;
+                return kBlkSubmit;
             }
             io.mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE | FALLOC_FL_NO_HIDE_STALE;
         } else {
@@ -398,7 +395,15 @@ void blk_prep(io_uring_sqe *sqe, BlkIo &io, const BlkTarget &t) {
         io_uring_prep_writev2(sqe, fd, io.iov, n, off, rw_flags);
         break;
     }
+    case BlkIo::kDiscardIoctl:
+        io_uring_prep_nop(sqe); // never asked for: see blk.h
+        break;
     }
+}
+
+int blk_discard_ioctl(const BlkIo &io, const BlkTarget &t) {
+    uint64_t r[2] = {io.offset, io.len};
+    return ::ioctl(t.fd, BLKDISCARD, r) < 0 ? -errno : 0;
 }
 
 namespace {
@@ -473,6 +478,13 @@ bool blk_complete(BlkIo &io, int res, BlkTarget &t, int *result) {
         *result = res < 0 ? res : 0;
         return true;
 
+    case BlkIo::kDiscardIoctl:
+        // A device that cannot discard says so once; a hint it cannot
+        // take is done.
+        t.bdev_discard.store(res == -EOPNOTSUPP ? kDiscardNoop : kDiscardIoctl);
+        *result = res == -EOPNOTSUPP ? 0 : res;
+        return true;
+
     case BlkIo::kFallocate:
         if (res != -EOPNOTSUPP) {
             *result = res < 0 ? res : 0;
@@ -485,17 +497,9 @@ bool blk_complete(BlkIo &io, int res, BlkTarget &t, int *result) {
                 return true;
             }
             // This kernel may lack fallocate's discard mode: try the ioctl
-            // once; if it works, use it from now on.
-            uint64_t r[2] = {io.offset, io.len};
-            if (::ioctl(t.fd, BLKDISCARD, r) == 0) {
-                t.bdev_discard.store(kDiscardIoctl);
-            } else if (errno == EOPNOTSUPP) {
-                t.bdev_discard.store(kDiscardNoop);
-            } else {
-                t.bdev_discard.store(kDiscardIoctl);
-                *result = -errno;
-            }
-            return true;
+            // (off the queue thread); if it works, use it from now on.
+            io.step = BlkIo::kDiscardIoctl;
+            return false;
         }
         // WRITE_ZEROES: punch -> zero range -> write zeroes.
         if (io.mode & FALLOC_FL_PUNCH_HOLE) {

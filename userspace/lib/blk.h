@@ -101,7 +101,10 @@ inline constexpr unsigned kMaxIov = HVIO_OP_MAX_SEGS + 8;
 
 // One op in flight.
 struct BlkIo {
-    enum Step : uint8_t { kRw, kFlush, kFallocate, kZeroWrite };
+    // kDiscardIoctl: BLKDISCARD, which io_uring has no opcode for; the
+    // queue runs it on a helper thread (blk_discard_ioctl()), never on
+    // the thread that waits in io_uring_enter.
+    enum Step : uint8_t { kRw, kFlush, kFallocate, kZeroWrite, kDiscardIoctl };
 
     uint16_t tag = 0;
     uint8_t type = 0;
@@ -126,8 +129,13 @@ inline constexpr int kBlkSubmit = 1;
 
 int blk_start(BlkIo &io, const hvio_op &op, const GuestMemory &mem, BlkTarget &t);
 
-// Fills sqe for io's current step (user_data is the caller's).
+// Fills sqe for io's current step (user_data is the caller's); not for
+// kDiscardIoctl.
 void blk_prep(io_uring_sqe *sqe, BlkIo &io, const BlkTarget &t);
+
+// The kDiscardIoctl step, synchronous (a helper thread's job): 0 or -errno,
+// to be given to blk_complete() like an SQE's result.
+int blk_discard_ioctl(const BlkIo &io, const BlkTarget &t);
 
 // Digests the result of io's last SQE.  Returns true when the op is
 // finished (*result: 0 or -errno), false when blk_prep() must run again.

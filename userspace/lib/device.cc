@@ -79,6 +79,14 @@ Result<void> DeviceFd::queue_run(hvio_queue_run &run) const {
     return {};
 }
 
+Result<void> DeviceFd::queue_unpark(uint16_t queue) const {
+    hvio_queue_unpark u{};
+    u.queue = queue;
+    if (::ioctl(fd_.get(), HVIO_DEV_QUEUE_UNPARK, &u) < 0)
+        return last_error();
+    return {};
+}
+
 Result<Mapping> DeviceFd::map_ram(uint64_t gpa, uint64_t size) const {
     return Mapping::map(fd_.get(), size, PROT_READ | PROT_WRITE, MAP_SHARED,
                         static_cast<off_t>(gpa));

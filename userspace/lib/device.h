@@ -40,6 +40,8 @@ class DeviceFd {
     Result<void> set_poll(uint32_t poll_us) const;
     // HVIO_DEV_QUEUE_RUN, retried on EINTR.
     Result<void> queue_run(hvio_queue_run &run) const;
+    // HVIO_DEV_QUEUE_UNPARK: complete the queue's parked io_uring FETCH.
+    Result<void> queue_unpark(uint16_t queue) const;
 
     // Zone RAM [gpa, gpa + size), read-write, shared.
     Result<Mapping> map_ram(uint64_t gpa, uint64_t size) const;

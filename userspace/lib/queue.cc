@@ -16,6 +16,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 namespace hvio {
 
@@ -24,12 +26,25 @@ namespace {
 // How long the exit path waits for the ring's requests to be cancelled.
 constexpr int kQuiesceMs = 5000;
 
+// u16 elements of the FETCH result before its tags.
+constexpr size_t kFetchHdr = sizeof(hvio_fetch_result) / sizeof(uint16_t);
+static_assert(sizeof(hvio_fetch_result) % sizeof(uint16_t) == 0);
+
+// An IORING_OP_URING_CMD of the device fd with its 16-byte payload.
+template <typename T> void prep_cmd(io_uring_sqe *s, int fd, uint32_t op, const T &payload) {
+    static_assert(sizeof(T) == 16);
+    io_uring_prep_rw(IORING_OP_URING_CMD, s, fd, nullptr, 0, 0);
+    s->cmd_op = op;
+    std::memcpy(s->cmd, &payload, sizeof(payload));
+}
+
 } // namespace
 
 BlkQueue::BlkQueue(QueueBackend &kernel, BlkTarget &target, const GuestMemory &mem, uint16_t index,
                    unsigned queue_size, int eventfd, const std::atomic<bool> &stop)
     : kernel_(kernel), target_(target), mem_(mem), index_(index), size_(queue_size),
-      eventfd_(eventfd), stop_(stop), slots_(queue_size), tags_(queue_size), in_ring_(queue_size) {
+      eventfd_(eventfd), stop_(stop), slots_(queue_size), tags_(queue_size), in_ring_(queue_size),
+      fetch_buf_(kFetchHdr + queue_size) {
     free_.reserve(size_);
     for (uint32_t i = size_; i-- > 0;)
         free_.push_back(i);
@@ -37,28 +52,26 @@ BlkQueue::BlkQueue(QueueBackend &kernel, BlkTarget &target, const GuestMemory &m
 }
 
 BlkQueue::~BlkQueue() {
-    if (ring_ok_)
-        io_uring_queue_exit(&ring_);
+    if (offload_thread_.joinable()) {
+        {
+            std::lock_guard<std::mutex> l(offload_mu_);
+            offload_quit_ = true;
+        }
+        offload_cv_.notify_one();
+        offload_thread_.join();
+    }
 }
 
 Result<void> BlkQueue::init() {
-    // Every slot and the eventfd read can be in flight at once, and each
-    // has at most one SQE, plus at most one cancel per slot after a reset:
-    // the CQ (2x) never overflows, and sqe() submits when the SQ is full.
-    int ret = io_uring_queue_init(size_ + 1, &ring_, 0);
-    if (ret < 0)
-        return Error(-ret);
-    ring_ok_ = true;
+    if (size_ > HVIO_MAX_QUEUE_SIZE)
+        return Error(EINVAL);
     return {};
 }
 
 io_uring_sqe *BlkQueue::sqe() {
-    io_uring_sqe *s = io_uring_get_sqe(&ring_);
-    if (!s) {
-        // Cannot happen (see init()), but never lose an op over it.
-        io_uring_submit(&ring_);
-        s = io_uring_get_sqe(&ring_);
-    }
+    // Cannot run out (see run()), but never lose an op over it: Ring
+    // submits when the SQ is full.
+    io_uring_sqe *s = ring_.sqe();
     inflight_ += s != nullptr;
     return s;
 }
@@ -85,10 +98,13 @@ void BlkQueue::finish(uint32_t slot, int result) {
 }
 
 int BlkQueue::submit(uint32_t slot) {
+    if (slots_[slot].step == BlkIo::kDiscardIoctl)
+        return offload(slot);
     io_uring_sqe *s = sqe();
     if (!s)
         return -EBUSY;
     blk_prep(s, slots_[slot], target_);
+    ring_.fix(s);
     io_uring_sqe_set_data64(s, user_data(kIo, slot));
     in_ring_[slot] = 1;
     return 0;
@@ -167,12 +183,96 @@ int BlkQueue::arm_eventfd() {
     return 0;
 }
 
+// The result of a slot's step (an SQE's, or the helper's).
+void BlkQueue::complete_io(uint32_t slot, int res) {
+    int result;
+    if (stale(slot)) {
+        finish(slot, res < 0 ? res : -ECANCELED);
+    } else if (blk_complete(slots_[slot], res, target_, &result)) {
+        finish(slot, result);
+    } else {
+        counters_.resubmits.fetch_add(1, std::memory_order_relaxed);
+        if (int r = submit(slot); r < 0)
+            finish(slot, r);
+    }
+}
+
+// ---- BLKDISCARD on a helper thread ---------------------------------------------
+//
+// io_uring has no discard opcode on 6.1 and blkdev fallocate lost its
+// discard mode later: a BLKDISCARD there would block the queue thread for
+// as long as the device takes.  The helper runs them one by one and
+// signals an eventfd whose read is armed in the ring while any is out.
+
+void BlkQueue::offload_main() {
+    std::unique_lock<std::mutex> l(offload_mu_);
+    for (;;) {
+        offload_cv_.wait(l, [this] { return offload_quit_ || !offload_todo_.empty(); });
+        if (offload_quit_)
+            return;
+        std::vector<uint32_t> todo;
+        todo.swap(offload_todo_);
+        l.unlock();
+        std::vector<std::pair<uint32_t, int>> done;
+        for (uint32_t slot : todo)
+            done.emplace_back(slot, blk_discard_ioctl(slots_[slot], target_));
+        l.lock();
+        offload_done_.insert(offload_done_.end(), done.begin(), done.end());
+        uint64_t one = 1;
+        (void)!::write(offload_efd_.get(), &one, sizeof(one));
+    }
+}
+
+int BlkQueue::arm_offload() {
+    io_uring_sqe *s = sqe();
+    if (!s)
+        return -EBUSY;
+    io_uring_prep_read(s, offload_efd_.get(), &offload_buf_, sizeof(offload_buf_), 0);
+    io_uring_sqe_set_data64(s, user_data(kOffload, 0));
+    offload_armed_ = true;
+    return 0;
+}
+
+int BlkQueue::offload(uint32_t slot) {
+    if (!offload_thread_.joinable()) {
+        offload_efd_.reset(::eventfd(0, EFD_CLOEXEC));
+        if (!offload_efd_)
+            return -errno;
+        offload_thread_ = std::thread([this] { offload_main(); });
+    }
+    if (!offload_armed_)
+        if (int r = arm_offload(); r < 0)
+            return r;
+    {
+        std::lock_guard<std::mutex> l(offload_mu_);
+        offload_todo_.push_back(slot);
+    }
+    offload_cv_.notify_one();
+    offload_out_++;
+    counters_.offloaded.fetch_add(1, std::memory_order_relaxed);
+    return 0;
+}
+
+void BlkQueue::offload_reaped() {
+    std::vector<std::pair<uint32_t, int>> done;
+    {
+        std::lock_guard<std::mutex> l(offload_mu_);
+        done.swap(offload_done_);
+    }
+    for (auto [slot, res] : done) {
+        offload_out_--;
+        complete_io(slot, res);
+    }
+    if (offload_out_ && !offload_armed_)
+        (void)arm_offload();
+}
+
 // Handles every CQE there is; resubmissions are queued as SQEs.
 int BlkQueue::reap() {
     io_uring_cqe *cqe;
-    unsigned head, n = 0;
+    unsigned head, n = 0, n_commit = 0;
     int ret = 0;
-    io_uring_for_each_cqe(&ring_, head, cqe) {
+    io_uring_for_each_cqe(&ring_.get(), head, cqe) {
         n++;
         uint64_t ud = io_uring_cqe_get_data64(cqe);
         uint32_t slot = static_cast<uint32_t>(ud);
@@ -184,40 +284,66 @@ int BlkQueue::reap() {
             else
                 counters_.wakeups.fetch_add(1, std::memory_order_relaxed);
             break;
-        case kIo: {
-            int result;
+        case kIo:
             if (slot >= slots_.size())
                 break;
             in_ring_[slot] = 0;
-            if (stale(slot)) {
-                finish(slot, cqe->res < 0 ? cqe->res : -ECANCELED);
-            } else if (blk_complete(slots_[slot], cqe->res, target_, &result)) {
-                finish(slot, result);
-            } else {
-                counters_.resubmits.fetch_add(1, std::memory_order_relaxed);
-                if (int r = submit(slot); r < 0)
-                    finish(slot, r);
-            }
+            complete_io(slot, cqe->res);
             break;
-        }
+        case kOffload:
+            offload_armed_ = false;
+            offload_reaped();
+            break;
+        case kFetch:
+            fetch_out_ = false;
+            if (int r = fetched(cqe->res); r < 0 && !ret)
+                ret = r;
+            break;
+        case kCommit:
+            // Only a failed one has a CQE.  EINVAL: a tag the kernel does
+            // not know; a bug, as for QUEUE_RUN.
+            n_commit++;
+            if (cqe->res < 0 && !ret)
+                ret = cqe->res;
+            break;
         default:
             break;
         }
     }
-    io_uring_cq_advance(&ring_, n);
+    io_uring_cq_advance(&ring_.get(), n);
+    n -= n_commit;
     inflight_ -= std::min(inflight_, n);
     return ret;
 }
 
 int BlkQueue::run() {
-    const int ret = serve();
+    // Every slot, the eventfd read or the FETCH, and a few COMMITs can be
+    // in flight at once, each with one SQE, plus at most one cancel per
+    // slot after a reset: the CQ (2x) never overflows.
+    if (auto r = ring_.init(size_ + 8); !r)
+        return -r.error();
+    counters_.ring_mode.store(ring_.mode(), std::memory_order_relaxed);
+    // No fixed files: a registered file lives until the ring's teardown,
+    // which the kernel runs in a worker after the process is gone, so a
+    // killed daemon's device would be orphaned and its image unlocked only
+    // some time after it was reaped, and a restart would fail (ring.h).
+
+    int ret = kernel_.uring_fd() >= 0 ? serve_uring() : 0;
+    if (kernel_.uring_fd() < 0 || fallback_) {
+        counters_.path.store(kPathQueueRun, std::memory_order_relaxed);
+        ret = serve();
+    }
+    // A FETCH still parked (after a fatal error) is not cancellable: ask
+    // the kernel to complete it, quiesce reaps it.
+    if (fetch_out_)
+        (void)kernel_.unpark();
     // Nothing may stay in the ring (ring.h): the eventfd read, and after
     // a fatal error the I/O still in flight.
-    std::vector<uint64_t> each{user_data(kEventfd, 0)};
+    std::vector<uint64_t> each{user_data(kEventfd, 0), user_data(kOffload, 0)};
     for (uint32_t slot = 0; slot < size_; slot++)
         if (in_ring_[slot])
             each.push_back(user_data(kIo, slot));
-    if (ring_quiesce(ring_, inflight_, user_data(kCancel, 0), each, kQuiesceMs) < 0)
+    if (ring_quiesce(ring_.get(), inflight_, user_data(kCancel, 0), each, kQuiesceMs) < 0)
         std::fprintf(stderr,
                      "hvio: %s queue %u: %u io_uring requests could not be cancelled in %d ms\n",
                      target_.where.c_str(), index_, inflight_, kQuiesceMs);
@@ -226,9 +352,8 @@ int BlkQueue::run() {
 
 int BlkQueue::serve() {
     for (;;) {
-        const bool stopping = stop_.load(std::memory_order_acquire);
-        if (stopping && drain_budget_ < 0)
-            drain_budget_ = static_cast<int>(size_);
+        stopping_now();
+        const bool stopping = drain_budget_ >= 0;
         unsigned want = free_.size();
         if (stopping)
             want = std::min<unsigned>(want, static_cast<unsigned>(drain_budget_));
@@ -250,21 +375,15 @@ int BlkQueue::serve() {
         for (unsigned i = 0; i < fetched; i++)
             if (int ret = start(tags_[i]); ret < 0)
                 return ret;
-        counters_.inflight.store(size_ - free_.size(), std::memory_order_relaxed);
 
         // Only HVIO_RUN_OUT_MORE says the avail ring holds more: a fetch
         // that stopped at max_fetch may return fewer ops (the kernel
         // answers GET_ID and bad requests itself), and then guest kicks
         // stay off until we call again.
         const bool more = max_fetch && (r.out_flags & HVIO_RUN_OUT_MORE);
-        if (stopping) {
-            // The last requests: those available when the stop came.
-            drain_budget_ -= static_cast<int>(fetched);
-            if (!more)
-                drain_budget_ = 0;
-            if (!drain_budget_ && free_.size() == size_ && commits_.empty())
-                return 0;
-        }
+        account(fetched, more);
+        if (stopping && !drain_budget_ && free_.size() == size_ && commits_.empty())
+            return 0;
 
         // Sleep only when nothing waits to be committed and the kernel
         // said the queue is drained.
@@ -272,11 +391,151 @@ int BlkQueue::serve() {
         if (wait && !stopping && !eventfd_armed_)
             if (int ret = arm_eventfd(); ret < 0)
                 return ret;
-        int ret = wait ? io_uring_submit_and_wait(&ring_, 1) : io_uring_submit(&ring_);
+        int ret = ring_.submit(wait ? 1 : 0);
+        counters_.enters.store(ring_.enters(), std::memory_order_relaxed);
         if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
             return ret;
         if (int err = reap(); err < 0)
             return err;
+    }
+}
+
+// ---- the io_uring loop -------------------------------------------------------
+
+void BlkQueue::stopping_now() {
+    if (drain_budget_ < 0 && stop_.load(std::memory_order_acquire))
+        drain_budget_ = static_cast<int>(size_);
+}
+
+int BlkQueue::queue_fetch(unsigned max, bool wait) {
+    io_uring_sqe *s = sqe();
+    if (!s)
+        return -EBUSY;
+    hvio_uring_fetch f{};
+    f.queue = index_;
+    f.max_fetch = static_cast<uint16_t>(max);
+    f.flags = wait ? HVIO_FETCH_F_WAIT : 0;
+    f.result_addr = reinterpret_cast<uintptr_t>(fetch_buf_.data());
+    prep_cmd(s, kernel_.uring_fd(), HVIO_URING_FETCH, f);
+    ring_.fix(s);
+    io_uring_sqe_set_data64(s, user_data(kFetch, 0));
+    fetch_out_ = true;
+    fetch_wait_ = wait;
+    fetch_max_ = max;
+    return 0;
+}
+
+// A COMMIT completes while io_uring_enter submits it (the kernel copies
+// the completions then, and never parks it): it posts a CQE only when it
+// fails (IOSQE_CQE_SKIP_SUCCESS), so waiting after a commit sleeps until
+// there is new work, and its buffer is free once it was submitted.  It is
+// not counted in inflight_ (no CQE to take it off again).
+int BlkQueue::queue_commit() {
+    io_uring_sqe *s = ring_.sqe();
+    if (!s)
+        return -EBUSY;
+    uint32_t b;
+    if (commit_free_.empty()) {
+        b = static_cast<uint32_t>(commit_bufs_.size());
+        commit_bufs_.emplace_back();
+        commit_bufs_.back().reserve(size_);
+    } else {
+        b = commit_free_.back();
+        commit_free_.pop_back();
+    }
+    // The completions move to the buffer of this COMMIT; commits_ gets
+    // its old (empty) storage.
+    commit_bufs_[b].swap(commits_);
+    commits_.clear();
+    hvio_uring_commit c{};
+    c.queue = index_;
+    c.nr_commit = static_cast<uint16_t>(commit_bufs_[b].size());
+    c.commits_addr = reinterpret_cast<uintptr_t>(commit_bufs_[b].data());
+    prep_cmd(s, kernel_.uring_fd(), HVIO_URING_COMMIT, c);
+    ring_.fix(s);
+    s->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(s, user_data(kCommit, b));
+    commit_unsent_.push_back(b);
+    counters_.commits.fetch_add(1, std::memory_order_relaxed);
+    return 0;
+}
+
+// Bookkeeping after a fetch of either loop: the stop's drain budget.
+void BlkQueue::account(unsigned n, bool more) {
+    counters_.inflight.store(size_ - free_.size(), std::memory_order_relaxed);
+    if (drain_budget_ < 0)
+        return;
+    // The last requests: those available when the stop came.
+    drain_budget_ -= std::min(drain_budget_, static_cast<int>(n));
+    if (!more)
+        drain_budget_ = 0;
+}
+
+// A FETCH's CQE.
+int BlkQueue::fetched(int res) {
+    if (res < 0) {
+        // An hvio.ko without the commands: the QUEUE_RUN loop.
+        if (!fetch_ok_ && (res == -EOPNOTSUPP || res == -EINVAL)) {
+            fallback_ = true;
+            return 0;
+        }
+        if (res == -EINTR || res == -EAGAIN)
+            return 0;
+        return res;
+    }
+    fetch_ok_ = true;
+    counters_.fetches.fetch_add(1, std::memory_order_relaxed);
+    if (fetch_wait_)
+        counters_.wakeups.fetch_add(1, std::memory_order_relaxed);
+    hvio_fetch_result r;
+    std::memcpy(&r, fetch_buf_.data(), sizeof(r));
+    new_generation(r.generation);
+    const unsigned n = std::min<unsigned>(static_cast<unsigned>(res), fetch_max_);
+    for (unsigned i = 0; i < n; i++)
+        if (int ret = start(fetch_buf_[kFetchHdr + i]); ret < 0)
+            return ret;
+    // Only HVIO_RUN_OUT_MORE says the avail ring holds more (see serve()).
+    more_ = (r.out_flags & HVIO_RUN_OUT_MORE) != 0;
+    stopping_now();
+    account(n, more_);
+    return 0;
+}
+
+int BlkQueue::serve_uring() {
+    counters_.path.store(kPathUring, std::memory_order_relaxed);
+    for (;;) {
+        stopping_now();
+        const bool stopping = drain_budget_ >= 0;
+        if (!commits_.empty())
+            if (int ret = queue_commit(); ret < 0)
+                return ret;
+        if (!fetch_out_) {
+            unsigned want = free_.size();
+            if (stopping)
+                want = std::min<unsigned>(want, static_cast<unsigned>(drain_budget_));
+            if (want) {
+                // The stop's fetches take what is there and never wait.
+                if (int ret = queue_fetch(want, !stopping && !more_); ret < 0)
+                    return ret;
+            } else if (stopping && free_.size() == size_ && commit_unsent_.empty()) {
+                return 0;
+            }
+        }
+        // Wait only for something that will post a CQE: a COMMIT posts
+        // none when it succeeds (the stop's last commit is alone).
+        int ret = ring_.submit(inflight_ ? 1 : 0);
+        counters_.enters.store(ring_.enters(), std::memory_order_relaxed);
+        if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
+            return ret;
+        // Everything queued went in: the COMMITs' buffers are free again.
+        if (!io_uring_sq_ready(&ring_.get())) {
+            commit_free_.insert(commit_free_.end(), commit_unsent_.begin(), commit_unsent_.end());
+            commit_unsent_.clear();
+        }
+        if (int err = reap(); err < 0)
+            return err;
+        if (fallback_)
+            return 0;
     }
 }
 

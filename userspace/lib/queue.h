@@ -2,7 +2,23 @@
 //
 // BlkQueue: one virtqueue served by one thread and one io_uring.
 //
-// The loop (ublk's COMMIT_AND_FETCH pattern):
+// The io_uring loop (ublk's FETCH_REQ pattern; Documentation/abi.md,
+// HVIO_URING_FETCH), used whenever the module takes io_uring commands:
+//
+//   One HVIO_URING_FETCH is in the ring whenever there are free slots; its
+//   max_fetch is the number of free slots, which no one else takes while
+//   it is out.  It waits (HVIO_FETCH_F_WAIT: parked in the kernel until a
+//   guest kick) unless the last fetch said HVIO_RUN_OUT_MORE.  Each I/O
+//   CQE finishes an op; the completions reaped in one pass go back in one
+//   HVIO_URING_COMMIT SQE, submitted with the next I/O SQEs in the same
+//   io_uring_enter, which is also where the thread sleeps: a batch costs
+//   about one syscall, and the thread sleeps in one place.  Stopping
+//   (stop flag set, HVIO_DEV_QUEUE_UNPARK from the control thread) works as
+//   below; the stop's FETCHes never wait.
+//
+// The QUEUE_RUN loop (COMMIT_AND_FETCH in one ioctl), used when the module
+// refuses the FETCH (an older hvio.ko: EOPNOTSUPP or EINVAL) or the
+// backend has no device fd (tests):
 //
 //   QUEUE_RUN: commit every finished op, fetch up to as many new ones as
 //   there are free slots; turn each into an SQE (or an immediate result);
@@ -35,11 +51,19 @@
 #include "blk.h"
 #include "guest_memory.h"
 #include "result.h"
+#include "ring.h"
+
+#include "unique_fd.h"
 
 #include <atomic>
+#include <cerrno>
+#include <condition_variable>
 #include <cstdint>
 #include <liburing.h>
 #include <linux/hvio.h>
+#include <mutex>
+#include <thread>
+#include <utility>
 #include <vector>
 
 namespace hvio {
@@ -52,14 +76,30 @@ class QueueBackend {
     virtual int run(hvio_queue_run &run) = 0;
     // The op slot of a fetched tag.
     virtual const hvio_op &op(uint16_t tag) const = 0;
+    // The device fd for io_uring commands; -1: QUEUE_RUN only.
+    virtual int uring_fd() const { return -1; }
+    // HVIO_DEV_QUEUE_UNPARK of this queue: 0 or -errno.
+    virtual int unpark() { return -ENOTTY; }
 };
+
+// Which loop a queue thread runs (QueueCounters::path).
+inline constexpr int kPathStarting = 0;
+inline constexpr int kPathUring = 1;    // io_uring FETCH / COMMIT
+inline constexpr int kPathQueueRun = 2; // HVIO_DEV_QUEUE_RUN and the eventfd
 
 // Counters of the daemon's side of a queue, read by `hvio status` while
 // the queue thread writes them.
 struct QueueCounters {
-    std::atomic<uint64_t> runs{0};    // QUEUE_RUN calls
-    std::atomic<uint64_t> wakeups{0}; // eventfd reads completed (kicks)
-    std::atomic<uint64_t> ops{0};     // ops fetched
+    std::atomic<int> path{kPathStarting};
+    std::atomic<const char *> ring_mode{"none"}; // Ring::mode()
+    std::atomic<uint64_t> runs{0};               // QUEUE_RUN calls (ioctls)
+    std::atomic<uint64_t> enters{0};             // io_uring_enter calls
+    std::atomic<uint64_t> fetches{0};            // FETCH CQEs
+    std::atomic<uint64_t> commits{0};            // COMMIT SQEs
+    // Kicks that woke the thread: eventfd reads (QUEUE_RUN loop), or
+    // FETCHes with HVIO_FETCH_F_WAIT that completed (io_uring loop).
+    std::atomic<uint64_t> wakeups{0};
+    std::atomic<uint64_t> ops{0}; // ops fetched
     std::atomic<uint64_t> reads{0};
     std::atomic<uint64_t> writes{0};
     std::atomic<uint64_t> flushes{0};
@@ -72,6 +112,7 @@ struct QueueCounters {
     std::atomic<uint64_t> resubmits{0}; // short transfers, fallbacks
     std::atomic<uint64_t> inflight{0};  // ops fetched and not committed
     std::atomic<uint64_t> stale{0};     // ops of an older generation given back
+    std::atomic<uint64_t> offloaded{0}; // BLKDISCARDs run on the helper thread
     std::atomic<int> last_error{0};     // latest op error (positive errno)
 };
 
@@ -85,7 +126,8 @@ class BlkQueue {
     BlkQueue(const BlkQueue &) = delete;
     BlkQueue &operator=(const BlkQueue &) = delete;
 
-    // Sets up the io_uring.
+    // Checks what can be checked before the thread starts (the ring itself
+    // is created by run(), in the thread that drives it).
     Result<void> init();
 
     // Serves the queue until stop is set and everything in flight is
@@ -98,11 +140,24 @@ class BlkQueue {
     uint16_t index() const { return index_; }
 
   private:
-    enum Kind : uint32_t { kIo = 1, kEventfd = 2, kCancel = 3 };
+    enum Kind : uint32_t {
+        kIo = 1,
+        kEventfd = 2,
+        kCancel = 3,
+        kFetch = 4,
+        kCommit = 5,
+        kOffload = 6, // the helper thread's eventfd: BLKDISCARDs done
+    };
 
     static uint64_t user_data(Kind k, uint32_t slot) { return uint64_t(k) << 32 | slot; }
 
     int serve();
+    int serve_uring();
+    void stopping_now();
+    int queue_fetch(unsigned max, bool wait);
+    int queue_commit();
+    int fetched(int res);
+    void account(unsigned fetched, bool more);
     int start(uint16_t tag);
     int submit(uint32_t slot);
     void finish(uint32_t slot, int result);
@@ -110,6 +165,11 @@ class BlkQueue {
     void new_generation(uint32_t gen);
     bool stale(uint32_t slot) const { return gen_known_ && slots_[slot].generation != gen_; }
     int reap();
+    void complete_io(uint32_t slot, int res);
+    int offload(uint32_t slot);
+    int arm_offload();
+    void offload_reaped();
+    void offload_main();
     io_uring_sqe *sqe();
 
     QueueBackend &kernel_;
@@ -120,8 +180,7 @@ class BlkQueue {
     const int eventfd_;
     const std::atomic<bool> &stop_;
 
-    io_uring ring_{};
-    bool ring_ok_ = false;
+    Ring ring_;
     unsigned inflight_ = 0; // SQEs handed out by sqe(), not yet completed
     bool eventfd_armed_ = false;
     int drain_budget_ = -1; // ops still to fetch once stopping; -1: running
@@ -134,6 +193,32 @@ class BlkQueue {
     std::vector<uint16_t> tags_;           // QUEUE_RUN's fetched tags
     std::vector<hvio_completion> commits_; // finished, to commit
     std::vector<uint8_t> in_ring_;         // by slot: an I/O SQE is out
+
+    // io_uring loop
+    bool fallback_ = false;           // the module refused the FETCH: QUEUE_RUN loop
+    bool fetch_ok_ = false;           // a FETCH succeeded (no fallback after that)
+    bool fetch_out_ = false;          // a FETCH is in the ring
+    bool fetch_wait_ = false;         // ... with HVIO_FETCH_F_WAIT
+    unsigned fetch_max_ = 0;          // ... its max_fetch
+    bool more_ = false;               // the last fetch said HVIO_RUN_OUT_MORE
+    std::vector<uint16_t> fetch_buf_; // hvio_fetch_result, then the tags
+    // One buffer per COMMIT not yet submitted (the kernel copies it then).
+    std::vector<std::vector<hvio_completion>> commit_bufs_;
+    std::vector<uint32_t> commit_free_;
+    std::vector<uint32_t> commit_unsent_;
+
+    // BLKDISCARD off this thread (blk.h, kDiscardIoctl): slots go to the
+    // helper thread, which signals offload_efd_ when it finished some.
+    std::thread offload_thread_;
+    std::mutex offload_mu_;
+    std::condition_variable offload_cv_;
+    std::vector<uint32_t> offload_todo_;                 // under offload_mu_
+    std::vector<std::pair<uint32_t, int>> offload_done_; // under offload_mu_
+    bool offload_quit_ = false;                          // under offload_mu_
+    UniqueFd offload_efd_;
+    bool offload_armed_ = false;
+    unsigned offload_out_ = 0; // slots with the helper
+    uint64_t offload_buf_ = 0;
     QueueCounters counters_;
 };
 

@@ -1,12 +1,84 @@
 // SPDX-License-Identifier: GPL-2.0
 //
-// ring_quiesce(): see ring.h.
+// Ring and ring_quiesce(): see ring.h.
 #include "ring.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 
 namespace hvio {
+
+Ring::~Ring() {
+    if (ok_)
+        io_uring_queue_exit(&ring_);
+}
+
+Result<void> Ring::init(unsigned entries) {
+    struct Try {
+        unsigned flags;
+        const char *mode;
+    };
+    // Older kernels refuse unknown setup flags with EINVAL.
+    static constexpr Try tries[] = {
+        {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, "defer_taskrun"},
+        {IORING_SETUP_COOP_TASKRUN, "coop_taskrun"},
+        {0, "plain"},
+    };
+    int ret = -EINVAL;
+    for (const Try &t : tries) {
+        io_uring_params p{};
+        p.flags = t.flags;
+        ret = io_uring_queue_init_params(entries, &ring_, &p);
+        if (ret == 0) {
+            ok_ = true;
+            mode_ = t.mode;
+            return {};
+        }
+        if (ret != -EINVAL)
+            break;
+    }
+    return Error(-ret);
+}
+
+int Ring::register_files(std::span<const int> fds) {
+    int ret = io_uring_register_files(&ring_, fds.data(), static_cast<unsigned>(fds.size()));
+    if (ret == 0)
+        files_.assign(fds.begin(), fds.end());
+    return ret;
+}
+
+void Ring::fix(io_uring_sqe *s) const {
+    if (s->flags & IOSQE_FIXED_FILE)
+        return;
+    auto it = std::find(files_.begin(), files_.end(), s->fd);
+    if (it == files_.end())
+        return;
+    s->fd = static_cast<int>(it - files_.begin());
+    s->flags |= IOSQE_FIXED_FILE;
+}
+
+io_uring_sqe *Ring::sqe() {
+    io_uring_sqe *s = io_uring_get_sqe(&ring_);
+    if (!s) {
+        submit(0);
+        s = io_uring_get_sqe(&ring_);
+    }
+    return s;
+}
+
+int Ring::submit(unsigned wait) {
+    // A completion already there: no need to wait (liburing would enter
+    // for a wait anyway), and no syscall at all when nothing is queued.
+    if (wait && io_uring_cq_ready(&ring_))
+        wait = 0;
+    const bool queued = io_uring_sq_ready(&ring_) > 0;
+    if (!queued && !wait)
+        return 0;
+    enters_++;
+    waits_ += wait > 0;
+    return wait ? io_uring_submit_and_wait(&ring_, wait) : io_uring_submit(&ring_);
+}
 
 namespace {
 

@@ -1,6 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 //
-// What every io_uring of the daemon does before it goes away.
+// Ring: the io_uring of one queue thread, and what every io_uring of the
+// daemon does before it goes away.
+//
+// A Ring is created in the thread that drives it, with
+// IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN (completions
+// are posted only when that thread enters the kernel to wait, so it is
+// never interrupted), falling back to IORING_SETUP_COOP_TASKRUN and then
+// to no flags on kernels without them.  Files can be registered (fixed
+// files; fix() turns an SQE on one of them into a fixed-file SQE), but a
+// registered file is released only with the ring, in a kernel worker
+// after the process died: not the device fd or an image whose release a
+// restarted daemon waits for.
+// The ring counts its io_uring_enter calls and the ones that waited
+// (the daemon's syscalls_per_req and wakeups_per_req).
 //
 // A request parked in an io_uring (a poll of the device fd, a read of an
 // eventfd, I/O not yet complete) holds a reference to its file.  Once the
@@ -14,11 +27,52 @@
 // and the ring holds nothing when it is closed.
 #pragma once
 
+#include "result.h"
+
 #include <cstdint>
 #include <liburing.h>
 #include <span>
+#include <vector>
 
 namespace hvio {
+
+class Ring {
+  public:
+    Ring() = default;
+    ~Ring();
+    Ring(const Ring &) = delete;
+    Ring &operator=(const Ring &) = delete;
+
+    // Sets the ring up in the calling thread, with room for entries SQEs
+    // (and twice that many CQEs).
+    Result<void> init(unsigned entries);
+    bool ok() const { return ok_; }
+    io_uring &get() { return ring_; }
+    // "defer_taskrun", "coop_taskrun" or "plain": what init() got.
+    const char *mode() const { return mode_; }
+
+    // Registers fds as fixed files 0..n-1 (best effort: without them the
+    // SQEs keep plain fds).  Returns 0 or -errno.
+    int register_files(std::span<const int> fds);
+    // If s names a registered file, make it use the fixed slot.
+    void fix(io_uring_sqe *s) const;
+
+    // A free SQE; when the SQ is full it is submitted first.
+    io_uring_sqe *sqe();
+    // io_uring_submit_and_wait(wait), counted: 0 or more, or -errno.
+    int submit(unsigned wait);
+
+    uint64_t enters() const { return enters_; }
+    uint64_t waits() const { return waits_; }
+
+  private:
+    io_uring ring_{};
+    bool ok_ = false;
+    const char *mode_ = "none";
+    std::vector<int> files_;
+    uint64_t enters_ = 0;
+    uint64_t waits_ = 0;
+};
 
 // Cancels every request in flight in ring and reaps completions until
 // *inflight (the caller's count of SQEs submitted and not yet completed;

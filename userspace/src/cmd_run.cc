@@ -82,7 +82,8 @@ constexpr auto kAttachRetryDelay = std::chrono::milliseconds(50);
 // The kernel side of one queue of a device fd.
 class DeviceQueueBackend final : public QueueBackend {
   public:
-    DeviceQueueBackend(const DeviceFd &dev, const Mapping &ops) : dev_(dev), ops_(ops) {}
+    DeviceQueueBackend(const DeviceFd &dev, const Mapping &ops, uint16_t queue)
+        : dev_(dev), ops_(ops), queue_(queue) {}
     int run(hvio_queue_run &r) override {
         auto ret = dev_.queue_run(r);
         return ret ? 0 : -ret.error();
@@ -90,10 +91,16 @@ class DeviceQueueBackend final : public QueueBackend {
     const hvio_op &op(uint16_t tag) const override {
         return static_cast<const hvio_op *>(ops_.get())[tag];
     }
+    int uring_fd() const override { return dev_.fd(); }
+    int unpark() override {
+        auto ret = dev_.queue_unpark(queue_);
+        return ret ? 0 : -ret.error();
+    }
 
   private:
     const DeviceFd &dev_;
     const Mapping &ops_;
+    const uint16_t queue_;
 };
 
 // The kernel and TAP side of one net device.
@@ -537,7 +544,7 @@ int Daemon::create_device(BlkDevice &d) {
                          r.error() == ENOTTY ? " (this hvio.ko has no queue engine)" : "");
             return kExitError;
         }
-        rt->backend = std::make_unique<DeviceQueueBackend>(d.dev, rt->ops);
+        rt->backend = std::make_unique<DeviceQueueBackend>(d.dev, rt->ops, q);
         rt->queue = std::make_unique<BlkQueue>(*rt->backend, d.target, d.mem, q, c.queue_size,
                                                rt->efd.get(), stop_);
         if (auto r = rt->queue->init(); !r) {
@@ -741,8 +748,11 @@ int Daemon::stop_and_drain() {
     stop_.store(true, std::memory_order_release);
     for (auto &d : devs_)
         for (auto &q : d->queues) {
+            // The QUEUE_RUN loop sleeps on the eventfd, the io_uring loop
+            // on its parked FETCH.
             uint64_t one = 1;
             (void)!::write(q->efd.get(), &one, sizeof(one));
+            (void)q->backend->unpark();
         }
     for (auto &n : nets_)
         for (auto &efd : n->efd) {
@@ -923,7 +933,16 @@ json net_counters_json(const NetCounters &c) {
 
 json counters_json(const QueueCounters &c) {
     auto v = [](const std::atomic<uint64_t> &a) { return a.load(std::memory_order_relaxed); };
-    return json{{"runs", v(c.runs)},
+    const int path = c.path.load(std::memory_order_relaxed);
+    return json{{"path", path == kPathUring      ? "uring"
+                         : path == kPathQueueRun ? "queue_run"
+                                                 : "starting"},
+                {"ring", c.ring_mode.load(std::memory_order_relaxed)},
+                {"syscalls", v(c.runs) + v(c.enters)},
+                {"enters", v(c.enters)},
+                {"fetches", v(c.fetches)},
+                {"commits", v(c.commits)},
+                {"runs", v(c.runs)},
                 {"wakeups", v(c.wakeups)},
                 {"ops", v(c.ops)},
                 {"reads", v(c.reads)},
@@ -938,7 +957,8 @@ json counters_json(const QueueCounters &c) {
                 {"bytes_written", v(c.bytes_written)},
                 {"resubmits", v(c.resubmits)},
                 {"inflight", v(c.inflight)},
-                {"stale", v(c.stale)}};
+                {"stale", v(c.stale)},
+                {"offloaded", v(c.offloaded)}};
 }
 
 // Reads and writes of a direct device that went through the page cache,

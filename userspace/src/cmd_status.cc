@@ -281,6 +281,11 @@ void print_report(const json &r) {
             if (q.contains("daemon")) {
                 const json &dm = q["daemon"];
                 print_counters("daemon", dm);
+                // Which loop serves the queue: io_uring commands or QUEUE_RUN.
+                if (dm.contains("path"))
+                    std::printf("    path    %s (ring %s)\n",
+                                dm.value("path", std::string("?")).c_str(),
+                                dm.value("ring", std::string("?")).c_str());
                 std::printf("    moved   read %s, written %s\n",
                             human_bytes(u64(dm, "bytes_read")).c_str(),
                             human_bytes(u64(dm, "bytes_written")).c_str());
