@@ -43,6 +43,25 @@ expect 1 timeout x86-trace "[  12.3] Call Trace:" "[  12.3]  <TASK>"
 expect 1 timeout soft-lockup "[  40.0] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [hvio:123]"
 expect 1 crash gpf "[  12.3] general protection fault, probably for non-canonical address 0xdead: 0000 [#1]"
 expect 1 crash rcu-stall "[  60.0] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:"
+# The root CPU stuck in the zone's guest mode (nested KVM under TCG): the
+# stall's NMI is never answered and only RCU's kthread shows a trace.
+stall=("[  44.7] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:"
+	"[  44.7] rcu: 	0-...!: (150 ticks this GP) idle=7be0/0/0x0 softirq=424/426 fqs=366 (false positive?)"
+	"[  44.7] Sending NMI from CPU 1 to CPUs 0:"
+	"[  44.7] rcu: rcu_preempt kthread starved for 3423 jiffies! g-423 f0x0 RCU_GP_WAIT_FQS(5) ->state=0x200"
+	"[  44.7] task:rcu_preempt     state:R stack:0     pid:15    ppid:2      flags:0x00004000"
+	"[  44.7] Call Trace:"
+	"[  44.7]  <TASK>"
+	"[  44.7]  rcu_gp_kthread+0xd8/0x1b0"
+	"[  44.7] rcu: Stack dump where RCU GP kthread last ran:"
+	"[  44.7] Sending NMI from CPU 1 to CPUs 0:")
+expect 0 timeout stall-in-guest-mode "${stall[@]}"
+expect 1 ok stall-in-guest-mode-with-result "${stall[@]}" "HVIO-VM-RESULT pass=49 fail=1 skip=0"
+# The stalled CPU answers with its backtrace: code of ours, not repeated.
+expect 1 timeout stall-answered "${stall[@]}" "[  44.8] NMI backtrace for cpu 0" \
+	"[  44.8] Call Trace:" "[  44.8]  hvio_queue_poll+0x40/0x90 [hvio]"
+expect 1 timeout stall-and-oops "${stall[@]}" "[  50.0] BUG: kernel NULL pointer dereference, address: 0000000000000008"
+expect 1 timeout stall-other-trace "[  44.6] Call Trace:" "[  44.6]  hvio_dev_release+0x1/0x2 [hvio]" "${stall[@]}"
 
 [ $fail = 0 ] && echo "all passed"
 exit $fail
