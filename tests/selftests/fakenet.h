@@ -120,8 +120,9 @@ ssize_t fn_daemon_report(const struct fn_daemon *d, char *rep, size_t size);
 long long fn_daemon_queue_counter(const struct fn_daemon *d, unsigned int queue,
 				  const char *name);
 /*
- * The first counter `name` anywhere in the daemon's report (for a net
- * device: its "daemon" object), >= 0, or -errno.
+ * Counter `name` of the net device's "daemon" object in the daemon's
+ * report (of the report's first counter of that name if it has no net
+ * device), >= 0, or -errno.
  */
 long long fn_daemon_counter(const struct fn_daemon *d, const char *name);
 
