@@ -374,14 +374,9 @@ static struct dcount daemon_counts(void)
 {
 	static char buf[1 << 16];
 	struct dcount d = { -1, -1, -1 };
-	size_t n;
-	FILE *f = popen("/bin/hvio status --socket " SOCK " --json", "r");
 
-	if (!f)
+	if (fg_daemon_status(SOCK, buf, sizeof(buf)))
 		return d;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = 0;
-	pclose(f);
 	d.syscalls = sum_key(buf, "syscalls");
 	d.wakeups = sum_key(buf, "wakeups");
 	d.runs = sum_key(buf, "runs");

@@ -1041,10 +1041,11 @@ long long fg_page_cache_kb(void)
 	return cached < 0 || buffers < 0 ? -1 : cached + buffers;
 }
 
-int fg_daemon_status(const char *sock, char *buf, size_t len)
+int fg_hvio_cmd(char *out, size_t len, const char *a1, const char *a2,
+		const char *a3, const char *a4)
 {
-	size_t got = 0;
 	int p[2], st;
+	size_t got = 0;
 	pid_t pid;
 
 	if (pipe2(p, O_CLOEXEC))
@@ -1053,23 +1054,28 @@ int fg_daemon_status(const char *sock, char *buf, size_t len)
 	pid = fork();
 	if (pid == 0) {
 		dup2(p[1], 1);
-		execl(fg_daemon_bin(), "hvio", "status", "--socket", sock,
-		      "--json", (char *)NULL);
+		execl(fg_daemon_bin(), "hvio", a1, a2, a3, a4, (char *)NULL);
 		_exit(127);
 	}
 	close(p[1]);
 	while (got < len - 1) {
-		ssize_t n = read(p[0], buf + got, len - 1 - got);
+		ssize_t n = read(p[0], out + got, len - 1 - got);
 
 		if (n <= 0)
 			break;
 		got += n;
 	}
-	buf[got] = 0;
+	out[got] = 0;
 	close(p[0]);
 	if (pid < 0 || waitpid(pid, &st, 0) != pid)
 		return -1;
-	return WIFEXITED(st) && !WEXITSTATUS(st) ? 0 : -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int fg_daemon_status(const char *sock, char *buf, size_t len)
+{
+	return fg_hvio_cmd(buf, len, "status", "--socket", sock, "--json") ?
+	       -1 : 0;
 }
 
 const char *fg_json_val(const char *from, const char *key)

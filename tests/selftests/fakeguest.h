@@ -304,6 +304,12 @@ void fg_nullb_remove(char *dir);
  * (a block device's cache is counted in Buffers); -1 if unreadable.
  */
 long long fg_page_cache_kb(void);
+/*
+ * Run `hvio A1 A2 A3 A4` (a NULL ends the list early) with its stdout in
+ * out: its exit status, or -1 if it did not exit.
+ */
+int fg_hvio_cmd(char *out, size_t len, const char *a1, const char *a2,
+		const char *a3, const char *a4);
 /* The running daemon's `hvio status --socket sock --json` in buf: 0 or -1. */
 int fg_daemon_status(const char *sock, char *buf, size_t len);
 /*

@@ -206,41 +206,6 @@ static bool log_wait(FIXTURE_DATA(lifecycle) *self, const char *needle,
 	}
 }
 
-/* Run `hvio ARGS...`; its exit status (-1 if it did not exit), its stdout
- * in out. */
-static int hvio_cmd(char *out, size_t len, const char *a1, const char *a2,
-		    const char *a3, const char *a4)
-{
-	int p[2], st;
-	size_t got = 0;
-	pid_t pid;
-
-	if (pipe2(p, O_CLOEXEC))
-		return -1;
-	fflush(stdout);
-	pid = fork();
-	if (pid == 0) {
-		dup2(p[1], 1);
-		execl(fg_daemon_bin(), "hvio", a1, a2, a3, a4, (char *)NULL);
-		_exit(127);
-	}
-	close(p[1]);
-	for (;;) {
-		ssize_t n = read(p[0], out + got, len - 1 - got);
-
-		if (n <= 0 || got + n >= len - 1) {
-			got += n > 0 ? n : 0;
-			break;
-		}
-		got += n;
-	}
-	out[got] = 0;
-	close(p[0]);
-	if (pid < 0 || waitpid(pid, &st, 0) != pid)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static long refcnt(void)
 {
 	char buf[32] = "";
@@ -470,12 +435,12 @@ TEST_F(lifecycle, status_with_paths_not_utf8)
 	cfg_json(self, json, sizeof(json), "disk.img", false, false);
 	ASSERT_EQ(0, start(self, json, "hvio: ready (1 devices)", NULL))
 		TH_LOG("%s", fn_daemon_log(&self->d));
-	EXPECT_EQ(0, hvio_cmd(out, sizeof(out), "status", "--socket", self->d.sock, "--json"))
+	EXPECT_EQ(0, fg_hvio_cmd(out, sizeof(out), "status", "--socket", self->d.sock, "--json"))
 		TH_LOG("daemon %s: %s", fn_daemon_alive(&self->d) ? "running" :
 		       fn_wstatus(self->d.exit_status), fn_daemon_log(&self->d));
 	EXPECT_NE(NULL, strstr(out, "\xef\xbf\xbd")) TH_LOG("report: %.300s", out);
 	EXPECT_NE(NULL, strstr(out, "disk.img"));
-	EXPECT_EQ(0, hvio_cmd(out, sizeof(out), "status", "--socket", self->d.sock, NULL));
+	EXPECT_EQ(0, fg_hvio_cmd(out, sizeof(out), "status", "--socket", self->d.sock, NULL));
 	EXPECT_TRUE(fn_daemon_alive(&self->d)) TH_LOG("%s: %s", fn_wstatus(self->d.exit_status),
 						      fn_daemon_log(&self->d));
 	st = fn_daemon_stop(&self->d, SIGTERM, STOP_MS);
@@ -501,7 +466,7 @@ TEST_F(lifecycle, sighup_does_not_stop)
 	kill(self->d.pid, SIGHUP);
 	EXPECT_TRUE(log_wait(self, "SIGHUP ignored", 5000)) TH_LOG("%s", fn_daemon_log(&self->d));
 	EXPECT_TRUE(fn_daemon_alive(&self->d)) TH_LOG("%s", fn_wstatus(self->d.exit_status));
-	EXPECT_EQ(0, hvio_cmd(out, sizeof(out), "status", "--socket", self->d.sock, NULL));
+	EXPECT_EQ(0, fg_hvio_cmd(out, sizeof(out), "status", "--socket", self->d.sock, NULL));
 	st = fn_daemon_stop(&self->d, SIGTERM, STOP_MS);
 	EXPECT_TRUE(st >= 0 && WIFEXITED(st) && !WEXITSTATUS(st)) TH_LOG("%s", fn_wstatus(st));
 }
@@ -635,7 +600,7 @@ TEST_F(lifecycle, stop_signals_the_socket_owner)
 	close(ready[1]);
 	ASSERT_EQ(1, read(ready[0], &c, 1));
 	close(ready[0]);
-	EXPECT_EQ(0, hvio_cmd(out, sizeof(out), "stop", "--socket", self->d.sock, NULL));
+	EXPECT_EQ(0, fg_hvio_cmd(out, sizeof(out), "stop", "--socket", self->d.sock, NULL));
 	EXPECT_EQ(server, waitpid(server, &st, WNOHANG)) TH_LOG("the socket's owner still runs");
 	EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM) TH_LOG("%s", fn_wstatus(st));
 	EXPECT_EQ(0, waitpid(victim, &st, WNOHANG)) TH_LOG("the innocent process got %s",

@@ -339,21 +339,6 @@ FIXTURE(slow) {
 	char nullb[64], dev[32], cfg[64], log[64], sock[64];
 };
 
-static int put(const char *dir, const char *attr, const char *val)
-{
-	char path[160];
-	int fd, ret = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, attr);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, val, strlen(val)) != (ssize_t)strlen(val))
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
 /* A 256 MiB memory-backed null_blk whose every I/O completes after ms. */
 static int nullb_create(FIXTURE_DATA(slow) *self, unsigned int ms)
 {
@@ -369,11 +354,11 @@ static int nullb_create(FIXTURE_DATA(slow) *self, unsigned int ms)
 	if (mkdir(self->nullb, 0755))
 		return -errno;
 	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)ms * 1000000);
-	ret = put(self->nullb, "size", "256") ?:
-	      put(self->nullb, "memory_backed", "1") ?:
-	      put(self->nullb, "irqmode", "2") ?:
-	      put(self->nullb, "completion_nsec", buf) ?:
-	      put(self->nullb, "power", "1");
+	ret = fg_put(self->nullb, "size", "256") ?:
+	      fg_put(self->nullb, "memory_backed", "1") ?:
+	      fg_put(self->nullb, "irqmode", "2") ?:
+	      fg_put(self->nullb, "completion_nsec", buf) ?:
+	      fg_put(self->nullb, "power", "1");
 	if (ret)
 		return ret;
 	snprintf(path, sizeof(path), "%s/index", self->nullb);
@@ -496,7 +481,7 @@ FIXTURE_TEARDOWN(slow)
 	if (self->pid > 0)
 		daemon_kill(self, SIGTERM);
 	if (self->nullb[0]) {
-		put(self->nullb, "power", "0");
+		fg_put(self->nullb, "power", "0");
 		rmdir(self->nullb);
 	}
 	unlink(self->cfg);
