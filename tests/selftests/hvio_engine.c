@@ -712,6 +712,7 @@ struct pinger {
 	int kicks;			/* kicks the event index asked for */
 	bool kicked[ROUNDS];		/* request i needed a kick */
 	uint64_t post_ns[ROUNDS];	/* request i made available */
+	uint64_t read_ns[ROUNDS];	/* ... and avail_event read for it */
 	uint64_t commit_ns[ROUNDS];	/* the daemon commits request i */
 	bool same_call[ROUNDS];		/* ... and fetched i + 1 in that call */
 	bool polled[ROUNDS];		/* ... found by polling (poll_hits) */
@@ -722,7 +723,7 @@ static void *pinger_main(void *arg)
 	struct pinger *p = arg;
 	FIXTURE_DATA(engine) *self = p->self;
 	struct fg_vq *vq = &self->v.vq[0];
-	uint16_t old;
+	uint16_t old, event;
 	uint64_t t0;
 	int i;
 
@@ -738,7 +739,9 @@ static void *pinger_main(void *arg)
 		post_at(self, 0);
 		p->post_ns[i] = now_ns();
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
-		if (vring_need_event(avail_event(self), self->avail_idx, old)) {
+		event = avail_event(self);
+		p->read_ns[i] = now_ns();
+		if (vring_need_event(event, self->avail_idx, old)) {
 			p->kicks++;
 			p->kicked[i] = true;
 			fg_notify(&self->fg, 1, ZONE_A,
@@ -831,7 +834,12 @@ TEST_F(engine, guest_answering_within_the_poll_window_needs_no_kick)
 		if (on->post_ns[i + 1] >= on->commit_ns[i] &&
 		    on->post_ns[i + 1] - on->commit_ns[i] < 1000000)
 			fast++;
-		if (on->polled[i])
+		/*
+		 * A guest that reads avail_event only after the daemon took
+		 * the request and began the next commit reads that commit's
+		 * value, which asks for a (spurious, harmless) kick.
+		 */
+		if (on->polled[i] && on->read_ns[i + 1] < on->commit_ns[i + 1])
 			EXPECT_FALSE(on->kicked[i + 1])
 				TH_LOG("request %d, found by polling, was kicked", i + 1);
 	}
