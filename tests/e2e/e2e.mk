@@ -20,7 +20,7 @@
 E2E_OUT := $(OUT)/e2e
 HVEMU_BIN := $(E2E_OUT)/hvemu
 HVEMU_ARCH_SRC := $(if $(filter x86_64,$(ARCH)),tests/hvemu/x86.cc,tests/hvemu/arm64.cc tests/hvemu/fdt.cc)
-HVEMU_SRCS := tests/hvemu/main.cc tests/hvemu/config.cc tests/hvemu/bridge.cc tests/hvemu/vm.cc \
+HVEMU_SRCS := tests/hvemu/main.cc tests/hvemu/config.cc tests/hvemu/bridge.cc tests/hvemu/irqs.cc tests/hvemu/vm.cc \
 	tests/hvemu/serial.cc $(HVEMU_ARCH_SRC)
 HVEMU_HDRS := $(wildcard tests/hvemu/*.h)
 # nlohmann/json is header-only: a directory with just it, so the cross

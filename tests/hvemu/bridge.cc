@@ -7,7 +7,9 @@
 //     raised only if need_wakeup == 1;
 //   - for every access but QueueNotify the vCPU waits until
 //     cfg_flags[cpu] changes, then takes cfg_values[cpu];
-//   - FINISH_REQ (the sim's eventfd) makes us drain res_list.
+//   - while req_list is full the vCPU spins; it raises nothing;
+//   - FINISH_REQ (the sim's eventfd) makes us drain res_list into the
+//     zone CPU's pending interrupt list (PendingIrqs, hvemu.h).
 // Every wait is bounded: a module that stops answering costs one timeout
 // and an error, never a hung test.
 #include <cerrno>
@@ -92,10 +94,8 @@ bool Bridge::access(uint32_t zone, unsigned cpu, uint64_t addr, unsigned size, b
         uint32_t front = __atomic_load_n(&br_->req_front, __ATOMIC_ACQUIRE);
         if (((rear + 1) & kMask) != front)
             break;
-        if (__atomic_load_n(&br_->need_wakeup, __ATOMIC_ACQUIRE) == 1) {
-            ioctl(fd_, HVIO_SIM_RAISE_IRQ, 0);
-            stats.raises++;
-        }
+        // hvisor only spins here: the push that filled the list raised
+        // the root IRQ if one was wanted, and nothing raises it again.
         if (now_ms() > deadline || stop) {
             warn("bridge: req_list full for %u ms", timeout_ms);
             return false;

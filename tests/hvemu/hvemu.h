@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -63,7 +64,7 @@ struct Stats {
     std::atomic<uint64_t> mmio_exits{0}; // virtio window accesses
     std::atomic<uint64_t> notifies{0};
     std::atomic<uint64_t> raises{0}; // HVIO_SIM_RAISE_IRQ
-    std::atomic<uint64_t> irqs{0};   // interrupts injected
+    std::atomic<uint64_t> irqs{0};   // interrupts injected (PendingIrqs)
     std::atomic<uint64_t> finish{0}; // FINISH_REQ eventfd wake-ups
     // For the post-mortem of an unexpected reset: when (now_ms()) and which
     // interrupt was last injected.
@@ -103,6 +104,45 @@ class Bridge {
     int fd_ = -1, efd_ = -1;
     hvio_bridge *br_ = nullptr;
     hvio_sim_info info_{};
+};
+
+// ---- hvisor's virtio interrupt list of the zone's CPU ---------------------
+//
+// hvisor keeps, per target CPU, a list of the virtio interrupts that CPU is
+// to inject (VIRTIO_IRQS, room for MAX_DEVS entries).  Its FINISH_REQ
+// handler (hv_virtio_inject_irq) takes res_list: an IRQ already listed is
+// skipped, any other is appended after assert!(len + 1 < MAX_DEVS) -- a
+// failed assertion panics the hypervisor -- and an SGI sent to the target
+// CPU (the zone's first).  The target CPU injects the whole list and
+// empties it when it takes that SGI; a CPU busy-waiting at EL2 for the
+// answer to a trapped register access takes it only after the answer.
+// hvemu has one vCPU, the zone's CPU 0: the list is filled by the
+// interrupt thread and emptied at once, or, while the vCPU thread is
+// inside a bridge access, when that access ends.
+struct Vm;
+
+class PendingIrqs {
+  public:
+    PendingIrqs(Vm &vm, Stats &stats, unsigned max_devs)
+        : vm_(vm), stats_(stats), max_devs_(max_devs) {}
+    // One res_list entry.  Returns false, listing nothing, when hvisor's
+    // assertion would fail (hvisor would panic).
+    bool add(uint32_t irq);
+    void enter_trap();
+    void leave_trap(); // injects what was listed meanwhile
+    unsigned peak() const { return peak_; }
+    unsigned max_devs() const { return max_devs_; }
+    std::string listed() const; // "a, b, c": the current list, for messages
+
+  private:
+    void inject_all(); // mu_ held; counts in stats_ (irqs, last_irq*)
+    Vm &vm_;
+    Stats &stats_;
+    unsigned max_devs_;
+    mutable std::mutex mu_;
+    std::vector<uint32_t> list_;
+    bool in_trap_ = false;
+    unsigned peak_ = 0;
 };
 
 // ---- KVM ------------------------------------------------------------------
