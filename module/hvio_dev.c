@@ -502,6 +502,7 @@ static const struct file_operations hvio_dev_fops = {
 static const struct hvio_devtype *const hvio_devtypes[] = {
 	&hvio_net_type,
 	&hvio_blk_type,
+	&hvio_console_type,
 };
 
 /* The type of virtio device @device_id, or NULL. */

@@ -13,5 +13,6 @@
 
 extern const struct hvio_devtype hvio_blk_type;	/* hvio_blk.c */
 extern const struct hvio_devtype hvio_net_type;	/* hvio_net.c */
+extern const struct hvio_devtype hvio_console_type;	/* hvio_console.c */
 
 #endif /* _HVIO_DEVTYPE_H */

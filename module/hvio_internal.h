@@ -221,8 +221,9 @@ enum hvio_req_kind {
  *            HVIO_DEV_CREATE refuses an offer of any other
  * @num_queues: the queue count HVIO_DEV_CREATE must ask for, 0 for any
  * @rx_queues: bitmap of the queues whose chains are buffers the device
- *             fills when it has data (fetched by @rx_fetch, never polled);
- *             the chains of every other queue are requests (@prepare)
+ *             fills when it has data: never polled, fetched by @rx_fetch
+ *             (without one, chain by chain through @prepare); the chains
+ *             of every other queue are requests (@prepare)
  * @budget_pkts: a fetch on a request queue stops after this many chains
  *               (0: only at max_fetch) ...
  * @budget_bytes: ... or once its ops hold this many bytes (0: no limit)
@@ -232,12 +233,14 @@ enum hvio_req_kind {
  *        the one config byte the driver may write (cfg_wr_off).  May be NULL
  * @attach: the queue was attached to new rings (q->lock held, dev->lock
  *          not); set up the type's per-queue state.  May be NULL
- * @prepare: a well-formed chain of a request queue, segments in q->segs
+ * @prepare: a well-formed chain of a request queue (or of a queue in
+ *           @rx_queues when there is no @rx_fetch), segments in q->segs
  *           (each checked to lie in zone RAM, readable ones first), q->lock
  *           held: fill @op (@tag for the completion) and return
  *           HVIO_REQ_OP, or fill @done (zeroed, head set) and return
  *           HVIO_REQ_DONE
- * @rx_fetch: fetch of a queue in @rx_queues, q->lock held, attached: pop
+ * @rx_fetch: fetch of a queue in @rx_queues, q->lock held, attached (may
+ *            be NULL: then @prepare takes those chains one by one): pop
  *            chains with hvio_queue_take(), build ops, flush what it
  *            answered itself with hvio_queue_flush_done(); return the tags
  * @complete: one completion of an op of this generation, dev->lock and

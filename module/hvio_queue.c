@@ -550,7 +550,8 @@ static u16 hvio_queue_requeue(struct hvio_queue *q, u16 *tags, u16 max)
 /*
  * Take up to @max chains, one op or answer each (request queues: the
  * type's prepare); tags of ops for the daemon go to @tags.  A queue that
- * fetches buffers goes to the type's rx_fetch instead.  A type with a
+ * fetches buffers goes to the type's rx_fetch instead, if it has one.  A
+ * type with a
  * fairness budget stops there.
  *
  * Whenever the loop stops with chains left in the avail ring (at @max,
@@ -581,7 +582,7 @@ static u16 hvio_queue_fetch(struct hvio_queue *q, u16 *tags, u16 max,
 			return n;
 		}
 	}
-	if (hvio_queue_is_rx(q))
+	if (hvio_queue_is_rx(q) && type->rx_fetch)
 		return n + type->rx_fetch(q, tags + n, max - n, out_flags);
 	max -= n;
 again:
