@@ -551,8 +551,7 @@ static u16 hvio_queue_requeue(struct hvio_queue *q, u16 *tags, u16 max)
  * Take up to @max chains, one op or answer each (request queues: the
  * type's prepare); tags of ops for the daemon go to @tags.  A queue that
  * fetches buffers goes to the type's rx_fetch instead, if it has one.  A
- * type with a
- * fairness budget stops there.
+ * type with a fairness budget stops there.
  *
  * Whenever the loop stops with chains left in the avail ring (at @max,
  * which counts chains answered in the kernel too, or at the budget) it
