@@ -13,8 +13,9 @@
 #include <linux/spinlock.h>
 #include <linux/string.h>
 #include <linux/virtio_blk.h>
+#include <uapi/linux/virtio_ids.h>
 
-#include "hvio_internal.h"
+#include "hvio_devtype.h"
 
 #define HVIO_SECTOR_SHIFT	9
 
@@ -28,8 +29,9 @@
  * carried out by hvio_blk_prepare() or only describes config space; ring
  * and transport features the engine lacks (RING_PACKED, IN_ORDER,
  * ACCESS_PLATFORM, NOTIFICATION_DATA, ...) and request types it does not
- * parse (LIFETIME, SECURE_ERASE, ZONED) are refused at creation: a guest
- * that negotiated them would speak a protocol nobody answers.
+ * parse (LIFETIME, SECURE_ERASE, ZONED) are refused at creation
+ * (hvio_blk_type.features): a guest that negotiated them would speak a
+ * protocol nobody answers.
  */
 #define HVIO_BLK_FEATURES						\
 	(HVIO_BLK_BIT(VIRTIO_BLK_F_SIZE_MAX) |				\
@@ -46,18 +48,6 @@
 	 HVIO_BLK_BIT(28) /* INDIRECT_DESC */ |				\
 	 HVIO_BLK_BIT(29) /* EVENT_IDX */ |				\
 	 HVIO_BLK_BIT(HVIO_F_VERSION_1))
-
-/**
- * hvio_blk_check() - device-type checks of HVIO_DEV_CREATE for virtio-blk
- * @arg: the request (device_id 2)
- *
- * Return: 0, or -EINVAL for an offered feature the engine does not
- * implement.
- */
-int hvio_blk_check(const struct hvio_dev_create *arg)
-{
-	return (arg->features & ~HVIO_BLK_FEATURES) ? -EINVAL : 0;
-}
 
 /*
  * Config space is the daemon's little-endian virtio_blk_config.  It
@@ -87,18 +77,13 @@ static bool hvio_blk_has(struct hvio_dev *dev, unsigned int bit)
 	return dev->mmio.driver_features & (1ULL << bit);
 }
 
-/**
- * hvio_blk_init() - device-type setup at creation
- * @dev: a block device (device_id 2)
- *
- * The wce byte is the one config field the driver may write, once it
- * negotiated VIRTIO_BLK_F_CONFIG_WCE.
+/*
+ * Setup at creation: the wce byte is the one config field the driver may
+ * write, once it negotiated VIRTIO_BLK_F_CONFIG_WCE.
  */
-void hvio_blk_init(struct hvio_dev *dev)
+static void hvio_blk_init(struct hvio_dev *dev)
 {
-	dev->mmio.cfg_wr_off = -1;
-	if (dev->mmio.device_id != VIRTIO_ID_BLOCK ||
-	    dev->mmio.config_len <= offsetof(struct virtio_blk_config, wce))
+	if (dev->mmio.config_len <= offsetof(struct virtio_blk_config, wce))
 		return;
 	dev->mmio.cfg_wr_off = offsetof(struct virtio_blk_config, wce);
 	dev->mmio.cfg_wr_feature = VIRTIO_BLK_F_CONFIG_WCE;
@@ -110,7 +95,7 @@ void hvio_blk_init(struct hvio_dev *dev)
  *
  * Return: VIRTIO_BLK_S_OK, S_UNSUPP for -EOPNOTSUPP, else S_IOERR.
  */
-u8 hvio_blk_status(s32 result)
+static u8 hvio_blk_status(s32 result)
 {
 	if (result >= 0)
 		return VIRTIO_BLK_S_OK;
@@ -247,10 +232,11 @@ static u8 hvio_blk_rw_op(struct hvio_queue *q, u16 nr, bool in, u64 sector,
  *
  * Return: HVIO_REQ_OP when @op goes to the daemon, HVIO_REQ_DONE otherwise.
  */
-enum hvio_req_kind hvio_blk_prepare(struct hvio_queue *q,
-				    const struct hvio_vq_chain *chain,
-				    struct hvio_op *op, struct hvio_tag *tag,
-				    struct hvio_done *done)
+static enum hvio_req_kind hvio_blk_prepare(struct hvio_queue *q,
+					   const struct hvio_vq_chain *chain,
+					   struct hvio_op *op,
+					   struct hvio_tag *tag,
+					   struct hvio_done *done)
 {
 	const u32 hdr_len = sizeof(struct virtio_blk_outhdr);
 	const struct hvio_vq_seg *last = &q->segs[chain->nr_segs - 1];
@@ -306,7 +292,7 @@ enum hvio_req_kind hvio_blk_prepare(struct hvio_queue *q,
 		if (segs < 0)
 			return HVIO_REQ_DONE;
 		op->nr_segs = segs;
-		done->get_id = true;
+		done->fill = true;
 		done->status = VIRTIO_BLK_S_OK;
 		done->used_len = 1 + in_data;
 		return HVIO_REQ_DONE;
@@ -342,7 +328,8 @@ enum hvio_req_kind hvio_blk_prepare(struct hvio_queue *q,
  * @q: queue; dev->lock held, generation checked
  * @done: the GET_ID answer; ops[head].segs holds its data segments
  */
-void hvio_blk_finish_get_id(struct hvio_queue *q, struct hvio_done *done)
+static void hvio_blk_finish_get_id(struct hvio_queue *q,
+				   struct hvio_done *done)
 {
 	const struct hvio_op *op = &q->ops[done->head];
 	u32 i, off = 0, n;
@@ -356,3 +343,30 @@ void hvio_blk_finish_get_id(struct hvio_queue *q, struct hvio_done *done)
 		off += n;
 	}
 }
+
+/**
+ * hvio_blk_complete() - apply the daemon's result to a request
+ * @q: queue; dev->lock held, generation checked, @tag is an op's head
+ * @tag: the op
+ * @result: 0 or positive for success, a negative errno
+ */
+static void hvio_blk_complete(struct hvio_queue *q, u16 tag, s32 result)
+{
+	struct hvio_tag *t = &q->tags[tag];
+	u8 status = hvio_blk_status(result);
+
+	t->state = HVIO_TAG_FREE;
+	hvio_queue_write_status(q, t->status_gpa, status);
+	hvio_vq_add_used(&q->vq, tag, status ? 1 : t->used_len);
+}
+
+/* Any number of request queues (MQ), no budget: the daemon's max_fetch. */
+const struct hvio_devtype hvio_blk_type = {
+	.name = "blk",
+	.device_id = VIRTIO_ID_BLOCK,
+	.features = HVIO_BLK_FEATURES,
+	.init = hvio_blk_init,
+	.prepare = hvio_blk_prepare,
+	.complete = hvio_blk_complete,
+	.fill_done = hvio_blk_finish_get_id,
+};

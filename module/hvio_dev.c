@@ -20,10 +20,9 @@
 #include <linux/poll.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
-#include <uapi/linux/virtio_ids.h>
 
 #include "hvio_compat.h"
-#include "hvio_internal.h"
+#include "hvio_devtype.h"
 
 /* Largest virtio device type id the spec allocates room for today. */
 #define HVIO_MAX_DEVICE_ID	63
@@ -495,8 +494,31 @@ static const struct file_operations hvio_dev_fops = {
 	.llseek = noop_llseek,
 };
 
+/*
+ * The device types with a request engine.  Any other virtio device id
+ * gets a register file only (HVIO_DEV_QUEUE_RUN: -EOPNOTSUPP), so a
+ * daemon can still present a device the module does not parse.
+ */
+static const struct hvio_devtype *const hvio_devtypes[] = {
+	&hvio_net_type,
+	&hvio_blk_type,
+	&hvio_console_type,
+};
+
+/* The type of virtio device @device_id, or NULL. */
+static const struct hvio_devtype *hvio_devtype_find(u32 device_id)
+{
+	u32 i;
+
+	for (i = 0; i < ARRAY_SIZE(hvio_devtypes); i++)
+		if (hvio_devtypes[i]->device_id == device_id)
+			return hvio_devtypes[i];
+	return NULL;
+}
+
 static int hvio_dev_check(const struct hvio_dev_create *a)
 {
+	const struct hvio_devtype *type;
 	u64 end;
 
 	if ((a->flags & ~HVIO_DEV_F_RECOVERABLE) || a->reserved0 ||
@@ -523,10 +545,13 @@ static int hvio_dev_check(const struct hvio_dev_create *a)
 		return -EINVAL;
 	if (!(a->features & (1ULL << HVIO_F_VERSION_1)))
 		return -EINVAL;
-	if (a->device_id == VIRTIO_ID_NET)
-		return hvio_net_check(a);
-	if (a->device_id == VIRTIO_ID_BLOCK)
-		return hvio_blk_check(a);
+	type = hvio_devtype_find(a->device_id);
+	if (!type)
+		return 0;
+	if (type->num_queues && a->num_queues != type->num_queues)
+		return -EINVAL;
+	if (a->features & ~type->features)
+		return -EINVAL;
 	return 0;
 }
 
@@ -575,6 +600,7 @@ int hvio_dev_create(const struct hvio_dev_create *arg)
 	dev->mmio_base = arg->mmio_base;
 	dev->mmio_len = arg->mmio_len;
 	dev->irq = arg->irq;
+	dev->type = hvio_devtype_find(arg->device_id);
 	dev->mmio.device_id = arg->device_id;
 	dev->mmio.num_queues = arg->num_queues;
 	dev->mmio.queue_size_max = arg->queue_size_max;
@@ -587,7 +613,9 @@ int hvio_dev_create(const struct hvio_dev_create *arg)
 		goto err_free;
 	}
 	memcpy(dev->serial, arg->serial, sizeof(dev->serial));
-	hvio_blk_init(dev);
+	dev->mmio.cfg_wr_off = -1;
+	if (dev->type && dev->type->init)
+		dev->type->init(dev);
 	hvio_mmio_init(&dev->mmio, &hvio_dev_mmio_ops, &dev->stats);
 	ret = hvio_queues_alloc(dev);
 	if (ret)

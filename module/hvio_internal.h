@@ -110,7 +110,7 @@ struct hvio_done {
 	u16 head;
 	u8 status;
 	bool has_status;		/* write status to status_gpa */
-	bool get_id;			/* copy the serial into ops[head].segs */
+	bool fill;			/* the type's fill_done() writes data */
 	u64 status_gpa;
 	u32 used_len;
 };
@@ -213,6 +213,68 @@ enum hvio_req_kind {
 	HVIO_REQ_DONE,			/* finished here: see the hvio_done */
 };
 
+/**
+ * struct hvio_devtype - a virtio device type as the queue engine sees it
+ * @name: for logs
+ * @device_id: virtio device id (virtio 1.2, 5)
+ * @features: feature bits the type implements (device, ring, transport);
+ *            HVIO_DEV_CREATE refuses an offer of any other
+ * @num_queues: the queue count HVIO_DEV_CREATE must ask for, 0 for any
+ * @rx_queues: bitmap of the queues whose chains are buffers the device
+ *             fills when it has data: never polled, fetched by @rx_fetch
+ *             (without one, chain by chain through @prepare); the chains
+ *             of every other queue are requests (@prepare)
+ * @budget_pkts: a fetch on a request queue stops after this many chains
+ *               (0: only at max_fetch) ...
+ * @budget_bytes: ... or once its ops hold this many bytes (0: no limit)
+ * @cancel_ok: a completion of -ECANCELED is a buffer handed back unused,
+ *             not an error
+ * @init: at HVIO_DEV_CREATE, before the register file powers on; may set
+ *        the one config byte the driver may write (cfg_wr_off).  May be NULL
+ * @attach: the queue was attached to new rings (q->lock held, dev->lock
+ *          not); set up the type's per-queue state.  May be NULL
+ * @prepare: a well-formed chain of a request queue (or of a queue in
+ *           @rx_queues when there is no @rx_fetch), segments in q->segs
+ *           (each checked to lie in zone RAM, readable ones first), q->lock
+ *           held: fill @op (@tag for the completion) and return
+ *           HVIO_REQ_OP, or fill @done (zeroed, head set) and return
+ *           HVIO_REQ_DONE
+ * @rx_fetch: fetch of a queue in @rx_queues, q->lock held, attached (may
+ *            be NULL: then @prepare takes those chains one by one): pop
+ *            chains with hvio_queue_take(), build ops, flush what it
+ *            answered itself with hvio_queue_flush_done(); return the tags
+ * @complete: one completion of an op of this generation, dev->lock and
+ *            q->lock held, queue current: free the op's tags, add the used
+ *            entries (the engine publishes them and decides the interrupt)
+ * @fill_done: write the data of an answer with hvio_done.fill set, dev->lock
+ *             held, generation checked, before its used entry is added.
+ *             May be NULL if @prepare never sets fill
+ *
+ * One per type, defined in the type's file and listed in hvio_devtypes[]
+ * (hvio_dev.c, which sets dev->type at creation); the engine
+ * (hvio_queue.c) reaches a type only through dev->type.
+ */
+struct hvio_devtype {
+	const char *name;
+	u32 device_id;
+	u64 features;
+	u16 num_queues;
+	u32 rx_queues;
+	u32 budget_pkts;
+	u32 budget_bytes;
+	bool cancel_ok;
+	void (*init)(struct hvio_dev *dev);
+	void (*attach)(struct hvio_queue *q);
+	enum hvio_req_kind (*prepare)(struct hvio_queue *q,
+				      const struct hvio_vq_chain *chain,
+				      struct hvio_op *op, struct hvio_tag *tag,
+				      struct hvio_done *done);
+	u16 (*rx_fetch)(struct hvio_queue *q, u16 *tags, u16 max,
+			u32 *out_flags);
+	void (*complete)(struct hvio_queue *q, u16 tag, s32 result);
+	void (*fill_done)(struct hvio_queue *q, struct hvio_done *done);
+};
+
 struct hvio_dev {
 	struct list_head node;		/* hvio.devs, under hvio.lock */
 	struct hvio_zone *zone;		/* pinned: zone->nr_devs counts us */
@@ -228,6 +290,8 @@ struct hvio_dev {
 	u32 kicked;			/* queue bitmap, cleared likewise */
 	wait_queue_head_t wq;
 
+	/* The device's type; NULL: a register file without a request engine. */
+	const struct hvio_devtype *type;
 	struct hvio_queue *queues;	/* mmio.num_queues */
 	u8 serial[20];
 
@@ -339,6 +403,7 @@ int hvio_queue_serve(struct hvio_queue *q, const struct hvio_completion *c,
 		     u16 nr_commit, u16 *tags, u16 max_fetch, bool poll,
 		     u32 *out_flags, u16 *nr_fetched);
 void hvio_queue_poll_cancel(struct hvio_queue *q);
+void hvio_queue_write_status(struct hvio_queue *q, u64 gpa, u8 status);
 
 bool hvio_queue_gather(struct hvio_queue *q, u16 nr, u32 skip, void *buf,
 		       u32 len);
@@ -364,25 +429,5 @@ void hvio_uring_wake(struct hvio_queue *q, bool unpark);
 long hvio_uring_unpark(struct hvio_dev *dev, void __user *argp);
 void hvio_uring_stop(struct hvio_dev *dev);
 bool hvio_uring_reap_exiting(struct hvio_dev *dev);
-
-/* hvio_net.c */
-int hvio_net_check(const struct hvio_dev_create *arg);
-void hvio_net_attach(struct hvio_queue *q);
-enum hvio_req_kind hvio_net_tx_prepare(struct hvio_queue *q,
-				       const struct hvio_vq_chain *chain,
-				       struct hvio_op *op);
-u16 hvio_net_rx_fetch(struct hvio_queue *q, u16 *tags, u16 max,
-		      u32 *out_flags);
-void hvio_net_complete(struct hvio_queue *q, u16 tag, s32 result);
-
-/* hvio_blk.c */
-int hvio_blk_check(const struct hvio_dev_create *arg);
-void hvio_blk_init(struct hvio_dev *dev);
-enum hvio_req_kind hvio_blk_prepare(struct hvio_queue *q,
-				    const struct hvio_vq_chain *chain,
-				    struct hvio_op *op, struct hvio_tag *tag,
-				    struct hvio_done *done);
-u8 hvio_blk_status(s32 result);
-void hvio_blk_finish_get_id(struct hvio_queue *q, struct hvio_done *done);
 
 #endif /* _HVIO_INTERNAL_H */

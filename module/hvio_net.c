@@ -31,7 +31,7 @@
 #include <uapi/linux/virtio_ids.h>
 #include <uapi/linux/virtio_net.h>
 
-#include "hvio_internal.h"
+#include "hvio_devtype.h"
 
 #define HVIO_NET_BIT(b)		(1ULL << (b))
 
@@ -82,35 +82,25 @@ static void hvio_net_bad(struct hvio_queue *q, const char *why)
 }
 
 /**
- * hvio_net_check() - device-type checks of HVIO_DEV_CREATE for virtio-net
- * @arg: the request (device_id 1)
- *
- * Return: 0, or -EINVAL for a queue count other than two (receiveq1 and
- * transmitq1) or a feature the device model does not implement.
- */
-int hvio_net_check(const struct hvio_dev_create *arg)
-{
-	if (arg->num_queues != 2)
-		return -EINVAL;
-	if (arg->features & ~HVIO_NET_FEATURES)
-		return -EINVAL;
-	return 0;
-}
-
-/**
  * hvio_net_attach() - per-generation setup of a net queue
- * @q: queue being attached after DRIVER_OK; its spare list is empty
+ * @q: queue being attached after DRIVER_OK
  *
- * Works out how many bytes one RX op must be able to hold: the largest
+ * Empties the spare list (the tags it linked belong to the old rings) and
+ * works out how many bytes one RX op must be able to hold: the largest
  * packet the negotiated features let the TAP hand us.
  */
-void hvio_net_attach(struct hvio_queue *q)
+static void hvio_net_attach(struct hvio_queue *q)
 {
 	struct hvio_dev *dev = q->dev;
 	u32 mtu = HVIO_NET_DEFAULT_MTU;
 	const size_t mtu_off = offsetof(struct virtio_net_config, mtu);
 	bool gso;
 
+	q->spare_head = HVIO_NO_TAG;
+	q->spare_tail = HVIO_NO_TAG;
+	q->nr_spare = 0;
+	q->spare_bytes = 0;
+	q->rx_ops = 0;
 	/*
 	 * The daemon may rewrite config space (HVIO_DEV_SET_CONFIG) and the
 	 * bridge handler runs the register file: read both under dev->lock.
@@ -177,13 +167,17 @@ static const char *hvio_net_tx_hdr_bad(struct hvio_dev *dev,
  * @q: transmit queue; q->segs holds the chain
  * @chain: the chain
  * @op: op slot of the head
+ * @tag: the head's tag (nothing to keep for a TX op)
+ * @done: the answer for a refused chain (left as it is: used length 0)
  *
  * Return: HVIO_REQ_OP, or HVIO_REQ_DONE (used length 0) for a chain the
  * device refuses (counted in bad_request).
  */
-enum hvio_req_kind hvio_net_tx_prepare(struct hvio_queue *q,
-				       const struct hvio_vq_chain *chain,
-				       struct hvio_op *op)
+static enum hvio_req_kind hvio_net_tx_prepare(struct hvio_queue *q,
+					      const struct hvio_vq_chain *chain,
+					      struct hvio_op *op,
+					      struct hvio_tag *tag,
+					      struct hvio_done *done)
 {
 	struct virtio_net_hdr_mrg_rxbuf hdr;
 	u32 frame, i, n = 0, skip = HVIO_NET_HDR_LEN;
@@ -350,8 +344,8 @@ static u16 hvio_net_rx_build(struct hvio_queue *q)
  *
  * Return: number of tags stored.
  */
-u16 hvio_net_rx_fetch(struct hvio_queue *q, u16 *tags, u16 max,
-		      u32 *out_flags)
+static u16 hvio_net_rx_fetch(struct hvio_queue *q, u16 *tags, u16 max,
+			     u32 *out_flags)
 {
 	u32 size = q->dev->mmio.queue_size_max, pops = 0;
 	struct hvio_vq_chain chain;
@@ -487,7 +481,7 @@ static void hvio_net_rx_complete(struct hvio_queue *q, u16 tag, s32 result)
  * @tag: the op
  * @result: the daemon's result (bytes or -errno)
  */
-void hvio_net_complete(struct hvio_queue *q, u16 tag, s32 result)
+static void hvio_net_complete(struct hvio_queue *q, u16 tag, s32 result)
 {
 	lockdep_assert_held(&q->dev->lock);
 	if (q->index == HVIO_NET_RX_QUEUE) {
@@ -501,3 +495,23 @@ void hvio_net_complete(struct hvio_queue *q, u16 tag, s32 result)
 	}
 	hvio_vq_add_used(&q->vq, tag, 0);
 }
+
+/*
+ * receiveq1 and transmitq1 only (no MQ, no control queue).  Every fetch
+ * is bounded so that one busy queue cannot hold the daemon thread that
+ * serves both (the RX fetch applies the same packet budget itself).
+ */
+const struct hvio_devtype hvio_net_type = {
+	.name = "net",
+	.device_id = VIRTIO_ID_NET,
+	.features = HVIO_NET_FEATURES,
+	.num_queues = 2,
+	.rx_queues = BIT(HVIO_NET_RX_QUEUE),
+	.budget_pkts = HVIO_NET_BUDGET_PKTS,
+	.budget_bytes = HVIO_NET_BUDGET_BYTES,
+	.cancel_ok = true,
+	.attach = hvio_net_attach,
+	.prepare = hvio_net_tx_prepare,
+	.rx_fetch = hvio_net_rx_fetch,
+	.complete = hvio_net_complete,
+};

@@ -5,7 +5,9 @@
  * The guest's split rings are parsed here, in the daemon's syscall context
  * (HVIO_DEV_QUEUE_RUN), like vhost does in its worker: chains become op
  * slots the daemon reads from a read-only mapping, or are finished in the
- * kernel (bad requests, GET_ID).  Completions come back through the same
+ * kernel (bad requests, answers the device type gives itself).  What a
+ * chain means is the device type's business (struct hvio_devtype, one per
+ * type, reached through dev->type).  Completions come back through the same
  * ioctl, batched: one used-index update and at most one interrupt per call.
  *
  * Reset safety: a device reset (Status = 0, answered in the bridge IRQ
@@ -34,7 +36,6 @@
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/vmalloc.h>
-#include <uapi/linux/virtio_ids.h>
 
 #include "hvio_compat.h"
 #include "hvio_internal.h"
@@ -177,7 +178,13 @@ static void hvio_queue_signal(struct hvio_queue *q)
 	}
 }
 
-static void hvio_queue_write_status(struct hvio_queue *q, u64 gpa, u8 status)
+/**
+ * hvio_queue_write_status() - write a request's status byte
+ * @q: queue; dev->lock held, generation checked
+ * @gpa: the byte, inside a chain checked to lie in zone RAM
+ * @status: the value
+ */
+void hvio_queue_write_status(struct hvio_queue *q, u64 gpa, u8 status)
 {
 	u8 *p = hvio_zone_map(q->dev->zone, gpa, 1);
 
@@ -244,11 +251,6 @@ static bool hvio_queue_attach(struct hvio_queue *q)
 	q->poll_suppressed = false;
 	q->live = false;
 	q->nr_done = 0;
-	q->spare_head = HVIO_NO_TAG;
-	q->spare_tail = HVIO_NO_TAG;
-	q->nr_spare = 0;
-	q->spare_bytes = 0;
-	q->rx_ops = 0;
 	if (!(status & HVIO_S_DRIVER_OK) || (status & HVIO_S_NEEDS_RESET) ||
 	    !regs.ready)
 		return false;
@@ -264,8 +266,8 @@ static bool hvio_queue_attach(struct hvio_queue *q)
 		return false;
 	q->live = true;
 	q->vq_epoch = regs.epoch;
-	if (dev->mmio.device_id == VIRTIO_ID_NET)
-		hvio_net_attach(q);
+	if (dev->type->attach)
+		dev->type->attach(q);
 	return true;
 }
 
@@ -408,8 +410,8 @@ bool hvio_queue_flush_done(struct hvio_queue *q, bool drained, bool broken)
 		}
 		for (; i < end; i++) {
 			d = &q->done[i];
-			if (d->get_id)
-				hvio_blk_finish_get_id(q, d);
+			if (d->fill)
+				q->dev->type->fill_done(q, d);
 			if (d->has_status)
 				hvio_queue_write_status(q, d->status_gpa,
 							d->status);
@@ -452,9 +454,10 @@ bool hvio_queue_more(struct hvio_queue *q)
 	return n > 0;
 }
 
-static bool hvio_queue_is_net(const struct hvio_queue *q)
+/* Does the queue fetch buffers for the device to fill (receive queues)? */
+static bool hvio_queue_is_rx(const struct hvio_queue *q)
 {
-	return q->dev->mmio.device_id == VIRTIO_ID_NET;
+	return q->dev->type->rx_queues & BIT(q->index);
 }
 
 /*
@@ -464,13 +467,12 @@ static bool hvio_queue_is_net(const struct hvio_queue *q)
  * moves (so a guest that sees its completions sees the suppression too),
  * and a fetch that then finds the avail ring empty waits up to the poll
  * window for the guest's next requests instead of returning and waiting
- * for a kick.  Only blk queues and net TX: net RX fetches buffers, the
- * TAP decides when they are used.
+ * for a kick.  Only request queues: a queue that fetches buffers has them
+ * used when the backend has data, not when the guest posts more.
  */
 static bool hvio_queue_poll_on(const struct hvio_queue *q)
 {
-	return READ_ONCE(q->dev->poll_ns) &&
-	       !(hvio_queue_is_net(q) && q->index == HVIO_NET_RX_QUEUE);
+	return READ_ONCE(q->dev->poll_ns) && !hvio_queue_is_rx(q);
 }
 
 /*
@@ -546,8 +548,10 @@ static u16 hvio_queue_requeue(struct hvio_queue *q, u16 *tags, u16 max)
 }
 
 /*
- * Take up to @max chains, one op or answer each (blk, net TX); tags of ops
- * for the daemon go to @tags.  Net queues stop at the fairness budget.
+ * Take up to @max chains, one op or answer each (request queues: the
+ * type's prepare); tags of ops for the daemon go to @tags.  A queue that
+ * fetches buffers goes to the type's rx_fetch instead, if it has one.  A
+ * type with a fairness budget stops there.
  *
  * Whenever the loop stops with chains left in the avail ring (at @max,
  * which counts chains answered in the kernel too, or at the budget) it
@@ -558,7 +562,7 @@ static u16 hvio_queue_requeue(struct hvio_queue *q, u16 *tags, u16 max)
 static u16 hvio_queue_fetch(struct hvio_queue *q, u16 *tags, u16 max,
 			    u32 *out_flags)
 {
-	bool net = hvio_queue_is_net(q);
+	const struct hvio_devtype *type = q->dev->type;
 	struct hvio_vq_chain chain;
 	enum hvio_req_kind kind;
 	enum hvio_take took;
@@ -577,16 +581,16 @@ static u16 hvio_queue_fetch(struct hvio_queue *q, u16 *tags, u16 max,
 			return n;
 		}
 	}
-	if (net && q->index == HVIO_NET_RX_QUEUE)
-		return n + hvio_net_rx_fetch(q, tags + n, max - n, out_flags);
+	if (hvio_queue_is_rx(q) && type->rx_fetch)
+		return n + type->rx_fetch(q, tags + n, max - n, out_flags);
 	max -= n;
 again:
 	drained = false;
 	broken = false;
 	more = false;
 	while (taken < max) {
-		if (net && (taken >= HVIO_NET_BUDGET_PKTS ||
-			    bytes >= HVIO_NET_BUDGET_BYTES)) {
+		if ((type->budget_pkts && taken >= type->budget_pkts) ||
+		    (type->budget_bytes && bytes >= type->budget_bytes)) {
 			budget = hvio_queue_more(q);
 			break;
 		}
@@ -610,11 +614,7 @@ again:
 			continue;
 		op = &q->ops[chain.head];
 		d = hvio_queue_done_next(q, chain.head);
-		if (net)
-			kind = hvio_net_tx_prepare(q, &chain, op);
-		else
-			kind = hvio_blk_prepare(q, &chain, op,
-						&q->tags[chain.head], d);
+		kind = type->prepare(q, &chain, op, &q->tags[chain.head], d);
 		if (kind == HVIO_REQ_DONE) {
 			q->stats.done_in_kernel++;
 			q->nr_done++;
@@ -723,10 +723,9 @@ static u64 hvio_completion_gen(const struct hvio_completion *c)
 static int hvio_queue_complete_one(struct hvio_queue *q,
 				   const struct hvio_completion *c)
 {
+	const struct hvio_devtype *type = q->dev->type;
 	u32 size = q->dev->mmio.queue_size_max;
-	bool net = hvio_queue_is_net(q);
 	struct hvio_tag *t;
-	u8 status;
 	u16 tag;
 
 	/* Nothing is in flight on a queue not attached in this gen. */
@@ -739,7 +738,7 @@ static int hvio_queue_complete_one(struct hvio_queue *q,
 	/*
 	 * Fetched from rings the driver took back with QueueReady = 0
 	 * (stale already, or the queue not re-attached yet): the old rings
-	 * are not written once QueueReady = 0 was answered.  A net RX op's
+	 * are not written once QueueReady = 0 was answered.  A receive op's
 	 * further chains are forgotten at the next attach.
 	 */
 	if (t->state == HVIO_TAG_STALE || !hvio_queue_current(q)) {
@@ -749,16 +748,9 @@ static int hvio_queue_complete_one(struct hvio_queue *q,
 	}
 	q->stats.completed++;
 	/* Unused receive ops come back cancelled: no error. */
-	if (c->result < 0 && !(net && c->result == -ECANCELED))
+	if (c->result < 0 && !(type->cancel_ok && c->result == -ECANCELED))
 		q->stats.errors++;
-	if (net) {
-		hvio_net_complete(q, tag, c->result);
-		return 1;
-	}
-	t->state = HVIO_TAG_FREE;
-	status = hvio_blk_status(c->result);
-	hvio_queue_write_status(q, t->status_gpa, status);
-	hvio_vq_add_used(&q->vq, tag, status ? 1 : t->used_len);
+	type->complete(q, tag, c->result);
 	return 1;
 }
 
@@ -863,7 +855,7 @@ static bool hvio_queue_hand_out(struct hvio_queue *q, const u16 *tags, u16 n)
  * @max_fetch: ops to fetch at most
  *
  * Return: 0, -EINVAL, or -EOPNOTSUPP for a device type without a request
- * engine.
+ * engine (no entry in hvio_devtypes[]).
  */
 int hvio_queue_check(struct hvio_dev *dev, u16 queue, u16 nr_commit,
 		     u16 max_fetch)
@@ -873,9 +865,7 @@ int hvio_queue_check(struct hvio_dev *dev, u16 queue, u16 nr_commit,
 	if (queue >= dev->mmio.num_queues || nr_commit > size ||
 	    max_fetch > size)
 		return -EINVAL;
-	/* Request engines exist for virtio-blk and virtio-net. */
-	if (dev->mmio.device_id != VIRTIO_ID_BLOCK &&
-	    dev->mmio.device_id != VIRTIO_ID_NET)
+	if (!dev->type)
 		return -EOPNOTSUPP;
 	return 0;
 }

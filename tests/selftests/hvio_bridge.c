@@ -544,9 +544,9 @@ TEST_F(bridge, closed_device_reads_zero)
 	int fd, i;
 
 	NEED_SETUP();
-	fd = extra_dev(self, ZONE_A, 2, 3, 60);
+	fd = extra_dev(self, ZONE_A, 2, 5, 60);
 	ASSERT_LE(0, fd);
-	EXPECT_EQ(3, fg_read32(&self->fg, 0, ZONE_A, MMIO_BASE + 0x400 + VIRTIO_MMIO_DEVICE_ID));
+	EXPECT_EQ(5, fg_read32(&self->fg, 0, ZONE_A, MMIO_BASE + 0x400 + VIRTIO_MMIO_DEVICE_ID));
 	a = gstats(self);
 	for (i = 0; i < (int)ARRAY_SIZE(self->extra); i++)
 		if (self->extra[i] == fd)
@@ -576,7 +576,7 @@ TEST_F_TIMEOUT(bridge, res_list_full_deferred, 90)
 		struct fg_vdev v;
 		uint64_t base = MMIO_BASE + (16 + i) * HVIO_MMIO_ALIGN;
 
-		fds[i] = extra_dev(self, ZONE_A, 16 + i, 3, 100 + i);
+		fds[i] = extra_dev(self, ZONE_A, 16 + i, 5, 100 + i);
 		ASSERT_LE(0, fds[i]) TH_LOG("device %d: %s", i, errname(fds[i]));
 		/* bring it up as a driver would (no queues needed) */
 		fg_vdev_init(&v, &self->fg, 1, ZONE_A, base);
@@ -679,7 +679,7 @@ TEST_F(bridge, deferred_irq_of_closed_device)
 
 	NEED_SETUP();
 	for (i = 0; i < NDEV; i++) {
-		fds[i] = extra_dev(self, ZONE_A, 16 + i, 3, 200 + i);
+		fds[i] = extra_dev(self, ZONE_A, 16 + i, 5, 200 + i);
 		ASSERT_LE(0, fds[i]) TH_LOG("device %d: %s", i, errname(fds[i]));
 		driver_ok(&self->fg, MMIO_BASE + (16 + i) * HVIO_MMIO_ALIGN);
 	}
@@ -695,7 +695,7 @@ TEST_F(bridge, deferred_irq_of_closed_device)
 		if (self->extra[i] == fds[NDEV - 1])
 			self->extra[i] = -1;
 	close(fds[NDEV - 1]);
-	fd = extra_dev(self, ZONE_A, 15, 3, 300);
+	fd = extra_dev(self, ZONE_A, 15, 5, 300);
 	ASSERT_LE(0, fd) TH_LOG("%s", errname(fd));
 
 	n = fg_collect_res(&self->fg, res, ARRAY_SIZE(res), NDEV, 1000);

@@ -899,7 +899,7 @@ TEST_F(mmio, config_space_limits)
 	NEED_SETUP();
 	for (i = 0; i < HVIO_MAX_CONFIG_LEN; i++)
 		big[i] = (uint8_t)(255 - i);
-	fg_dev_init(&c, ZONE_A, 3, base2, 44, 1, 64, FG_F_VERSION_1, big,
+	fg_dev_init(&c, ZONE_A, 5, base2, 44, 1, 64, FG_F_VERSION_1, big,
 		    HVIO_MAX_CONFIG_LEN);
 	fd2 = fg_dev_create(&self->fg, &c);
 	ASSERT_LE(0, fd2) TH_LOG("%s", errname(fd2));
