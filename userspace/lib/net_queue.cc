@@ -446,7 +446,9 @@ void NetQueue::cancel_rx(bool all) {
 // ---- device state ----------------------------------------------------------
 
 void NetQueue::new_generation(uint32_t gen) {
-    if (gen_known_ && gen == gen_)
+    // An older one is no reset: a FETCH result read before the
+    // HVIO_DEV_GET_EVENTS reaped ahead of it (generations only grow).
+    if (gen_known_ && static_cast<int32_t>(gen - gen_) <= 0)
         return;
     const bool first = !gen_known_;
     gen_known_ = true;
