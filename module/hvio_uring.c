@@ -41,6 +41,7 @@
 #include <linux/sched/task.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
+#include <uapi/linux/virtio_ids.h>
 
 #include "hvio_compat.h"
 #include "hvio_internal.h"
@@ -229,6 +230,22 @@ static int hvio_uring_fetch(struct hvio_dev *dev, struct io_uring_cmd *cmd)
 	return ret;
 }
 
+/*
+ * Net RX with MRG_RXBUF: a fetch holds back buffers short of rx_target
+ * while the daemon has RX ops, and gives out what there is once it has
+ * none (hvio_net_rx_fetch()).  A commit that gave back the last RX op
+ * with such buffers waiting must make a parked FETCH look again, as
+ * QUEUE_RUN's fetch after its commit does.  Read without q->lock: the
+ * commit and the FETCH are the same task's, and a reset, which changes
+ * these too, wakes the FETCH itself.
+ */
+static bool hvio_uring_rx_waits(struct hvio_queue *q)
+{
+	return q->dev->mmio.device_id == VIRTIO_ID_NET &&
+	       q->index == HVIO_NET_RX_QUEUE && READ_ONCE(q->rx_mrg) &&
+	       !READ_ONCE(q->rx_ops) && READ_ONCE(q->nr_spare);
+}
+
 static int hvio_uring_commit(struct hvio_dev *dev, struct io_uring_cmd *cmd)
 {
 	const struct hvio_uring_commit *arg = hvio_uring_payload(cmd);
@@ -269,7 +286,8 @@ static int hvio_uring_commit(struct hvio_dev *dev, struct io_uring_cmd *cmd)
 	 * fetches right after its commit, a parked FETCH must look again.
 	 */
 	suppressed = READ_ONCE(q->poll_suppressed);
-	if (READ_ONCE(q->stats.stale) != stale || suppressed) {
+	if (READ_ONCE(q->stats.stale) != stale || suppressed ||
+	    hvio_uring_rx_waits(q)) {
 		spin_lock_irq(&dev->lock);
 		fetch = q->fetch_cmd;
 		hvio_uring_wake(q, false);

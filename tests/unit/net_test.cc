@@ -9,6 +9,7 @@
 
 #include "net.h"
 #include "net_queue.h"
+#include "queue.h"
 
 #include <algorithm>
 #include <arpa/inet.h>
@@ -369,6 +370,9 @@ class FakeNetKernel : public hvio::NetBackend {
                                                           : 0);
     }
     void use_real_tap(int fd) { tap_fd_ = fd; }
+    // A file for io_uring commands that is no hvio device fd.
+    void use_uring_fd(int fd) { uring_fd_ = fd; }
+    int uring_fd() const override { return uring_fd_; }
     std::vector<int> offload_results() {
         std::lock_guard<std::mutex> l(mu_);
         return offload_results_;
@@ -487,6 +491,7 @@ class FakeNetKernel : public hvio::NetBackend {
     std::vector<unsigned> offloads_;
     std::vector<int> offload_results_;
     int tap_fd_ = -1;
+    int uring_fd_ = -1;
     std::vector<Config> configs_;
 };
 
@@ -630,6 +635,30 @@ TEST_F(NetQueueTest, TxWritesTheCheckedHeaderAndTheFrameAsOnePacket) {
     EXPECT_EQ(rc_, 0);
     EXPECT_EQ(kernel_->bad_commits(), 0u);
     EXPECT_EQ(kernel_->inflight(HVIO_NET_TX_QUEUE), 0u);
+}
+
+TEST_F(NetQueueTest, FetchRefusedFallsBackToQueueRunAndEventfds) {
+    // The FETCH goes to a file without io_uring commands (an older
+    // hvio.ko refuses them the same way: EOPNOTSUPP): the loop serves
+    // both queues with QUEUE_RUN and the kick eventfds instead.
+    kernel_->use_uring_fd(dev_efd_);
+    start();
+    std::vector<uint8_t> pkt = packet(64, 9);
+    std::memcpy(&ram_[0x2000], pkt.data() + 12, 64);
+    kernel_->push(HVIO_NET_TX_QUEUE, tx_op(1, pkt, {{0x2000, 64}}));
+    EXPECT_EQ(peer_recv(), pkt);
+    kernel_->push(HVIO_NET_RX_QUEUE, op(2, HVIO_OP_NET_RX, {{0x8000, 2048}}));
+    std::vector<uint8_t> in = packet(80, 3);
+    peer_send(in);
+    ASSERT_TRUE(kernel_->wait_done(HVIO_NET_RX_QUEUE, 1));
+    EXPECT_EQ(kernel_->done(HVIO_NET_RX_QUEUE)[0].result, static_cast<int>(in.size()));
+    EXPECT_EQ(0, std::memcmp(&ram_[0x8000], in.data(), in.size()));
+    EXPECT_EQ(q_->counters().path.load(), hvio::kPathQueueRun);
+    EXPECT_EQ(q_->counters().fetches.load(), 0u);
+    EXPECT_GT(kernel_->runs(HVIO_NET_TX_QUEUE), 0u);
+    stop();
+    EXPECT_EQ(rc_, 0);
+    EXPECT_EQ(kernel_->bad_commits(), 0u);
 }
 
 TEST_F(NetQueueTest, TxBatchKeepsOrderAndHonoursRunOutMore) {

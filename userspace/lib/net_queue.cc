@@ -9,6 +9,7 @@
 #include "net_queue.h"
 
 #include "net.h"
+#include "queue.h"
 #include "ring.h"
 
 #include <algorithm>
@@ -37,6 +38,10 @@ constexpr unsigned kMaxRxErrorStreak = 16;
 // How long the exit path waits for the ring's requests to be cancelled.
 constexpr int kQuiesceMs = 5000;
 
+// u16 elements of a FETCH result before its tags.
+constexpr size_t kFetchHdr = sizeof(hvio_fetch_result) / sizeof(uint16_t);
+static_assert(sizeof(hvio_fetch_result) % sizeof(uint16_t) == 0);
+
 } // namespace
 
 NetQueue::NetQueue(NetBackend &kernel, const GuestMemory &mem, unsigned queue_size,
@@ -55,46 +60,36 @@ NetQueue::NetQueue(NetBackend &kernel, const GuestMemory &mem, unsigned queue_si
     link_status_ = net_link_status(link_ifflags);
     counters_.link_status.store(link_status_, std::memory_order_relaxed);
     counters_.rx_batch.store(rx_batch_, std::memory_order_relaxed);
+    for (Fetch &f : fetch_)
+        f.buf.resize(kFetchHdr + queue_size);
 }
 
-NetQueue::~NetQueue() {
-    if (ring_ok_)
-        io_uring_queue_exit(&ring_);
-}
+NetQueue::~NetQueue() = default;
 
 Result<void> NetQueue::init() {
-    // Every TX slot, every RX slot with a cancel for it, and the five
-    // waits can be in flight at once, each with one SQE: the SQ never
-    // fills and the CQ (2x) never overflows.
-    int ret = io_uring_queue_init(size_ + 2 * rx_cap_ + 8, &ring_, 0);
-    if (ret < 0)
-        return Error(-ret);
-    ring_ok_ = true;
+    if (size_ == 0 || size_ > HVIO_MAX_QUEUE_SIZE)
+        return Error(EINVAL);
     return {};
 }
 
 io_uring_sqe *NetQueue::sqe() {
-    io_uring_sqe *s = io_uring_get_sqe(&ring_);
-    if (!s) {
-        submit(false);
-        s = io_uring_get_sqe(&ring_);
-    }
+    // Ring submits when the SQ is full (see run() for why it never is).
+    io_uring_sqe *s = ring_.sqe();
     inflight_ += s != nullptr;
     return s;
 }
 
-// io_uring_submit(), or io_uring_submit_and_wait() for one completion,
-// counted as liburing makes the system call: always when waiting, else
-// only with SQEs to hand over.
+// Ring::submit() for one completion or none, its io_uring_enter calls
+// (also those of a full SQ) counted.
 int NetQueue::submit(bool wait) {
-    if (wait || io_uring_sq_ready(&ring_)) {
-        counters_.enters.fetch_add(1, std::memory_order_relaxed);
-        counters_.syscalls.fetch_add(1, std::memory_order_relaxed);
-    }
-    if (!wait)
-        return io_uring_submit(&ring_);
-    counters_.waits.fetch_add(1, std::memory_order_relaxed);
-    return io_uring_submit_and_wait(&ring_, 1);
+    const int ret = ring_.submit(wait ? 1 : 0);
+    const uint64_t enters = ring_.enters() - enters_seen_, waits = ring_.waits() - waits_seen_;
+    enters_seen_ = ring_.enters();
+    waits_seen_ = ring_.waits();
+    counters_.enters.fetch_add(enters, std::memory_order_relaxed);
+    counters_.syscalls.fetch_add(enters, std::memory_order_relaxed);
+    counters_.waits.fetch_add(waits, std::memory_order_relaxed);
+    return ret;
 }
 
 // A call into the kernel backend (one ioctl on the device fd or the TAP).
@@ -193,14 +188,21 @@ int NetQueue::run_tx(bool stopping) {
             return ret;
     // Full, or stopped at the budget: there may be more, run again.
     tx_run_ = want && (fetched == want || (r.out_flags & HVIO_RUN_OUT_MORE));
-    if (stopping) {
-        tx_drain_ -= static_cast<int>(fetched);
-        if (fetched < want)
-            tx_drain_ = 0;
-    }
+    tx_fetched(fetched, fetched == want);
+    return 0;
+}
+
+// Bookkeeping after a TX fetch of either path: the stop's drain budget
+// (the last requests: those available when the stop came; a fetch that
+// found no more ends it).
+void NetQueue::tx_fetched(unsigned n, bool more) {
     counters_.tx_inflight.store(size_ - static_cast<unsigned>(tx_free_.size()),
                                 std::memory_order_relaxed);
-    return 0;
+    if (tx_drain_ < 0)
+        return;
+    tx_drain_ -= std::min(tx_drain_, static_cast<int>(n));
+    if (!more)
+        tx_drain_ = 0;
 }
 
 // ---- RX ------------------------------------------------------------------
@@ -412,6 +414,12 @@ void NetQueue::rx_result(uint32_t slot, int res) {
     rx_free_.push_back(slot);
 }
 
+// Slots given back (filled, cancelled) leave the list of armed ones.
+void NetQueue::prune_armed() {
+    std::erase_if(rx_armed_, [this](uint32_t slot) { return rx_[slot].state == Slot::kFree; });
+    counters_.rx_armed.store(static_cast<uint32_t>(rx_armed_.size()), std::memory_order_relaxed);
+}
+
 // Gives armed ops back (all of them, or those of an older generation):
 // unused ones are committed with -ECANCELED now, reads in flight are
 // cancelled and committed when their completion comes.
@@ -432,14 +440,15 @@ void NetQueue::cancel_rx(bool all) {
             }
         }
     }
-    std::erase_if(rx_armed_, [this](uint32_t slot) { return rx_[slot].state == Slot::kFree; });
-    counters_.rx_armed.store(static_cast<uint32_t>(rx_armed_.size()), std::memory_order_relaxed);
+    prune_armed();
 }
 
 // ---- device state ----------------------------------------------------------
 
 void NetQueue::new_generation(uint32_t gen) {
-    if (gen_known_ && gen == gen_)
+    // An older one is no reset: a FETCH result read before the
+    // HVIO_DEV_GET_EVENTS reaped ahead of it (generations only grow).
+    if (gen_known_ && static_cast<int32_t>(gen - gen_) <= 0)
         return;
     const bool first = !gen_known_;
     gen_known_ = true;
@@ -479,6 +488,8 @@ int NetQueue::device_events() {
         // The queues attach at the first QUEUE_RUN after DRIVER_OK; the
         // guest posted its RX buffers (and kicked) before that.
         rx_run_ = tx_run_ = true;
+        // The same for a parked FETCH, which only a kick or a reset wakes.
+        unpark_fetches();
     }
     if ((ev.status & VIRTIO_CONFIG_S_FEATURES_OK) && !offload_applied_) {
         uint64_t f = 0;
@@ -566,9 +577,10 @@ void NetQueue::link_readable() {
 // ---- the loop ----------------------------------------------------------------
 
 // The device and link polls are armed whenever they are not (a busy
-// device still sees a reset or a link change at once); the kicks and the
-// TAP poll only before sleeping, as a QUEUE_RUN follows every wakeup.
-int NetQueue::arm_waits(bool sleeping) {
+// device still sees a reset or a link change at once); the kicks (QUEUE_RUN
+// path only: the uring path's kicks complete its FETCHes) and the TAP poll
+// only before sleeping, as a QUEUE_RUN follows every wakeup.
+int NetQueue::arm_waits(bool sleeping, bool kicks) {
     auto arm = [this](bool &armed, Kind k, auto prep) {
         if (armed)
             return 0;
@@ -589,10 +601,11 @@ int NetQueue::arm_waits(bool sleeping) {
                 [this](io_uring_sqe *q) { io_uring_prep_poll_add(q, fds_.link, POLLIN); });
     if (r || !sleeping)
         return r;
-    r = arm(rx_kick_armed_, kRxKick, [this](io_uring_sqe *q) {
-        io_uring_prep_read(q, fds_.rx_kick, &rx_kick_buf_, sizeof(rx_kick_buf_), 0);
-    });
-    if (!r)
+    if (kicks)
+        r = arm(rx_kick_armed_, kRxKick, [this](io_uring_sqe *q) {
+            io_uring_prep_read(q, fds_.rx_kick, &rx_kick_buf_, sizeof(rx_kick_buf_), 0);
+        });
+    if (!r && kicks)
         r = arm(tx_kick_armed_, kTxKick, [this](io_uring_sqe *q) {
             io_uring_prep_read(q, fds_.tx_kick, &tx_kick_buf_, sizeof(tx_kick_buf_), 0);
         });
@@ -607,7 +620,7 @@ int NetQueue::arm_waits(bool sleeping) {
 
 int NetQueue::reap() {
     io_uring_cqe *cqe;
-    unsigned head, n = 0;
+    unsigned head, n = 0, n_commit = 0;
     int ret = 0;
     bool dev = false, link = false;
     auto kick = [&](bool &armed, bool &run, int res) {
@@ -618,7 +631,7 @@ int NetQueue::reap() {
             counters_.wakeups.fetch_add(1, std::memory_order_relaxed);
         run = true;
     };
-    io_uring_for_each_cqe(&ring_, head, cqe) {
+    io_uring_for_each_cqe(&ring_.get(), head, cqe) {
         n++;
         const uint64_t ud = io_uring_cqe_get_data64(cqe);
         const uint32_t slot = static_cast<uint32_t>(ud);
@@ -654,15 +667,29 @@ int NetQueue::reap() {
             if (cqe->res > 0)
                 link = true;
             break;
+        case kFetch:
+            if (slot < 2) {
+                fetch_[slot].out = false;
+                if (int r = fetched(static_cast<uint16_t>(slot), cqe->res); r < 0 && !ret)
+                    ret = r;
+            }
+            break;
+        case kCommit:
+            // Only a failed one has a CQE.  EINVAL: a tag the kernel does
+            // not know; a bug, as for QUEUE_RUN.
+            n_commit++;
+            if (cqe->res < 0 && !ret)
+                ret = cqe->res;
+            break;
         case kCancel:
         default:
             break;
         }
     }
-    io_uring_cq_advance(&ring_, n);
+    io_uring_cq_advance(&ring_.get(), n);
+    n -= n_commit;
     inflight_ -= std::min(inflight_, n);
-    std::erase_if(rx_armed_, [this](uint32_t slot) { return rx_[slot].state == Slot::kFree; });
-    counters_.rx_armed.store(static_cast<uint32_t>(rx_armed_.size()), std::memory_order_relaxed);
+    prune_armed();
     counters_.tx_inflight.store(size_ - static_cast<unsigned>(tx_free_.size()),
                                 std::memory_order_relaxed);
     if (dev && !ret)
@@ -673,14 +700,34 @@ int NetQueue::reap() {
 }
 
 int NetQueue::run() {
-    const int ret = serve();
-    quiesce();
+    // Every TX slot, every RX slot with a cancel for it, the five waits,
+    // two FETCHes and a few COMMITs can be in flight at once, each with
+    // one SQE: the SQ never fills and the CQ (2x) never overflows.
+    int ret = 0;
+    if (auto r = ring_.init(size_ + 2 * rx_cap_ + 16); !r)
+        ret = -r.error();
+    counters_.ring_mode.store(ring_.mode(), std::memory_order_relaxed);
+    if (!ret)
+        ret = start();
+    if (!ret && kernel_.uring_fd() >= 0)
+        ret = serve_uring();
+    if (!ret && (kernel_.uring_fd() < 0 || fallback_)) {
+        counters_.path.store(kPathQueueRun, std::memory_order_relaxed);
+        ret = serve();
+    }
+    if (ring_.ok())
+        quiesce();
     return ret;
 }
 
 // Nothing may stay in the ring once run() returns: the polls of the device
-// fd, the link socket and the TAP, the kick reads (ring.h says why).
+// fd, the link socket and the TAP, the kick reads, the FETCHes (ring.h says
+// why).  A FETCH still parked (after a fatal error) is not cancellable:
+// the kernel is asked to complete it.
 void NetQueue::quiesce() {
+    for (uint16_t q = 0; q < 2; q++)
+        if (fetch_[q].out)
+            (void)kcall([&] { return kernel_.unpark(q); });
     std::vector<uint64_t> each{user_data(kDevPoll, 0), user_data(kLinkPoll, 0),
                                user_data(kTapPoll, 0), user_data(kRxKick, 0),
                                user_data(kTxKick, 0)};
@@ -690,14 +737,14 @@ void NetQueue::quiesce() {
     for (uint32_t i = 0; i < tx_.size(); i++)
         if (tx_[i].state == Slot::kWriting)
             each.push_back(user_data(kTx, i));
-    if (ring_quiesce(ring_, inflight_, user_data(kCancel, UINT32_MAX), each, kQuiesceMs) < 0)
+    if (ring_quiesce(ring_.get(), inflight_, user_data(kCancel, UINT32_MAX), each, kQuiesceMs) < 0)
         std::fprintf(stderr, "hvio: %s: %u io_uring requests could not be cancelled in %d ms\n",
                      where_.c_str(), inflight_, kQuiesceMs);
 }
 
-int NetQueue::serve() {
-    // The state the device is in already (a taken-over device may be past
-    // FEATURES_OK: no event will say so again).
+// Before either loop: the state the device is in already (a taken-over
+// device may be past FEATURES_OK: no event will say so again).
+int NetQueue::start() {
     if (fds_.dev >= 0)
         if (int ret = device_events(); ret < 0)
             return ret;
@@ -707,14 +754,28 @@ int NetQueue::serve() {
             f = 0;
         set_link(f, true);
     }
+    return 0;
+}
+
+void NetQueue::stopping_now() {
+    if (tx_drain_ >= 0 || !stop_.load(std::memory_order_acquire))
+        return;
+    // The last TX requests: those available when the stop came.
+    tx_drain_ = static_cast<int>(size_);
+    tx_run_ = true;
+    cancel_rx(true);
+}
+
+bool NetQueue::can_read() const {
+    return tx_drain_ < 0 && tap_readable_ && !rx_reading_ && !rx_armed_.empty() &&
+           rx_error_streak_ < kMaxRxErrorStreak;
+}
+
+// The QUEUE_RUN path.
+int NetQueue::serve() {
     for (;;) {
-        const bool stopping = stop_.load(std::memory_order_acquire);
-        if (stopping && tx_drain_ < 0) {
-            // The last TX requests: those available when the stop came.
-            tx_drain_ = static_cast<int>(size_);
-            tx_run_ = true;
-            cancel_rx(true);
-        }
+        stopping_now();
+        const bool stopping = tx_drain_ >= 0;
 
         const bool tx_fetch = tx_run_ && !(stopping && tx_drain_ == 0);
         if (tx_fetch || !tx_commits_.empty())
@@ -725,9 +786,7 @@ int NetQueue::serve() {
             if (int ret = run_rx(stopping); ret < 0)
                 return ret;
 
-        const bool can_read = !stopping && tap_readable_ && !rx_reading_ && !rx_armed_.empty() &&
-                              rx_error_streak_ < kMaxRxErrorStreak;
-        if (can_read)
+        if (can_read())
             submit_reads();
 
         if (stopping && tx_drain_ == 0 && tx_free_.size() == size_ && tx_commits_.empty() &&
@@ -740,13 +799,174 @@ int NetQueue::serve() {
                           (tx_run_ && !(stopping && tx_drain_ == 0)) ||
                           (rx_run_ && !stopping && !rx_free_.empty());
         if (!stopping)
-            if (int ret = arm_waits(!busy); ret < 0)
+            if (int ret = arm_waits(!busy, true); ret < 0)
                 return ret;
         int ret = submit(!busy);
         if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
             return ret;
         if (int err = reap(); err < 0)
             return err;
+    }
+}
+
+// ---- the uring path ------------------------------------------------------
+
+// A status change or a reset: parked FETCHes look again (see net_queue.h).
+void NetQueue::unpark_fetches() {
+    for (uint16_t q = 0; q < 2; q++)
+        if (fetch_[q].out && fetch_[q].wait)
+            (void)kcall([&] { return kernel_.unpark(q); });
+}
+
+int NetQueue::queue_fetch(uint16_t queue, unsigned max, bool wait) {
+    io_uring_sqe *s = sqe();
+    if (!s)
+        return -EBUSY;
+    Fetch &f = fetch_[queue];
+    hvio_uring_fetch arg{};
+    arg.queue = queue;
+    arg.max_fetch = static_cast<uint16_t>(max);
+    arg.flags = wait ? HVIO_FETCH_F_WAIT : 0;
+    arg.result_addr = reinterpret_cast<uintptr_t>(f.buf.data());
+    prep_uring_cmd(s, kernel_.uring_fd(), HVIO_URING_FETCH, arg);
+    io_uring_sqe_set_data64(s, user_data(kFetch, queue));
+    f.out = true;
+    f.wait = wait;
+    f.max = max;
+    return 0;
+}
+
+// A COMMIT completes while io_uring_enter submits it and posts a CQE only
+// when it fails (IOSQE_CQE_SKIP_SUCCESS): it is not counted in inflight_,
+// and its buffer is free once it was submitted.
+int NetQueue::queue_commit(uint16_t queue, std::vector<hvio_completion> &commits) {
+    io_uring_sqe *s = ring_.sqe();
+    if (!s)
+        return -EBUSY;
+    uint32_t b;
+    if (commit_free_.empty()) {
+        b = static_cast<uint32_t>(commit_bufs_.size());
+        commit_bufs_.emplace_back().reserve(size_);
+    } else {
+        b = commit_free_.back();
+        commit_free_.pop_back();
+    }
+    // The completions move to this COMMIT's buffer; commits gets its old
+    // (empty) storage.
+    commit_bufs_[b].swap(commits);
+    commits.clear();
+    hvio_uring_commit arg{};
+    arg.queue = queue;
+    arg.nr_commit = static_cast<uint16_t>(commit_bufs_[b].size());
+    arg.commits_addr = reinterpret_cast<uintptr_t>(commit_bufs_[b].data());
+    prep_uring_cmd(s, kernel_.uring_fd(), HVIO_URING_COMMIT, arg);
+    s->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(s, user_data(kCommit, b));
+    commit_unsent_.push_back(b);
+    counters_.commits.fetch_add(1, std::memory_order_relaxed);
+    return 0;
+}
+
+// A FETCH's CQE.
+int NetQueue::fetched(uint16_t queue, int res) {
+    Fetch &f = fetch_[queue];
+    if (res < 0) {
+        // An hvio.ko without the commands: the QUEUE_RUN path.
+        if (!fetch_ok_ && (res == -EOPNOTSUPP || res == -EINVAL)) {
+            fallback_ = true;
+            return 0;
+        }
+        if (res == -EINTR || res == -EAGAIN)
+            return 0;
+        return res;
+    }
+    fetch_ok_ = true;
+    counters_.fetches.fetch_add(1, std::memory_order_relaxed);
+    if (f.wait)
+        counters_.wakeups.fetch_add(1, std::memory_order_relaxed);
+    hvio_fetch_result r;
+    std::memcpy(&r, f.buf.data(), sizeof(r));
+    new_generation(r.generation);
+    const unsigned n = std::min<unsigned>(static_cast<unsigned>(res), f.max);
+    f.more = (r.out_flags & HVIO_RUN_OUT_MORE) != 0;
+    stopping_now();
+    // A slot filled in this reaping pass is still listed: drop it before
+    // it can be armed again.
+    prune_armed();
+    for (unsigned i = 0; i < n; i++) {
+        const uint16_t tag = f.buf[kFetchHdr + i];
+        if (int ret = queue == HVIO_NET_TX_QUEUE ? start_tx(tag) : arm_rx(tag); ret < 0)
+            return ret;
+    }
+    if (queue == HVIO_NET_TX_QUEUE) {
+        tx_fetched(n, f.more);
+        return 0;
+    }
+    // New buffers: packets may have waited in the TAP for them.
+    if (n)
+        tap_readable_ = true;
+    // Fetched as the stop came: given back at once.
+    if (tx_drain_ >= 0)
+        cancel_rx(true);
+    counters_.rx_armed.store(static_cast<uint32_t>(rx_armed_.size()), std::memory_order_relaxed);
+    return 0;
+}
+
+int NetQueue::serve_uring() {
+    counters_.path.store(kPathUring, std::memory_order_relaxed);
+    for (;;) {
+        stopping_now();
+        const bool stopping = tx_drain_ >= 0;
+        // Reads first: without RWF_NOWAIT they complete here, and their
+        // commits go out in this pass.
+        if (can_read())
+            submit_reads();
+        // Commits before fetches: a fetch sees what they gave back.
+        if (!tx_commits_.empty())
+            if (int ret = queue_commit(HVIO_NET_TX_QUEUE, tx_commits_); ret < 0)
+                return ret;
+        if (!rx_commits_.empty())
+            if (int ret = queue_commit(HVIO_NET_RX_QUEUE, rx_commits_); ret < 0)
+                return ret;
+        Fetch &tx = fetch_[HVIO_NET_TX_QUEUE];
+        Fetch &rx = fetch_[HVIO_NET_RX_QUEUE];
+        if (!tx.out) {
+            unsigned want = static_cast<unsigned>(tx_free_.size());
+            if (stopping)
+                want = std::min<unsigned>(want, static_cast<unsigned>(tx_drain_));
+            // The stop's fetches take what is there and never wait.
+            if (want)
+                if (int ret = queue_fetch(HVIO_NET_TX_QUEUE, want, !stopping && !tx.more); ret < 0)
+                    return ret;
+        }
+        if (!rx.out && !stopping && !rx_free_.empty())
+            if (int ret = queue_fetch(HVIO_NET_RX_QUEUE, static_cast<unsigned>(rx_free_.size()),
+                                      !rx.more);
+                ret < 0)
+                return ret;
+        if (stopping && tx_drain_ == 0 && !tx.out && !rx.out && tx_free_.size() == size_ &&
+            rx_free_.size() == rx_cap_ && tx_commits_.empty() && rx_commits_.empty() &&
+            commit_unsent_.empty() && !rx_reading_)
+            return 0;
+        if (!stopping)
+            if (int ret = arm_waits(true, false); ret < 0)
+                return ret;
+        // Wait only for something that will post a CQE: a COMMIT posts
+        // none when it succeeds, and once stopping the polls still armed
+        // post none either (the stop's last commit may be alone).
+        const bool io = tx.out || rx.out || tx_free_.size() < size_ || rx_reading_;
+        int ret = submit(stopping ? io : inflight_ > 0);
+        if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
+            return ret;
+        // Everything queued went in: the COMMITs' buffers are free again.
+        if (!io_uring_sq_ready(&ring_.get())) {
+            commit_free_.insert(commit_free_.end(), commit_unsent_.begin(), commit_unsent_.end());
+            commit_unsent_.clear();
+        }
+        if (int err = reap(); err < 0)
+            return err;
+        if (fallback_)
+            return 0;
     }
 }
 

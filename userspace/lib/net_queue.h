@@ -1,16 +1,40 @@
 // SPDX-License-Identifier: GPL-2.0
 //
 // NetQueue: one virtio-net device (RX = queue 0, TX = queue 1) served by
-// one thread and one io_uring.
+// one thread and one io_uring (a Ring, created in that thread).
 //
-// TX: QUEUE_RUN on queue 1 fetches NET_TX ops; each becomes one writev to
-// the TAP of the header the kernel checked (copied from the op slot, never
-// re-read from guest RAM) and the frame's segments (straight from guest
-// RAM); the results are committed by the next QUEUE_RUN.  HVIO_RUN_OUT_MORE (the
-// kernel's fairness budget) means: serve RX, then run again without
-// sleeping.
+// Op delivery (Documentation/abi.md, HVIO_URING_FETCH), whenever the
+// module takes io_uring commands (the "uring" path):
 //
-// RX: up to kRxArmMax ops are kept armed (fetched, not yet filled).
+//   TX: one HVIO_URING_FETCH on queue 1 is in the ring whenever TX slots
+//   are free, parked in the kernel (HVIO_FETCH_F_WAIT) until the guest
+//   kicks, unless the last fetch said HVIO_RUN_OUT_MORE (the net budget:
+//   fetch again at once, without waiting).  RX: the same on queue 0,
+//   whenever RX slots are free: a guest's RX kick (new buffers) completes
+//   it.  The completions reaped in one pass go back in one
+//   HVIO_URING_COMMIT SQE per queue, submitted ahead of the next fetches
+//   and reads in the same io_uring_enter (which is where the thread
+//   sleeps): a batch costs about one syscall and no ioctl.
+//   A status change (DRIVER_OK: the queues attach at the first fetch
+//   after it, and a guest posts its RX buffers before) completes the
+//   parked fetches with HVIO_DEV_QUEUE_UNPARK, so they look again.
+//
+// The QUEUE_RUN path, when the module refuses the first FETCH (an older
+// hvio.ko: EOPNOTSUPP or EINVAL) or the backend has no device fd (tests):
+//
+//   TX: QUEUE_RUN on queue 1 fetches NET_TX ops and commits the results of
+//   the last ones; RX likewise on queue 0; both queues' kick eventfds
+//   (blocking, read with IORING_OP_READ) are in the ring while the thread
+//   sleeps, and a QUEUE_RUN follows every wakeup.
+//
+// TX (either path): each op becomes one writev to the TAP of the header
+// the kernel checked (copied from the op slot, never re-read from guest
+// RAM) and the frame's segments (straight from guest RAM).
+// HVIO_RUN_OUT_MORE (the kernel's fairness budget) means: serve RX, then
+// fetch again without sleeping.
+//
+// RX (either path): up to kRxArmMax ops are kept armed (fetched, not yet
+// filled).
 // Packets are read only into guest buffers, never into a scratch buffer:
 // when the guest posts none, packets wait in the TAP's own queue.  The TAP
 // is O_NONBLOCK; while it is believed readable, a round of readv
@@ -28,26 +52,30 @@
 // kernel handles a truncated packet, count > len, by giving the buffers
 // back).
 //
-// Everything the thread waits on is in the ring: both queues' eventfds
-// (kicks; blocking eventfds read with IORING_OP_READ), the TAP poll, a poll
-// of the device fd (HVIO_DEV_GET_EVENTS: FEATURES_OK -> TUNSETOFFLOAD with
-// the negotiated offloads, reset -> offloads off and armed ops dropped), a
-// poll of the rtnetlink link watcher (the guest's link status follows the
-// TAP's IFF_UP and IFF_RUNNING, with a config-change interrupt), and the
-// stop flag (set, then an eventfd written).  No busy polling: the thread
-// sleeps whenever nothing is to commit, no fetch stopped short of what
-// might be there, and no armed op can be filled.
+// Everything else the thread waits on is in the ring too: the TAP poll, a
+// poll of the device fd (HVIO_DEV_GET_EVENTS: FEATURES_OK -> TUNSETOFFLOAD
+// with the negotiated offloads, reset -> offloads off and armed ops
+// dropped; a reset also completes parked fetches with the new
+// generation), a poll of the rtnetlink link watcher (the guest's link
+// status follows the TAP's IFF_UP and IFF_RUNNING, with a config-change
+// interrupt), and the stop (flag set, then the eventfds written and the
+// fetches unparked).  No busy polling: the thread sleeps whenever nothing
+// is to commit, no fetch stopped short of what might be there, and no
+// armed op can be filled.
 //
 // Stopping mirrors BlkQueue: TX still fetches what the ring holds when the
-// stop comes (up to one queue's worth), writes it and commits it; armed RX
-// ops are committed with -ECANCELED (the kernel offers their buffers
-// again to the next user); then run() returns 0.
+// stop comes (up to one queue's worth, never waiting), writes it and
+// commits it; armed RX ops are committed with -ECANCELED (the kernel
+// offers their buffers again to the next user); no fetch is left in the
+// kernel; then run() returns 0.
 #pragma once
 
 #include "guest_memory.h"
 #include "result.h"
+#include "ring.h"
 
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
 #include <deque>
 #include <liburing.h>
@@ -77,6 +105,10 @@ class NetBackend {
     virtual int set_offload(unsigned tun_flags) = 0;
     // The TAP's IFF_* flags now (after the link watcher lost messages).
     virtual int link_flags(unsigned *ifflags) = 0;
+    // The device fd for io_uring commands; -1: QUEUE_RUN only.
+    virtual int uring_fd() const { return -1; }
+    // HVIO_DEV_QUEUE_UNPARK of a queue: 0 or -errno.
+    virtual int unpark(uint16_t /*queue*/) { return -ENOTTY; }
 };
 
 // The file descriptors the loop waits on (owned by the caller).
@@ -91,8 +123,14 @@ struct NetQueueFds {
 
 // Counters for `hvio status`, written by the queue thread.
 struct NetCounters {
+    std::atomic<int> path{0};                    // kPath* of queue.h: which loop runs
+    std::atomic<const char *> ring_mode{"none"}; // Ring::mode()
     std::atomic<uint64_t> runs{0};               // QUEUE_RUN calls (both queues)
-    std::atomic<uint64_t> wakeups{0};            // eventfd reads completed (kicks)
+    std::atomic<uint64_t> fetches{0};            // FETCH CQEs (both queues)
+    std::atomic<uint64_t> commits{0};            // COMMIT SQEs (both queues)
+    // Kicks that woke the thread: eventfd reads (QUEUE_RUN path), or
+    // FETCHes with HVIO_FETCH_F_WAIT that completed (uring path).
+    std::atomic<uint64_t> wakeups{0};
     std::atomic<uint64_t> dev_events{0};         // HVIO_DEV_GET_EVENTS calls
     std::atomic<uint64_t> tx_packets{0};         // frames written to the TAP
     std::atomic<uint64_t> tx_bytes{0};           // their bytes, header excluded
@@ -143,7 +181,8 @@ class NetQueue {
     NetQueue(const NetQueue &) = delete;
     NetQueue &operator=(const NetQueue &) = delete;
 
-    // Sets up the io_uring.
+    // Checks what can be checked before the thread starts (the ring itself
+    // is created by run(), in the thread that drives it).
     Result<void> init();
 
     // The device was taken over from a daemon that died: its config
@@ -154,7 +193,8 @@ class NetQueue {
     void taken_over() { resync_link_ = true; }
 
     // Serves the device until stop is set and everything is committed: 0,
-    // or the -errno of a fatal error (QUEUE_RUN or io_uring failing).
+    // or the -errno of a fatal error (QUEUE_RUN, a FETCH or io_uring
+    // failing).
     // Either way the ring has nothing in flight when it returns (ring.h).
     int run();
 
@@ -170,6 +210,8 @@ class NetQueue {
         kTapPoll,
         kLinkPoll,
         kCancel,
+        kFetch,  // slot: the queue
+        kCommit, // slot: the commit buffer
     };
     // The io of one fetched op.
     struct Slot {
@@ -187,7 +229,16 @@ class NetQueue {
     static uint64_t user_data(Kind k, uint32_t slot) { return uint64_t(k) << 32 | slot; }
 
     io_uring_sqe *sqe();
+    int start();
     int serve();
+    int serve_uring();
+    void stopping_now();
+    int queue_fetch(uint16_t queue, unsigned max, bool wait);
+    int queue_commit(uint16_t queue, std::vector<hvio_completion> &commits);
+    int fetched(uint16_t queue, int res);
+    void tx_fetched(unsigned n, bool more);
+    void unpark_fetches();
+    bool can_read() const;
     void quiesce();
     void commit(std::vector<hvio_completion> &to, const Slot &s, int result);
     int run_tx(bool stopping);
@@ -199,6 +250,7 @@ class NetQueue {
     int submit(bool wait);
     template <typename F> int kcall(F call);
     void cancel_rx(bool all);
+    void prune_armed();
     void rx_done(uint32_t slot, int res);
     void rx_result(uint32_t slot, int res);
     void tx_done(uint32_t slot, int res);
@@ -207,7 +259,7 @@ class NetQueue {
     void link_readable();
     void set_link(unsigned ifflags, bool force = false);
     void note_error(int err);
-    int arm_waits(bool sleeping);
+    int arm_waits(bool sleeping, bool kicks);
     int reap();
 
     NetBackend &kernel_;
@@ -218,9 +270,26 @@ class NetQueue {
     const std::atomic<bool> &stop_;
     const std::string where_;
 
-    io_uring ring_{};
-    bool ring_ok_ = false;
-    unsigned inflight_ = 0; // SQEs handed out by sqe(), not yet completed
+    Ring ring_;
+    unsigned inflight_ = 0;    // SQEs handed out by sqe(), not yet completed
+    uint64_t enters_seen_ = 0; // ring_.enters() already in counters_
+    uint64_t waits_seen_ = 0;  // ring_.waits() already in counters_
+
+    // The uring path (io_uring commands)
+    struct Fetch {
+        bool out = false;          // a FETCH of the queue is in the ring
+        bool wait = false;         // ... with HVIO_FETCH_F_WAIT
+        bool more = false;         // the last one said HVIO_RUN_OUT_MORE
+        unsigned max = 0;          // ... its max_fetch
+        std::vector<uint16_t> buf; // hvio_fetch_result, then the tags
+    };
+    bool fallback_ = false; // the module refused the FETCH: QUEUE_RUN path
+    bool fetch_ok_ = false; // a FETCH succeeded (no fallback after that)
+    Fetch fetch_[2];        // by queue
+    // One buffer per COMMIT not yet submitted (the kernel copies it then).
+    std::vector<std::vector<hvio_completion>> commit_bufs_;
+    std::vector<uint32_t> commit_free_;
+    std::vector<uint32_t> commit_unsent_;
 
     std::vector<Slot> tx_;
     std::vector<uint32_t> tx_free_;

@@ -30,14 +30,6 @@ constexpr int kQuiesceMs = 5000;
 constexpr size_t kFetchHdr = sizeof(hvio_fetch_result) / sizeof(uint16_t);
 static_assert(sizeof(hvio_fetch_result) % sizeof(uint16_t) == 0);
 
-// An IORING_OP_URING_CMD of the device fd with its 16-byte payload.
-template <typename T> void prep_cmd(io_uring_sqe *s, int fd, uint32_t op, const T &payload) {
-    static_assert(sizeof(T) == 16);
-    io_uring_prep_rw(IORING_OP_URING_CMD, s, fd, nullptr, 0, 0);
-    s->cmd_op = op;
-    std::memcpy(s->cmd, &payload, sizeof(payload));
-}
-
 } // namespace
 
 BlkQueue::BlkQueue(QueueBackend &kernel, BlkTarget &target, const GuestMemory &mem, uint16_t index,
@@ -416,7 +408,7 @@ int BlkQueue::queue_fetch(unsigned max, bool wait) {
     f.max_fetch = static_cast<uint16_t>(max);
     f.flags = wait ? HVIO_FETCH_F_WAIT : 0;
     f.result_addr = reinterpret_cast<uintptr_t>(fetch_buf_.data());
-    prep_cmd(s, kernel_.uring_fd(), HVIO_URING_FETCH, f);
+    prep_uring_cmd(s, kernel_.uring_fd(), HVIO_URING_FETCH, f);
     ring_.fix(s);
     io_uring_sqe_set_data64(s, user_data(kFetch, 0));
     fetch_out_ = true;
@@ -451,7 +443,7 @@ int BlkQueue::queue_commit() {
     c.queue = index_;
     c.nr_commit = static_cast<uint16_t>(commit_bufs_[b].size());
     c.commits_addr = reinterpret_cast<uintptr_t>(commit_bufs_[b].data());
-    prep_cmd(s, kernel_.uring_fd(), HVIO_URING_COMMIT, c);
+    prep_uring_cmd(s, kernel_.uring_fd(), HVIO_URING_COMMIT, c);
     ring_.fix(s);
     s->flags |= IOSQE_CQE_SKIP_SUCCESS;
     io_uring_sqe_set_data64(s, user_data(kCommit, b));

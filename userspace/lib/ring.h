@@ -30,6 +30,7 @@
 #include "result.h"
 
 #include <cstdint>
+#include <cstring>
 #include <liburing.h>
 #include <span>
 #include <vector>
@@ -73,6 +74,15 @@ class Ring {
     uint64_t enters_ = 0;
     uint64_t waits_ = 0;
 };
+
+// An IORING_OP_URING_CMD SQE of fd: command op with its 16-byte payload
+// (the device fd's HVIO_URING_FETCH and HVIO_URING_COMMIT).
+template <typename T> void prep_uring_cmd(io_uring_sqe *s, int fd, uint32_t op, const T &payload) {
+    static_assert(sizeof(T) == 16);
+    io_uring_prep_rw(IORING_OP_URING_CMD, s, fd, nullptr, 0, 0);
+    s->cmd_op = op;
+    std::memcpy(s->cmd, &payload, sizeof(payload));
+}
 
 // Cancels every request in flight in ring and reaps completions until
 // *inflight (the caller's count of SQEs submitted and not yet completed;

@@ -141,6 +141,11 @@ class DeviceNetBackend final : public NetBackend {
         *f = *r;
         return 0;
     }
+    int uring_fd() const override { return dev_.fd(); }
+    int unpark(uint16_t queue) override {
+        auto ret = dev_.queue_unpark(queue);
+        return ret ? 0 : -ret.error();
+    }
 
   private:
     const DeviceFd &dev_;
@@ -754,12 +759,15 @@ int Daemon::stop_and_drain() {
             (void)!::write(q->efd.get(), &one, sizeof(one));
             (void)q->backend->unpark();
         }
-    for (auto &n : nets_)
+    for (auto &n : nets_) {
         for (auto &efd : n->efd) {
             uint64_t one = 1;
             if (efd)
                 (void)!::write(efd.get(), &one, sizeof(one));
         }
+        for (uint16_t q = 0; q < 2 && n->backend; q++)
+            (void)n->backend->unpark(q);
+    }
     // Wait for the queues while still reading signals: a second SIGTERM or
     // SIGINT, or the drain timeout, ends the process now.
     unsigned threads = 0;
@@ -899,11 +907,21 @@ json queue_stats_json(const hvio_queue_stats &s, bool net = false) {
     return j;
 }
 
+// Which loop serves a queue (kPath*).
+const char *path_name(int path) {
+    return path == kPathUring ? "uring" : path == kPathQueueRun ? "queue_run" : "starting";
+}
+
 json net_counters_json(const NetCounters &c) {
     auto v = [](const auto &a) { return a.load(std::memory_order_relaxed); };
-    return json{{"runs", v(c.runs)},
+    // "dev_events" first: tests find the net counters after it.
+    return json{{"dev_events", v(c.dev_events)},
+                {"path", path_name(v(c.path))},
+                {"ring", v(c.ring_mode)},
+                {"runs", v(c.runs)},
+                {"fetches", v(c.fetches)},
+                {"commits", v(c.commits)},
                 {"wakeups", v(c.wakeups)},
-                {"dev_events", v(c.dev_events)},
                 {"tx_packets", v(c.tx_packets)},
                 {"tx_bytes", v(c.tx_bytes)},
                 {"tx_errors", v(c.tx_errors)},
@@ -934,9 +952,7 @@ json net_counters_json(const NetCounters &c) {
 json counters_json(const QueueCounters &c) {
     auto v = [](const std::atomic<uint64_t> &a) { return a.load(std::memory_order_relaxed); };
     const int path = c.path.load(std::memory_order_relaxed);
-    return json{{"path", path == kPathUring      ? "uring"
-                         : path == kPathQueueRun ? "queue_run"
-                                                 : "starting"},
+    return json{{"path", path_name(path)},
                 {"ring", c.ring_mode.load(std::memory_order_relaxed)},
                 {"syscalls", v(c.runs) + v(c.enters)},
                 {"enters", v(c.enters)},

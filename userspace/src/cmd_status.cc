@@ -190,6 +190,13 @@ void print_counters(const char *label, const json &obj) {
     std::printf("%s\n", line.c_str());
 }
 
+// Which loop serves a queue: io_uring commands or QUEUE_RUN.
+void print_path(const json &daemon) {
+    if (daemon.contains("path"))
+        std::printf("    path    %s (ring %s)\n", daemon.value("path", std::string("?")).c_str(),
+                    daemon.value("ring", std::string("?")).c_str());
+}
+
 void print_report(const json &r) {
     std::printf("hvio daemon pid %" PRIu64 ", config %s, up %" PRIu64 " s, %zu device(s)\n",
                 u64(r, "pid"), r.value("config", std::string("?")).c_str(), u64(r, "uptime_s"),
@@ -281,11 +288,7 @@ void print_report(const json &r) {
             if (q.contains("daemon")) {
                 const json &dm = q["daemon"];
                 print_counters("daemon", dm);
-                // Which loop serves the queue: io_uring commands or QUEUE_RUN.
-                if (dm.contains("path"))
-                    std::printf("    path    %s (ring %s)\n",
-                                dm.value("path", std::string("?")).c_str(),
-                                dm.value("ring", std::string("?")).c_str());
+                print_path(dm);
                 std::printf("    moved   read %s, written %s\n",
                             human_bytes(u64(dm, "bytes_read")).c_str(),
                             human_bytes(u64(dm, "bytes_written")).c_str());
@@ -295,6 +298,7 @@ void print_report(const json &r) {
             const json &dm = d["daemon"];
             std::printf("  daemon (both queues)\n");
             print_counters("daemon", dm);
+            print_path(dm);
             std::printf("    moved   tx %" PRIu64 " packets %s, rx %" PRIu64 " packets %s\n",
                         u64(dm, "tx_packets"), human_bytes(u64(dm, "tx_bytes")).c_str(),
                         u64(dm, "rx_packets"), human_bytes(u64(dm, "rx_bytes")).c_str());
