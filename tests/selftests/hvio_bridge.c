@@ -24,7 +24,21 @@ FIXTURE(bridge) {
 	int fd;
 	uint8_t cfg[CFG_LEN];
 	int extra[48];
+	unsigned int nr_zones;		/* extra zones 11, 12, ... */
 };
+
+/*
+ * Interrupts of many devices at once: at most 7 devices of one zone have
+ * theirs out unacknowledged (max_pending_irqs, T=irqlimit), so the tests
+ * that fill res_list spread their devices over ZONE_A and extra zones.
+ */
+#define SPREAD		6
+#define EXTRA_ZONE0	11
+
+static uint32_t spread_zone(int i)
+{
+	return i % SPREAD ? EXTRA_ZONE0 - 1 + i % SPREAD : ZONE_A;
+}
 
 FIXTURE_SETUP(bridge)
 {
@@ -62,6 +76,8 @@ FIXTURE_TEARDOWN(bridge)
 	if (self->zone) {
 		EXPECT_EQ(0, fg_zone_del(&self->fg, ZONE_A));
 	}
+	for (i = 0; i < self->nr_zones; i++)
+		EXPECT_EQ(0, fg_zone_del(&self->fg, EXTRA_ZONE0 + i));
 	hvio_fixture_close(_metadata, &self->fg);
 }
 
@@ -561,6 +577,23 @@ TEST_F(bridge, closed_device_reads_zero)
 	EXPECT_EQ(DEV_ID, fg_read32(&self->fg, 0, ZONE_A, MMIO_BASE + VIRTIO_MMIO_DEVICE_ID));
 }
 
+/* Zones EXTRA_ZONE0 .. EXTRA_ZONE0 + SPREAD - 2 beside ZONE_A. */
+static int spread_zones(FIXTURE_DATA(bridge) *self)
+{
+	struct fg_zone z = { .zonex_ipa = GUEST_RAM, .size = MIB };
+	int ret;
+
+	while (self->nr_zones < SPREAD - 1) {
+		z.id = EXTRA_ZONE0 + self->nr_zones;
+		z.ram_off = (1 + self->nr_zones) * MIB;
+		ret = fg_zone_add(&self->fg, &z);
+		if (ret)
+			return ret;
+		self->nr_zones++;
+	}
+	return 0;
+}
+
 TEST_F_TIMEOUT(bridge, res_list_full_deferred, 90)
 {
 	/* 40 interrupts raised while hvisor drains nothing overflow res_list (res_full); all 40 are delivered later, each exactly once, none dropped. */
@@ -572,14 +605,15 @@ TEST_F_TIMEOUT(bridge, res_list_full_deferred, 90)
 	int fds[NDEV], i, n;
 
 	NEED_SETUP();
+	ASSERT_EQ(0, spread_zones(self));
 	for (i = 0; i < NDEV; i++) {
 		struct fg_vdev v;
 		uint64_t base = MMIO_BASE + (16 + i) * HVIO_MMIO_ALIGN;
 
-		fds[i] = extra_dev(self, ZONE_A, 16 + i, 5, 100 + i);
+		fds[i] = extra_dev(self, spread_zone(i), 16 + i, 5, 100 + i);
 		ASSERT_LE(0, fds[i]) TH_LOG("device %d: %s", i, errname(fds[i]));
 		/* bring it up as a driver would (no queues needed) */
-		fg_vdev_init(&v, &self->fg, 1, ZONE_A, base);
+		fg_vdev_init(&v, &self->fg, 1, spread_zone(i), base);
 		fg_vdev_wr(&v, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE);
 		fg_vdev_wr(&v, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE |
 			   VIRTIO_CONFIG_S_DRIVER);
@@ -603,10 +637,11 @@ TEST_F_TIMEOUT(bridge, res_list_full_deferred, 90)
 	n = fg_collect_res(&self->fg, res, ARRAY_SIZE(res), NDEV, 5000);
 	EXPECT_EQ(NDEV, n);
 	for (i = 0; i < n && i < (int)ARRAY_SIZE(res); i++) {
-		EXPECT_EQ(ZONE_A, res[i].target_zone);
-		if (res[i].irq_id >= 100 && res[i].irq_id < 100 + NDEV)
+		if (res[i].irq_id >= 100 && res[i].irq_id < 100 + NDEV) {
 			seen[res[i].irq_id - 100]++;
-		else
+			EXPECT_EQ(spread_zone(res[i].irq_id - 100),
+				  res[i].target_zone);
+		} else
 			TH_LOG("unexpected irq %u", res[i].irq_id);
 	}
 	for (i = 0; i < NDEV; i++) {
@@ -650,12 +685,12 @@ TEST_F(bridge, finish_fd_detach)
 	EXPECT_EQ(1, fg_collect_res(&self->fg, res, 4, 1, 2000));
 }
 
-/* Bring the device at base to DRIVER_OK with VERSION_1 only (no queues). */
-static void driver_ok(struct fg *fg, uint64_t base)
+/* Bring the device at base in zone to DRIVER_OK, VERSION_1 only, no queues. */
+static void driver_ok_in(struct fg *fg, uint32_t zone, uint64_t base)
 {
 	struct fg_vdev v;
 
-	fg_vdev_init(&v, fg, 1, ZONE_A, base);
+	fg_vdev_init(&v, fg, 1, zone, base);
 	fg_vdev_wr(&v, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE);
 	fg_vdev_wr(&v, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE |
 		   VIRTIO_CONFIG_S_DRIVER);
@@ -678,10 +713,12 @@ TEST_F(bridge, deferred_irq_of_closed_device)
 	uint8_t nb = 7;
 
 	NEED_SETUP();
+	ASSERT_EQ(0, spread_zones(self));
 	for (i = 0; i < NDEV; i++) {
-		fds[i] = extra_dev(self, ZONE_A, 16 + i, 5, 200 + i);
+		fds[i] = extra_dev(self, spread_zone(i), 16 + i, 5, 200 + i);
 		ASSERT_LE(0, fds[i]) TH_LOG("device %d: %s", i, errname(fds[i]));
-		driver_ok(&self->fg, MMIO_BASE + (16 + i) * HVIO_MMIO_ALIGN);
+		driver_ok_in(&self->fg, spread_zone(i),
+			     MMIO_BASE + (16 + i) * HVIO_MMIO_ALIGN);
 	}
 	fg_flush_res(&self->fg);
 	a = gstats(self);

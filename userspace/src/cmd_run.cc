@@ -878,7 +878,8 @@ json dev_stats_json(const hvio_dev_stats &s) {
                 {"config_writes", s.config_writes},
                 {"reset_waits", s.reset_waits},
                 {"reset_timeouts", s.reset_timeouts},
-                {"poll_ns", s.poll_ns}};
+                {"poll_ns", s.poll_ns},
+                {"irqs_deferred", s.irqs_deferred}};
 }
 
 json queue_stats_json(const hvio_queue_stats &s, bool net = false) {
