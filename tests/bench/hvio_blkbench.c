@@ -70,6 +70,174 @@ static pid_t daemon_pid;
 static int poll_us = -1;
 static char poll_key[32];
 
+/*
+ * HVIO_BENCH_PERF=1 (make profile): `perf record -e cpu-clock -g` of the
+ * whole VM while the guest runs (TCG has no PMU, so cpu-clock), then the
+ * top symbols of the VM, of the daemon's queue thread and of the fake
+ * guest, each `perf report --stdio --no-children`.  The figures of a
+ * profiled row are slowed by the sampling; compare them with each other,
+ * not with an unprofiled run.
+ */
+#define PERF_DATA	"/tmp/perf.data"
+#define PERF_TOP	40
+static bool perf_on;
+
+static void write_proc(const char *path, const char *val)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f) {
+		fputs(val, f);
+		fclose(f);
+	}
+}
+
+static pid_t perf_start(void)
+{
+	pid_t pid;
+
+	/* kernel symbols and every CPU's samples for root */
+	write_proc("/proc/sys/kernel/kptr_restrict", "0");
+	write_proc("/proc/sys/kernel/perf_event_paranoid", "-1");
+	pid = fork();
+
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		if (null >= 0)
+			dup2(null, 1);
+		execlp("perf", "perf", "record", "-q", "-a", "-g",
+		       "-e", "cpu-clock", "-o", PERF_DATA, (char *)NULL);
+		_exit(127);
+	}
+	/* perf opens its events before the guest starts */
+	if (pid > 0)
+		usleep(500 * 1000);
+	return pid;
+}
+
+/*
+ * One table of `perf report` on PERF_DATA with @opts: its first @max
+ * lines that are not comments, each printed as "# perf| ...".
+ */
+static void perf_table(const char *title, const char *opts, unsigned int max)
+{
+	char cmd[512], line[512];
+	unsigned int n = 0;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd),
+		 "perf report -i %s --stdio --no-children %s 2>/dev/null",
+		 PERF_DATA, opts);
+	printf("# perf: %s (perf report --stdio --no-children %s)\n", title,
+	       opts);
+	p = popen(cmd, "r");
+	if (!p) {
+		printf("# perf: report failed: %s\n", strerror(errno));
+		return;
+	}
+	while (fgets(line, sizeof(line), p)) {
+		if (line[0] == '#' || line[0] == '\n')
+			continue;
+		if (n++ < max)
+			printf("# perf| %s", line);
+	}
+	pclose(p);
+}
+
+/* The thread of process @pid named @comm, or 0. */
+static pid_t find_tid(pid_t pid, const char *comm)
+{
+	char path[96], name[32];
+	unsigned int tid;
+	pid_t found = 0;
+	FILE *f;
+
+	for (tid = pid; tid < (unsigned int)pid + 64 && !found; tid++) {
+		snprintf(path, sizeof(path), "/proc/%d/task/%u/comm", (int)pid,
+			 tid);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(name, sizeof(name), f) &&
+		    !strncmp(name, comm, strlen(comm)))
+			found = tid;
+		fclose(f);
+	}
+	return found;
+}
+
+/*
+ * The VM's clocksource: with hpet, every ktime_get() is an emulated MMIO
+ * read (QEMU's big lock), a cost a tsc clocksource does not have.
+ */
+static const char *clocksource(void)
+{
+	static char cs[32];
+	FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource",
+			"r");
+
+	strcpy(cs, "?");
+	if (f) {
+		if (!fgets(cs, sizeof(cs), f))
+			strcpy(cs, "?");
+		cs[strcspn(cs, "\n")] = 0;
+		fclose(f);
+	}
+	return cs;
+}
+
+/* Ends the recording: perf writes PERF_DATA on SIGINT. */
+static void perf_stop(pid_t pid)
+{
+	if (pid <= 0)
+		return;
+	kill(pid, SIGINT);
+	waitpid(pid, NULL, 0);
+}
+
+/*
+ * The tables of the hvio run (@reqs requests): -n gives sample counts, at
+ * perf's default 4000 Hz per CPU, so samples / requests compare with the
+ * baseline's.
+ */
+static void perf_print(pid_t pid, const char *rw, unsigned int qd,
+		       uint64_t reqs)
+{
+	char comm[32], opts[160];
+	pid_t tid;
+
+	printf("# perf: hvio %s qd %u, %" PRIu64 " requests, clocksource %s\n",
+	       rw, qd, reqs, clocksource());
+	perf_table("share of each thread", "-n -g none --sort comm,pid", 20);
+	perf_table("whole VM", "-n -g none --sort comm,dso,sym", PERF_TOP);
+	/* the queue thread: cmd_run.cc names it hvio-z<zone>d<dev>q<queue> */
+	snprintf(comm, sizeof(comm), "hvio-z%dd0q0", ZONE);
+	tid = find_tid(daemon_pid, comm);
+	snprintf(opts, sizeof(opts), "-n -g none --sort dso,sym --tid %d",
+		 (int)tid);
+	perf_table("daemon queue thread", opts, PERF_TOP);
+	snprintf(opts, sizeof(opts), "-n -g none --sort dso,sym --tid %d",
+		 (int)getpid());
+	perf_table("fake guest", opts, PERF_TOP);
+	/* who calls the daemon's and the guest's top entries */
+	snprintf(opts, sizeof(opts),
+		 "-g graph,0.5,callee --sort sym --percent-limit 2 --tid %d,%d",
+		 (int)tid, (int)getpid());
+	perf_table("call chains (callee first) of entries >= 2%", opts, 300);
+	unlink(PERF_DATA);
+	fflush(stdout);
+}
+
+/* The baseline's table: plain io_uring on the same file, @reqs requests. */
+static void perf_print_base(unsigned int qd, double reqs)
+{
+	printf("# perf: baseline qd %u, %.0f requests\n", qd, reqs);
+	perf_table("baseline, whole VM", "-n -g none --sort comm,dso,sym", 20);
+	unlink(PERF_DATA);
+	fflush(stdout);
+}
+
 /* CPU seconds (user + system) a process has used so far. */
 static double cpu_seconds(pid_t pid)
 {
@@ -562,9 +730,41 @@ out:
 	return failed;
 }
 
+/*
+ * HVIO_BENCH_QDS=1,32 (default 1,32,128), HVIO_BENCH_RW=randread|randwrite
+ * (default both) and HVIO_BENCH_DIRECT=0 (skip the direct rows) pick the
+ * rows, for make profile.
+ */
+static unsigned int pick_qds(unsigned int *qds, unsigned int max)
+{
+	const char *e = getenv("HVIO_BENCH_QDS");
+	unsigned int n = 0;
+	char *end;
+
+	if (!e || !*e) {
+		qds[0] = 1, qds[1] = 32, qds[2] = 128;
+		return 3;
+	}
+	while (*e && n < max) {
+		unsigned long v = strtoul(e, &end, 10);
+
+		if (end == e)
+			break;
+		if (v)
+			qds[n++] = v;
+		e = *end == ',' ? end + 1 : end;
+	}
+	return n;
+}
+
 int main(void)
 {
-	static const unsigned int qds[] = { 1, 32, 128 };
+	const char *rw = getenv("HVIO_BENCH_RW");
+	const char *de = getenv("HVIO_BENCH_DIRECT");
+	bool direct = !de || strcmp(de, "0");
+	unsigned int qds[8], nqd = pick_qds(qds, ARRAY_SIZE(qds));
+	unsigned int w0 = rw && !strcmp(rw, "randwrite");
+	unsigned int w1 = rw && !strcmp(rw, "randread") ? 1 : 2;
 	struct utsname u;
 	struct fg fg;
 	struct guest g;
@@ -577,9 +777,10 @@ int main(void)
 		poll_us = atoi(getenv("HVIO_BENCH_POLL_US"));
 		snprintf(poll_key, sizeof(poll_key), ",\"poll_us\":%d", poll_us);
 	}
+	perf_on = getenv("HVIO_BENCH_PERF") && !strcmp(getenv("HVIO_BENCH_PERF"), "1");
 	uname(&u);
 	printf("TAP version 13\n1..%zu\n",
-	       2 * sizeof(qds) / sizeof(qds[0]) + ARRAY_SIZE(direct_qds));
+	       (w1 - w0) * nqd + (direct ? ARRAY_SIZE(direct_qds) : 0));
 	if (fg_open(&fg) || make_image()) {
 		printf("Bail out! setup: %s\n", fg.err);
 		return 1;
@@ -595,17 +796,29 @@ int main(void)
 		return 1;
 	}
 
-	for (w = 0; w < 2; w++) {
-		for (i = 0; i < sizeof(qds) / sizeof(qds[0]); i++) {
+	for (w = w0; w < w1; w++) {
+		for (i = 0; i < nqd; i++) {
+			pid_t perf = perf_on ? perf_start() : 0;
 			struct dcount k0 = daemon_counts(), k1;
 			double c0 = cpu_seconds(0), d0 = cpu_seconds(daemon_pid);
 			double iops = guest_run(&g, qds[i], w);
 			double c1 = cpu_seconds(0), d1 = cpu_seconds(daemon_pid);
-			double base = baseline(IMG, 0, qds[i], w);
-			double c2 = cpu_seconds(0);
-			uint64_t n = g.done ? g.done : 1;
-			bool ok = iops > 0 && base > 0 && !g.bad;
+			double base, c2;
+			uint64_t n;
+			bool ok;
 
+			perf_stop(perf);
+			if (perf > 0)
+				perf_print(perf, w ? "randwrite" : "randread",
+					   qds[i], g.done);
+			perf = perf_on ? perf_start() : 0;
+			base = baseline(IMG, 0, qds[i], w);
+			perf_stop(perf);
+			if (perf > 0)
+				perf_print_base(qds[i], base * seconds);
+			c2 = cpu_seconds(0);
+			n = g.done ? g.done : 1;
+			ok = iops > 0 && base > 0 && !g.bad;
 			k1 = daemon_counts();
 
 			/*
@@ -632,7 +845,8 @@ int main(void)
 			fflush(stdout);
 		}
 	}
-	failed += direct_rows(&fg, u.machine, &test);
+	if (direct)
+		failed += direct_rows(&fg, u.machine, &test);
 	if (daemon_stop(pid)) {
 		printf("# hvio run did not exit 0 on SIGTERM\n");
 		failed++;
