@@ -135,9 +135,10 @@ selftest: all
 # same file, liburing linked statically; for a cross build only liburing's
 # own headers are taken from /usr/include via a directory of symlinks) and
 # net (write()s / read()s on a TAP of its own, same frame sink and source).
-#   make bench [BENCH=all|blk|net] [BENCH_SECONDS=3] [BENCH_POLL_US=N] [SIM_RAM_DT=1]
+#   make bench [BENCH=all|blk|net] [BENCH_SECONDS=3] [BENCH_POLL_US=N] [SIM_RAM_DT=1] [BENCH_CPU=N]
 # (BENCH_POLL_US: the devices' poll_us; unset: the daemon's default, -1 in
-# the JSON lines.)  blk ends with the "direct" rows: a daemon serving a
+# the JSON lines.  BENCH_CPU=N, blk: the fake guest and the daemon on vCPU N
+# only, no cross-vCPU wakeups; Documentation/performance.md.)  blk ends with the "direct" rows: a daemon serving a
 # memory-backed null_blk with O_DIRECT against plain io_uring O_DIRECT on
 # it (null_blk is loaded without devices; the bench makes its own through
 # configfs).
@@ -176,6 +177,7 @@ bench: all $(BENCH_RUN)
 	@{ scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) $(VM_SIM_RAM) $(VM_PERF) \
 		--kmod tun --kmod "null_blk nr_devices=0" --extra-file $(CMAKE_DIR)/hvio:/bin/hvio \
 		--env HVIO_BENCH_SECONDS=$(BENCH_SECONDS) --env HVIO_BENCH_POLL_US=$(BENCH_POLL_US) \
+		--env HVIO_BENCH_CPU=$(BENCH_CPU) \
 		-- $(BENCH_RUN); echo $$? > $(OUT)/bench.rc; } | tee $(OUT)/bench.log
 	@[ "$$(cat $(OUT)/bench.rc)" = 0 ] || { echo "bench: the VM run failed" >&2; exit 1; }
 	@for k in $(BENCH_KINDS); do \
@@ -191,7 +193,7 @@ bench: all $(BENCH_RUN)
 # the daemon's queue thread and of the fake guest (perf report --stdio
 # --no-children, kernel and user).  Log: build/<arch>/profile-qd<QD>.log,
 # tables: build/profile/<arch>-qd<QD>.txt.
-#   make profile [ARCH=..] [PROFILE_QD=32] [BENCH_SECONDS=3] [BENCH_POLL_US=N]
+#   make profile [ARCH=..] [PROFILE_QD=32] [BENCH_SECONDS=3] [BENCH_POLL_US=N] [BENCH_CPU=N]
 PROFILE_QD ?= 32
 PROFILE_OUT := build/profile/$(ARCH)-qd$(PROFILE_QD).txt
 profile: all $(BENCH_BIN)
@@ -199,7 +201,7 @@ profile: all $(BENCH_BIN)
 	@{ scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) $(VM_SIM_RAM) --perf --name profile \
 		--kmod "null_blk nr_devices=0" --extra-file $(CMAKE_DIR)/hvio:/bin/hvio \
 		--env HVIO_BENCH_SECONDS=$(BENCH_SECONDS) --env HVIO_BENCH_POLL_US=$(BENCH_POLL_US) \
-		--env HVIO_BENCH_PERF=1 --env HVIO_BENCH_QDS=$(PROFILE_QD) \
+		--env HVIO_BENCH_PERF=1 --env HVIO_BENCH_QDS=$(PROFILE_QD) --env HVIO_BENCH_CPU=$(BENCH_CPU) \
 		--env HVIO_BENCH_RW=randread --env HVIO_BENCH_DIRECT=0 \
 		-- $(BENCH_BIN); echo $$? > $(OUT)/profile.rc; } | tee $(OUT)/profile-qd$(PROFILE_QD).log
 	@[ "$$(cat $(OUT)/profile.rc)" = 0 ] || { echo "profile: the VM run failed" >&2; exit 1; }
