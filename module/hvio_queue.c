@@ -28,7 +28,7 @@
  */
 #include <linux/eventfd.h>
 #include <linux/kernel.h>
-#include <linux/sched/clock.h>
+#include <linux/ktime.h>
 #include <linux/mm.h>
 #include <linux/nospec.h>
 #include <linux/slab.h>
@@ -144,33 +144,19 @@ static bool hvio_queue_current(struct hvio_queue *q)
 	       r->ready && q->vq_epoch == r->epoch;
 }
 
-/*
- * Durations here (lock holds, the poll window) are taken with
- * local_clock(), as vhost's busy_clock(): the CPU's own counter, no
- * clocksource read.  ktime_get_ns() reads the clocksource, and where that
- * is the HPET (x86 VMs whose TSC was judged unstable, as under QEMU's TCG)
- * every read is an emulated MMIO access, done here with interrupts off
- * and, in the poll loop, thousands of times a second.  A thread that
- * moves to another CPU mid-poll may see the window end early; no more.
- */
-static u64 hvio_queue_clock(void)
-{
-	return local_clock();
-}
-
 /* Start of a bounded dev->lock hold; returns the time it started. */
 static u64 hvio_queue_hold_begin(struct hvio_queue *q)
 	__acquires(&q->dev->lock)
 {
 	spin_lock_irq(&q->dev->lock);
-	return hvio_queue_clock();
+	return ktime_get_ns();
 }
 
 /* End of a hold that wrote back @entries entries: account it. */
 static void hvio_queue_hold_end(struct hvio_queue *q, u64 start, u32 entries)
 	__releases(&q->dev->lock)
 {
-	u64 ns = hvio_queue_clock() - start;
+	u64 ns = ktime_get_ns() - start;
 
 	WARN_ON_ONCE(entries > HVIO_QUEUE_HOLD_ENTRIES);
 	if (entries > q->stats.hold_entries_max)
@@ -497,7 +483,7 @@ static bool hvio_queue_poll(struct hvio_queue *q)
 {
 	struct hvio_dev *dev = q->dev;
 	u64 win = READ_ONCE(dev->poll_ns) >> q->poll_miss;
-	u64 start = hvio_queue_clock(), now = start;
+	u64 start = ktime_get_ns(), now = start;
 	bool hit = false;
 
 	while (now - start < win) {
@@ -509,7 +495,7 @@ static bool hvio_queue_poll(struct hvio_queue *q)
 		    READ_ONCE(dev->mmio.generation) != q->vq_gen)
 			break;
 		cpu_relax();
-		now = hvio_queue_clock();
+		now = ktime_get_ns();
 	}
 	if (hit) {
 		q->stats.poll_hits++;
@@ -518,7 +504,7 @@ static bool hvio_queue_poll(struct hvio_queue *q)
 		q->poll_miss++;
 	}
 	spin_lock_irq(&dev->lock);
-	dev->stats.poll_ns += hvio_queue_clock() - start;
+	dev->stats.poll_ns += ktime_get_ns() - start;
 	spin_unlock_irq(&dev->lock);
 	return hit;
 }
