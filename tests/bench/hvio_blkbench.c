@@ -161,7 +161,8 @@ static pid_t perf_start(void)
 static void perf_table(const char *title, const char *opts,
 		       const char *match, unsigned int max)
 {
-	char cmd[512], line[512];
+	char cmd[512], *line = NULL;
+	size_t cap = 0;
 	unsigned int n = 0;
 	FILE *p;
 
@@ -175,13 +176,15 @@ static void perf_table(const char *title, const char *opts,
 		printf("# perf: report failed: %s\n", strerror(errno));
 		return;
 	}
-	while (fgets(line, sizeof(line), p)) {
+	/* whole lines: perf's header lines run past any fixed buffer */
+	while (getline(&line, &cap, p) > 0) {
 		if (line[0] == '#' || line[0] == '\n' ||
 		    (match && !strstr(line, match)))
 			continue;
 		if (n++ < max)
 			printf("# perf| %s", line);
 	}
+	free(line);
 	pclose(p);
 }
 
