@@ -13,6 +13,8 @@
 #   make cross-check                   hypercall code for riscv64 etc.
 #   make fuzz-vq [FUZZ_SECONDS=10]     libFuzzer on the virtqueue parser
 #   make bench [BENCH=all|blk|net]      benchmarks in the VM (build/bench/*.jsonl)
+#   make profile [PROFILE_QD=32]        perf profile of the blk path in the VM
+#   PERF=1 (selftest, bench)           Debian's perf in the VM as /usr/bin/perf
 #   make e2e [ARCH=..]                 a Debian kernel as a zone under hvemu (KVM)
 #
 # Missing tools, kernels and headers are installed by scripts/deps, which is
@@ -73,7 +75,7 @@ JOBSFLAG = $(if $(findstring jobserver,$(MAKEFLAGS)),,-j$(JOBS))
 FORMAT_SRCS = $(shell find userspace tests/unit tests/hvemu -name '*.cc' -o -name '*.h' \
 		-o -name '*.cpp' -o -name '*.hpp' 2>/dev/null)
 
-.PHONY: all deps module userspace selftests selftest unit check check-debug clean bench fuzz \
+.PHONY: all deps module userspace selftests selftest unit check check-debug clean bench fuzz profile \
 	checkpatch format format-check cross-check
 
 all: module userspace selftests
@@ -118,10 +120,13 @@ NULLB_KMOD := null_blk nr_devices=1 gb=1 irqmode=2 completion_nsec=2000000000
 # of mem=, so it has struct pages and O_DIRECT reaches it (T=direct, bench).
 SIM_RAM_DT ?= 0
 VM_SIM_RAM := $(if $(filter 1,$(SIM_RAM_DT)),$(if $(filter arm64,$(ARCH)),--sim-ram-dt))
+# PERF=1: Debian's perf (scripts/perf-stage) in the VM, for a look inside.
+PERF ?= 0
+VM_PERF := $(if $(filter 1,$(PERF)),--perf)
 
 selftest: all
 	@[ -n "$(ST_RUN)" ] || { echo "make: no tests/selftests/hvio_$(or $(T),*).c$(if $(T), or hvio_$(T)_*.c)" >&2; exit 1; }
-	scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) --prog-timeout $(PROG_TIMEOUT) $(VM_SIM_RAM) \
+	scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) --prog-timeout $(PROG_TIMEOUT) $(VM_SIM_RAM) $(VM_PERF) \
 		--kmod tun --kmod "$(NULLB_KMOD)" --extra-file $(CMAKE_DIR)/hvio:/bin/hvio -- $(ST_RUN)
 
 # ---- benchmarks -----------------------------------------------------------
@@ -130,9 +135,10 @@ selftest: all
 # same file, liburing linked statically; for a cross build only liburing's
 # own headers are taken from /usr/include via a directory of symlinks) and
 # net (write()s / read()s on a TAP of its own, same frame sink and source).
-#   make bench [BENCH=all|blk|net] [BENCH_SECONDS=3] [BENCH_POLL_US=N] [SIM_RAM_DT=1]
+#   make bench [BENCH=all|blk|net] [BENCH_SECONDS=3] [BENCH_POLL_US=N] [SIM_RAM_DT=1] [BENCH_CPU=N]
 # (BENCH_POLL_US: the devices' poll_us; unset: the daemon's default, -1 in
-# the JSON lines.)  blk ends with the "direct" rows: a daemon serving a
+# the JSON lines.  BENCH_CPU=N, blk: the fake guest and the daemon on vCPU N
+# only, no cross-vCPU wakeups; Documentation/performance.md.)  blk ends with the "direct" rows: a daemon serving a
 # memory-backed null_blk with O_DIRECT against plain io_uring O_DIRECT on
 # it (null_blk is loaded without devices; the bench makes its own through
 # configfs).
@@ -168,9 +174,10 @@ $(NETBENCH_BIN): tests/bench/hvio_netbench.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDR
 bench: all $(BENCH_RUN)
 	@[ -n "$(strip $(BENCH_RUN))" ] || { echo "bench: BENCH=all|blk|net, not '$(BENCH)'" >&2; exit 1; }
 	@mkdir -p build/bench
-	@{ scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) $(VM_SIM_RAM) \
+	@{ scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) $(VM_SIM_RAM) $(VM_PERF) \
 		--kmod tun --kmod "null_blk nr_devices=0" --extra-file $(CMAKE_DIR)/hvio:/bin/hvio \
 		--env HVIO_BENCH_SECONDS=$(BENCH_SECONDS) --env HVIO_BENCH_POLL_US=$(BENCH_POLL_US) \
+		--env HVIO_BENCH_CPU=$(BENCH_CPU) \
 		-- $(BENCH_RUN); echo $$? > $(OUT)/bench.rc; } | tee $(OUT)/bench.log
 	@[ "$$(cat $(OUT)/bench.rc)" = 0 ] || { echo "bench: the VM run failed" >&2; exit 1; }
 	@for k in $(BENCH_KINDS); do \
@@ -178,6 +185,29 @@ bench: all $(BENCH_RUN)
 		cat build/bench/$$k-*.jsonl > build/bench/$$k.jsonl; \
 		echo "bench: build/bench/$$k-$(ARCH).jsonl"; \
 	done
+
+# ---- profile --------------------------------------------------------------
+# `perf record -a -g -e cpu-clock` (TCG has no PMU) of the VM while the
+# bench's guest runs randread at PROFILE_QD (one row, no baseline in the
+# recording, no direct rows), then the top 40 symbols of the whole VM, of
+# the daemon's queue thread and of the fake guest (perf report --stdio
+# --no-children, kernel and user).  Log: build/<arch>/profile-qd<QD>.log,
+# tables: build/profile/<arch>-qd<QD>.txt.
+#   make profile [ARCH=..] [PROFILE_QD=32] [BENCH_SECONDS=3] [BENCH_POLL_US=N] [BENCH_CPU=N]
+PROFILE_QD ?= 32
+PROFILE_OUT := build/profile/$(ARCH)-qd$(PROFILE_QD).txt
+profile: all $(BENCH_BIN)
+	@mkdir -p build/profile
+	@{ scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) $(VM_SIM_RAM) --perf --name profile \
+		--kmod "null_blk nr_devices=0" --extra-file $(CMAKE_DIR)/hvio:/bin/hvio \
+		--env HVIO_BENCH_SECONDS=$(BENCH_SECONDS) --env HVIO_BENCH_POLL_US=$(BENCH_POLL_US) \
+		--env HVIO_BENCH_PERF=1 --env HVIO_BENCH_QDS=$(PROFILE_QD) --env HVIO_BENCH_CPU=$(BENCH_CPU) \
+		--env HVIO_BENCH_RW=randread --env HVIO_BENCH_DIRECT=0 \
+		-- $(BENCH_BIN); echo $$? > $(OUT)/profile.rc; } | tee $(OUT)/profile-qd$(PROFILE_QD).log
+	@[ "$$(cat $(OUT)/profile.rc)" = 0 ] || { echo "profile: the VM run failed" >&2; exit 1; }
+	@tr -d '\r' < $(OUT)/profile-qd$(PROFILE_QD).log | \
+		grep -a -e '^# perf' -e '^{"bench":"blk"' > $(PROFILE_OUT)
+	@echo "profile: $(PROFILE_OUT)"
 
 # ---- host tests -----------------------------------------------------------
 unit:

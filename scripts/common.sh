@@ -83,6 +83,9 @@ hvio_busybox() {
 	esac
 }
 
+# Debian's perf and its libraries for the VM (scripts/perf-stage, vm-run --perf).
+hvio_perf_root() { echo "$HVIO_CACHE/$1/perf"; }
+
 # Files extracted from the linux-source tarball (kselftest, checkpatch).
 hvio_srcdir() { echo "$HVIO_CACHE/linux-src"; }
 hvio_kselftest_dir() { echo "$(hvio_srcdir)/tools/testing/selftests"; }

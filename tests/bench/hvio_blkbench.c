@@ -29,6 +29,7 @@
 #include <inttypes.h>
 #include <liburing.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +70,199 @@ static pid_t daemon_pid;
 /* HVIO_BENCH_POLL_US: the device's poll_us; -1: the daemon's default */
 static int poll_us = -1;
 static char poll_key[32];
+/* HVIO_BENCH_CPU: the vCPU guest and daemon are pinned to; -1: none */
+static int bench_cpu = -1;
+
+/*
+ * HVIO_BENCH_PERF=1 (make profile): `perf record -e cpu-clock -g` of the
+ * whole VM while the guest runs (TCG has no PMU, so cpu-clock), then the
+ * top symbols of the VM, of the daemon's queue thread and of the fake
+ * guest, each `perf report --stdio --no-children`.  The figures of a
+ * profiled row are slowed by the sampling; compare them with each other,
+ * not with an unprofiled run.
+ */
+#define PERF_DATA	"/tmp/perf.data"
+#define PERF_TOP	40
+static bool perf_on;
+
+static void write_proc(const char *path, const char *val)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f) {
+		fputs(val, f);
+		fclose(f);
+	}
+}
+
+/*
+ * perf record starts with its events disabled (-D -1) and is enabled
+ * through its control FIFO, whose ack says the events are on: a perf
+ * that is slow to start (its libraries, under TCG, on a loaded host) does
+ * not miss the start of the run.
+ */
+#define PERF_CTL	"/tmp/perf.ctl"
+#define PERF_ACK	"/tmp/perf.ack"
+
+static pid_t perf_start(void)
+{
+	struct pollfd p;
+	char ack[8] = "";
+	int ctl = -1, fd, i;
+	pid_t pid;
+
+	/* kernel symbols and every CPU's samples for root */
+	write_proc("/proc/sys/kernel/kptr_restrict", "0");
+	write_proc("/proc/sys/kernel/perf_event_paranoid", "-1");
+	unlink(PERF_CTL);
+	unlink(PERF_ACK);
+	if (mkfifo(PERF_CTL, 0600) || mkfifo(PERF_ACK, 0600))
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		if (null >= 0)
+			dup2(null, 1);
+		execlp("perf", "perf", "record", "-q", "-a", "-g",
+		       "-e", "cpu-clock", "-D", "-1",
+		       "--control", "fifo:" PERF_CTL "," PERF_ACK,
+		       "-o", PERF_DATA, (char *)NULL);
+		_exit(127);
+	}
+	if (pid < 0)
+		return -1;
+	/* the ack end first (never blocks), then wait for perf's reader */
+	fd = open(PERF_ACK, O_RDONLY | O_NONBLOCK);
+	for (i = 0; i < 600; i++) {
+		ctl = open(PERF_CTL, O_WRONLY | O_NONBLOCK);
+		if (ctl >= 0 || waitpid(pid, NULL, WNOHANG))
+			break;
+		usleep(50 * 1000);
+	}
+	p.fd = fd;
+	p.events = POLLIN;
+	if (fd < 0 || ctl < 0 || write(ctl, "enable\n", 7) != 7 ||
+	    poll(&p, 1, 30000) != 1 || read(fd, ack, sizeof(ack) - 1) <= 0 ||
+	    strncmp(ack, "ack", 3))
+		printf("# perf: record did not start\n");
+	if (ctl >= 0)
+		close(ctl);
+	if (fd >= 0)
+		close(fd);
+	return pid;
+}
+
+/*
+ * One table of `perf report` on PERF_DATA with @opts: its first @max
+ * lines that are not comments and contain @match (NULL: any), each
+ * printed as "# perf| ...".
+ */
+static void perf_table(const char *title, const char *opts,
+		       const char *match, unsigned int max)
+{
+	char cmd[512], *line = NULL;
+	size_t cap = 0;
+	unsigned int n = 0;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd),
+		 "perf report -i %s --stdio --no-children %s 2>/dev/null",
+		 PERF_DATA, opts);
+	printf("# perf: %s (perf report --stdio --no-children %s%s%s)\n",
+	       title, opts, match ? " | grep " : "", match ? match : "");
+	p = popen(cmd, "r");
+	if (!p) {
+		printf("# perf: report failed: %s\n", strerror(errno));
+		return;
+	}
+	/* whole lines: perf's header lines run past any fixed buffer */
+	while (getline(&line, &cap, p) > 0) {
+		if (line[0] == '#' || line[0] == '\n' ||
+		    (match && !strstr(line, match)))
+			continue;
+		if (n++ < max)
+			printf("# perf| %s", line);
+	}
+	free(line);
+	pclose(p);
+}
+
+/*
+ * The VM's clocksource: with hpet, every ktime_get() is an emulated MMIO
+ * read (QEMU's big lock), a cost a tsc clocksource does not have.
+ */
+static const char *clocksource(void)
+{
+	static char cs[32];
+	FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource",
+			"r");
+
+	strcpy(cs, "?");
+	if (f) {
+		if (!fgets(cs, sizeof(cs), f))
+			strcpy(cs, "?");
+		cs[strcspn(cs, "\n")] = 0;
+		fclose(f);
+	}
+	return cs;
+}
+
+/* Ends the recording: perf writes PERF_DATA on SIGINT. */
+static void perf_stop(pid_t pid)
+{
+	if (pid <= 0)
+		return;
+	kill(pid, SIGINT);
+	waitpid(pid, NULL, 0);
+	unlink(PERF_CTL);
+	unlink(PERF_ACK);
+}
+
+/*
+ * The tables of the hvio run (@reqs requests): -n gives sample counts, at
+ * perf's default 4000 Hz per CPU, so samples / requests compare with the
+ * baseline's.
+ */
+static void perf_print(const char *rw, unsigned int qd, uint64_t reqs)
+{
+	char comm[32];
+
+	printf("# perf: hvio %s qd %u, %" PRIu64 " requests, clocksource %s\n",
+	       rw, qd, reqs, clocksource());
+	perf_table("share of each thread", "-n -g none --sort comm,pid", NULL,
+		   20);
+	perf_table("whole VM", "-n -g none --sort comm,dso,sym", NULL,
+		   PERF_TOP);
+	/*
+	 * Per thread: the whole VM's table cut by name.  perf report's
+	 * --comms/--tid filters drop samples taken where interrupts were
+	 * turned back on (_raw_spin_unlock_irqrestore), so they are not used
+	 * for the tables.  The queue thread: cmd_run.cc names it
+	 * hvio-z<zone>d<dev>q<queue>.
+	 */
+	snprintf(comm, sizeof(comm), " hvio-z%dd0q0 ", ZONE);
+	perf_table("daemon queue thread", "-n -g none --sort comm,dso,sym",
+		   comm, PERF_TOP);
+	perf_table("fake guest", "-n -g none --sort comm,dso,sym",
+		   " hvio_blkbench ", PERF_TOP);
+	/* who calls the top entries (not filtered by thread: see above) */
+	perf_table("call chains (callee first) of entries >= 2%",
+		   "-g graph,0.5,callee --sort comm,sym --percent-limit 2", NULL,
+		   400);
+	unlink(PERF_DATA);
+	fflush(stdout);
+}
+
+/* The baseline's table: plain io_uring on the same file, @reqs requests. */
+static void perf_print_base(unsigned int qd, double reqs)
+{
+	printf("# perf: baseline qd %u, %.0f requests\n", qd, reqs);
+	perf_table("baseline, whole VM", "-n -g none --sort comm,dso,sym", NULL,
+		   20);
+	unlink(PERF_DATA);
+	fflush(stdout);
+}
 
 /* CPU seconds (user + system) a process has used so far. */
 static double cpu_seconds(pid_t pid)
@@ -541,11 +735,12 @@ static unsigned int direct_rows(struct fg *fg, const char *arch,
 		uint64_t n = g.done ? g.done : 1;
 		bool ok = iops > 0 && base > 0 && !g.bad && f0 >= 0 && f1 >= 0;
 
-		printf("{\"bench\":\"blk\",\"direct\":true,\"backing\":\"null_blk\",\"arch\":\"%s\",\"rw\":\"randread\",\"bs\":%d,\"qd\":%u,\"iops\":%.0f,\"base_iops\":%.0f,\"ratio\":%.3f,\"kicks_per_req\":%.4f,\"irqs_per_req\":%.4f,\"guest_cpu_us\":%.2f,\"daemon_cpu_us\":%.2f,\"ram_mode\":\"%s\",\"fallbacks\":%lld,\"page_cache_kb\":%lld,\"poll_us\":%d}\n",
+		printf("{\"bench\":\"blk\",\"direct\":true,\"backing\":\"null_blk\",\"arch\":\"%s\",\"rw\":\"randread\",\"bs\":%d,\"qd\":%u,\"iops\":%.0f,\"base_iops\":%.0f,\"ratio\":%.3f,\"kicks_per_req\":%.4f,\"irqs_per_req\":%.4f,\"guest_cpu_us\":%.2f,\"daemon_cpu_us\":%.2f,\"ram_mode\":\"%s\",\"fallbacks\":%lld,\"page_cache_kb\":%lld,\"poll_us\":%d,\"cpu\":%d}\n",
 		       arch, BS, direct_qds[i], iops, base,
 		       base > 0 ? iops / base : 0, (double)g.kicks / n,
 		       (double)g.irqs / n, (c1 - c0) * 1e6 / n,
-		       (d1 - d0) * 1e6 / n, mode, f1 - f0, k1 - k0, poll_us);
+		       (d1 - d0) * 1e6 / n, mode, f1 - f0, k1 - k0, poll_us,
+		       bench_cpu);
 		printf("%s %u blk direct randread qd %u (%" PRIu64 " requests, %" PRIu64 " bad)\n",
 		       ok ? "ok" : "not ok", ++*test, direct_qds[i], g.done,
 		       g.bad);
@@ -562,9 +757,41 @@ out:
 	return failed;
 }
 
+/*
+ * HVIO_BENCH_QDS=1,32 (default 1,32,128), HVIO_BENCH_RW=randread|randwrite
+ * (default both) and HVIO_BENCH_DIRECT=0 (skip the direct rows) pick the
+ * rows, for make profile.
+ */
+static unsigned int pick_qds(unsigned int *qds, unsigned int max)
+{
+	const char *e = getenv("HVIO_BENCH_QDS");
+	unsigned int n = 0;
+	char *end;
+
+	if (!e || !*e) {
+		qds[0] = 1, qds[1] = 32, qds[2] = 128;
+		return 3;
+	}
+	while (*e && n < max) {
+		unsigned long v = strtoul(e, &end, 10);
+
+		if (end == e)
+			break;
+		if (v)
+			qds[n++] = v;
+		e = *end == ',' ? end + 1 : end;
+	}
+	return n;
+}
+
 int main(void)
 {
-	static const unsigned int qds[] = { 1, 32, 128 };
+	const char *rw = getenv("HVIO_BENCH_RW");
+	const char *de = getenv("HVIO_BENCH_DIRECT");
+	bool direct = !de || strcmp(de, "0");
+	unsigned int qds[8], nqd = pick_qds(qds, ARRAY_SIZE(qds));
+	unsigned int w0 = rw && !strcmp(rw, "randwrite");
+	unsigned int w1 = rw && !strcmp(rw, "randread") ? 1 : 2;
 	struct utsname u;
 	struct fg fg;
 	struct guest g;
@@ -577,9 +804,26 @@ int main(void)
 		poll_us = atoi(getenv("HVIO_BENCH_POLL_US"));
 		snprintf(poll_key, sizeof(poll_key), ",\"poll_us\":%d", poll_us);
 	}
+	perf_on = getenv("HVIO_BENCH_PERF") && !strcmp(getenv("HVIO_BENCH_PERF"), "1");
+	/*
+	 * HVIO_BENCH_CPU=N: this program, and so the daemon it starts, on
+	 * vCPU N only (an experiment: guest and daemon hand off without
+	 * cross-vCPU wakeups; the baseline runs there too).
+	 */
+	if (getenv("HVIO_BENCH_CPU") && *getenv("HVIO_BENCH_CPU")) {
+		cpu_set_t set;
+
+		bench_cpu = atoi(getenv("HVIO_BENCH_CPU"));
+		CPU_ZERO(&set);
+		CPU_SET(bench_cpu, &set);
+		if (sched_setaffinity(0, sizeof(set), &set)) {
+			printf("# HVIO_BENCH_CPU: %s\n", strerror(errno));
+			bench_cpu = -1;
+		}
+	}
 	uname(&u);
 	printf("TAP version 13\n1..%zu\n",
-	       2 * sizeof(qds) / sizeof(qds[0]) + ARRAY_SIZE(direct_qds));
+	       (w1 - w0) * nqd + (direct ? ARRAY_SIZE(direct_qds) : 0));
 	if (fg_open(&fg) || make_image()) {
 		printf("Bail out! setup: %s\n", fg.err);
 		return 1;
@@ -595,17 +839,29 @@ int main(void)
 		return 1;
 	}
 
-	for (w = 0; w < 2; w++) {
-		for (i = 0; i < sizeof(qds) / sizeof(qds[0]); i++) {
+	for (w = w0; w < w1; w++) {
+		for (i = 0; i < nqd; i++) {
+			pid_t perf = perf_on ? perf_start() : 0;
 			struct dcount k0 = daemon_counts(), k1;
 			double c0 = cpu_seconds(0), d0 = cpu_seconds(daemon_pid);
 			double iops = guest_run(&g, qds[i], w);
 			double c1 = cpu_seconds(0), d1 = cpu_seconds(daemon_pid);
-			double base = baseline(IMG, 0, qds[i], w);
-			double c2 = cpu_seconds(0);
-			uint64_t n = g.done ? g.done : 1;
-			bool ok = iops > 0 && base > 0 && !g.bad;
+			double base, c2;
+			uint64_t n;
+			bool ok;
 
+			perf_stop(perf);
+			if (perf > 0)
+				perf_print(w ? "randwrite" : "randread", qds[i],
+					   g.done);
+			perf = perf_on ? perf_start() : 0;
+			base = baseline(IMG, 0, qds[i], w);
+			perf_stop(perf);
+			if (perf > 0)
+				perf_print_base(qds[i], base * seconds);
+			c2 = cpu_seconds(0);
+			n = g.done ? g.done : 1;
+			ok = iops > 0 && base > 0 && !g.bad;
 			k1 = daemon_counts();
 
 			/*
@@ -615,7 +871,7 @@ int main(void)
 			 * daemon (its io_uring I/O and the module's queue
 			 * engine in its syscalls) and of the baseline loop.
 			 */
-			printf("{\"bench\":\"blk\",\"arch\":\"%s\",\"rw\":\"%s\",\"bs\":%d,\"qd\":%u,\"iops\":%.0f,\"base_iops\":%.0f,\"ratio\":%.3f,\"kicks_per_req\":%.4f,\"irqs_per_req\":%.4f,\"guest_cpu_us\":%.2f,\"daemon_cpu_us\":%.2f,\"base_cpu_us\":%.2f,\"syscalls_per_req\":%.3f,\"wakeups_per_req\":%.3f,\"runs_per_req\":%.3f,\"poll_us\":%d}\n",
+			printf("{\"bench\":\"blk\",\"arch\":\"%s\",\"rw\":\"%s\",\"bs\":%d,\"qd\":%u,\"iops\":%.0f,\"base_iops\":%.0f,\"ratio\":%.3f,\"kicks_per_req\":%.4f,\"irqs_per_req\":%.4f,\"guest_cpu_us\":%.2f,\"daemon_cpu_us\":%.2f,\"base_cpu_us\":%.2f,\"syscalls_per_req\":%.3f,\"wakeups_per_req\":%.3f,\"runs_per_req\":%.3f,\"poll_us\":%d,\"cpu\":%d}\n",
 			       u.machine, w ? "randwrite" : "randread", BS, qds[i],
 			       iops, base, base > 0 ? iops / base : 0,
 			       (double)g.kicks / n, (double)g.irqs / n,
@@ -623,7 +879,7 @@ int main(void)
 			       base > 0 ? (c2 - c1) * 1e6 / (base * seconds) : 0,
 			       per_req(k0.syscalls, k1.syscalls, n),
 			       per_req(k0.wakeups, k1.wakeups, n),
-			       per_req(k0.runs, k1.runs, n), poll_us);
+			       per_req(k0.runs, k1.runs, n), poll_us, bench_cpu);
 			printf("%s %u blk %s qd %u (%" PRIu64 " requests, %" PRIu64 " bad)\n",
 			       ok ? "ok" : "not ok", ++test,
 			       w ? "randwrite" : "randread", qds[i], g.done,
@@ -632,7 +888,8 @@ int main(void)
 			fflush(stdout);
 		}
 	}
-	failed += direct_rows(&fg, u.machine, &test);
+	if (direct)
+		failed += direct_rows(&fg, u.machine, &test);
 	if (daemon_stop(pid)) {
 		printf("# hvio run did not exit 0 on SIGTERM\n");
 		failed++;
