@@ -542,6 +542,24 @@ int fg_stats(struct fg *fg, struct hvio_stats *st)
 	return ioctl(fg->ctl_fd, HVIO_GET_STATS, st) ? -errno : 0;
 }
 
+uint64_t fg_wait_orphans(struct fg *fg, uint64_t want, unsigned int ms,
+			 unsigned int *waited_ms)
+{
+	uint64_t t0 = fg_now_ms();
+	struct hvio_stats st;
+
+	for (;;) {
+		memset(&st, 0, sizeof(st));
+		fg_stats(fg, &st);
+		if (st.orphans == want || fg_now_ms() - t0 >= ms)
+			break;
+		fg_sleep_ms(5);
+	}
+	if (waited_ms)
+		*waited_ms = (unsigned int)(fg_now_ms() - t0);
+	return st.orphans;
+}
+
 int fg_sim_info(struct fg *fg, struct hvio_sim_info *info)
 {
 	return ioctl(fg->sim_fd, HVIO_SIM_GET_INFO, info) ? -errno : 0;

@@ -191,6 +191,15 @@ void fg_dev_init(struct hvio_dev_create *c, uint32_t zone, uint32_t dev_id,
 int fg_dev_create(struct fg *fg, const struct hvio_dev_create *c);
 
 int fg_stats(struct fg *fg, struct hvio_stats *st);
+/*
+ * Wait up to ms for HVIO_GET_STATS to count want orphans; returns the last
+ * count seen (and in *waited_ms, if not NULL, how long it took).  A killed
+ * daemon's device becomes an orphan when its last file reference goes:
+ * io_uring drops those of requests in flight from its exit work, which can
+ * run after the process was reaped.
+ */
+uint64_t fg_wait_orphans(struct fg *fg, uint64_t want, unsigned int ms,
+			 unsigned int *waited_ms);
 int fg_sim_info(struct fg *fg, struct hvio_sim_info *info);
 int fg_dev_info(int dev_fd, struct hvio_dev_info *info);
 int fg_dev_stats(int dev_fd, struct hvio_dev_stats *st);
