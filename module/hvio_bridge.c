@@ -11,7 +11,6 @@
 #include <linux/bitops.h>
 #include <linux/gfp.h>
 #include <linux/kernel.h>
-#include <linux/moduleparam.h>
 #include <linux/printk.h>
 #include <linux/sched.h>
 #include <linux/spinlock.h>
@@ -30,35 +29,6 @@
 #define HVIO_RES_RETRY_JIFFIES	1
 
 #define HVIO_RING_MASK		(HVIO_BRIDGE_MAX_REQ - 1)
-
-/*
- * hvisor's FINISH_REQ handler keeps a list of the virtio interrupts each
- * CPU is to inject, skips an IRQ already listed, and panics on
- * assert!(len + 1 < MAX_DEVS) before appending another (MAX_DEVS is 8 in
- * hvisor today, 4 in older releases).  The target CPU empties its list
- * when it injects, and always before the guest can acknowledge what it
- * injected, so the list never holds an interrupt of a device whose
- * InterruptStatus the guest has acknowledged to 0.  A zone therefore never
- * gets more than max_pending_irqs devices with an interrupt out and not
- * yet acknowledged; another device's interrupt waits (irq_deferred) until
- * one of them is acknowledged or reset, then res_work sends it.  A guest
- * that never acknowledges only holds back its own interrupts.
- */
-static unsigned int max_pending_irqs = 7;
-
-static int hvio_max_pending_set(const char *val, const struct kernel_param *kp)
-{
-	return param_set_uint_minmax(val, kp, 1, HVIO_MAX_DEVS);
-}
-
-static const struct kernel_param_ops hvio_max_pending_ops = {
-	.set = hvio_max_pending_set,
-	.get = param_get_uint,
-};
-module_param_cb(max_pending_irqs, &hvio_max_pending_ops, &max_pending_irqs,
-		0444);
-MODULE_PARM_DESC(max_pending_irqs,
-		 "devices of one zone with an unacknowledged interrupt out at once: hvisor's MAX_DEVS - 1 (default 7; 3 for hvisor with MAX_DEVS 4)");
 
 /**
  * hvio_bridge_setup() - start consuming a zeroed bridge page
@@ -261,57 +231,19 @@ static void hvio_bridge_finish(void)
 	hvio.hv->finish_req();
 }
 
-/*
- * Under res_lock: may the device's interrupt go out now?  Takes one of
- * its zone's max_pending_irqs if it does not hold one yet.
- */
-static bool hvio_bridge_irq_room(struct hvio_dev *dev)
-{
-	lockdep_assert_held(&hvio.res_lock);
-	if (dev->irq_out)
-		return true;
-	if (dev->zone->irqs_out >= max_pending_irqs)
-		return false;
-	dev->irq_out = true;
-	dev->zone->irqs_out++;
-	return true;
-}
-
-/* Under res_lock: the device holds none of its zone's slots any more. */
-static bool hvio_bridge_irq_release(struct hvio_dev *dev)
-{
-	lockdep_assert_held(&hvio.res_lock);
-	clear_bit(dev->slot, hvio.irq_deferred);
-	if (!dev->irq_out)
-		return false;
-	dev->irq_out = false;
-	dev->zone->irqs_out--;
-	return !bitmap_empty(hvio.irq_deferred, HVIO_MAX_DEVS);
-}
-
 /**
  * hvio_bridge_inject() - raise a device's interrupt in its zone
  * @dev: the device; caller holds dev->lock
  *
  * Any context.  When res_list is full the interrupt is remembered per
- * device and retried from a work item; it is never dropped.  When the
- * zone already has max_pending_irqs unacknowledged interrupts out, it
- * waits for one of them to be acknowledged (hvio_bridge_acked()).
+ * device and retried from a work item; it is never dropped.
  */
 void hvio_bridge_inject(struct hvio_dev *dev)
 {
 	unsigned long flags;
 	bool pushed;
 
-	lockdep_assert_held(&dev->lock);
 	spin_lock_irqsave(&hvio.res_lock, flags);
-	if (!hvio_bridge_irq_room(dev)) {
-		set_bit(dev->slot, hvio.irq_deferred);
-		dev->stats.irqs_deferred++;
-		hvio.stats.irqs_deferred++;
-		spin_unlock_irqrestore(&hvio.res_lock, flags);
-		return;
-	}
 	pushed = hvio_bridge_push_res(hvio.bridge, dev->zone->id, dev->irq);
 	if (!pushed)
 		set_bit(dev->slot, hvio.res_pending);
@@ -325,46 +257,19 @@ void hvio_bridge_inject(struct hvio_dev *dev)
 }
 
 /**
- * hvio_bridge_acked() - the guest acknowledged every interrupt bit
- * @dev: the device; caller holds dev->lock; InterruptStatus is 0
- *
- * After an InterruptACK that left InterruptStatus 0, or a reset.  Gives
- * back the device's place among its zone's max_pending_irqs and sends a
- * deferred interrupt (from res_work) if one waits.
- */
-void hvio_bridge_acked(struct hvio_dev *dev)
-{
-	unsigned long flags;
-	bool more;
-
-	lockdep_assert_held(&dev->lock);
-	spin_lock_irqsave(&hvio.res_lock, flags);
-	more = hvio_bridge_irq_release(dev);
-	spin_unlock_irqrestore(&hvio.res_lock, flags);
-	if (more)
-		mod_delayed_work(system_wq, &hvio.res_work, 0);
-}
-
-/**
  * hvio_bridge_forget() - drop a device's deferred interrupt
  * @dev: device whose slot is being released
  *
  * Caller holds hvio.lock and clears hvio.dev_slots[@dev->slot] in the same
  * critical section: a device created later in the slot must not lose its
  * own deferred interrupt to this one's cleanup, nor receive this one's.
- * Its place among its zone's max_pending_irqs goes back to the zone.
  */
 void hvio_bridge_forget(struct hvio_dev *dev)
 {
-	bool more;
-
 	lockdep_assert_held(&hvio.lock);
 	spin_lock(&hvio.res_lock);
 	clear_bit(dev->slot, hvio.res_pending);
-	more = hvio_bridge_irq_release(dev);
 	spin_unlock(&hvio.res_lock);
-	if (more)
-		mod_delayed_work(system_wq, &hvio.res_work, 0);
 }
 
 static void hvio_res_work_fn(struct work_struct *work)
@@ -375,15 +280,6 @@ static void hvio_res_work_fn(struct work_struct *work)
 
 	spin_lock_irq(&hvio.lock);
 	spin_lock(&hvio.res_lock);
-	/* Deferred interrupts whose zone has room now join the retries. */
-	for_each_set_bit(slot, hvio.irq_deferred, HVIO_MAX_DEVS) {
-		dev = hvio.dev_slots[slot];
-		if (dev && !hvio_bridge_irq_room(dev))
-			continue;
-		clear_bit(slot, hvio.irq_deferred);
-		if (dev)
-			set_bit(slot, hvio.res_pending);
-	}
 	for_each_set_bit(slot, hvio.res_pending, HVIO_MAX_DEVS) {
 		dev = hvio.dev_slots[slot];
 		if (!dev) {

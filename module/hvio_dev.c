@@ -74,8 +74,6 @@ static void hvio_dev_status(struct hvio_mmio *m, u32 old, u32 new, bool reset)
 	if (reset) {
 		dev->events |= HVIO_EV_RESET;
 		dev->kicked = 0;
-		/* InterruptStatus is 0: the zone's interrupt slot is free. */
-		hvio_bridge_acked(dev);
 		/* Parked FETCHes complete with the new generation. */
 		for (i = 0; i < dev->mmio.num_queues; i++)
 			hvio_uring_wake(&dev->queues[i], false);
@@ -223,17 +221,11 @@ static void hvio_dev_interrupt(struct hvio_mmio *m, u32 bits)
 	hvio_bridge_inject(hvio_mmio_to_dev(m));
 }
 
-static void hvio_dev_acked(struct hvio_mmio *m)
-{
-	hvio_bridge_acked(hvio_mmio_to_dev(m));
-}
-
 static const struct hvio_mmio_ops hvio_dev_mmio_ops = {
 	.ram_ok = hvio_dev_ram_ok,
 	.kick = hvio_dev_kick,
 	.status = hvio_dev_status,
 	.interrupt = hvio_dev_interrupt,
-	.acked = hvio_dev_acked,
 };
 
 /**

@@ -63,12 +63,6 @@ struct hvio_zone {
 	u32 id;
 	u32 nr_regions;
 	u32 nr_devs;			/* under hvio.ctl_mutex */
-	/*
-	 * Devices whose interrupt went to the hypervisor and whose
-	 * InterruptStatus the guest has not acknowledged to 0 yet, under
-	 * hvio.res_lock (hvio_bridge.c: at most max_pending_irqs).
-	 */
-	u32 irqs_out;
 	struct hvio_mem_region regions[HVIO_MAX_REGIONS];
 	void *va[HVIO_MAX_REGIONS];	/* memremap()ed regions */
 	/*
@@ -288,7 +282,6 @@ struct hvio_dev {
 	u64 mmio_base;
 	u64 mmio_len;
 	u32 irq;
-	bool irq_out;			/* counted in zone->irqs_out; res_lock */
 
 	spinlock_t lock;
 	struct hvio_mmio mmio;
@@ -343,11 +336,7 @@ struct hvio_ctx {
 
 	spinlock_t res_lock;
 	DECLARE_BITMAP(res_pending, HVIO_MAX_DEVS);
-	/* Interrupts waiting for room under max_pending_irqs (per slot). */
-	DECLARE_BITMAP(irq_deferred, HVIO_MAX_DEVS);
-	struct delayed_work res_work;	/* retries interrupts on a full ring,
-					 * sends deferred ones
-					 */
+	struct delayed_work res_work;	/* retries interrupts on a full ring */
 
 	struct hvio_stats stats;
 };
@@ -362,7 +351,6 @@ void hvio_bridge_stop(void);
 void hvio_bridge_quiesce(void);
 void hvio_bridge_release(struct hvio_bridge *bridge);
 void hvio_bridge_inject(struct hvio_dev *dev);
-void hvio_bridge_acked(struct hvio_dev *dev);
 void hvio_bridge_forget(struct hvio_dev *dev);
 void hvio_bridge_answer_late(u32 cpus);
 

@@ -409,8 +409,6 @@ void hvio_mmio_write(struct hvio_mmio *m, u64 offset, u32 size, u64 value)
 		break;
 	case HVIO_REG_INT_ACK:
 		m->int_status &= ~v;
-		if (!m->int_status && m->ops->acked)
-			m->ops->acked(m);
 		break;
 	case HVIO_REG_STATUS:
 		hvio_mmio_set_status(m, v);

@@ -103,8 +103,6 @@ struct hvio_mmio_ops {
 		       bool reset);
 	/* InterruptStatus gained @bits: inject the zone interrupt. */
 	void (*interrupt)(struct hvio_mmio *m, u32 bits);
-	/* InterruptACK left InterruptStatus 0 (a reset calls status()). */
-	void (*acked)(struct hvio_mmio *m);
 };
 
 struct hvio_mmio {

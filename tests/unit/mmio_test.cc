@@ -25,7 +25,6 @@ struct Harness {
     hvio_dev_stats stats{};
     std::vector<uint32_t> kicks;
     std::vector<uint32_t> irqs;
-    unsigned acked = 0;
     struct StatusEvent {
         uint32_t old_status, new_status;
         bool reset;
@@ -50,9 +49,7 @@ void fake_status(hvio_mmio *m, uint32_t o, uint32_t n, bool reset) {
 
 void fake_interrupt(hvio_mmio *m, uint32_t bits) { harness_of(m)->irqs.push_back(bits); }
 
-void fake_acked(hvio_mmio *m) { harness_of(m)->acked++; }
-
-const hvio_mmio_ops kOps = {fake_ram_ok, fake_kick, fake_status, fake_interrupt, fake_acked};
+const hvio_mmio_ops kOps = {fake_ram_ok, fake_kick, fake_status, fake_interrupt};
 
 class Mmio : public ::testing::Test {
   protected:
@@ -401,19 +398,6 @@ TEST_F(Mmio, SetConfigAdvancesGenerationAndNotifies) {
     EXPECT_EQ(rd(HVIO_REG_INT_STATUS), uint32_t{HVIO_INT_CONFIG});
     wr(HVIO_REG_INT_ACK, HVIO_INT_CONFIG);
     EXPECT_EQ(rd(HVIO_REG_INT_STATUS), 0u);
-}
-
-// The device learns when the guest has acknowledged every interrupt bit:
-// hvio_bridge.c counts the zone's unacknowledged interrupts with it.
-TEST_F(Mmio, AckThatClearsInterruptStatusIsReported) {
-    hvio_mmio_raise(&h.m, HVIO_INT_VRING | HVIO_INT_CONFIG);
-    wr(HVIO_REG_INT_ACK, HVIO_INT_VRING);
-    EXPECT_EQ(0u, h.acked) << "CONFIG is still pending";
-    wr(HVIO_REG_INT_ACK, 0);
-    EXPECT_EQ(0u, h.acked);
-    wr(HVIO_REG_INT_ACK, HVIO_INT_CONFIG);
-    EXPECT_EQ(1u, h.acked);
-    EXPECT_EQ(0u, rd(HVIO_REG_INT_STATUS));
 }
 
 TEST_F(Mmio, NeedsResetIsStickyUntilReset) {

@@ -149,11 +149,7 @@ struct hvio_stats {
 	__u64 zones;		/* live objects */
 	__u64 devs;		/* orphans included */
 	__u64 orphans;		/* recoverable devices without an fd */
-	__u64 irqs_deferred;	/* interrupts held back: their zone had
-				 * max_pending_irqs unacknowledged (was
-				 * reserved)
-				 */
-	__u64 reserved[2];
+	__u64 reserved[3];
 };
 
 #define HVIO_GET_VERSION _IOR(HVIO_IOC_MAGIC, 0x00, struct hvio_version)
@@ -235,9 +231,7 @@ struct hvio_dev_stats {
 				 */
 	__u64 reset_timeouts;	/* ... answered at reset_timeout_ms instead */
 	__u64 poll_ns;		/* time spent polling avail rings (was reserved) */
-	__u64 irqs_deferred;	/* interrupts held back until another device
-				 * of the zone was acknowledged (was reserved)
-				 */
+	__u64 reserved[1];
 };
 
 /*

@@ -43,7 +43,6 @@ void print_stats(const hvio_stats &s) {
         {"res_pushed", s.res_pushed, "interrupts queued"},
         {"res_full", s.res_full, "interrupts deferred (res_list full)"},
         {"finish_calls", s.finish_calls, "FINISH_REQ hypercalls"},
-        {"irqs_deferred", s.irqs_deferred, "interrupts held back (max_pending_irqs)"},
         {"sleeps", s.sleeps, "need_wakeup set"},
     };
     std::printf("stats:\n");

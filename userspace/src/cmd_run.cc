@@ -878,8 +878,7 @@ json dev_stats_json(const hvio_dev_stats &s) {
                 {"config_writes", s.config_writes},
                 {"reset_waits", s.reset_waits},
                 {"reset_timeouts", s.reset_timeouts},
-                {"poll_ns", s.poll_ns},
-                {"irqs_deferred", s.irqs_deferred}};
+                {"poll_ns", s.poll_ns}};
 }
 
 json queue_stats_json(const hvio_queue_stats &s, bool net = false) {
