@@ -11,6 +11,7 @@
 #include <linux/bitops.h>
 #include <linux/gfp.h>
 #include <linux/kernel.h>
+#include <linux/moduleparam.h>
 #include <linux/printk.h>
 #include <linux/sched.h>
 #include <linux/spinlock.h>
@@ -29,6 +30,42 @@
 #define HVIO_RES_RETRY_JIFFIES	1
 
 #define HVIO_RING_MASK		(HVIO_BRIDGE_MAX_REQ - 1)
+
+/*
+ * hvisor's FINISH_REQ handler keeps a list of the virtio interrupts each
+ * CPU is to inject, skips an IRQ already listed, and panics on
+ * assert!(len + 1 < MAX_DEVS) before appending another (MAX_DEVS is 8 in
+ * hvisor today, 4 in older releases).  Only a zone's own devices' IRQs
+ * can be in the list of its CPU, so hvio_dev.c refuses a device whose IRQ
+ * would give its zone more than max_pending_irqs distinct ones: whatever
+ * the guest does, the list cannot overflow.  More devices share an IRQ.
+ */
+static unsigned int max_pending_irqs = 7;
+
+static int hvio_max_pending_set(const char *val, const struct kernel_param *kp)
+{
+	return param_set_uint_minmax(val, kp, 1, HVIO_MAX_DEVS);
+}
+
+static const struct kernel_param_ops hvio_max_pending_ops = {
+	.set = hvio_max_pending_set,
+	.get = param_get_uint,
+};
+module_param_cb(max_pending_irqs, &hvio_max_pending_ops, &max_pending_irqs,
+		0444);
+MODULE_PARM_DESC(max_pending_irqs,
+		 "distinct interrupts the devices of one zone may use: hvisor's MAX_DEVS - 1 (default 7; 3 for hvisor with MAX_DEVS 4)");
+
+/**
+ * hvio_bridge_max_irqs() - distinct interrupts a zone may use
+ *
+ * Return: max_pending_irqs (hvio_dev.c refuses a device whose IRQ would
+ * exceed it in its zone).
+ */
+u32 hvio_bridge_max_irqs(void)
+{
+	return max_pending_irqs;
+}
 
 /**
  * hvio_bridge_setup() - start consuming a zeroed bridge page

@@ -572,6 +572,35 @@ static int hvio_dev_place(struct hvio_zone *zone, u64 base, u64 len)
 	return 0;
 }
 
+/*
+ * Under hvio.ctl_mutex: may a device of @zone use @irq?  hvisor keeps the
+ * virtio interrupts pending for a zone's CPU in a list that panics the
+ * hypervisor at MAX_DEVS distinct entries (hvio_bridge.c); only this
+ * zone's devices' IRQs can be in it, so a zone never gets more distinct
+ * IRQs than the list holds, whatever its guest does.
+ */
+static int hvio_dev_irq_fits(struct hvio_zone *zone, u32 irq)
+{
+	u32 seen[HVIO_MAX_DEVS], n = 0, i;
+	struct hvio_dev *d;
+
+	list_for_each_entry(d, &hvio.devs, node) {
+		if (d->zone != zone)
+			continue;
+		if (d->irq == irq)
+			return 0;
+		for (i = 0; i < n && seen[i] != d->irq; i++)
+			;
+		if (i == n && n < ARRAY_SIZE(seen))
+			seen[n++] = d->irq;
+	}
+	if (n < hvio_bridge_max_irqs())
+		return 0;
+	pr_warn_ratelimited(HVIO_NAME ": zone %u: irq %u would be its %u-th distinct interrupt; hvisor holds %u per zone CPU (max_pending_irqs): share an irq\n",
+			    zone->id, irq, n + 1, hvio_bridge_max_irqs());
+	return -ENOSPC;
+}
+
 /**
  * hvio_dev_create() - create a device (HVIO_DEV_CREATE)
  * @arg: copied from userspace, validated here
@@ -634,6 +663,9 @@ int hvio_dev_create(const struct hvio_dev_create *arg)
 		goto err_unlock;
 	}
 	ret = hvio_dev_place(zone, arg->mmio_base, arg->mmio_len);
+	if (ret)
+		goto err_unlock;
+	ret = hvio_dev_irq_fits(zone, arg->irq);
 	if (ret)
 		goto err_unlock;
 	for (slot = 0; slot < HVIO_MAX_DEVS; slot++)

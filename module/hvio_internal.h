@@ -351,6 +351,7 @@ void hvio_bridge_stop(void);
 void hvio_bridge_quiesce(void);
 void hvio_bridge_release(struct hvio_bridge *bridge);
 void hvio_bridge_inject(struct hvio_dev *dev);
+u32 hvio_bridge_max_irqs(void);
 void hvio_bridge_forget(struct hvio_dev *dev);
 void hvio_bridge_answer_late(u32 cpus);
 

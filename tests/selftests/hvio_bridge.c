@@ -28,11 +28,12 @@ FIXTURE(bridge) {
 };
 
 /*
- * Interrupts of many devices at once: at most 7 devices of one zone have
- * theirs out unacknowledged (max_pending_irqs, T=irqlimit), so the tests
- * that fill res_list spread their devices over ZONE_A and extra zones.
+ * Interrupts of many devices at once: a zone's devices use at most 7
+ * distinct IRQs (max_pending_irqs, T=irqlimit), so the tests that fill
+ * res_list with distinct IRQs spread their devices over ZONE_A (which has
+ * the fixture's device too) and six extra zones.
  */
-#define SPREAD		6
+#define SPREAD		7
 #define EXTRA_ZONE0	11
 
 static uint32_t spread_zone(int i)

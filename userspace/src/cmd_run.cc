@@ -230,7 +230,9 @@ const char *dev_create_hint(int err) {
     case EBUSY:
         return " (the window overlaps another device of the zone: is another hvio running?)";
     case ENOSPC:
-        return " (too many devices)";
+        return " (too many devices, or its irq would be the zone's 8th distinct one: hvisor's "
+               "pending-interrupt list holds 7 per zone CPU (hvio.ko max_pending_irqs), so let "
+               "devices share an irq)";
     case EINVAL:
         return " (refused by hvio.ko: see Documentation/abi.md, HVIO_DEV_CREATE)";
     default:
