@@ -68,7 +68,8 @@ static int add_zone(struct fg *fg, uint32_t id, uint64_t off)
 static void dreq(FIXTURE_DATA(abi) *self, struct hvio_dev_create *c,
 		 uint32_t zone, unsigned int slot)
 {
-	fg_dev_init(c, zone, 2, MMIO_BASE + slot * HVIO_MMIO_ALIGN, 40 + slot,
+	/* Seven IRQs per zone at most (max_pending_irqs): they are shared. */
+	fg_dev_init(c, zone, 2, MMIO_BASE + slot * HVIO_MMIO_ALIGN, 40 + slot % 7,
 		    2, 256, FG_F_VERSION_1 | (1ULL << 1), self->cfg, CFG_LEN);
 }
 
