@@ -1123,6 +1123,12 @@ int Daemon::run() {
     cfg_ = std::move(parsed.value());
     for (const std::string &w : cfg_.warnings)
         std::fprintf(stderr, "hvio: %s: %s\n", config_path_.c_str(), w.c_str());
+    // The config accepts consoles; serving them (PTY/socket backend and
+    // ConsoleQueue) is not in this daemon yet.
+    for (const ZoneConfig &z : cfg_.zones)
+        for (const ConsoleDeviceConfig &c : z.console)
+            std::fprintf(stderr, "hvio: %s: %s: console devices are not yet served, skipped\n",
+                         config_path_.c_str(), c.where.c_str());
     if (int r = open_images())
         return r;
     if (int r = open_taps())
