@@ -6,7 +6,8 @@
  * config's "pty" symlink): bytes both ways byte for byte, backpressure both
  * ways (nothing dropped, TX ops held until the PTY takes them, input kept
  * in the PTY until the guest posts buffers), a terminal that opens and
- * closes the PTY 50 times, and a reset during traffic.
+ * closes the PTY 50 times, a reset during traffic, and a SIGKILL of the
+ * daemon followed by a takeover.
  */
 #include <linux/virtio_console.h>
 #include <linux/virtio_ids.h>
@@ -578,6 +579,41 @@ TEST_F_TIMEOUT(cons, reset_during_traffic_then_works, 120)
 	tx_stream(_metadata, self, 6, 16 * 1024, TXB);
 	rx_stream(_metadata, self, 7, 16 * 1024);
 	EXPECT_LT(0, ccount(self, "resets"));
+}
+
+TEST_F_TIMEOUT(cons, sigkill_then_takeover, 120)
+{
+	/* Traffic, then the daemon is SIGKILLed with its FETCHes parked and RX buffers posted: the device becomes an orphan, a new daemon takes it over with a new PTY behind the same symlink, and 16 KiB go each way byte for byte again. */
+	struct hvio_stats st;
+	uint64_t deadline;
+	int r;
+
+	NEED_SETUP();
+	start(_metadata, self);
+	tx_stream(_metadata, self, 20, 16 * 1024, TXB);
+	rx_stream(_metadata, self, 21, 16 * 1024);
+	r = fn_daemon_stop(&self->d, SIGKILL, STOP_MS);
+	ASSERT_TRUE(r >= 0 && WIFSIGNALED(r) && WTERMSIG(r) == SIGKILL)
+		TH_LOG("daemon: %s", fn_wstatus(r));
+	close(self->d.out_fd);
+	self->d.out_fd = -1;
+	term_close(self);
+	deadline = fg_now_ms() + STOP_MS;
+	do {
+		memset(&st, 0, sizeof(st));
+		fg_stats(&self->fg, &st);
+		if (st.orphans)
+			break;
+		fg_sleep_ms(10);
+	} while (fg_now_ms() < deadline);
+	EXPECT_EQ(1, st.orphans);
+	up(_metadata, self);
+	ASSERT_EQ(0, fg_stats(&self->fg, &st));
+	EXPECT_EQ(0, st.orphans);
+	r = term_open(self);
+	ASSERT_EQ(0, r) TH_LOG("open %s: %s", self->link, errname(r));
+	tx_stream(_metadata, self, 22, 16 * 1024, TXB);
+	rx_stream(_metadata, self, 23, 16 * 1024);
 }
 
 TEST_HARNESS_MAIN
