@@ -138,6 +138,7 @@ static void term_close(FIXTURE_DATA(cons) *self)
 
 static void up(struct __test_metadata *_metadata, FIXTURE_DATA(cons) *self)
 {
+	static char rep[1 << 16];
 	char json[1024];
 	int r;
 
@@ -157,6 +158,10 @@ static void up(struct __test_metadata *_metadata, FIXTURE_DATA(cons) *self)
 		       fn_daemon_log(&self->d));
 	ASSERT_NE(NULL, strstr(self->d.out, "console on /dev/pts/"))
 		TH_LOG("stdout \"%s\"", self->d.out);
+	/* `hvio status` (its JSON) names the PTY and the link */
+	ASSERT_LT(0, fn_daemon_report(&self->d, rep, sizeof(rep)));
+	EXPECT_NE(NULL, strstr(rep, "\"pty\": \"/dev/pts/")) TH_LOG("%.400s", rep);
+	EXPECT_NE(NULL, strstr(rep, self->link)) TH_LOG("%.400s", rep);
 }
 
 /* Fresh rings, Linux's probe, rings attached. */
@@ -484,7 +489,7 @@ TEST_F_TIMEOUT(cons, tx_backpressure_holds_ops_drops_nothing, 120)
 		pump(self, 10);
 	}
 	held = fv_inflight(&self->r[TXQ]);
-	printf("# %zu bytes posted in %zu chains, %u still held by the daemon with nobody reading (tx_held %lld, tx_eagain %lld)\n",
+	fprintf(stderr, "# %zu bytes posted in %zu chains, %u still held by the daemon with nobody reading (tx_held %lld, tx_eagain %lld)\n",
 	       sent, sent / TXB, held, ccount(self, "tx_held"),
 	       ccount(self, "tx_eagain"));
 	ASSERT_LT(0, held) TH_LOG("every chain completed without a reader: %s", diag(self));
