@@ -13,6 +13,8 @@
 #include <linux/virtio_ids.h>
 #include <linux/virtio_ring.h>
 #include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <termios.h>
 
 #include "hvio_test.h"
@@ -46,6 +48,7 @@ FIXTURE(cons) {
 	struct fn_daemon d;
 	struct fv_ring r[2];
 	char link[80];
+	bool sock;			/* the "socket" backend; link is its path */
 	int term;			/* our side of the PTY, or -1 */
 	/* TX buffers (index = slot) the guest may use */
 	bool txbusy[QN];
@@ -121,10 +124,27 @@ static const char *diag(FIXTURE_DATA(cons) *self)
 /* Open the terminal side through the daemon's symlink. */
 static int term_open(FIXTURE_DATA(cons) *self)
 {
-	int fd = open(self->link, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd;
 
+	if (!self->sock) {
+		fd = open(self->link, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		self->term = fd;
+		return 0;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", self->link);
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
+		int e = -errno;
+
+		close(fd);
+		return e;
+	}
 	self->term = fd;
 	return 0;
 }
@@ -146,21 +166,24 @@ static void up(struct __test_metadata *_metadata, FIXTURE_DATA(cons) *self)
 		 "{\"zones\":[{\"id\":%u,\"memory_region\":[{\"zone0_ipa\":\"%#llx\","
 		 "\"zonex_ipa\":\"%#llx\",\"size\":\"%#llx\"}],"
 		 "\"devices\":[{\"type\":\"console\",\"addr\":\"%#llx\",\"len\":\"0x200\","
-		 "\"irq\":%u,\"status\":\"enable\",\"pty\":\"%s\"}]}]}\n",
+		 "\"irq\":%u,\"status\":\"enable\",\"%s\":\"%s\"}]}]}\n",
 		 ZONE_A, (unsigned long long)fg_zone_phys(&self->fg, &self->zone),
 		 (unsigned long long)GUEST_RAM, (unsigned long long)ZONE_SIZE,
-		 (unsigned long long)MMIO_BASE, DEV_IRQ, self->link);
+		 (unsigned long long)MMIO_BASE, DEV_IRQ, self->sock ? "socket" : "pty",
+		 self->link);
 	r = fn_daemon_start(&self->d, json, READY_LINE, READY_MS);
 	ASSERT_EQ(0, r)
 		TH_LOG("daemon not ready (%s; %s): stdout \"%s\", stderr \"%s\"",
 		       errname(r), self->d.pid ? "running" :
 		       fn_wstatus(self->d.exit_status), self->d.out,
 		       fn_daemon_log(&self->d));
-	ASSERT_NE(NULL, strstr(self->d.out, "console on /dev/pts/"))
+	ASSERT_NE(NULL, strstr(self->d.out, self->sock ? "console on socket " :
+						 "console on /dev/pts/"))
 		TH_LOG("stdout \"%s\"", self->d.out);
-	/* `hvio status` (its JSON) names the PTY and the link */
+	/* `hvio status` (its JSON) names the PTY (or socket) and the link */
 	ASSERT_LT(0, fn_daemon_report(&self->d, rep, sizeof(rep)));
-	EXPECT_NE(NULL, strstr(rep, "\"pty\": \"/dev/pts/")) TH_LOG("%.400s", rep);
+	if (!self->sock)
+		EXPECT_NE(NULL, strstr(rep, "\"pty\": \"/dev/pts/")) TH_LOG("%.400s", rep);
 	EXPECT_NE(NULL, strstr(rep, self->link)) TH_LOG("%.400s", rep);
 }
 
@@ -426,7 +449,7 @@ FIXTURE_TEARDOWN(cons)
 		EXPECT_TRUE(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
 			TH_LOG("daemon after SIGTERM: %s; stderr \"%s\"",
 			       fn_wstatus(st), fn_daemon_log(&self->d));
-		/* an orderly stop removes the link */
+		/* an orderly stop removes the link (or socket) */
 		EXPECT_NE(0, access(self->link, F_OK));
 	}
 	unlink(self->link);
@@ -619,6 +642,56 @@ TEST_F_TIMEOUT(cons, sigkill_then_takeover, 120)
 	ASSERT_EQ(0, r) TH_LOG("open %s: %s", self->link, errname(r));
 	tx_stream(_metadata, self, 22, 16 * 1024, TXB);
 	rx_stream(_metadata, self, 23, 16 * 1024);
+}
+
+TEST_F_TIMEOUT(cons, socket_clients_one_at_a_time, 120)
+{
+	/* With "socket": the guest's output waits while no client is connected (TX ops held), then a client gets it byte for byte; 10 clients one after another each exchange 4 KiB both ways; a second client connected meanwhile waits until the first leaves, then gets the output. */
+	int i, r, first;
+	uint64_t deadline;
+	size_t sent = 0, bad;
+
+	NEED_SETUP();
+	self->sock = true;
+	snprintf(self->link, sizeof(self->link), "/tmp/hvio-console-%d.sock",
+		 (int)getpid());
+	up(_metadata, self);
+	probe(_metadata, self);
+	/* no client: 16 KiB wait in the daemon */
+	while (sent < 16 * 1024 && tx_post(self, 30, sent, TXB))
+		sent += TXB;
+	kick(self, TXQ);
+	for (deadline = fg_now_ms() + 300; fg_now_ms() < deadline;)
+		pump(self, 10);
+	EXPECT_EQ(4, fv_inflight(&self->r[TXQ])) TH_LOG("%s", diag(self));
+	ASSERT_EQ(0, term_open(self));
+	self->ngot = 0;
+	for (deadline = fg_now_ms() + IO_MS; self->ngot < sent && fg_now_ms() < deadline;)
+		if (!term_read(self, sent))
+			pump(self, 1);
+	ASSERT_EQ(sent, self->ngot) TH_LOG("%s", diag(self));
+	bad = mismatch(self, 30, 0, sent);
+	ASSERT_EQ(sent, bad) TH_LOG("byte %zu differs", bad);
+	for (i = 0; i < 10; i++) {
+		tx_stream(_metadata, self, 40 + i, 4096, 1000);
+		rx_stream(_metadata, self, 60 + i, 4096);
+		term_close(self);
+		r = term_open(self);
+		ASSERT_EQ(0, r) TH_LOG("client %d: %s", i, errname(r));
+	}
+	/* a second client waits while the first is served */
+	first = self->term;
+	self->term = -1;
+	ASSERT_EQ(0, term_open(self));
+	r = self->term;
+	self->term = first;
+	tx_stream(_metadata, self, 80, 4096, 1000);
+	self->ngot = 0;
+	EXPECT_EQ(-1, read(r, self->got, 16)) TH_LOG("the waiting client got bytes");
+	term_close(self);
+	self->term = r;
+	tx_stream(_metadata, self, 81, 4096, 1000);
+	EXPECT_LE(12, ccount(self, "clients"));
 }
 
 TEST_HARNESS_MAIN

@@ -13,7 +13,9 @@
 #include <poll.h>
 #include <span>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -86,10 +88,51 @@ void ConsolePty::window(uint16_t *cols, uint16_t *rows) const {
     *rows = ws.ws_row;
 }
 
+int ConsoleSocket::open(const std::string &socket_path, std::string *why) {
+    auto failed = [why](const std::string &what) {
+        int e = errno;
+        *why = what + ": " + std::strerror(e);
+        return -e;
+    };
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (socket_path.size() >= sizeof(a.sun_path)) {
+        errno = ENAMETOOLONG;
+        return failed(socket_path);
+    }
+    std::memcpy(a.sun_path, socket_path.c_str(), socket_path.size() + 1);
+    listen.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!listen)
+        return failed("socket");
+    // An old socket file (a daemon that died) is replaced; anything else
+    // at that path is not ours to remove.
+    struct stat st;
+    if (::lstat(socket_path.c_str(), &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            errno = EEXIST;
+            return failed(socket_path + " (not a socket)");
+        }
+        (void)::unlink(socket_path.c_str());
+    }
+    if (::bind(listen.get(), reinterpret_cast<sockaddr *>(&a), sizeof(a)) < 0)
+        return failed("bind " + socket_path);
+    path = socket_path;
+    if (::listen(listen.get(), 4) < 0)
+        return failed("listen " + socket_path);
+    return 0;
+}
+
+void ConsoleSocket::remove() {
+    if (!path.empty())
+        (void)::unlink(path.c_str());
+    path.clear();
+}
+
 ConsoleQueue::ConsoleQueue(int dev, const hvio_op *rx_ops, const hvio_op *tx_ops,
-                           const GuestMemory &mem, unsigned queue_size, int pty,
+                           const GuestMemory &mem, unsigned queue_size, int stream, bool listening,
                            const std::atomic<bool> &stop, std::string where)
-    : dev_(dev), ops_{rx_ops, tx_ops}, mem_(mem), size_(queue_size), pty_(pty), stop_(stop),
+    : dev_(dev), ops_{rx_ops, tx_ops}, mem_(mem), size_(queue_size),
+      listen_(listening ? stream : -1), fd_(listening ? -1 : stream), stop_(stop),
       where_(std::move(where)) {
     for (auto &b : fetch_buf_)
         b.resize(kFetchHdr + size_);
@@ -271,7 +314,7 @@ int ConsoleQueue::submit_write() {
     io_uring_sqe *s = sqe();
     if (!s)
         return -EBUSY;
-    io_uring_prep_writev(s, pty_, cur_iov_.data(), static_cast<unsigned>(cur_iov_.size()), 0);
+    io_uring_prep_writev(s, fd_, cur_iov_.data(), static_cast<unsigned>(cur_iov_.size()), 0);
     io_uring_sqe_set_data64(s, user_data(kWrite, 0));
     write_out_ = true;
     return 0;
@@ -285,6 +328,10 @@ void ConsoleQueue::wrote(int res) {
     if (op.gen != gen_) {
         commit(kConsoleTxQueue, op, -ECANCELED);
         tx_.pop_front();
+        return;
+    }
+    if (listen_ >= 0 && (res == -EPIPE || res == -ECONNRESET)) {
+        hangup(); // the rest of the op goes to the next client
         return;
     }
     if (res == -EAGAIN || res == -EINTR) {
@@ -313,7 +360,7 @@ int ConsoleQueue::submit_read() {
     io_uring_sqe *s = sqe();
     if (!s)
         return -EBUSY;
-    io_uring_prep_readv(s, pty_, op.iov.data(), static_cast<unsigned>(op.iov.size()), 0);
+    io_uring_prep_readv(s, fd_, op.iov.data(), static_cast<unsigned>(op.iov.size()), 0);
     io_uring_sqe_set_data64(s, user_data(kRead, 0));
     read_out_ = true;
     return 0;
@@ -326,6 +373,11 @@ void ConsoleQueue::read_done(int res) {
     if (op.gen != gen_) {
         commit(kConsoleRxQueue, op, -ECANCELED);
         rx_.pop_front();
+        return;
+    }
+    if (listen_ >= 0 && (res == 0 || res == -ECONNRESET)) {
+        readable_ = false;
+        hangup();
         return;
     }
     if (res <= 0) {
@@ -347,11 +399,20 @@ int ConsoleQueue::arm_poll(short events) {
     io_uring_sqe *s = sqe();
     if (!s)
         return -EBUSY;
-    io_uring_prep_poll_add(s, pty_, static_cast<unsigned>(events));
+    io_uring_prep_poll_add(s, fd_, static_cast<unsigned>(events));
     const bool in = events == POLLIN;
     io_uring_sqe_set_data64(s, user_data(in ? kPollIn : kPollOut, 0));
     (in ? pollin_out_ : pollout_out_) = true;
     return 0;
+}
+
+// The socket's client left: its reads, writes and polls end at once (the
+// shutdown), then serve_stream() closes it and accepts the next client.
+void ConsoleQueue::hangup() {
+    if (hangup_ || fd_ < 0)
+        return;
+    hangup_ = true;
+    (void)::shutdown(fd_, SHUT_RDWR);
 }
 
 int ConsoleQueue::reap() {
@@ -385,6 +446,16 @@ int ConsoleQueue::reap() {
             break;
         case kPollOut:
             pollout_out_ = false;
+            break;
+        case kAccept:
+            accept_out_ = false;
+            if (cqe->res >= 0) {
+                client_.reset(cqe->res);
+                fd_ = cqe->res;
+                readable_ = false;
+                counters_.clients.fetch_add(1, std::memory_order_relaxed);
+                counters_.connected.store(1, std::memory_order_relaxed);
+            }
             break;
         default:
             break;
@@ -427,24 +498,8 @@ int ConsoleQueue::serve() {
                                         !more_[kConsoleTxQueue]);
                     r < 0)
                     return r;
-            if (!tx_.empty() && !write_out_ && !pollout_out_)
-                if (int r = submit_write(); r < 0)
-                    return r;
-            if (readable_) {
-                if (!rx_.empty()) {
-                    if (!read_out_)
-                        if (int r = submit_read(); r < 0)
-                            return r;
-                } else if (!fetch_out_[kConsoleRxQueue]) {
-                    // Input waits: ask for the guest's buffers (parked
-                    // until it posts some).
-                    if (int r = queue_fetch(kConsoleRxQueue, size_, true); r < 0)
-                        return r;
-                }
-            } else if (!pollin_out_ && !read_out_) {
-                if (int r = arm_poll(POLLIN); r < 0)
-                    return r;
-            }
+            if (int r = serve_stream(); r < 0)
+                return r;
         }
         if (int r = flush_commits(); r < 0)
             return r;
@@ -459,6 +514,53 @@ int ConsoleQueue::serve() {
     }
 }
 
+// Writes, reads and polls of the stream; with the socket backend, the
+// client's end and the next client first.
+int ConsoleQueue::serve_stream() {
+    if (listen_ >= 0) {
+        if (hangup_ && !write_out_ && !read_out_ && !pollin_out_ && !pollout_out_) {
+            client_.reset();
+            fd_ = -1;
+            hangup_ = false;
+            readable_ = false;
+            counters_.connected.store(0, std::memory_order_relaxed);
+        }
+        if (hangup_)
+            return 0;
+        if (fd_ < 0) {
+            // No client: TX ops wait for one, input there is none.
+            if (!accept_out_) {
+                io_uring_sqe *s = sqe();
+                if (!s)
+                    return -EBUSY;
+                io_uring_prep_accept(s, listen_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                io_uring_sqe_set_data64(s, user_data(kAccept, 0));
+                accept_out_ = true;
+            }
+            return 0;
+        }
+    }
+    if (!tx_.empty() && !write_out_ && !pollout_out_)
+        if (int r = submit_write(); r < 0)
+            return r;
+    if (readable_) {
+        if (!rx_.empty()) {
+            if (!read_out_)
+                if (int r = submit_read(); r < 0)
+                    return r;
+        } else if (!fetch_out_[kConsoleRxQueue]) {
+            // Input waits: ask for the guest's buffers (parked until it
+            // posts some).
+            if (int r = queue_fetch(kConsoleRxQueue, size_, true); r < 0)
+                return r;
+        }
+    } else if (!pollin_out_ && !read_out_) {
+        if (int r = arm_poll(POLLIN); r < 0)
+            return r;
+    }
+    return 0;
+}
+
 int ConsoleQueue::run() {
     // At most: two fetches, a write, a read, two polls, two commits, and
     // their cancels.
@@ -467,7 +569,8 @@ int ConsoleQueue::run() {
     int ret = serve();
     publish();
     std::vector<uint64_t> each{user_data(kFetch, 0), user_data(kFetch, 1),  user_data(kWrite, 0),
-                               user_data(kRead, 0),  user_data(kPollIn, 0), user_data(kPollOut, 0)};
+                               user_data(kRead, 0),  user_data(kPollIn, 0), user_data(kPollOut, 0),
+                               user_data(kAccept, 0)};
     if (ring_quiesce(ring_.get(), inflight_, user_data(kCancel, 0), each, kQuiesceMs) < 0)
         std::fprintf(stderr, "hvio: %s: %u io_uring requests could not be cancelled in %d ms\n",
                      where_.c_str(), inflight_, kQuiesceMs);

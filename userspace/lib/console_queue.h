@@ -2,7 +2,8 @@
 //
 // ConsoleQueue: one virtio-console (port 0: receiveq0 = queue 0,
 // transmitq0 = queue 1) served by one thread and one io_uring (a Ring,
-// created in that thread) against a byte stream, the PTY master.
+// created in that thread) against a byte stream: the PTY master, or the
+// client of a UNIX socket.
 //
 // Everything goes through the ring: the device fd's HVIO_URING_FETCH and
 // HVIO_URING_COMMIT, the PTY's reads and writes (readv/writev SQEs, the
@@ -38,6 +39,14 @@
 // first.  Stopping (stop flag set, the daemon unparks both fetches): the
 // read or write in flight is cancelled, every op still held is committed
 // with -ECANCELED, nothing stays in the ring, run() returns 0.
+// With the socket backend ("socket": PATH) the stream is one client at a
+// time, accepted with an io_uring accept: a second client waits in the
+// listen backlog until the first leaves.  A client that leaves (EOF,
+// EPIPE, ECONNRESET) is shut down, closed once no SQE uses it, and the
+// next one accepted; TX ops wait while no client is connected (the rest
+// of an op partly written goes to the next client), and input there is
+// none.
+//
 // Only the io_uring path is implemented: a module that refuses the FETCH
 // makes run() fail with its error.
 #pragma once
@@ -78,6 +87,17 @@ struct ConsolePty {
     void window(uint16_t *cols, uint16_t *rows) const;
 };
 
+// The UNIX stream socket of a console (the "socket" key): listening at
+// path (an old socket file there replaced), removed by remove().
+struct ConsoleSocket {
+    UniqueFd listen;
+    std::string path;
+
+    // 0, or -errno with *why saying which step failed.
+    int open(const std::string &socket_path, std::string *why);
+    void remove();
+};
+
 // Read by `hvio status` while the queue thread writes them.
 struct ConsoleCounters {
     std::atomic<uint64_t> fetches{0};
@@ -94,15 +114,19 @@ struct ConsoleCounters {
     std::atomic<uint64_t> tx_held{0}; // TX ops fetched, not yet committed
     std::atomic<uint64_t> rx_held{0}; // RX ops fetched, not yet filled
     std::atomic<uint64_t> enters{0};
+    std::atomic<uint64_t> clients{0}; // socket: connections accepted
+    std::atomic<int> connected{0};    // socket: a client is being served
     std::atomic<int> last_error{0};
 };
 
 class ConsoleQueue {
   public:
-    // dev: the device fd; ops[q]: queue q's op slots; pty: the master
-    // (O_NONBLOCK).  All owned by the caller and alive until run() returns.
+    // dev: the device fd; ops[q]: queue q's op slots; stream: the PTY's
+    // master (O_NONBLOCK), or a listening UNIX socket when listening.
+    // All owned by the caller and alive until run() returns.
     ConsoleQueue(int dev, const hvio_op *rx_ops, const hvio_op *tx_ops, const GuestMemory &mem,
-                 unsigned queue_size, int pty, const std::atomic<bool> &stop, std::string where);
+                 unsigned queue_size, int stream, bool listening, const std::atomic<bool> &stop,
+                 std::string where);
     ConsoleQueue(const ConsoleQueue &) = delete;
     ConsoleQueue &operator=(const ConsoleQueue &) = delete;
 
@@ -121,6 +145,7 @@ class ConsoleQueue {
         kPollIn = 5,
         kPollOut = 6,
         kCancel = 7,
+        kAccept = 8,
     };
     struct Op {
         uint16_t tag = 0;
@@ -149,12 +174,18 @@ class ConsoleQueue {
     void release_stale(std::deque<Op> &ops, uint16_t q, bool head_busy);
     void publish();
     void cancel_io(Kind k, bool &sent);
+    void hangup();
+    int serve_stream();
 
     const int dev_;
     const hvio_op *const ops_[2];
     const GuestMemory &mem_;
     const unsigned size_;
-    const int pty_;
+    const int listen_; // socket backend: the listening socket, else -1
+    int fd_;           // the stream: the PTY master or the client, -1: none
+    UniqueFd client_;  // socket backend: the client being served
+    bool accept_out_ = false;
+    bool hangup_ = false; // the client left: close it once no SQE uses it
     const std::atomic<bool> &stop_;
     const std::string where_;
 

@@ -209,8 +209,9 @@ struct ConsoleDevice {
     const ConsoleDeviceConfig *cfg = nullptr;
     uint32_t zone_id = 0;
     bool reattached = false;
-    std::string where; // "zone 1 zones[0].devices[2]"
-    ConsolePty pty;
+    std::string where;    // "zone 1 zones[0].devices[2]"
+    ConsolePty pty;       // the backend unless "socket" is given
+    ConsoleSocket socket; // ... when it is
     DeviceFd dev;
     std::vector<Mapping> ram;
     GuestMemory mem;
@@ -394,16 +395,17 @@ int Daemon::open_taps() {
 int Daemon::open_consoles() {
     for (const ZoneConfig &z : cfg_.zones) {
         for (const ConsoleDeviceConfig &c : z.console) {
-            if (!c.socket.empty())
-                return fail_config(c.where + ".socket",
-                                   "the UNIX socket backend is not implemented yet (use a PTY)");
             auto d = std::make_unique<ConsoleDevice>();
             d->cfg = &c;
             d->zone_id = z.id;
             d->where = "zone " + std::to_string(z.id) + " " + c.where;
             std::string why;
-            if (d->pty.open(c.pty, &why) < 0)
+            if (!c.socket.empty()) {
+                if (d->socket.open(c.socket, &why) < 0)
+                    return fail_config(c.where + ".socket", why);
+            } else if (d->pty.open(c.pty, &why) < 0) {
                 return fail_config(c.where + (c.pty.empty() ? "" : ".pty"), "PTY: " + why);
+            }
             cons_.push_back(std::move(d));
         }
     }
@@ -684,8 +686,9 @@ int Daemon::create_console_device(ConsoleDevice &d) {
     const ConsoleDeviceConfig &c = *d.cfg;
     const char *w = d.where.c_str();
     virtio_console_config config{};
-    uint16_t cols, rows;
-    d.pty.window(&cols, &rows);
+    uint16_t cols = 0, rows = 0;
+    if (d.pty.master)
+        d.pty.window(&cols, &rows);
     config.cols = cols;
     config.rows = rows;
 
@@ -713,13 +716,17 @@ int Daemon::create_console_device(ConsoleDevice &d) {
         }
         d.ops[q] = std::move(*ops);
     }
+    const bool sock = d.socket.listen.valid();
     d.queue = std::make_unique<ConsoleQueue>(
         d.dev.fd(), static_cast<const hvio_op *>(d.ops[kConsoleRxQueue].get()),
         static_cast<const hvio_op *>(d.ops[kConsoleTxQueue].get()), d.mem, c.queue_size,
-        d.pty.master.get(), stop_, d.where);
-    std::printf("hvio: %s: console on %s%s%s\n", w, d.pty.path.c_str(),
-                d.pty.link.empty() ? "" : " (link ",
-                d.pty.link.empty() ? "" : (d.pty.link + ")").c_str());
+        sock ? d.socket.listen.get() : d.pty.master.get(), sock, stop_, d.where);
+    if (sock)
+        std::printf("hvio: %s: console on socket %s\n", w, d.socket.path.c_str());
+    else
+        std::printf("hvio: %s: console on %s%s%s%s\n", w, d.pty.path.c_str(),
+                    d.pty.link.empty() ? "" : " (link ", d.pty.link.c_str(),
+                    d.pty.link.empty() ? "" : ")");
     return kExitOk;
 }
 
@@ -973,6 +980,7 @@ void Daemon::teardown() {
     for (auto &d : cons_) {
         settle(d->dev, d->reattached);
         d->pty.remove_link();
+        d->socket.remove();
     }
     devs_.clear();
     nets_.clear();
@@ -1223,9 +1231,11 @@ std::string Daemon::report() {
         const ConsoleDeviceConfig &c = *d->cfg;
         const ConsoleCounters &cc = d->queue->counters();
         auto v = [](const std::atomic<uint64_t> &a) { return a.load(std::memory_order_relaxed); };
-        json j{{"where", c.where},          {"zone", d->zone_id},  {"type", "console"},
-               {"mmio_base", c.addr},       {"mmio_len", c.len},   {"irq", c.irq},
-               {"pty", d->pty.path},        {"link", d->pty.link}, {"reattached", d->reattached},
+        json j{{"where", c.where},          {"zone", d->zone_id},
+               {"type", "console"},         {"mmio_base", c.addr},
+               {"mmio_len", c.len},         {"irq", c.irq},
+               {"pty", d->pty.path},        {"link", d->pty.link},
+               {"socket", d->socket.path},  {"reattached", d->reattached},
                {"queue_size", c.queue_size}};
         add_device_state(j, d->dev, 2);
         json queues = json::array();
@@ -1252,6 +1262,8 @@ std::string Daemon::report() {
                            {"resets", v(cc.resets)},
                            {"tx_held", v(cc.tx_held)},
                            {"rx_held", v(cc.rx_held)},
+                           {"clients", v(cc.clients)},
+                           {"connected", cc.connected.load(std::memory_order_relaxed)},
                            {"last_error", cc.last_error.load(std::memory_order_relaxed)}};
         devs.push_back(std::move(j));
     }

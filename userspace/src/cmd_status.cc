@@ -209,7 +209,14 @@ void print_report(const json &r) {
                     d.value("where", std::string("?")).c_str());
         const bool net = d.value("type", std::string()) == "net";
         const bool console = d.value("type", std::string()) == "console";
-        if (console) {
+        if (console && !d.value("socket", std::string()).empty()) {
+            std::printf("  socket   %s, %s (%" PRIu64 " accepted)\n",
+                        d.value("socket", std::string()).c_str(),
+                        d.contains("daemon") && d["daemon"].value("connected", 0)
+                            ? "a client connected"
+                            : "no client",
+                        d.contains("daemon") ? u64(d["daemon"], "clients") : 0);
+        } else if (console) {
             const std::string link = d.value("link", std::string());
             std::printf("  pty      %s%s%s%s\n", d.value("pty", std::string("?")).c_str(),
                         link.empty() ? "" : " (link ", link.c_str(), link.empty() ? "" : ")");
