@@ -13,6 +13,8 @@
 #include <linux/virtio_ids.h>
 #include <linux/virtio_ring.h>
 #include <poll.h>
+#include <stddef.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <termios.h>
@@ -642,6 +644,37 @@ TEST_F_TIMEOUT(cons, sigkill_then_takeover, 120)
 	ASSERT_EQ(0, r) TH_LOG("open %s: %s", self->link, errname(r));
 	tx_stream(_metadata, self, 22, 16 * 1024, TXB);
 	rx_stream(_metadata, self, 23, 16 * 1024);
+}
+
+TEST_F_TIMEOUT(cons, window_size_change_reaches_config_space, 60)
+{
+	/* The terminal sets the PTY's window to 132 x 50 (TIOCSWINSZ): within 5 s the guest's config space says cols 132, rows 50, with a configuration-change interrupt (InterruptStatus bit 1, ConfigGeneration advanced); the console still works. */
+	struct winsize ws = { .ws_row = 50, .ws_col = 132 };
+	uint64_t deadline;
+	uint32_t gen0, isr = 0;
+	uint16_t cols = 0, rows = 0;
+
+	NEED_SETUP();
+	start(_metadata, self);
+	gen0 = fg_vdev_rd(&self->v, VIRTIO_MMIO_CONFIG_GENERATION);
+	ASSERT_EQ(0, ioctl(self->term, TIOCSWINSZ, &ws));
+	for (deadline = fg_now_ms() + 5000; fg_now_ms() < deadline;) {
+		pump(self, 20);
+		cols = fg_read(&self->fg, self->v.cpu, ZONE_A, MMIO_BASE + HVIO_MMIO_CONFIG_OFF +
+			       offsetof(struct virtio_console_config, cols), 2);
+		rows = fg_read(&self->fg, self->v.cpu, ZONE_A, MMIO_BASE + HVIO_MMIO_CONFIG_OFF +
+			       offsetof(struct virtio_console_config, rows), 2);
+		isr |= fg_vdev_rd(&self->v, VIRTIO_MMIO_INTERRUPT_STATUS);
+		if (cols == 132 && rows == 50 && (isr & 2))
+			break;
+	}
+	EXPECT_EQ(132, cols);
+	EXPECT_EQ(50, rows);
+	EXPECT_TRUE(isr & 2) TH_LOG("no configuration change in InterruptStatus (%#x)", isr);
+	EXPECT_NE(gen0, fg_vdev_rd(&self->v, VIRTIO_MMIO_CONFIG_GENERATION));
+	fg_vdev_wr(&self->v, VIRTIO_MMIO_INTERRUPT_ACK, isr & 3);
+	EXPECT_EQ(1, ccount(self, "size_changes"));
+	tx_stream(_metadata, self, 90, 4096, 1000);
 }
 
 TEST_F_TIMEOUT(cons, socket_clients_one_at_a_time, 120)

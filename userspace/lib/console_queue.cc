@@ -415,6 +415,20 @@ void ConsoleQueue::hangup() {
     (void)::shutdown(fd_, SHUT_RDWR);
 }
 
+void ConsoleQueue::check_size() {
+    winsize ws{};
+    if (::ioctl(tty_, TIOCGWINSZ, &ws) < 0 || (ws.ws_col == cols_ && ws.ws_row == rows_))
+        return;
+    if (int r = set_size_(ws.ws_col, ws.ws_row); r < 0) {
+        counters_.errors.fetch_add(1, std::memory_order_relaxed);
+        counters_.last_error.store(-r, std::memory_order_relaxed);
+        return;
+    }
+    cols_ = ws.ws_col;
+    rows_ = ws.ws_row;
+    counters_.size_changes.fetch_add(1, std::memory_order_relaxed);
+}
+
 int ConsoleQueue::reap() {
     io_uring_cqe *cqe;
     unsigned head, n = 0, n_commit = 0;
@@ -446,6 +460,10 @@ int ConsoleQueue::reap() {
             break;
         case kPollOut:
             pollout_out_ = false;
+            break;
+        case kTimer:
+            timer_out_ = false;
+            check_size();
             break;
         case kAccept:
             accept_out_ = false;
@@ -500,6 +518,14 @@ int ConsoleQueue::serve() {
                     return r;
             if (int r = serve_stream(); r < 0)
                 return r;
+            if (tty_ >= 0 && set_size_ && !timer_out_) {
+                io_uring_sqe *s = sqe();
+                if (!s)
+                    return -EBUSY;
+                io_uring_prep_timeout(s, &timer_ts_, 0, 0);
+                io_uring_sqe_set_data64(s, user_data(kTimer, 0));
+                timer_out_ = true;
+            }
         }
         if (int r = flush_commits(); r < 0)
             return r;
@@ -568,9 +594,9 @@ int ConsoleQueue::run() {
         return -r.error();
     int ret = serve();
     publish();
-    std::vector<uint64_t> each{user_data(kFetch, 0), user_data(kFetch, 1),  user_data(kWrite, 0),
-                               user_data(kRead, 0),  user_data(kPollIn, 0), user_data(kPollOut, 0),
-                               user_data(kAccept, 0)};
+    std::vector<uint64_t> each{user_data(kFetch, 0),  user_data(kFetch, 1),  user_data(kWrite, 0),
+                               user_data(kRead, 0),   user_data(kPollIn, 0), user_data(kPollOut, 0),
+                               user_data(kAccept, 0), user_data(kTimer, 0)};
     if (ring_quiesce(ring_.get(), inflight_, user_data(kCancel, 0), each, kQuiesceMs) < 0)
         std::fprintf(stderr, "hvio: %s: %u io_uring requests could not be cancelled in %d ms\n",
                      where_.c_str(), inflight_, kQuiesceMs);

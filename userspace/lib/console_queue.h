@@ -47,6 +47,12 @@
 // of an op partly written goes to the next client), and input there is
 // none.
 //
+// F_SIZE: with a PTY the queue looks at the slave's window size
+// (TIOCGWINSZ) once a second (an io_uring timeout: nothing tells the
+// master when a terminal changes it) and hands a change to set_size
+// (HVIO_DEV_SET_CONFIG of cols and rows with HVIO_CONFIG_F_NOTIFY: a
+// configuration-change interrupt).
+//
 // Only the io_uring path is implemented: a module that refuses the FETCH
 // makes run() fail with its error.
 #pragma once
@@ -59,6 +65,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <linux/hvio.h>
 #include <string>
 #include <sys/uio.h>
@@ -114,8 +121,9 @@ struct ConsoleCounters {
     std::atomic<uint64_t> tx_held{0}; // TX ops fetched, not yet committed
     std::atomic<uint64_t> rx_held{0}; // RX ops fetched, not yet filled
     std::atomic<uint64_t> enters{0};
-    std::atomic<uint64_t> clients{0}; // socket: connections accepted
-    std::atomic<int> connected{0};    // socket: a client is being served
+    std::atomic<uint64_t> clients{0};      // socket: connections accepted
+    std::atomic<uint64_t> size_changes{0}; // window sizes given to the guest
+    std::atomic<int> connected{0};         // socket: a client is being served
     std::atomic<int> last_error{0};
 };
 
@@ -127,6 +135,16 @@ class ConsoleQueue {
     ConsoleQueue(int dev, const hvio_op *rx_ops, const hvio_op *tx_ops, const GuestMemory &mem,
                  unsigned queue_size, int stream, bool listening, const std::atomic<bool> &stop,
                  std::string where);
+
+    // F_SIZE: watch tty's window size, starting from cols x rows (what
+    // the config space says); set_size(cols, rows) returns 0 or -errno.
+    void watch_size(int tty, uint16_t cols, uint16_t rows,
+                    std::function<int(uint16_t, uint16_t)> set_size) {
+        tty_ = tty;
+        cols_ = cols;
+        rows_ = rows;
+        set_size_ = std::move(set_size);
+    }
     ConsoleQueue(const ConsoleQueue &) = delete;
     ConsoleQueue &operator=(const ConsoleQueue &) = delete;
 
@@ -146,6 +164,7 @@ class ConsoleQueue {
         kPollOut = 6,
         kCancel = 7,
         kAccept = 8,
+        kTimer = 9,
     };
     struct Op {
         uint16_t tag = 0;
@@ -175,6 +194,7 @@ class ConsoleQueue {
     void publish();
     void cancel_io(Kind k, bool &sent);
     void hangup();
+    void check_size();
     int serve_stream();
 
     const int dev_;
@@ -186,6 +206,11 @@ class ConsoleQueue {
     UniqueFd client_;  // socket backend: the client being served
     bool accept_out_ = false;
     bool hangup_ = false; // the client left: close it once no SQE uses it
+    int tty_ = -1;        // F_SIZE: the PTY's slave, -1: no size to watch
+    uint16_t cols_ = 0, rows_ = 0;
+    std::function<int(uint16_t, uint16_t)> set_size_;
+    bool timer_out_ = false;
+    __kernel_timespec timer_ts_{1, 0};
     const std::atomic<bool> &stop_;
     const std::string where_;
 

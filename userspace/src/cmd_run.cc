@@ -53,6 +53,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <endian.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_console.h>
 #include <linux/virtio_ids.h>
@@ -721,6 +722,13 @@ int Daemon::create_console_device(ConsoleDevice &d) {
         d.dev.fd(), static_cast<const hvio_op *>(d.ops[kConsoleRxQueue].get()),
         static_cast<const hvio_op *>(d.ops[kConsoleTxQueue].get()), d.mem, c.queue_size,
         sock ? d.socket.listen.get() : d.pty.master.get(), sock, stop_, d.where);
+    if (!sock)
+        d.queue->watch_size(d.pty.slave.get(), cols, rows, [&d](uint16_t cs, uint16_t rs) {
+            // cols, then rows: the first 4 bytes of virtio_console_config
+            const uint16_t v[2] = {htole16(cs), htole16(rs)};
+            auto r = d.dev.set_config(0, v, sizeof(v), HVIO_CONFIG_F_NOTIFY);
+            return r ? 0 : -r.error();
+        });
     if (sock)
         std::printf("hvio: %s: console on socket %s\n", w, d.socket.path.c_str());
     else
@@ -1263,6 +1271,7 @@ std::string Daemon::report() {
                            {"tx_held", v(cc.tx_held)},
                            {"rx_held", v(cc.rx_held)},
                            {"clients", v(cc.clients)},
+                           {"size_changes", v(cc.size_changes)},
                            {"connected", cc.connected.load(std::memory_order_relaxed)},
                            {"last_error", cc.last_error.load(std::memory_order_relaxed)}};
         devs.push_back(std::move(j));
