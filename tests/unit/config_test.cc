@@ -94,7 +94,7 @@ TEST_F(ConfigTest, HvisorToolExampleParses) {
     EXPECT_TRUE(b.discard);
     EXPECT_EQ(b.serial, "rootfs2.ext4");
     EXPECT_EQ(b.poll_us, hvio::kDefaultPollUs);
-    EXPECT_EQ(c.device_count(), 1u);
+    EXPECT_EQ(c.device_count(), 2u); // and the console
 }
 
 TEST_F(ConfigTest, DisabledDeviceSkippedSilently) {
@@ -109,12 +109,74 @@ TEST_F(ConfigTest, DisabledDeviceSkippedSilently) {
     EXPECT_EQ(r.value().device_count(), 0u);
 }
 
-TEST_F(ConfigTest, ConsoleSkippedWithWarning) {
+TEST_F(ConfigTest, ConsoleHvisorToolFormatServed) {
     ConfigResult r = parse(kHvisorExample);
-    ASSERT_TRUE(r.ok());
-    ASSERT_EQ(r.value().warnings.size(), 1u);
+    ASSERT_TRUE(r.ok()) << r.error().text();
+    EXPECT_TRUE(r.value().warnings.empty());
+    ASSERT_EQ(r.value().zones[0].console.size(), 1u);
+    const hvio::ConsoleDeviceConfig &c = r.value().zones[0].console[0];
+    EXPECT_EQ(c.where, "zones[0].devices[2]");
+    EXPECT_EQ(c.addr, 0xa003800u);
+    EXPECT_EQ(c.len, 0x200u);
+    EXPECT_EQ(c.irq, 76u);
+    EXPECT_TRUE(c.pty.empty());
+    EXPECT_TRUE(c.socket.empty());
+    EXPECT_EQ(c.queue_size, 256u);
+    EXPECT_EQ(r.value().device_count(), 2u);
+}
+
+// One zone with one console whose extra JSON members are dev_extra.
+static std::string one_console(const std::string &dev_extra) {
+    return R"({"zones":[{"id":1,"memory_region":[{"zone0_ipa":"0x50000000",)"
+           R"("zonex_ipa":"0x50000000","size":"0x10000000"}],"devices":[{"type":"console",)"
+           R"("addr":"0xa003800","len":"0x200","irq":76,"status":"enable")" +
+           (dev_extra.empty() ? "" : "," + dev_extra) + "}]}]}";
+}
+
+TEST_F(ConfigTest, ConsolePtyAndSocketKeys) {
+    ConfigResult r = parse(one_console(R"("pty":"/run/hvio/zone1-console")"));
+    ASSERT_TRUE(r.ok()) << r.error().text();
+    EXPECT_EQ(r.value().zones[0].console[0].pty, "/run/hvio/zone1-console");
+    EXPECT_TRUE(r.value().zones[0].console[0].socket.empty());
+
+    r = parse(one_console(R"("socket":"/run/hvio/zone1.sock","queue_size":64)"));
+    ASSERT_TRUE(r.ok()) << r.error().text();
+    EXPECT_EQ(r.value().zones[0].console[0].socket, "/run/hvio/zone1.sock");
+    EXPECT_TRUE(r.value().zones[0].console[0].pty.empty());
+    EXPECT_EQ(r.value().zones[0].console[0].queue_size, 64u);
+}
+
+TEST_F(ConfigTest, ConsoleRefusals) {
+    const std::string w = "zones[0].devices[0]";
+    expect_error(one_console(R"("tap":"tap0")"), w + ".tap", "unknown key");
+    expect_error(one_console(R"("pty":"relative")"), w + ".pty", "absolute path");
+    expect_error(one_console(R"("pty":"/run/hvio/")"), w + ".pty", "absolute path");
+    expect_error(one_console(R"("pty":5)"), w + ".pty", "must be a string");
+    expect_error(one_console(R"("socket":"")"), w + ".socket", "absolute path");
+    expect_error(one_console(R"("socket":"/)" + std::string(120, 'x') + R"(")"), w + ".socket",
+                 "UNIX socket path");
+    expect_error(one_console(R"("pty":"/a","socket":"/b")"), w + ".socket", "exclude each other");
+    expect_error(one_console(R"("queue_size":3)"), w + ".queue_size", "power of two");
+    expect_error(R"({"zones":[{"id":1,"memory_region":[{"zone0_ipa":"0x50000000",)"
+                 R"("zonex_ipa":"0x50000000","size":"0x10000000"}],"devices":[)"
+                 R"({"type":"console","addr":"0xa003800","irq":76,"pty":"/run/c"},)"
+                 R"({"type":"console","addr":"0xa003a00","irq":77,"pty":"/run/c"}]}]})",
+                 "zones[0].devices[1].pty", "also used by zones[0].devices[0].pty");
+    expect_error(R"({"zones":[{"id":1,"memory_region":[{"zone0_ipa":"0x50000000",)"
+                 R"("zonex_ipa":"0x50000000","size":"0x10000000"}],"devices":[)"
+                 R"({"type":"console","addr":"0xa003800","irq":76},)"
+                 R"({"type":"console","addr":"0xa003800","irq":77}]}]})",
+                 "zones[0].devices[1].addr", "overlaps zones[0].devices[0]");
+}
+
+TEST_F(ConfigTest, GpuSkippedWithWarning) {
+    std::string text = one_console("");
+    text.replace(text.find(R"("type":"console")"), 16, R"("type":"gpu")");
+    ConfigResult r = parse(text);
+    ASSERT_TRUE(r.ok()) << r.error().text();
+    ASSERT_EQ(r.value().warnings.size(), 2u);
     EXPECT_EQ(r.value().warnings[0],
-              "zones[0].devices[2]: console devices are not yet supported, skipped");
+              "zones[0].devices[0]: gpu devices are not yet supported, skipped");
 }
 
 // ---- net devices -------------------------------------------------------------
@@ -148,7 +210,7 @@ TEST_F(ConfigTest, NetHvisorToolFormatAndDefaults) {
     EXPECT_TRUE(n.mrg_rxbuf);
     EXPECT_EQ(n.queue_size, 256u);
     EXPECT_EQ(n.poll_us, hvio::kDefaultPollUs);
-    EXPECT_EQ(r.value().device_count(), 2u);
+    EXPECT_EQ(r.value().device_count(), 3u); // blk, net, console
     for (const std::string &w : r.value().warnings)
         EXPECT_EQ(w.find("net"), std::string::npos) << w;
 }

@@ -32,15 +32,16 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-// Device types hvisor-tool knows; all but blk and net are skipped with a
-// warning.
-constexpr const char *kSkippedTypes[] = {"console", "gpu", "scmi"};
+// Device types hvisor-tool knows; all but blk, net and console are skipped
+// with a warning.
+constexpr const char *kSkippedTypes[] = {"gpu", "scmi"};
 
 constexpr unsigned kMaxQueueSize = 1024; // our limit; the kernel allows more
 constexpr size_t kSerialMax = 20;        // VIRTIO_BLK_ID_BYTES
 constexpr size_t kIfNameMax = 15;        // IFNAMSIZ - 1
 constexpr uint64_t kMinMtu = 68;         // IPv4's minimum
 constexpr uint64_t kMaxMtu = 65535;
+constexpr size_t kSunPathMax = 108; // sizeof(sockaddr_un::sun_path)
 
 std::string hex(uint64_t v) {
     char buf[24];
@@ -123,6 +124,8 @@ class Parser {
     bool poll_us(const json &d, const std::string &where, unsigned *out);
     bool blk(const json &d, const std::string &where, ZoneConfig &zc);
     bool net(const json &d, const std::string &where, ZoneConfig &zc);
+    bool console(const json &d, const std::string &where, ZoneConfig &zc);
+    bool path(const json &d, const std::string &where, const char *key, std::string *out);
     bool mac(const json &d, const std::string &where, NetDeviceConfig &n);
     bool image(const json &d, const std::string &where, BlkDeviceConfig &b);
 
@@ -131,7 +134,8 @@ class Parser {
     std::optional<ConfigError> err_;
     std::vector<std::pair<MemRegionConfig, std::string>> all_regions_;
     std::vector<ImageUse> images_;
-    std::vector<std::pair<std::string, std::string>> taps_; // name, where
+    std::vector<std::pair<std::string, std::string>> taps_;  // name, where
+    std::vector<std::pair<std::string, std::string>> paths_; // console pty/socket, where
     size_t devices_ = 0;
 };
 
@@ -218,7 +222,8 @@ ConfigResult Parser::run(std::string_view text) {
         return *err_;
     }
     if (!devices_)
-        cfg_.warnings.push_back("no enabled blk or net device: hvio only registers the zones");
+        cfg_.warnings.push_back(
+            "no enabled blk, net or console device: hvio only registers the zones");
     return std::move(cfg_);
 }
 
@@ -338,6 +343,8 @@ bool Parser::device(const json &d, const std::string &where, ZoneConfig &zc) {
         return blk(d, where, zc);
     if (type == "net")
         return net(d, where, zc);
+    if (type == "console")
+        return console(d, where, zc);
     for (const char *t : kSkippedTypes)
         if (type == t) {
             cfg_.warnings.push_back(where + ": " + type +
@@ -393,6 +400,9 @@ bool Parser::window(const json &d, const std::string &where, const ZoneConfig &z
         if (!other(o.where, o.addr, o.len, o.irq))
             return false;
     for (const NetDeviceConfig &o : zc.net)
+        if (!other(o.where, o.addr, o.len, o.irq))
+            return false;
+    for (const ConsoleDeviceConfig &o : zc.console)
         if (!other(o.where, o.addr, o.len, o.irq))
             return false;
     return true;
@@ -570,6 +580,53 @@ bool Parser::net(const json &d, const std::string &where, ZoneConfig &zc) {
     return true;
 }
 
+// An absolute path for a console's "pty" symlink or "socket"; one path
+// serves one console.
+bool Parser::path(const json &d, const std::string &where, const char *key, std::string *out) {
+    const std::string w = join(where, key);
+    const json &v = d[key];
+    if (!v.is_string())
+        return fail(w, std::string("must be a string, not ") + type_name(v));
+    const std::string &p = v.get_ref<const std::string &>();
+    if (p.empty() || p[0] != '/' || p.back() == '/')
+        return fail(w, "must be an absolute path to a file, e.g. \"/run/hvio/zone1-console\"");
+    if (p.find('\0') != std::string::npos)
+        return fail(w, "contains a NUL byte");
+    if (std::string_view(key) == "socket" && p.size() >= kSunPathMax)
+        return fail(w, "longer than " + std::to_string(kSunPathMax - 1) +
+                           " bytes (a UNIX socket path)");
+    for (const auto &[op, ow] : paths_)
+        if (op == p)
+            return fail(w, "\"" + p + "\" is also used by " + ow);
+    paths_.emplace_back(p, w);
+    *out = p;
+    return true;
+}
+
+bool Parser::console(const json &d, const std::string &where, ZoneConfig &zc) {
+    if (!keys(d, where, {"type", "status", "addr", "len", "irq", "pty", "socket", "queue_size"}))
+        return false;
+
+    ConsoleDeviceConfig c;
+    c.where = where;
+    if (!window(d, where, zc, &c.addr, &c.len, &c.irq))
+        return false;
+    if (d.contains("pty") && d.contains("socket"))
+        return fail(join(where, "socket"), "\"pty\" and \"socket\" exclude each other "
+                                           "(the backend is a PTY or a UNIX socket)");
+    if (d.contains("pty") && !path(d, where, "pty", &c.pty))
+        return false;
+    if (d.contains("socket") && !path(d, where, "socket", &c.socket))
+        return false;
+    if (!queue_size(d, where, &c.queue_size))
+        return false;
+
+    if (++devices_ > HVIO_MAX_DEVS)
+        return fail(where, "more than " + std::to_string(HVIO_MAX_DEVS) + " devices");
+    zc.console.push_back(std::move(c));
+    return true;
+}
+
 bool Parser::image(const json &d, const std::string &where, BlkDeviceConfig &b) {
     std::string w = join(where, "img");
     const json &img = d["img"];
@@ -613,7 +670,7 @@ bool Parser::image(const json &d, const std::string &where, BlkDeviceConfig &b) 
 size_t Config::device_count() const {
     size_t n = 0;
     for (const ZoneConfig &z : zones)
-        n += z.blk.size() + z.net.size();
+        n += z.blk.size() + z.net.size() + z.console.size();
     return n;
 }
 

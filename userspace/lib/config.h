@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //
 // Config: hvisor-tool's virtio_cfg.json, read as is, plus hvio's own keys
-// for block and net devices.  Parsing checks everything that can be checked before
+// for block, net and console devices.  Parsing checks everything that can be checked before
 // /dev/hvio is touched (values, ranges, overlaps, image files), so a bad
 // file fails with one line naming the key path and nothing is created.
 #pragma once
@@ -60,17 +60,30 @@ struct NetDeviceConfig {
     unsigned poll_us = kDefaultPollUs; // TX ring polling after a commit
 };
 
+// A virtio-console (port 0 only).  The backend is a PTY unless "socket" is
+// given; "pty" only adds a stable symlink to the PTY's slave.
+struct ConsoleDeviceConfig {
+    std::string where; // key path, "zones[0].devices[2]"
+    uint64_t addr = 0; // MMIO window (zone IPA)
+    uint64_t len = 0x200;
+    uint32_t irq = 0;
+    std::string pty;    // absolute symlink path to the PTY slave, empty: none
+    std::string socket; // absolute UNIX stream socket path, empty: PTY backend
+    unsigned queue_size = 256;
+};
+
 struct ZoneConfig {
     std::string where; // "zones[0]"
     uint32_t id = 0;
     std::vector<MemRegionConfig> regions;
-    std::vector<BlkDeviceConfig> blk; // enabled block devices, in file order
-    std::vector<NetDeviceConfig> net; // enabled net devices, in file order
+    std::vector<BlkDeviceConfig> blk;         // enabled block devices, in file order
+    std::vector<NetDeviceConfig> net;         // enabled net devices, in file order
+    std::vector<ConsoleDeviceConfig> console; // enabled consoles, in file order
 };
 
 struct Config {
     std::vector<ZoneConfig> zones;
-    // Things skipped or worth knowing ("zones[0].devices[2]: console devices
+    // Things skipped or worth knowing ("zones[0].devices[2]: gpu devices
     // are not yet supported, skipped"); printed by the caller.
     std::vector<std::string> warnings;
 

@@ -35,6 +35,7 @@
 #include "blk.h"
 #include "commands.h"
 #include "config.h"
+#include "console_queue.h"
 #include "control.h"
 #include "device.h"
 #include "guest_memory.h"
@@ -52,7 +53,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <endian.h>
 #include <linux/virtio_config.h>
+#include <linux/virtio_console.h>
 #include <linux/virtio_ids.h>
 #include <memory>
 #include <net/if.h>
@@ -200,6 +203,30 @@ struct NetDevice {
     int result = 0;
 };
 
+// One console: both queues are served by one thread.  Members are
+// destroyed in reverse order: the loop, the op mappings, zone RAM, the
+// device fd, then the PTY.
+struct ConsoleDevice {
+    const ConsoleDeviceConfig *cfg = nullptr;
+    uint32_t zone_id = 0;
+    bool reattached = false;
+    std::string where;    // "zone 1 zones[0].devices[2]"
+    ConsolePty pty;       // the backend unless "socket" is given
+    ConsoleSocket socket; // ... when it is
+    DeviceFd dev;
+    std::vector<Mapping> ram;
+    GuestMemory mem;
+    Mapping ops[2];
+    std::unique_ptr<ConsoleQueue> queue;
+    std::thread thread;
+    int result = 0;
+};
+
+// What the console offers: SIZE, the ring features, VERSION_1.
+constexpr uint64_t kConsoleFeatures =
+    (1ULL << VIRTIO_CONSOLE_F_SIZE) | (1ULL << 28) /* VIRTIO_RING_F_INDIRECT_DESC */ |
+    (1ULL << 29) /* VIRTIO_RING_F_EVENT_IDX */ | (1ULL << VIRTIO_F_VERSION_1);
+
 std::string mac_text(const std::array<uint8_t, 6> &m) {
     char buf[18];
     std::snprintf(buf, sizeof(buf), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4],
@@ -267,6 +294,8 @@ class Daemon {
     void remove_stale_orphans();
     int create_device(BlkDevice &d);
     int create_net_device(NetDevice &d);
+    int open_consoles();
+    int create_console_device(ConsoleDevice &d);
     int start_threads();
     void wait_for_stop();
     int stop_and_drain();
@@ -282,6 +311,7 @@ class Daemon {
     Config cfg_;
     std::vector<std::unique_ptr<BlkDevice>> devs_;
     std::vector<std::unique_ptr<NetDevice>> nets_;
+    std::vector<std::unique_ptr<ConsoleDevice>> cons_;
     std::optional<Control> ctl_;
     std::vector<uint32_t> zones_added_;
     StatusServer status_;
@@ -360,6 +390,26 @@ int Daemon::open_taps() {
                              config_path_.c_str(), c.where.c_str(), d->tap.name.c_str(),
                              d->tap.name.c_str());
             nets_.push_back(std::move(d));
+        }
+    }
+    return kExitOk;
+}
+
+int Daemon::open_consoles() {
+    for (const ZoneConfig &z : cfg_.zones) {
+        for (const ConsoleDeviceConfig &c : z.console) {
+            auto d = std::make_unique<ConsoleDevice>();
+            d->cfg = &c;
+            d->zone_id = z.id;
+            d->where = "zone " + std::to_string(z.id) + " " + c.where;
+            std::string why;
+            if (!c.socket.empty()) {
+                if (d->socket.open(c.socket, &why) < 0)
+                    return fail_config(c.where + ".socket", why);
+            } else if (d->pty.open(c.pty, &why) < 0) {
+                return fail_config(c.where + (c.pty.empty() ? "" : ".pty"), "PTY: " + why);
+            }
+            cons_.push_back(std::move(d));
         }
     }
     return kExitOk;
@@ -635,6 +685,61 @@ int Daemon::create_net_device(NetDevice &d) {
     return kExitOk;
 }
 
+int Daemon::create_console_device(ConsoleDevice &d) {
+    const ConsoleDeviceConfig &c = *d.cfg;
+    const char *w = d.where.c_str();
+    virtio_console_config config{};
+    uint16_t cols = 0, rows = 0;
+    if (d.pty.master)
+        d.pty.window(&cols, &rows);
+    config.cols = cols;
+    config.rows = rows;
+
+    hvio_dev_create dc{};
+    dc.zone_id = d.zone_id;
+    dc.device_id = VIRTIO_ID_CONSOLE;
+    dc.mmio_base = c.addr;
+    dc.mmio_len = c.len;
+    dc.irq = c.irq;
+    dc.num_queues = 2;
+    dc.queue_size_max = c.queue_size;
+    dc.config_len = sizeof(config);
+    dc.features = kConsoleFeatures;
+    dc.config_addr = reinterpret_cast<uintptr_t>(&config);
+    if (int r = open_device(dc, d.where, d.dev, d.reattached))
+        return r;
+    if (int r = map_zone_ram(d.dev, d.zone_id, d.where, d.ram, d.mem))
+        return r;
+    for (uint16_t q = 0; q < 2; q++) {
+        auto ops = d.dev.map_ops(q, c.queue_size);
+        if (!ops) {
+            std::fprintf(stderr, "hvio: %s: mmap of queue %u's op slots: %s\n", w, q,
+                         ops.message().c_str());
+            return kExitError;
+        }
+        d.ops[q] = std::move(*ops);
+    }
+    const bool sock = d.socket.listen.valid();
+    d.queue = std::make_unique<ConsoleQueue>(
+        d.dev.fd(), static_cast<const hvio_op *>(d.ops[kConsoleRxQueue].get()),
+        static_cast<const hvio_op *>(d.ops[kConsoleTxQueue].get()), d.mem, c.queue_size,
+        sock ? d.socket.listen.get() : d.pty.master.get(), sock, stop_, d.where);
+    if (!sock)
+        d.queue->watch_size(d.pty.slave.get(), cols, rows, [&d](uint16_t cs, uint16_t rs) {
+            // cols, then rows: the first 4 bytes of virtio_console_config
+            const uint16_t v[2] = {htole16(cs), htole16(rs)};
+            auto r = d.dev.set_config(0, v, sizeof(v), HVIO_CONFIG_F_NOTIFY);
+            return r ? 0 : -r.error();
+        });
+    if (sock)
+        std::printf("hvio: %s: console on socket %s\n", w, d.socket.path.c_str());
+    else
+        std::printf("hvio: %s: console on %s%s%s%s\n", w, d.pty.path.c_str(),
+                    d.pty.link.empty() ? "" : " (link ", d.pty.link.c_str(),
+                    d.pty.link.empty() ? "" : ")");
+    return kExitOk;
+}
+
 int Daemon::start_threads() {
     for (auto &d : devs_) {
         for (auto &rt : d->queues) {
@@ -660,6 +765,17 @@ int Daemon::start_threads() {
         char name[16];
         std::snprintf(name, sizeof(name), "hvio-z%un%zu", d->zone_id,
                       static_cast<size_t>(&n - nets_.data()));
+        pthread_setname_np(d->thread.native_handle(), name);
+    }
+    for (auto &cd : cons_) {
+        ConsoleDevice *d = cd.get();
+        d->thread = std::thread([this, d] {
+            d->result = d->queue->run();
+            thread_done(d->result, d->where);
+        });
+        char name[16];
+        std::snprintf(name, sizeof(name), "hvio-z%uc%zu", d->zone_id,
+                      static_cast<size_t>(&cd - cons_.data()));
         pthread_setname_np(d->thread.native_handle(), name);
     }
     return kExitOk;
@@ -735,6 +851,12 @@ std::string Daemon::in_flight() {
         add(n->where + " TX", c.tx_inflight.load(), "ops in flight");
         add(n->where + " RX", c.rx_armed.load(), "buffers armed");
     }
+    for (const auto &d : cons_) {
+        if (!d->thread.joinable())
+            continue;
+        add(d->where + " TX", d->queue->counters().tx_held.load(), "ops in flight");
+        add(d->where + " RX", d->queue->counters().rx_held.load(), "buffers held");
+    }
     return out.empty() ? "no op counted, a queue thread is stuck" : out;
 }
 
@@ -770,6 +892,9 @@ int Daemon::stop_and_drain() {
         for (uint16_t q = 0; q < 2 && n->backend; q++)
             (void)n->backend->unpark(q);
     }
+    for (auto &d : cons_)
+        for (uint16_t q = 0; q < 2 && d->queue; q++)
+            (void)d->dev.queue_unpark(q);
     // Wait for the queues while still reading signals: a second SIGTERM or
     // SIGINT, or the drain timeout, ends the process now.
     unsigned threads = 0;
@@ -778,6 +903,8 @@ int Daemon::stop_and_drain() {
             threads += q->thread.joinable();
     for (auto &n : nets_)
         threads += n->thread.joinable();
+    for (auto &d : cons_)
+        threads += d->thread.joinable();
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(drain_timeout_s_);
     while (threads_done_.load(std::memory_order_acquire) < threads) {
         int ms = -1;
@@ -817,6 +944,12 @@ int Daemon::stop_and_drain() {
         if (n->result < 0)
             ret = kExitError;
     }
+    for (auto &d : cons_) {
+        if (d->thread.joinable())
+            d->thread.join();
+        if (d->result < 0)
+            ret = kExitError;
+    }
     return ret;
 }
 
@@ -830,6 +963,8 @@ void Daemon::teardown() {
             running |= q->thread.joinable();
     for (auto &n : nets_)
         running |= n->thread.joinable();
+    for (auto &d : cons_)
+        running |= d->thread.joinable();
     if (running)
         stop_and_drain();
     // After startup every device goes; a failed startup leaves the orphans
@@ -852,8 +987,14 @@ void Daemon::teardown() {
             std::fprintf(stderr, "hvio: %s: TUNSETPERSIST 0 on %s: %s\n", n->where.c_str(),
                          n->tap.name.c_str(), std::strerror(-r));
     }
+    for (auto &d : cons_) {
+        settle(d->dev, d->reattached);
+        d->pty.remove_link();
+        d->socket.remove();
+    }
     devs_.clear();
     nets_.clear();
+    cons_.clear();
     if (ctl_ && kept)
         zones_added_.clear(); // they hold the orphans
     if (ctl_) {
@@ -1095,6 +1236,47 @@ std::string Daemon::report() {
         j["daemon"] = net_counters_json(nc);
         devs.push_back(std::move(j));
     }
+    for (const auto &d : cons_) {
+        const ConsoleDeviceConfig &c = *d->cfg;
+        const ConsoleCounters &cc = d->queue->counters();
+        auto v = [](const std::atomic<uint64_t> &a) { return a.load(std::memory_order_relaxed); };
+        json j{{"where", c.where},          {"zone", d->zone_id},
+               {"type", "console"},         {"mmio_base", c.addr},
+               {"mmio_len", c.len},         {"irq", c.irq},
+               {"pty", d->pty.path},        {"link", d->pty.link},
+               {"socket", d->socket.path},  {"reattached", d->reattached},
+               {"queue_size", c.queue_size}};
+        add_device_state(j, d->dev, 2);
+        json queues = json::array();
+        for (uint16_t q = 0; q < 2; q++) {
+            json qj{{"index", q}, {"name", q == kConsoleRxQueue ? "rx" : "tx"}};
+            if (auto ks = d->dev.queue_stats(q))
+                qj["kernel"] = queue_stats_json(*ks, true);
+            else
+                qj["kernel_error"] = ks.message();
+            queues.push_back(std::move(qj));
+        }
+        j["queues"] = std::move(queues);
+        j["daemon"] = json{{"fetches", v(cc.fetches)},
+                           {"commits", v(cc.commits)},
+                           {"enters", v(cc.enters)},
+                           {"tx_ops", v(cc.tx_ops)},
+                           {"tx_bytes", v(cc.tx_bytes)},
+                           {"tx_short", v(cc.tx_short)},
+                           {"tx_eagain", v(cc.tx_eagain)},
+                           {"rx_ops", v(cc.rx_ops)},
+                           {"rx_bytes", v(cc.rx_bytes)},
+                           {"errors", v(cc.errors)},
+                           {"stale", v(cc.stale)},
+                           {"resets", v(cc.resets)},
+                           {"tx_held", v(cc.tx_held)},
+                           {"rx_held", v(cc.rx_held)},
+                           {"clients", v(cc.clients)},
+                           {"size_changes", v(cc.size_changes)},
+                           {"connected", cc.connected.load(std::memory_order_relaxed)},
+                           {"last_error", cc.last_error.load(std::memory_order_relaxed)}};
+        devs.push_back(std::move(j));
+    }
     auto up = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() -
                                                                started_);
     json zones = json::array();
@@ -1127,6 +1309,8 @@ int Daemon::run() {
     if (int r = open_images())
         return r;
     if (int r = open_taps())
+        return r;
+    if (int r = open_consoles())
         return r;
 
     auto ctl = Control::open();
@@ -1194,6 +1378,9 @@ int Daemon::run() {
     for (auto &d : nets_)
         if (int r = create_net_device(*d))
             return r;
+    for (auto &d : cons_)
+        if (int r = create_console_device(*d))
+            return r;
     remove_stale_orphans();
     ready_ = true;
     start_threads();
@@ -1203,7 +1390,7 @@ int Daemon::run() {
         return kExitError;
     }
 
-    std::printf("hvio: ready (%zu devices)\n", devs_.size() + nets_.size());
+    std::printf("hvio: ready (%zu devices)\n", devs_.size() + nets_.size() + cons_.size());
     std::fflush(stdout);
 
     wait_for_stop();

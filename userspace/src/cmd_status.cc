@@ -208,7 +208,19 @@ void print_report(const json &r) {
                     d.value("type", std::string("?")).c_str(), u64(d, "mmio_base"), u64(d, "irq"),
                     d.value("where", std::string("?")).c_str());
         const bool net = d.value("type", std::string()) == "net";
-        if (net)
+        const bool console = d.value("type", std::string()) == "console";
+        if (console && !d.value("socket", std::string()).empty()) {
+            std::printf("  socket   %s, %s (%" PRIu64 " accepted)\n",
+                        d.value("socket", std::string()).c_str(),
+                        d.contains("daemon") && d["daemon"].value("connected", 0)
+                            ? "a client connected"
+                            : "no client",
+                        d.contains("daemon") ? u64(d["daemon"], "clients") : 0);
+        } else if (console) {
+            const std::string link = d.value("link", std::string());
+            std::printf("  pty      %s%s%s%s\n", d.value("pty", std::string("?")).c_str(),
+                        link.empty() ? "" : " (link ", link.c_str(), link.empty() ? "" : ")");
+        } else if (net)
             std::printf("  tap      %s (ifindex %" PRIu64 "), mac %s, mtu %" PRIu64
                         ", link %s, offloads%s%s, TUNSETOFFLOAD 0x%" PRIx64 "\n",
                         d.value("tap", std::string("?")).c_str(), u64(d, "ifindex"),
@@ -225,7 +237,7 @@ void print_report(const json &r) {
                         d.value("direct", false) ? ", O_DIRECT" : "",
                         d.value("buffered_fallback", false) ? " (fell back to buffered)" : "",
                         u64(d, "blk_size"), d.value("serial", std::string()).c_str());
-        if (!net && d.value("direct", false)) {
+        if (!net && !console && d.value("direct", false)) {
             std::string modes;
             if (d.contains("ram_modes"))
                 for (const auto &m : d["ram_modes"])
@@ -299,9 +311,13 @@ void print_report(const json &r) {
             std::printf("  daemon (both queues)\n");
             print_counters("daemon", dm);
             print_path(dm);
-            std::printf("    moved   tx %" PRIu64 " packets %s, rx %" PRIu64 " packets %s\n",
-                        u64(dm, "tx_packets"), human_bytes(u64(dm, "tx_bytes")).c_str(),
-                        u64(dm, "rx_packets"), human_bytes(u64(dm, "rx_bytes")).c_str());
+            if (console)
+                std::printf("    moved   tx %s, rx %s\n", human_bytes(u64(dm, "tx_bytes")).c_str(),
+                            human_bytes(u64(dm, "rx_bytes")).c_str());
+            else
+                std::printf("    moved   tx %" PRIu64 " packets %s, rx %" PRIu64 " packets %s\n",
+                            u64(dm, "tx_packets"), human_bytes(u64(dm, "tx_bytes")).c_str(),
+                            u64(dm, "rx_packets"), human_bytes(u64(dm, "rx_bytes")).c_str());
         }
     }
 }
