@@ -190,15 +190,7 @@ int ConsoleQueue::flush_commits() {
         io_uring_sqe *s = ring_.sqe();
         if (!s)
             return -EBUSY;
-        commit_unsent_.emplace_back();
-        commit_unsent_.back().swap(commits_[q]);
-        const auto &buf = commit_unsent_.back();
-        hvio_uring_commit c{};
-        c.queue = q;
-        c.nr_commit = static_cast<uint16_t>(buf.size());
-        c.commits_addr = reinterpret_cast<uintptr_t>(buf.data());
-        prep_uring_cmd(s, dev_, HVIO_URING_COMMIT, c);
-        s->flags |= IOSQE_CQE_SKIP_SUCCESS;
+        commit_bufs_.prep(s, dev_, q, commits_[q]);
         io_uring_sqe_set_data64(s, user_data(kCommit, q));
         counters_.commits.fetch_add(1, std::memory_order_relaxed);
     }
@@ -534,7 +526,7 @@ int ConsoleQueue::serve() {
         if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY)
             return r;
         if (!io_uring_sq_ready(&ring_.get()))
-            commit_unsent_.clear();
+            commit_bufs_.submitted();
         if (int err = reap(); err < 0)
             return err;
     }

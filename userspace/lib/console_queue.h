@@ -224,7 +224,7 @@ class ConsoleQueue {
     bool more_[2] = {false, false};
     std::vector<uint16_t> fetch_buf_[2];
     std::vector<hvio_completion> commits_[2];
-    std::vector<std::vector<hvio_completion>> commit_unsent_;
+    CommitBuffers commit_bufs_; // of the COMMITs not yet submitted
 
     std::deque<Op> tx_;          // in guest order; the head is being written
     std::deque<Op> rx_;          // armed, in guest order; the head is being read into

@@ -57,6 +57,7 @@ NetQueue::NetQueue(NetBackend &kernel, const GuestMemory &mem, unsigned queue_si
         rx_free_.push_back(i);
     tx_commits_.reserve(size_);
     rx_commits_.reserve(rx_cap_);
+    commit_bufs_ = CommitBuffers(size_);
     link_status_ = net_link_status(link_ifflags);
     counters_.link_status.store(link_status_, std::memory_order_relaxed);
     counters_.rx_batch.store(rx_batch_, std::memory_order_relaxed);
@@ -843,26 +844,8 @@ int NetQueue::queue_commit(uint16_t queue, std::vector<hvio_completion> &commits
     io_uring_sqe *s = ring_.sqe();
     if (!s)
         return -EBUSY;
-    uint32_t b;
-    if (commit_free_.empty()) {
-        b = static_cast<uint32_t>(commit_bufs_.size());
-        commit_bufs_.emplace_back().reserve(size_);
-    } else {
-        b = commit_free_.back();
-        commit_free_.pop_back();
-    }
-    // The completions move to this COMMIT's buffer; commits gets its old
-    // (empty) storage.
-    commit_bufs_[b].swap(commits);
-    commits.clear();
-    hvio_uring_commit arg{};
-    arg.queue = queue;
-    arg.nr_commit = static_cast<uint16_t>(commit_bufs_[b].size());
-    arg.commits_addr = reinterpret_cast<uintptr_t>(commit_bufs_[b].data());
-    prep_uring_cmd(s, kernel_.uring_fd(), HVIO_URING_COMMIT, arg);
-    s->flags |= IOSQE_CQE_SKIP_SUCCESS;
-    io_uring_sqe_set_data64(s, user_data(kCommit, b));
-    commit_unsent_.push_back(b);
+    commit_bufs_.prep(s, kernel_.uring_fd(), queue, commits);
+    io_uring_sqe_set_data64(s, user_data(kCommit, 0));
     counters_.commits.fetch_add(1, std::memory_order_relaxed);
     return 0;
 }
@@ -946,7 +929,7 @@ int NetQueue::serve_uring() {
                 return ret;
         if (stopping && tx_drain_ == 0 && !tx.out && !rx.out && tx_free_.size() == size_ &&
             rx_free_.size() == rx_cap_ && tx_commits_.empty() && rx_commits_.empty() &&
-            commit_unsent_.empty() && !rx_reading_)
+            commit_bufs_.idle() && !rx_reading_)
             return 0;
         if (!stopping)
             if (int ret = arm_waits(true, false); ret < 0)
@@ -959,10 +942,8 @@ int NetQueue::serve_uring() {
         if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
             return ret;
         // Everything queued went in: the COMMITs' buffers are free again.
-        if (!io_uring_sq_ready(&ring_.get())) {
-            commit_free_.insert(commit_free_.end(), commit_unsent_.begin(), commit_unsent_.end());
-            commit_unsent_.clear();
-        }
+        if (!io_uring_sq_ready(&ring_.get()))
+            commit_bufs_.submitted();
         if (int err = reap(); err < 0)
             return err;
         if (fallback_)

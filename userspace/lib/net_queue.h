@@ -283,13 +283,10 @@ class NetQueue {
         unsigned max = 0;          // ... its max_fetch
         std::vector<uint16_t> buf; // hvio_fetch_result, then the tags
     };
-    bool fallback_ = false; // the module refused the FETCH: QUEUE_RUN path
-    bool fetch_ok_ = false; // a FETCH succeeded (no fallback after that)
-    Fetch fetch_[2];        // by queue
-    // One buffer per COMMIT not yet submitted (the kernel copies it then).
-    std::vector<std::vector<hvio_completion>> commit_bufs_;
-    std::vector<uint32_t> commit_free_;
-    std::vector<uint32_t> commit_unsent_;
+    bool fallback_ = false;     // the module refused the FETCH: QUEUE_RUN path
+    bool fetch_ok_ = false;     // a FETCH succeeded (no fallback after that)
+    Fetch fetch_[2];            // by queue
+    CommitBuffers commit_bufs_; // of the COMMITs not yet submitted
 
     std::vector<Slot> tx_;
     std::vector<uint32_t> tx_free_;

@@ -41,6 +41,7 @@ BlkQueue::BlkQueue(QueueBackend &kernel, BlkTarget &target, const GuestMemory &m
     for (uint32_t i = size_; i-- > 0;)
         free_.push_back(i);
     commits_.reserve(size_);
+    commit_bufs_ = CommitBuffers(size_);
 }
 
 BlkQueue::~BlkQueue() {
@@ -426,28 +427,9 @@ int BlkQueue::queue_commit() {
     io_uring_sqe *s = ring_.sqe();
     if (!s)
         return -EBUSY;
-    uint32_t b;
-    if (commit_free_.empty()) {
-        b = static_cast<uint32_t>(commit_bufs_.size());
-        commit_bufs_.emplace_back();
-        commit_bufs_.back().reserve(size_);
-    } else {
-        b = commit_free_.back();
-        commit_free_.pop_back();
-    }
-    // The completions move to the buffer of this COMMIT; commits_ gets
-    // its old (empty) storage.
-    commit_bufs_[b].swap(commits_);
-    commits_.clear();
-    hvio_uring_commit c{};
-    c.queue = index_;
-    c.nr_commit = static_cast<uint16_t>(commit_bufs_[b].size());
-    c.commits_addr = reinterpret_cast<uintptr_t>(commit_bufs_[b].data());
-    prep_uring_cmd(s, kernel_.uring_fd(), HVIO_URING_COMMIT, c);
+    commit_bufs_.prep(s, kernel_.uring_fd(), index_, commits_);
     ring_.fix(s);
-    s->flags |= IOSQE_CQE_SKIP_SUCCESS;
-    io_uring_sqe_set_data64(s, user_data(kCommit, b));
-    commit_unsent_.push_back(b);
+    io_uring_sqe_set_data64(s, user_data(kCommit, 0));
     counters_.commits.fetch_add(1, std::memory_order_relaxed);
     return 0;
 }
@@ -509,7 +491,7 @@ int BlkQueue::serve_uring() {
                 // The stop's fetches take what is there and never wait.
                 if (int ret = queue_fetch(want, !stopping && !more_); ret < 0)
                     return ret;
-            } else if (stopping && free_.size() == size_ && commit_unsent_.empty()) {
+            } else if (stopping && free_.size() == size_ && commit_bufs_.idle()) {
                 return 0;
             }
         }
@@ -520,10 +502,8 @@ int BlkQueue::serve_uring() {
         if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
             return ret;
         // Everything queued went in: the COMMITs' buffers are free again.
-        if (!io_uring_sq_ready(&ring_.get())) {
-            commit_free_.insert(commit_free_.end(), commit_unsent_.begin(), commit_unsent_.end());
-            commit_unsent_.clear();
-        }
+        if (!io_uring_sq_ready(&ring_.get()))
+            commit_bufs_.submitted();
         if (int err = reap(); err < 0)
             return err;
         if (fallback_)

@@ -202,10 +202,7 @@ class BlkQueue {
     unsigned fetch_max_ = 0;          // ... its max_fetch
     bool more_ = false;               // the last fetch said HVIO_RUN_OUT_MORE
     std::vector<uint16_t> fetch_buf_; // hvio_fetch_result, then the tags
-    // One buffer per COMMIT not yet submitted (the kernel copies it then).
-    std::vector<std::vector<hvio_completion>> commit_bufs_;
-    std::vector<uint32_t> commit_free_;
-    std::vector<uint32_t> commit_unsent_;
+    CommitBuffers commit_bufs_;       // of the COMMITs not yet submitted
 
     // BLKDISCARD off this thread (blk.h, kDiscardIoctl): slots go to the
     // helper thread, which signals offload_efd_ when it finished some.

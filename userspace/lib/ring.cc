@@ -48,6 +48,34 @@ int Ring::register_files(std::span<const int> fds) {
     return ret;
 }
 
+void CommitBuffers::prep(io_uring_sqe *s, int dev, uint16_t queue,
+                         std::vector<hvio_completion> &commits) {
+    uint32_t b;
+    if (free_.empty()) {
+        b = static_cast<uint32_t>(bufs_.size());
+        bufs_.emplace_back().reserve(reserve_);
+    } else {
+        b = free_.back();
+        free_.pop_back();
+    }
+    // The completions move to this COMMIT's buffer; commits gets its old
+    // (empty) storage.
+    bufs_[b].swap(commits);
+    commits.clear();
+    hvio_uring_commit c{};
+    c.queue = queue;
+    c.nr_commit = static_cast<uint16_t>(bufs_[b].size());
+    c.commits_addr = reinterpret_cast<uintptr_t>(bufs_[b].data());
+    prep_uring_cmd(s, dev, HVIO_URING_COMMIT, c);
+    s->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    unsent_.push_back(b);
+}
+
+void CommitBuffers::submitted() {
+    free_.insert(free_.end(), unsent_.begin(), unsent_.end());
+    unsent_.clear();
+}
+
 void Ring::fix(io_uring_sqe *s) const {
     if (s->flags & IOSQE_FIXED_FILE)
         return;

@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <cstring>
 #include <liburing.h>
+#include <linux/hvio.h>
 #include <span>
 #include <vector>
 
@@ -83,6 +84,30 @@ template <typename T> void prep_uring_cmd(io_uring_sqe *s, int fd, uint32_t op, 
     s->cmd_op = op;
     std::memcpy(s->cmd, &payload, sizeof(payload));
 }
+
+// The completions of HVIO_URING_COMMIT SQEs.  The kernel copies them when
+// io_uring_enter submits the SQE, so each buffer lives until then and is
+// reused afterwards.  A COMMIT posts a CQE only when it fails
+// (IOSQE_CQE_SKIP_SUCCESS): callers do not count it among their SQEs in
+// flight.
+class CommitBuffers {
+  public:
+    // Buffers get room for reserve completions when first made.
+    explicit CommitBuffers(size_t reserve = 0) : reserve_(reserve) {}
+    // Moves commits (left empty) into a buffer and makes s the COMMIT of
+    // queue on the device fd dev.
+    void prep(io_uring_sqe *s, int dev, uint16_t queue, std::vector<hvio_completion> &commits);
+    // Everything queued was submitted: the buffers are free again.
+    void submitted();
+    // No COMMIT waits to be submitted.
+    bool idle() const { return unsent_.empty(); }
+
+  private:
+    size_t reserve_;
+    std::vector<std::vector<hvio_completion>> bufs_;
+    std::vector<uint32_t> free_;
+    std::vector<uint32_t> unsent_;
+};
 
 // Cancels every request in flight in ring and reaps completions until
 // *inflight (the caller's count of SQEs submitted and not yet completed;
