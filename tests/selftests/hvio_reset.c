@@ -418,11 +418,13 @@ static int daemon_kill(FIXTURE_DATA(slow) *self, int sig)
 }
 
 /*
- * The kernel's stale count of queue 0, from `hvio status --json` (the
- * first "stale" of the report is the kernel's queue counter); -1 if the
- * daemon did not answer.
+ * A number from `hvio status --json`: the first @key after @section (""
+ * for the start); -1 if the daemon did not answer.  The kernel's queue
+ * counters sit under "kernel"; the daemon's own ("inflight": ops fetched
+ * and not committed) come before it.
  */
-static long kernel_stale(FIXTURE_DATA(slow) *self)
+static long status_num(FIXTURE_DATA(slow) *self, const char *section,
+		       const char *key)
 {
 	char out[16384], *p;
 	size_t len = 0;
@@ -447,9 +449,32 @@ static long kernel_stale(FIXTURE_DATA(slow) *self)
 	close(pfd[0]);
 	if (pid < 0 || waitpid(pid, &st, 0) != pid)
 		return -1;
-	p = strstr(out, "\"kernel\"");
-	p = p ? strstr(p, "\"stale\":") : NULL;
-	return p ? strtol(p + 8, NULL, 10) : -1;
+	p = strstr(out, section);
+	p = p ? strstr(p, key) : NULL;
+	return p ? strtol(p + strlen(key), NULL, 10) : -1;
+}
+
+/* The kernel's stale count of queue 0. */
+static long kernel_stale(FIXTURE_DATA(slow) *self)
+{
+	return status_num(self, "\"kernel\"", "\"stale\":");
+}
+
+/*
+ * Wait until the daemon holds @n ops.  The guest's avail_event moves when
+ * the kernel parsed the chains, a moment before it hands them to the
+ * daemon; a reset in between drops them unexecuted and is not held.
+ */
+static bool wait_daemon_holds(FIXTURE_DATA(slow) *self, long n, unsigned int ms)
+{
+	uint64_t t0 = fg_now_ms();
+
+	while (status_num(self, "", "\"inflight\":") < n) {
+		if (fg_now_ms() - t0 > ms)
+			return false;
+		fg_sleep_ms(5);
+	}
+	return true;
 }
 
 FIXTURE_SETUP(slow)
@@ -499,6 +524,8 @@ TEST_F(slow, reset_waits_for_reads_in_flight)
 	NEED_SETUP();
 	post_reads(&self->r, 0, 32768);
 	ASSERT_TRUE(wait_taken(&self->r, LONG_MS)) TH_LOG("the daemon did not take the reads");
+	ASSERT_TRUE(wait_daemon_holds(self, NREQ, LONG_MS))
+		TH_LOG("the daemon does not hold the %d reads", NREQ);
 	t0 = fg_now_ms();
 	before = push_reset(&self->r);
 	ASSERT_NE(~0ULL, before);
@@ -546,6 +573,8 @@ TEST_F(slow, reset_pending_when_daemon_killed)
 	NEED_SETUP();
 	post_reads(&self->r, 0, 32768);
 	ASSERT_TRUE(wait_taken(&self->r, LONG_MS)) TH_LOG("the daemon did not take the reads");
+	ASSERT_TRUE(wait_daemon_holds(self, NREQ, LONG_MS))
+		TH_LOG("the daemon does not hold the %d reads", NREQ);
 	before = push_reset(&self->r);
 	ASSERT_NE(~0ULL, before);
 	EXPECT_FALSE(answered(&self->r, before))
