@@ -387,8 +387,9 @@ again:
 			break;
 	}
 
+	/* Generation or epoch changed: the caller's hand-out frees the ops. */
 	if (!hvio_queue_flush_done(q, drained, broken))
-		return 0;
+		return n;
 	/* The re-check after re-arming avail_event, as for other queues. */
 	if (drained && !broken && n < max && pops < size &&
 	    hvio_queue_more(q))

@@ -646,12 +646,17 @@ again:
 	if (drained && !n && q->poll_suppressed && !polled) {
 		polled = true;
 		if (q->nr_done && !hvio_queue_flush_done(q, false, false))
-			return 0;
+			return n;
 		if (hvio_queue_poll(q))
 			goto again;
 	}
+	/*
+	 * Reset or QueueReady = 0 meanwhile: the ops go back to the caller
+	 * all the same, whose hand-out sees the change and frees their
+	 * heads (left in flight, they would wait for a commit for ever).
+	 */
 	if (!hvio_queue_flush_done(q, drained, broken))
-		return 0;
+		return n;
 	if (drained)
 		q->poll_suppressed = false;
 	/*

@@ -539,6 +539,68 @@ TEST_F(engine, queue_ready_zero_stops_the_engine)
 	free(snap);
 }
 
+struct fetch_arg {
+	FIXTURE_DATA(engine) *self;
+	int ret;
+	uint32_t flags;
+};
+
+static void *fetch_all(void *arg)
+{
+	struct fetch_arg *a = arg;
+
+	pin(0);
+	a->ret = run(a->self, NULL, 0, a->self->qn, &a->flags);
+	return NULL;
+}
+
+TEST_F(engine, ready_zero_during_a_fetch_leaves_no_head_waiting)
+{
+	/*
+	 * The driver writes QueueReady = 0 while a fetch of 32768 reads is
+	 * parsing them: the fetch hands out nothing (the rings were taken
+	 * back), and the heads it had parsed must not be left waiting for a
+	 * daemon commit that can never come: a read posted at head 0 of the
+	 * new rings is handed out at once.
+	 */
+	struct fg_vq *vq = &self->v.vq[0], nvq;
+	struct fetch_arg a = { .self = self };
+	struct hvio_queue_stats st;
+	pthread_t th;
+	int i;
+
+	NEED_SETUP();
+	ASSERT_EQ(0, make(self, 32768, BLK_F_ALL)) TH_LOG("%s", self->v.err);
+	set_request(self, VIRTIO_BLK_T_IN);
+	for (i = 0; i < 32768; i++)
+		post_at(self, i);
+	kick(self);
+	pin(1);
+	ASSERT_EQ(0, pthread_create(&th, NULL, fetch_all, &a));
+	fg_sleep_ms(20);
+	fg_vdev_wr(&self->v, VIRTIO_MMIO_QUEUE_SEL, 0);
+	fg_vdev_wr(&self->v, VIRTIO_MMIO_QUEUE_READY, 0);
+	pthread_join(th, NULL);
+	pin_all();
+	st = qstats(self);
+	TH_LOG("the fetch parsed %llu reads and handed out %d",
+	       (unsigned long long)st.ops, a.ret);
+	if (a.ret == 32768 || !st.ops)
+		SKIP(return, "QueueReady = 0 did not land during the fetch (%s)",
+		     st.ops ? "after it" : "before it");
+	EXPECT_EQ(0, a.ret) TH_LOG("ops of rings taken back were handed out");
+
+	/* New rings, ready again, a read at head 0. */
+	fg_vring_layout(NEW_RINGS, 32768, &nvq);
+	fg_vdev_setup_queue(&self->v, 0, &nvq);
+	ASSERT_EQ(1, fg_vdev_rd(&self->v, VIRTIO_MMIO_QUEUE_READY));
+	*vq = nvq;
+	self->avail_idx = 0;
+	post_kick(self, VIRTIO_BLK_T_IN, 1);
+	EXPECT_EQ(1, run(self, NULL, 0, 16, NULL))
+		TH_LOG("head 0 waits for an op of the old rings nobody holds");
+}
+
 TEST_F(engine, completion_after_ready_zero_is_dropped)
 {
 	/*
