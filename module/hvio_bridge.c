@@ -18,6 +18,7 @@
 #include <linux/workqueue.h>
 
 #include "hvio_internal.h"
+#include "hvio_trace.h"
 
 /*
  * Requests handled per handler run before the rest is deferred to a work
@@ -285,6 +286,7 @@ void hvio_bridge_inject(struct hvio_dev *dev)
 	if (!pushed)
 		set_bit(dev->slot, hvio.res_pending);
 	spin_unlock_irqrestore(&hvio.res_lock, flags);
+	trace_hvio_inject(dev->zone->id, dev->irq, !pushed);
 
 	/* Even when full: FINISH_REQ makes the hypervisor drain the ring. */
 	hvio_bridge_finish();
@@ -329,6 +331,8 @@ static void hvio_res_work_fn(struct work_struct *work)
 			break;
 		}
 		clear_bit(slot, hvio.res_pending);
+		/* The deferred interrupt, pushed now. */
+		trace_hvio_inject(dev->zone->id, dev->irq, false);
 	}
 	spin_unlock(&hvio.res_lock);
 	spin_unlock_irq(&hvio.lock);

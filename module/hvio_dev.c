@@ -23,6 +23,7 @@
 
 #include "hvio_compat.h"
 #include "hvio_devtype.h"
+#include "hvio_trace.h"
 
 /* Largest virtio device type id the spec allocates room for today. */
 #define HVIO_MAX_DEVICE_ID	63
@@ -56,6 +57,7 @@ static void hvio_dev_kick(struct hvio_mmio *m, u32 queue)
 	struct hvio_dev *dev = hvio_mmio_to_dev(m);
 
 	lockdep_assert_held(&dev->lock);
+	trace_hvio_kick(dev->zone->id, dev->mmio_base, queue, 0);
 	/* A queue with a parked FETCH or an eventfd is woken through it. */
 	if (hvio_queue_kick(dev, queue))
 		return;
@@ -266,9 +268,13 @@ enum hvio_access hvio_dev_access(u32 zone_id, u64 addr, u32 size,
 			gen = dev->mmio.generation;
 			status = dev->mmio.status;
 			hvio_mmio_write(&dev->mmio, off, size, value);
-			if (dev->mmio.generation != gen &&
-			    hvio_dev_reset_hold(dev, cpu, status))
-				ret = HVIO_ACCESS_HELD;
+			if (dev->mmio.generation != gen) {
+				if (hvio_dev_reset_hold(dev, cpu, status))
+					ret = HVIO_ACCESS_HELD;
+				trace_hvio_reset(zone_id, dev->mmio_base,
+						 dev->mmio.generation,
+						 ret == HVIO_ACCESS_HELD);
+			}
 		} else {
 			*result = hvio_mmio_read(&dev->mmio, off, size);
 			/* The reset is not complete until it is answered. */

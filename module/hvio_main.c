@@ -16,6 +16,9 @@
 
 #include "hvio_internal.h"
 
+#define CREATE_TRACE_POINTS
+#include "hvio_trace.h"
+
 static char *hypervisor = "hvisor";
 module_param(hypervisor, charp, 0444);
 MODULE_PARM_DESC(hypervisor, "hvisor (default: real hypercalls) or sim (userspace stand-in through /dev/hvio-sim)");

@@ -39,6 +39,7 @@
 
 #include "hvio_compat.h"
 #include "hvio_internal.h"
+#include "hvio_trace.h"
 
 static void *hvio_queue_mem_map(void *ctx, u64 gpa, u64 len)
 {
@@ -356,6 +357,9 @@ enum hvio_take hvio_queue_take(struct hvio_queue *q,
 	err = hvio_vq_pop(&q->vq, q->segs, ARRAY_SIZE(q->segs), chain);
 	if (err == HVIO_VQ_EMPTY)
 		return HVIO_TAKE_EMPTY;
+	if (err == HVIO_VQ_E_HEAD || err == HVIO_VQ_E_AVAIL_JUMP)
+		trace_hvio_vq_error(q->dev->zone->id, q->dev->mmio_base,
+				    q->index, err);
 	if (err == HVIO_VQ_BROKEN || err == HVIO_VQ_E_HEAD ||
 	    err == HVIO_VQ_E_AVAIL_JUMP)
 		return HVIO_TAKE_BROKEN;
@@ -372,6 +376,8 @@ enum hvio_take hvio_queue_take(struct hvio_queue *q,
 		return HVIO_TAKE_BROKEN;
 	q->stats.reqs++;
 	if (err != HVIO_VQ_OK) {
+		trace_hvio_vq_error(q->dev->zone->id, q->dev->mmio_base,
+				    q->index, err);
 		hvio_queue_done_next(q, chain->head);
 		q->nr_done++;
 		return HVIO_TAKE_BAD;
@@ -916,6 +922,12 @@ int hvio_queue_serve(struct hvio_queue *q, const struct hvio_completion *c,
 	if (*nr_fetched && !hvio_queue_hand_out(q, tags, *nr_fetched))
 		*nr_fetched = 0;
 	mutex_unlock(&q->lock);
+	if (nr_commit)
+		trace_hvio_commit(q->dev->zone->id, q->dev->mmio_base, q->index,
+				  nr_commit);
+	if (*nr_fetched)
+		trace_hvio_fetch(q->dev->zone->id, q->dev->mmio_base, q->index,
+				 *nr_fetched);
 	return ret;
 }
 

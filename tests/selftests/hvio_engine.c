@@ -11,6 +11,8 @@
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <time.h>
 #include <sys/wait.h>
@@ -599,6 +601,92 @@ TEST_F(engine, ready_zero_during_a_fetch_leaves_no_head_waiting)
 	post_kick(self, VIRTIO_BLK_T_IN, 1);
 	EXPECT_EQ(1, run(self, NULL, 0, 16, NULL))
 		TH_LOG("head 0 waits for an op of the old rings nobody holds");
+}
+
+#define TRACEFS	"/sys/kernel/tracing"
+
+/* All of the trace buffer (at most @len - 1 bytes), NUL-terminated. */
+static size_t read_trace(char *buf, size_t len)
+{
+	size_t n = 0;
+	ssize_t r;
+	int fd = open(TRACEFS "/trace", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	while (n < len - 1 && (r = read(fd, buf + n, len - 1 - n)) > 0)
+		n += r;
+	buf[n] = 0;
+	close(fd);
+	return n;
+}
+
+TEST_F(engine, tracepoints_show_the_data_path)
+{
+	/*
+	 * With events/hvio enabled, one read request, its commit, a chain
+	 * outside zone RAM and a reset show up in the trace buffer as
+	 * hvio_kick, hvio_fetch, hvio_commit, hvio_inject, hvio_vq_error
+	 * (err=addr) and hvio_reset, each naming the zone and the device.
+	 */
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct hvio_completion c;
+	char want[160], dev[32];
+	static char buf[1 << 16];
+	const char *const events[] = { "hvio_kick", "hvio_fetch",
+				       "hvio_commit", "hvio_inject",
+				       "hvio_vq_error", "hvio_reset" };
+	struct stat sb;
+	unsigned int i;
+
+	NEED_SETUP();
+	if (stat(TRACEFS "/events", &sb) &&
+	    mount("nodev", TRACEFS, "tracefs", 0, NULL) && errno == ENODEV)
+		SKIP(return, "kernel without tracefs");
+	ASSERT_EQ(0, stat(TRACEFS "/events/hvio", &sb))
+		TH_LOG("no events/hvio in %s: %s", TRACEFS, strerror(errno));
+	ASSERT_EQ(0, fg_write_file(TRACEFS "/trace", ""));
+	ASSERT_EQ(0, fg_write_file(TRACEFS "/events/hvio/enable", "1"));
+
+	ASSERT_EQ(0, make(self, 16, BLK_F_ALL)) TH_LOG("%s", self->v.err);
+	post_kick(self, VIRTIO_BLK_T_IN, 1);
+	EXPECT_EQ(1, run(self, NULL, 0, 16, NULL));
+	c = completion(self, 0, 512);
+	EXPECT_EQ(0, run(self, &c, 1, 16, NULL));
+	/* A direct descriptor far outside the zone's RAM, at head 1. */
+	desc = gptr(self, self->v.vq[0].desc);
+	avail = gptr(self, self->v.vq[0].driver);
+	desc[1] = (struct vring_desc){ .addr = 1ULL << 46, .len = 512,
+				       .flags = VRING_DESC_F_WRITE };
+	avail->ring[self->avail_idx % self->v.vq[0].num] = 1;
+	__atomic_store_n(&avail->idx, ++self->avail_idx, __ATOMIC_RELEASE);
+	kick(self);
+	EXPECT_EQ(0, run(self, NULL, 0, 16, NULL));
+	fg_vdev_wr(&self->v, VIRTIO_MMIO_STATUS, 0);
+	fg_write_file(TRACEFS "/events/hvio/enable", "0");
+
+	read_trace(buf, sizeof(buf));
+	snprintf(dev, sizeof(dev), "dev=%#llx", (unsigned long long)MMIO_BASE);
+	for (i = 0; i < ARRAY_SIZE(events); i++) {
+		if (!strcmp(events[i], "hvio_inject"))
+			snprintf(want, sizeof(want), "hvio_inject: zone=%u irq=%u",
+				 ZONE_A, IRQ);
+		else
+			snprintf(want, sizeof(want), "%s: zone=%u %s", events[i],
+				 ZONE_A, dev);
+		EXPECT_NE(NULL, strstr(buf, want))
+			TH_LOG("no \"%s\" in the trace:\n%s", want, buf);
+	}
+	snprintf(want, sizeof(want), "hvio_fetch: zone=%u %s queue=0 nr=1",
+		 ZONE_A, dev);
+	EXPECT_NE(NULL, strstr(buf, want)) TH_LOG("no \"%s\"", want);
+	snprintf(want, sizeof(want), "hvio_commit: zone=%u %s queue=0 nr=1",
+		 ZONE_A, dev);
+	EXPECT_NE(NULL, strstr(buf, want)) TH_LOG("no \"%s\"", want);
+	snprintf(want, sizeof(want), "hvio_vq_error: zone=%u %s queue=0 err=addr",
+		 ZONE_A, dev);
+	EXPECT_NE(NULL, strstr(buf, want)) TH_LOG("no \"%s\"", want);
 }
 
 TEST_F(engine, completion_after_ready_zero_is_dropped)
