@@ -100,6 +100,7 @@ struct hvio_tag {
 	u32 used_len;			/* blk: used length on success;
 					 * net RX: the chain's capacity
 					 */
+	u64 taken_ns;			/* ktime the chain left the avail ring */
 	u16 next;			/* net RX: next chain or HVIO_NO_TAG */
 	u8 nr_segs;			/* net RX: the chain's own segments */
 	u8 state;			/* enum hvio_tag_state */
@@ -144,6 +145,7 @@ struct hvio_queue {
 	u32 nr_done;
 	struct eventfd_ctx *efd;
 	struct hvio_queue_stats stats;
+	struct hvio_queue_latency lat;	/* under dev->lock */
 	/*
 	 * Under dev->lock: ops handed to the daemon and not committed, of the
 	 * current generation and of earlier ones (a reset moves the first

@@ -576,7 +576,7 @@ static u16 hvio_queue_fetch(struct hvio_queue *q, u16 *tags, u16 max,
 	struct hvio_op *op;
 	u16 n = 0, taken = 0;
 	bool drained, broken, more, budget = false, polled = false;
-	u64 bytes = 0;
+	u64 bytes = 0, now;
 	int avail;
 
 	/* Ops an earlier daemon left uncommitted come first. */
@@ -591,6 +591,7 @@ static u16 hvio_queue_fetch(struct hvio_queue *q, u16 *tags, u16 max,
 		return n + type->rx_fetch(q, tags + n, max - n, out_flags);
 	max -= n;
 again:
+	now = ktime_get_ns();
 	drained = false;
 	broken = false;
 	more = false;
@@ -628,6 +629,7 @@ again:
 		}
 		hvio_queue_op_gen(q, op);
 		q->tags[chain.head].state = HVIO_TAG_OP;
+		q->tags[chain.head].taken_ns = now;
 		q->stats.ops++;
 		bytes += op->len;
 		tags[n++] = chain.head;
@@ -731,8 +733,21 @@ static u64 hvio_completion_gen(const struct hvio_completion *c)
  * Returns 1 when it was written into the used ring's batch, 0 when it was
  * dropped, -EINVAL for a tag that is not in flight.
  */
+/* Under dev->lock: one request of @ns for the latency histogram. */
+static void hvio_queue_lat_add(struct hvio_queue *q, u64 ns)
+{
+	struct hvio_queue_latency *l = &q->lat;
+
+	l->count++;
+	l->sum_ns += ns;
+	if (ns > l->max_ns)
+		l->max_ns = ns;
+	l->buckets[min_t(u32, fls64(div_u64(ns, NSEC_PER_USEC)),
+			 HVIO_LAT_BUCKETS - 1)]++;
+}
+
 static int hvio_queue_complete_one(struct hvio_queue *q,
-				   const struct hvio_completion *c)
+				   const struct hvio_completion *c, u64 now)
 {
 	const struct hvio_devtype *type = q->dev->type;
 	u32 size = q->dev->mmio.queue_size_max;
@@ -761,6 +776,8 @@ static int hvio_queue_complete_one(struct hvio_queue *q,
 	/* Unused receive ops come back cancelled: no error. */
 	if (c->result < 0 && !(type->cancel_ok && c->result == -ECANCELED))
 		q->stats.errors++;
+	if (!hvio_queue_is_rx(q))
+		hvio_queue_lat_add(q, now - t->taken_ns);
 	type->complete(q, tag, c->result);
 	return 1;
 }
@@ -797,7 +814,7 @@ static int hvio_queue_commit(struct hvio_queue *q,
 					q->ops_old--;
 				continue;
 			}
-			r = hvio_queue_complete_one(q, &c[i]);
+			r = hvio_queue_complete_one(q, &c[i], t0);
 			if (r < 0) {
 				ret = r;
 				break;
@@ -1048,12 +1065,31 @@ static long hvio_queue_get_stats(struct hvio_dev *dev, void __user *argp)
 	return copy_to_user(argp, &st, sizeof(st)) ? -EFAULT : 0;
 }
 
+static long hvio_queue_get_latency(struct hvio_dev *dev, void __user *argp)
+{
+	struct hvio_queue_latency lat;
+	u16 idx;
+
+	if (copy_from_user(&lat, argp, sizeof(lat)))
+		return -EFAULT;
+	if (lat.queue >= dev->mmio.num_queues || lat.reserved0)
+		return -EINVAL;
+	idx = array_index_nospec(lat.queue, dev->mmio.num_queues);
+	spin_lock_irq(&dev->lock);
+	lat = dev->queues[idx].lat;
+	spin_unlock_irq(&dev->lock);
+	lat.queue = idx;
+	lat.reserved0 = 0;
+	lat.nr_buckets = HVIO_LAT_BUCKETS;
+	return copy_to_user(argp, &lat, sizeof(lat)) ? -EFAULT : 0;
+}
+
 /**
  * hvio_queue_ioctl() - queue ioctls of a device fd
  * @dev: device
  * @cmd: HVIO_DEV_QUEUE_RUN, HVIO_DEV_SET_QUEUE_EVENTFD,
- *       HVIO_DEV_GET_QUEUE_STATS, HVIO_DEV_QUEUE_UNPARK or
- *       HVIO_DEV_SET_POLL
+ *       HVIO_DEV_GET_QUEUE_STATS, HVIO_DEV_GET_QUEUE_LATENCY,
+ *       HVIO_DEV_QUEUE_UNPARK or HVIO_DEV_SET_POLL
  * @argp: user argument
  *
  * Return: 0, a negative errno, or -ENOTTY for another command.
@@ -1078,6 +1114,8 @@ long hvio_queue_ioctl(struct hvio_dev *dev, unsigned int cmd,
 		return hvio_queue_set_eventfd(dev, argp);
 	case HVIO_DEV_GET_QUEUE_STATS:
 		return hvio_queue_get_stats(dev, argp);
+	case HVIO_DEV_GET_QUEUE_LATENCY:
+		return hvio_queue_get_latency(dev, argp);
 	case HVIO_DEV_QUEUE_UNPARK:
 		return hvio_uring_unpark(dev, argp);
 	default:

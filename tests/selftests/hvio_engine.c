@@ -689,6 +689,58 @@ TEST_F(engine, tracepoints_show_the_data_path)
 	EXPECT_NE(NULL, strstr(buf, want)) TH_LOG("no \"%s\"", want);
 }
 
+TEST_F(engine, latency_histogram_counts_each_request_once)
+{
+	/*
+	 * HVIO_DEV_GET_QUEUE_LATENCY: a read held 20 ms by the daemon is
+	 * counted once, in the log2 bucket of its time in microseconds; a
+	 * completion dropped as stale (QueueReady = 0 meanwhile) is not
+	 * counted; bad arguments EINVAL.
+	 */
+	struct hvio_queue_latency lat = { .queue = 0 };
+	struct hvio_completion c;
+	unsigned long long us;
+	unsigned int b = 0;
+
+	NEED_SETUP();
+	ASSERT_EQ(0, make(self, 16, BLK_F_ALL)) TH_LOG("%s", self->v.err);
+	post_kick(self, VIRTIO_BLK_T_IN, 1);
+	ASSERT_EQ(1, run(self, NULL, 0, 16, NULL));
+	fg_sleep_ms(20);
+	c = completion(self, 0, 512);
+	ASSERT_EQ(0, run(self, &c, 1, 16, NULL));
+	ASSERT_EQ(0, ioctl(self->fd, HVIO_DEV_GET_QUEUE_LATENCY, &lat));
+	EXPECT_EQ(HVIO_LAT_BUCKETS, lat.nr_buckets);
+	EXPECT_EQ(1, lat.count);
+	EXPECT_EQ(lat.max_ns, lat.sum_ns);
+	EXPECT_LE(20000000ULL, lat.max_ns);
+	for (us = lat.max_ns / 1000; us; us >>= 1)
+		b++;
+	if (b >= HVIO_LAT_BUCKETS)
+		b = HVIO_LAT_BUCKETS - 1;
+	EXPECT_EQ(1, lat.buckets[b])
+		TH_LOG("%llu us not in bucket %u", (unsigned long long)lat.max_ns / 1000, b);
+
+	/* Fetched, then the driver takes the queue back: dropped as stale. */
+	post_kick(self, VIRTIO_BLK_T_IN, 1);
+	ASSERT_EQ(1, run(self, NULL, 0, 16, NULL));
+	c = completion(self, self->tags[0], 512);
+	fg_vdev_wr(&self->v, VIRTIO_MMIO_QUEUE_SEL, 0);
+	fg_vdev_wr(&self->v, VIRTIO_MMIO_QUEUE_READY, 0);
+	EXPECT_EQ(0, run(self, &c, 1, 0, NULL));
+	EXPECT_EQ(1, qstats(self).stale);
+	ASSERT_EQ(0, ioctl(self->fd, HVIO_DEV_GET_QUEUE_LATENCY, &lat));
+	EXPECT_EQ(1, lat.count);
+
+	lat.queue = 1;
+	EXPECT_EQ(-1, ioctl(self->fd, HVIO_DEV_GET_QUEUE_LATENCY, &lat));
+	EXPECT_EQ(EINVAL, errno);
+	lat.queue = 0;
+	lat.reserved0 = 1;
+	EXPECT_EQ(-1, ioctl(self->fd, HVIO_DEV_GET_QUEUE_LATENCY, &lat));
+	EXPECT_EQ(EINVAL, errno);
+}
+
 TEST_F(engine, completion_after_ready_zero_is_dropped)
 {
 	/*

@@ -502,6 +502,26 @@ struct hvio_queue_stats {
 };
 #define HVIO_QUEUE_HOLD_ENTRIES	64
 
+/*
+ * HVIO_DEV_GET_QUEUE_LATENCY: how long a queue's requests took, from the
+ * kernel taking the chain off the avail ring to its completion written to
+ * the used ring: the daemon's I/O and every hand-off in between.  Counted
+ * for completions written in the current device's life (stale ones are
+ * not); receive queues count nothing (their buffers wait for traffic).
+ * buckets[0] counts requests under 1 us, buckets[i] those of
+ * [2^(i-1), 2^i) us, the last bucket everything from 2^22 us (4.2 s) on.
+ */
+#define HVIO_LAT_BUCKETS	24
+struct hvio_queue_latency {
+	__u16 queue;		/* in */
+	__u16 reserved0;	/* in: 0 */
+	__u32 nr_buckets;	/* out: HVIO_LAT_BUCKETS */
+	__u64 count;		/* requests counted */
+	__u64 sum_ns;		/* their total time */
+	__u64 max_ns;		/* the longest */
+	__u64 buckets[HVIO_LAT_BUCKETS];
+};
+
 #define HVIO_DEV_GET_INFO   _IOR(HVIO_IOC_MAGIC, 0x10, struct hvio_dev_info)
 #define HVIO_DEV_GET_STATS  _IOR(HVIO_IOC_MAGIC, 0x11, struct hvio_dev_stats)
 #define HVIO_DEV_SET_CONFIG _IOW(HVIO_IOC_MAGIC, 0x12, struct hvio_dev_config)
@@ -511,6 +531,8 @@ struct hvio_queue_stats {
 	_IOW(HVIO_IOC_MAGIC, 0x15, struct hvio_queue_eventfd)
 #define HVIO_DEV_GET_QUEUE_STATS \
 	_IOWR(HVIO_IOC_MAGIC, 0x16, struct hvio_queue_stats)
+#define HVIO_DEV_GET_QUEUE_LATENCY \
+	_IOWR(HVIO_IOC_MAGIC, 0x19, struct hvio_queue_latency)
 /*
  * HVIO_DEV_SET_POLL: after a QUEUE_RUN committed completions and then
  * found the queue's avail ring empty, poll it for up to poll_us before

@@ -39,6 +39,12 @@ Result<hvio_queue_stats> DeviceFd::queue_stats(uint16_t queue) const {
     return ioctl_out(fd_.get(), HVIO_DEV_GET_QUEUE_STATS, in);
 }
 
+Result<hvio_queue_latency> DeviceFd::queue_latency(uint16_t queue) const {
+    hvio_queue_latency in{};
+    in.queue = queue;
+    return ioctl_out(fd_.get(), HVIO_DEV_GET_QUEUE_LATENCY, in);
+}
+
 Result<void> DeviceFd::set_queue_eventfd(uint16_t queue, int efd) const {
     hvio_queue_eventfd qe{};
     qe.queue = queue;

@@ -31,6 +31,7 @@ class DeviceFd {
     Result<void> destroy_on_close() const;
     Result<hvio_dev_stats> stats() const;
     Result<hvio_queue_stats> queue_stats(uint16_t queue) const;
+    Result<hvio_queue_latency> queue_latency(uint16_t queue) const;
     Result<void> set_queue_eventfd(uint16_t queue, int efd) const;
     // HVIO_DEV_GET_EVENTS: read and clear the pending events.
     Result<hvio_dev_events> events() const;

@@ -39,6 +39,7 @@
 #include "control.h"
 #include "device.h"
 #include "guest_memory.h"
+#include "latency.h"
 #include "net.h"
 #include "net_queue.h"
 #include "queue.h"
@@ -1050,6 +1051,16 @@ json queue_stats_json(const hvio_queue_stats &s, bool net = false) {
     return j;
 }
 
+// The kernel's counters and request latencies of queue @q into @qj.
+void add_kernel_queue_json(json &qj, const DeviceFd &dev, uint16_t q, bool net) {
+    if (auto ks = dev.queue_stats(q))
+        qj["kernel"] = queue_stats_json(*ks, net);
+    else
+        qj["kernel_error"] = ks.message();
+    if (auto lat = dev.queue_latency(q))
+        qj["latency"] = latency_json(*lat);
+}
+
 // Which loop serves a queue (kPath*).
 const char *path_name(int path) {
     return path == kPathUring ? "uring" : path == kPathQueueRun ? "queue_run" : "starting";
@@ -1192,10 +1203,7 @@ std::string Daemon::report() {
         json queues = json::array();
         for (const auto &q : d->queues) {
             json qj{{"index", q->queue->index()}};
-            if (auto ks = d->dev.queue_stats(q->queue->index()))
-                qj["kernel"] = queue_stats_json(*ks);
-            else
-                qj["kernel_error"] = ks.message();
+            add_kernel_queue_json(qj, d->dev, q->queue->index(), false);
             qj["daemon"] = counters_json(q->queue->counters());
             queues.push_back(std::move(qj));
         }
@@ -1226,10 +1234,7 @@ std::string Daemon::report() {
         json queues = json::array();
         for (uint16_t q = 0; q < 2; q++) {
             json qj{{"index", q}, {"name", q == HVIO_NET_RX_QUEUE ? "rx" : "tx"}};
-            if (auto ks = d->dev.queue_stats(q))
-                qj["kernel"] = queue_stats_json(*ks, true);
-            else
-                qj["kernel_error"] = ks.message();
+            add_kernel_queue_json(qj, d->dev, q, true);
             queues.push_back(std::move(qj));
         }
         j["queues"] = std::move(queues);
@@ -1250,10 +1255,7 @@ std::string Daemon::report() {
         json queues = json::array();
         for (uint16_t q = 0; q < 2; q++) {
             json qj{{"index", q}, {"name", q == kConsoleRxQueue ? "rx" : "tx"}};
-            if (auto ks = d->dev.queue_stats(q))
-                qj["kernel"] = queue_stats_json(*ks, true);
-            else
-                qj["kernel_error"] = ks.message();
+            add_kernel_queue_json(qj, d->dev, q, true);
             queues.push_back(std::move(qj));
         }
         j["queues"] = std::move(queues);

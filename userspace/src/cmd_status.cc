@@ -297,6 +297,14 @@ void print_report(const json &r) {
             else
                 std::printf("    kernel  unavailable: %s\n",
                             q.value("kernel_error", std::string("?")).c_str());
+            if (q.contains("latency") && u64(q["latency"], "count")) {
+                const json &l = q["latency"];
+                std::printf("    latency %" PRIu64 " requests: mean %" PRIu64 " us, p50 <= %" PRIu64
+                            " us, p99 <= %" PRIu64 " us, p99.9 <= %" PRIu64 " us, max %" PRIu64
+                            " us\n",
+                            u64(l, "count"), u64(l, "mean_us"), u64(l, "p50_us"), u64(l, "p99_us"),
+                            u64(l, "p999_us"), u64(l, "max_us"));
+            }
             if (q.contains("daemon")) {
                 const json &dm = q["daemon"];
                 print_counters("daemon", dm);
