@@ -186,7 +186,9 @@ SYSCONFDIR ?= /etc
 # names another for uninstall.
 KRELEASE ?= $(or $(shell modinfo -F vermagic $(OUT)/hvio.ko 2>/dev/null | cut -d' ' -f1),$(shell uname -r))
 MODDIR = /lib/modules/$(KRELEASE)/updates
-HVIO_VERSION ?= $(or $(shell git describe --tags --always 2>/dev/null),0)
+# The daemon's version (CMake's project VERSION), else git's name for HEAD.
+HVIO_VERSION ?= $(or $(shell sed -n 's/^project(hvio VERSION \([^ )]*\).*/\1/p' userspace/CMakeLists.txt),\
+	$(shell git describe --tags --always 2>/dev/null),0)
 DKMS_SRC = /usr/src/hvio-$(HVIO_VERSION)
 
 .PHONY: install uninstall dkms-src
