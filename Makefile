@@ -1,13 +1,17 @@
 # SPDX-License-Identifier: GPL-2.0
 #
-# Top-level build of hvio: the module (kbuild against Debian's kernel
-# headers), the userspace daemon (CMake, C++20), the kselftest programs, and
-# the test entry points.  Everything goes to build/<arch>/.
+# Top-level build of hvio: the module (kbuild), the userspace daemon (CMake,
+# C++20), the kselftest programs, and the test entry points.  Everything
+# goes to build/<arch>/.
 #
-#   make [ARCH=x86_64|arm64]           module + userspace + selftests
+#   make [ARCH=..] [CROSS_COMPILE=..] [KDIR=..]   module + daemon (builds only)
+#   make module | userspace                       one of the two
+#   make install | uninstall [DESTDIR=] [PREFIX=/usr/local]
+#   make dkms-src [DESTDIR=]                      the module's sources for DKMS
 #   make selftest [ARCH=..] [T=group]  run the selftests in a QEMU VM (T=blk: all hvio_blk_*)
+#   make selftests                     build the selftest programs only
 #   make unit                          GoogleTest unit tests on the host
-#   make check                         unit + selftests on both arches
+#   make check                         unit + install + selftests on both arches
 #   make check-debug [T=group]         selftests on a KASAN/lockdep/kmemleak kernel
 #   make checkpatch | format | format-check | clean | deps
 #   make cross-check                   hypercall code for riscv64 etc.
@@ -17,22 +21,32 @@
 #   PERF=1 (selftest, bench)           Debian's perf in the VM as /usr/bin/perf
 #   make e2e [ARCH=..]                 a Debian kernel as a zone under hvemu (KVM)
 #
-# Missing tools, kernels and headers are installed by scripts/deps, which is
-# a fast no-op once everything is there.
+# make, make module and make userspace install nothing: what is missing is
+# listed with the command that installs it (scripts/build-check).  Only
+# `make deps` and the test and demo targets run scripts/deps, which
+# installs the tools, kernels and headers they need (a fast no-op once
+# everything is there).  Documentation/install.md has the details.
 
-ARCH ?= x86_64
-override ARCH := $(patsubst aarch64,arm64,$(patsubst amd64,x86_64,$(ARCH)))
+HOST_ARCH := $(shell uname -m | sed 's/aarch64/arm64/')
+ARCH ?= $(HOST_ARCH)
+override ARCH := $(patsubst aarch64,arm64,$(patsubst amd64,x86_64,$(patsubst x86,x86_64,$(ARCH))))
 ifeq ($(ARCH),x86_64)
 KARCH := x86
-XCOMPILE :=
 else ifeq ($(ARCH),arm64)
 KARCH := arm64
-XCOMPILE := aarch64-linux-gnu-
 else
 $(error ARCH must be x86_64 or arm64, not '$(ARCH)')
 endif
+# The kernel's convention: CROSS_COMPILE prefixes gcc, g++, ld.  Native
+# builds need none; a cross build defaults to Debian's cross compilers.
+ifeq ($(ARCH),$(HOST_ARCH))
+CROSS_COMPILE ?=
+else ifeq ($(ARCH),arm64)
+CROSS_COMPILE ?= aarch64-linux-gnu-
+else
+CROSS_COMPILE ?= x86_64-linux-gnu-
+endif
 
-HOST_ARCH := $(shell uname -m | sed 's/aarch64/arm64/')
 OUT := build/$(ARCH)
 VM_TIMEOUT ?= 900
 # Per-program limit inside the VM, from the kselftest settings file.
@@ -42,7 +56,20 @@ T ?=
 # Paths that depend on what is installed: evaluated only when used, i.e.
 # after scripts/deps has run.
 common = . scripts/common.sh;
-KDIR = $(shell bash -c '$(common) hvio_kdir $(ARCH)')
+# The kernel the test VM boots: Debian's, headers from scripts/deps.  The
+# test targets always build their module (build/<arch>/test/) against it.
+VM_KDIR = $(shell bash -c '$(common) hvio_kdir $(ARCH)')
+# KDIR: the kernel build tree `make module` builds against (KDIR=... on the
+# command line or in the environment).  Default: the running kernel's,
+# when it is there and ARCH is this machine's, else the test VM's.
+RUNNING_KDIR := /lib/modules/$(shell uname -r)/build
+ifeq ($(origin KDIR),undefined)
+ifeq ($(ARCH):$(wildcard $(RUNNING_KDIR)/Makefile),$(HOST_ARCH):$(RUNNING_KDIR)/Makefile)
+KDIR := $(RUNNING_KDIR)
+else
+KDIR = $(VM_KDIR)
+endif
+endif
 KSFT_DIR := $(shell bash -c '$(common) hvio_kselftest_dir')
 CHECKPATCH := $(shell bash -c '$(common) hvio_checkpatch')
 
@@ -52,7 +79,7 @@ UAPI_HDRS := $(wildcard uapi/linux/*.h)
 
 # Selftests: each tests/selftests/hvio_<group>.c is one program, linked
 # with every other tests/selftests/*.c (shared helpers).
-ST_CC := $(XCOMPILE)gcc
+ST_CC := $(CROSS_COMPILE)gcc
 ST_CFLAGS := -static -O2 -g -Wall -pthread -I uapi -I $(KSFT_DIR) -I tests/selftests
 ST_SRCS := $(wildcard tests/selftests/hvio_*.c)
 ST_HELPERS := $(filter-out $(ST_SRCS),$(wildcard tests/selftests/*.c))
@@ -63,11 +90,18 @@ ST_BINS := $(patsubst tests/selftests/%.c,$(OUT)/selftests/%,$(ST_SRCS))
 ST_PICK = $(or $(wildcard tests/selftests/hvio_$(T).c),$(wildcard tests/selftests/hvio_$(T)_*.c))
 ST_RUN := $(if $(T),$(patsubst tests/selftests/%.c,$(OUT)/selftests/%,$(ST_PICK)),$(ST_BINS))
 
+# The daemon: build/<arch>/userspace/hvio, linked dynamically unless
+# HVIO_STATIC=ON; the test VMs (an initramfs without shared libraries) get
+# hvio-static, the same objects linked statically.
 CMAKE_DIR := $(OUT)/userspace
-CMAKE_ARGS := -S userspace -B $(CMAKE_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+HVIO_STATIC ?= OFF
+CMAKE_ARGS := -S userspace -B $(CMAKE_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHVIO_STATIC=$(HVIO_STATIC)
 ifneq ($(ARCH),$(HOST_ARCH))
-CMAKE_ARGS += -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/userspace/cmake/$(XCOMPILE)toolchain.cmake
+TOOLCHAIN_FILE := userspace/cmake/$(CROSS_COMPILE)toolchain.cmake
+CMAKE_ARGS += $(if $(wildcard $(TOOLCHAIN_FILE)),-DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/$(TOOLCHAIN_FILE),\
+	-DCMAKE_SYSTEM_NAME=Linux -DCMAKE_C_COMPILER=$(CROSS_COMPILE)gcc -DCMAKE_CXX_COMPILER=$(CROSS_COMPILE)g++)
 endif
+VM_HVIO := $(CMAKE_DIR)/hvio-static
 JOBS := $(shell nproc)
 # -jN for CMake's make, unless we already run under a jobserver (make -j).
 JOBSFLAG = $(if $(findstring jobserver,$(MAKEFLAGS)),,-j$(JOBS))
@@ -76,40 +110,133 @@ FORMAT_SRCS = $(shell find userspace tests/unit tests/hvemu -name '*.cc' -o -nam
 		-o -name '*.cpp' -o -name '*.hpp' 2>/dev/null)
 
 .PHONY: all deps module userspace selftests selftest unit check check-debug clean bench fuzz profile \
-	checkpatch format format-check cross-check
+	checkpatch format format-check cross-check vm-build vm-module vm-userspace
 
-all: module userspace selftests
+all: module userspace
 
 deps:
 	@scripts/deps $(ARCH)
 
-# ---- module ---------------------------------------------------------------
-# kbuild writes objects next to the sources, and both arches build from the
-# same tree, so each arch builds in its own directory of symlinks.
-KB := $(OUT)/kbuild
+# The goals that install what they need first: every build rule they reach
+# waits for `deps` (order-only).  Plain builds (all, module, userspace,
+# install) never run it.  unit, check, check-debug and cross-check run
+# scripts/deps themselves; the e2e and fuzz rules always wait for it.
+DEPS_GOALS := selftest selftests vm-build vm-module vm-userspace bench profile e2e e2e-build demo \
+	checkpatch format format-check
+DEPS_FIRST := $(if $(filter $(DEPS_GOALS),$(MAKECMDGOALS)),deps)
 
-module: | deps
+# ---- module ---------------------------------------------------------------
+# kbuild writes objects next to the sources, and several builds (arches,
+# kernels) share one tree, so each builds in its own directory of symlinks.
+# $(call kbuild_module,DIR,KDIR,KO): build in DIR against KDIR, copy to KO.
+define kbuild_module
+	@scripts/build-check module "$(ARCH)" "$(CROSS_COMPILE)" "$(2)"
 	@[ -n "$(MOD_SRCS)" ] || { echo "make: no module/*.c yet" >&2; exit 1; }
-	@mkdir -p $(KB)/module
-	@ln -sfn ../../../Kbuild $(KB)/Kbuild
-	@ln -sfn ../../../uapi $(KB)/uapi
-	@find $(KB)/module -maxdepth 1 -type l -xtype l -delete
-	@for f in $(MOD_SRCS) $(MOD_HDRS); do \
-		ln -sfn ../../../../$$f $(KB)/$$f; done
-	$(MAKE) -C $(KDIR) M=$(CURDIR)/$(KB) ARCH=$(KARCH) \
-		CROSS_COMPILE=$(XCOMPILE) modules
-	@cp $(KB)/hvio.ko $(OUT)/hvio.ko
-	@echo "  MODULE  $(OUT)/hvio.ko"
+	@mkdir -p $(1)/module
+	@ln -sfn $(CURDIR)/Kbuild $(1)/Kbuild
+	@ln -sfn $(CURDIR)/uapi $(1)/uapi
+	@find $(1)/module -maxdepth 1 -type l -xtype l -delete
+	@for f in $(MOD_SRCS) $(MOD_HDRS); do ln -sfn $(CURDIR)/$$f $(1)/$$f; done
+	$(MAKE) -C $(2) M=$(CURDIR)/$(1) ARCH=$(KARCH) CROSS_COMPILE=$(CROSS_COMPILE) modules
+	@cp $(1)/hvio.ko $(3)
+	@echo "  MODULE  $(3)"
+endef
+
+KB := $(OUT)/kbuild
+TEST_OUT := $(OUT)/test
+
+module: | $(DEPS_FIRST)
+	$(call kbuild_module,$(KB),$(KDIR),$(OUT)/hvio.ko)
+
+# The module the test VMs load (scripts/vm-run's default --ko).
+vm-module: | $(DEPS_FIRST)
+	@mkdir -p $(TEST_OUT)
+	$(call kbuild_module,$(TEST_OUT)/kbuild,$(VM_KDIR),$(TEST_OUT)/hvio.ko)
 
 # ---- userspace ------------------------------------------------------------
-userspace: | deps
-	@[ -f $(CMAKE_DIR)/CMakeCache.txt ] || cmake $(CMAKE_ARGS) >/dev/null
-	+cmake --build $(CMAKE_DIR) $(JOBSFLAG)
+# Configured once (again when HVIO_STATIC changes); unit tests only when
+# `make unit` asks for them (they need GoogleTest, which a board lacks).
+userspace: | $(DEPS_FIRST)
+	@scripts/build-check userspace "$(ARCH)" "$(CROSS_COMPILE)"
+	@grep -qx 'HVIO_STATIC:BOOL=$(HVIO_STATIC)' $(CMAKE_DIR)/CMakeCache.txt 2>/dev/null || \
+		cmake $(CMAKE_ARGS) $(if $(wildcard $(CMAKE_DIR)/CMakeCache.txt),,-DHVIO_UNIT_TESTS=OFF) >/dev/null
+	+cmake --build $(CMAKE_DIR) --target hvio $(JOBSFLAG)
+
+vm-userspace: userspace
+	+cmake --build $(CMAKE_DIR) --target hvio-static $(JOBSFLAG)
+
+# What the test VMs run: module, static daemon, selftest programs.
+vm-build: vm-module vm-userspace selftests
+
+# ---- install --------------------------------------------------------------
+# As any out-of-tree driver and daemon: hvio.ko into the updates/ directory
+# of the kernel it was built for (then depmod, unless DESTDIR: a staging
+# root runs its own), the daemon into $(PREFIX)/sbin, the systemd unit,
+# the man page when doc/hvio.8 exists, and an example config that never
+# replaces one already there.  `make uninstall` removes exactly these (the
+# example config only while unchanged).  Install builds nothing: `make`
+# first, as your user, then `sudo make install`.
+PREFIX ?= /usr/local
+DESTDIR ?=
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+# The release the module was built for (its vermagic); KRELEASE=...
+# names another for uninstall.
+KRELEASE ?= $(or $(shell modinfo -F vermagic $(OUT)/hvio.ko 2>/dev/null | cut -d' ' -f1),$(shell uname -r))
+MODDIR = /lib/modules/$(KRELEASE)/updates
+# The daemon's version (CMake's project VERSION), else git's name for HEAD.
+HVIO_VERSION ?= $(or $(shell sed -n 's/^project(hvio VERSION \([^ )]*\).*/\1/p' userspace/CMakeLists.txt),\
+	$(shell git describe --tags --always 2>/dev/null),0)
+DKMS_SRC = /usr/src/hvio-$(HVIO_VERSION)
+
+.PHONY: install uninstall dkms-src
+
+install:
+	@for f in $(OUT)/hvio.ko $(CMAKE_DIR)/hvio; do [ -f $$f ] || \
+		{ echo "make install: no $$f; build first: make ARCH=$(ARCH)" >&2; exit 1; }; done
+	install -D -m 644 $(OUT)/hvio.ko $(DESTDIR)$(MODDIR)/hvio.ko
+	install -D -m 755 $(CMAKE_DIR)/hvio $(DESTDIR)$(SBINDIR)/hvio
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|@SBINDIR@|$(SBINDIR)|g' dist/hvio@.service.in >$(DESTDIR)$(UNITDIR)/hvio@.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/hvio@.service
+	@if [ -f doc/hvio.8 ]; then \
+		echo install -D -m 644 doc/hvio.8 $(DESTDIR)$(MANDIR)/man8/hvio.8; \
+		install -D -m 644 doc/hvio.8 $(DESTDIR)$(MANDIR)/man8/hvio.8; fi
+	install -d $(DESTDIR)$(SYSCONFDIR)/hvio
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/hvio/example.json ]; then \
+		echo "  KEEP    $(DESTDIR)$(SYSCONFDIR)/hvio/example.json"; else \
+		echo install -m 644 dist/example.json $(DESTDIR)$(SYSCONFDIR)/hvio/example.json; \
+		install -m 644 dist/example.json $(DESTDIR)$(SYSCONFDIR)/hvio/example.json; fi
+	$(if $(DESTDIR),,depmod -a $(KRELEASE))
+
+uninstall:
+	rm -f $(DESTDIR)$(MODDIR)/hvio.ko $(DESTDIR)$(SBINDIR)/hvio \
+		$(DESTDIR)$(UNITDIR)/hvio@.service $(DESTDIR)$(MANDIR)/man8/hvio.8
+	@if cmp -s dist/example.json $(DESTDIR)$(SYSCONFDIR)/hvio/example.json; then \
+		echo rm -f $(DESTDIR)$(SYSCONFDIR)/hvio/example.json; \
+		rm -f $(DESTDIR)$(SYSCONFDIR)/hvio/example.json; \
+	elif [ -e $(DESTDIR)$(SYSCONFDIR)/hvio/example.json ]; then \
+		echo "  KEEP    $(DESTDIR)$(SYSCONFDIR)/hvio/example.json (changed)"; fi
+	-@rmdir $(DESTDIR)$(SYSCONFDIR)/hvio 2>/dev/null
+	$(if $(DESTDIR),,[ ! -d /lib/modules/$(KRELEASE) ] || depmod -a $(KRELEASE))
+
+# The module's sources and dkms.conf in $(DESTDIR)/usr/src/hvio-VERSION,
+# for `dkms install hvio/VERSION` (Documentation/install.md).
+dkms-src:
+	rm -rf $(DESTDIR)$(DKMS_SRC)
+	install -d $(DESTDIR)$(DKMS_SRC)/module $(DESTDIR)$(DKMS_SRC)/uapi/linux
+	install -m 644 Kbuild $(DESTDIR)$(DKMS_SRC)/
+	install -m 644 $(MOD_SRCS) $(MOD_HDRS) $(DESTDIR)$(DKMS_SRC)/module/
+	install -m 644 $(UAPI_HDRS) $(DESTDIR)$(DKMS_SRC)/uapi/linux/
+	sed 's|@VERSION@|$(HVIO_VERSION)|g' dist/dkms.conf.in >$(DESTDIR)$(DKMS_SRC)/dkms.conf
+	@echo "  DKMS    $(DESTDIR)$(DKMS_SRC): dkms install hvio/$(HVIO_VERSION)"
 
 # ---- selftests ------------------------------------------------------------
 selftests: $(ST_BINS)
 
-$(OUT)/selftests/%: tests/selftests/%.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDRS) | deps
+$(OUT)/selftests/%: tests/selftests/%.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDRS) | $(DEPS_FIRST)
 	@mkdir -p $(@D)
 	$(ST_CC) $(ST_CFLAGS) -o $@ $< $(ST_HELPERS)
 
@@ -124,10 +251,10 @@ VM_SIM_RAM := $(if $(filter 1,$(SIM_RAM_DT)),$(if $(filter arm64,$(ARCH)),--sim-
 PERF ?= 0
 VM_PERF := $(if $(filter 1,$(PERF)),--perf)
 
-selftest: all
+selftest: vm-build
 	@[ -n "$(ST_RUN)" ] || { echo "make: no tests/selftests/hvio_$(or $(T),*).c$(if $(T), or hvio_$(T)_*.c)" >&2; exit 1; }
 	scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) --prog-timeout $(PROG_TIMEOUT) $(VM_SIM_RAM) $(VM_PERF) \
-		--kmod tun --kmod "$(NULLB_KMOD)" --extra-file $(CMAKE_DIR)/hvio:/bin/hvio -- $(ST_RUN)
+		--kmod tun --kmod "$(NULLB_KMOD)" --extra-file $(VM_HVIO):/bin/hvio -- $(ST_RUN)
 
 # ---- benchmarks -----------------------------------------------------------
 # The bench programs play hvisor and a Linux-like guest driver against the
@@ -152,7 +279,7 @@ BENCH_KINDS := $(if $(filter all,$(BENCH)),blk net,$(BENCH))
 BENCH_RUN := $(if $(filter blk,$(BENCH_KINDS)),$(BENCH_BIN)) \
 	$(if $(filter net,$(BENCH_KINDS)),$(NETBENCH_BIN))
 
-$(BENCH_BIN): tests/bench/hvio_blkbench.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDRS) | deps
+$(BENCH_BIN): tests/bench/hvio_blkbench.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDRS) | $(DEPS_FIRST)
 	@mkdir -p $(@D) $(URING_INC)
 	@ln -sfn /usr/include/liburing.h $(URING_INC)/liburing.h
 	@ln -sfn /usr/include/liburing $(URING_INC)/liburing
@@ -160,22 +287,22 @@ $(BENCH_BIN): tests/bench/hvio_blkbench.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDRS) 
 		-L$(URING_LIB) -l:liburing.a
 
 # hvio_uring drives the device fd through io_uring: liburing, as the bench.
-$(OUT)/selftests/hvio_uring: tests/selftests/hvio_uring.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDRS) | deps
+$(OUT)/selftests/hvio_uring: tests/selftests/hvio_uring.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDRS) | $(DEPS_FIRST)
 	@mkdir -p $(@D) $(URING_INC)
 	@ln -sfn /usr/include/liburing.h $(URING_INC)/liburing.h
 	@ln -sfn /usr/include/liburing $(URING_INC)/liburing
 	$(ST_CC) $(ST_CFLAGS) -I $(URING_INC) -o $@ $< $(ST_HELPERS) \
 		-L$(URING_LIB) -l:liburing.a
 
-$(NETBENCH_BIN): tests/bench/hvio_netbench.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDRS) | deps
+$(NETBENCH_BIN): tests/bench/hvio_netbench.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDRS) | $(DEPS_FIRST)
 	@mkdir -p $(@D)
 	$(ST_CC) $(ST_CFLAGS) -o $@ $< $(ST_HELPERS)
 
-bench: all $(BENCH_RUN)
+bench: vm-build $(BENCH_RUN)
 	@[ -n "$(strip $(BENCH_RUN))" ] || { echo "bench: BENCH=all|blk|net, not '$(BENCH)'" >&2; exit 1; }
 	@mkdir -p build/bench
 	@{ scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) $(VM_SIM_RAM) $(VM_PERF) \
-		--kmod tun --kmod "null_blk nr_devices=0" --extra-file $(CMAKE_DIR)/hvio:/bin/hvio \
+		--kmod tun --kmod "null_blk nr_devices=0" --extra-file $(VM_HVIO):/bin/hvio \
 		--env HVIO_BENCH_SECONDS=$(BENCH_SECONDS) --env HVIO_BENCH_POLL_US=$(BENCH_POLL_US) \
 		--env HVIO_BENCH_CPU=$(BENCH_CPU) \
 		-- $(BENCH_RUN); echo $$? > $(OUT)/bench.rc; } | tee $(OUT)/bench.log
@@ -196,10 +323,10 @@ bench: all $(BENCH_RUN)
 #   make profile [ARCH=..] [PROFILE_QD=32] [BENCH_SECONDS=3] [BENCH_POLL_US=N] [BENCH_CPU=N]
 PROFILE_QD ?= 32
 PROFILE_OUT := build/profile/$(ARCH)-qd$(PROFILE_QD).txt
-profile: all $(BENCH_BIN)
+profile: vm-build $(BENCH_BIN)
 	@mkdir -p build/profile
 	@{ scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) $(VM_SIM_RAM) --perf --name profile \
-		--kmod "null_blk nr_devices=0" --extra-file $(CMAKE_DIR)/hvio:/bin/hvio \
+		--kmod "null_blk nr_devices=0" --extra-file $(VM_HVIO):/bin/hvio \
 		--env HVIO_BENCH_SECONDS=$(BENCH_SECONDS) --env HVIO_BENCH_POLL_US=$(BENCH_POLL_US) \
 		--env HVIO_BENCH_PERF=1 --env HVIO_BENCH_QDS=$(PROFILE_QD) --env HVIO_BENCH_CPU=$(BENCH_CPU) \
 		--env HVIO_BENCH_RW=randread --env HVIO_BENCH_DIRECT=0 \
@@ -212,9 +339,9 @@ profile: all $(BENCH_BIN)
 # ---- host tests -----------------------------------------------------------
 unit:
 	@scripts/deps $(HOST_ARCH)
-	@[ -f build/$(HOST_ARCH)/userspace/CMakeCache.txt ] || \
+	@grep -qx 'HVIO_UNIT_TESTS:BOOL=ON' build/$(HOST_ARCH)/userspace/CMakeCache.txt 2>/dev/null || \
 		cmake -S userspace -B build/$(HOST_ARCH)/userspace \
-			-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+			-DCMAKE_BUILD_TYPE=RelWithDebInfo -DHVIO_UNIT_TESTS=ON >/dev/null
 	+cmake --build build/$(HOST_ARCH)/userspace $(JOBSFLAG)
 	cd build/$(HOST_ARCH)/userspace && ctest --output-on-failure --no-tests=ignore -j$(JOBS)
 
@@ -227,13 +354,13 @@ check-debug:
 	@scripts/check-debug
 
 # ---- style ----------------------------------------------------------------
-checkpatch: | deps
+checkpatch: | $(DEPS_FIRST)
 	$(CHECKPATCH) --no-tree -f $(MOD_SRCS) $(MOD_HDRS) $(UAPI_HDRS)
 
-format: | deps
+format: | $(DEPS_FIRST)
 	@[ -z "$(FORMAT_SRCS)" ] || clang-format -i $(FORMAT_SRCS)
 
-format-check: | deps
+format-check: | $(DEPS_FIRST)
 	@[ -z "$(FORMAT_SRCS)" ] || clang-format --dry-run --Werror $(FORMAT_SRCS)
 
 cross-check:

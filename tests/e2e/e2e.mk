@@ -51,14 +51,14 @@ E2E_DEMO_ARGS := $(if $(E2E_DEMO_TOOLS),--extra-file $(E2E_DEMO_ROOT_TOOLS):/dem
 $(HVEMU_BIN): $(HVEMU_SRCS) $(HVEMU_HDRS) $(UAPI_HDRS) | deps
 	@mkdir -p $(HVEMU_JSON_INC)
 	@ln -sfn /usr/include/nlohmann $(HVEMU_JSON_INC)/nlohmann
-	$(XCOMPILE)g++ -std=c++20 -O2 -g -Wall -Wextra -static -pthread -I uapi \
+	$(CROSS_COMPILE)g++ -std=c++20 -O2 -g -Wall -Wextra -static -pthread -I uapi \
 		-I $(HVEMU_JSON_INC) -o $@ $(HVEMU_SRCS)
 
 $(E2E_OUT)/guest/hvemu_mmio.ko: tests/e2e/guest/hvemu_mmio.c tests/e2e/guest/Kbuild | deps
 	@mkdir -p $(@D)
 	@ln -sfn ../../../../tests/e2e/guest/hvemu_mmio.c $(@D)/hvemu_mmio.c
 	@ln -sfn ../../../../tests/e2e/guest/Kbuild $(@D)/Kbuild
-	$(MAKE) -C $(KDIR) M=$(CURDIR)/$(@D) ARCH=$(KARCH) CROSS_COMPILE=$(XCOMPILE) modules
+	$(MAKE) -C $(VM_KDIR) M=$(CURDIR)/$(@D) ARCH=$(KARCH) CROSS_COMPILE=$(CROSS_COMPILE) modules
 
 $(E2E_ZONE): tests/e2e/mkzone tests/e2e/zone-init $(E2E_GUEST) | deps
 	@mkdir -p $(@D)
@@ -74,12 +74,12 @@ $(E2E_OUT)/demo-tools.img: $(E2E_DEMO_TOOLS)
 	rm -f $@
 	mke2fs -q -F -t ext4 -b 4096 -L demo-tools -d $< $@ $$(( $$(du -sm $< | cut -f1) + 32 ))M
 
-e2e-build: module userspace $(HVEMU_BIN) $(E2E_ZONE)
+e2e-build: vm-module vm-userspace $(HVEMU_BIN) $(E2E_ZONE)
 
 e2e: e2e-build
 	scripts/vm-run --arch $(ARCH) --name e2e --timeout $(E2E_TIMEOUT) --mem 1536 \
 		$(E2E_VM_ARGS_$(ARCH)) \
-		--extra-file $(CMAKE_DIR)/hvio:/bin/hvio \
+		--extra-file $(VM_HVIO):/bin/hvio \
 		--extra-file $(HVEMU_BIN):/bin/hvemu \
 		--extra-file $(E2E_KERNEL):/e2e/zone-kernel \
 		--extra-file $(E2E_ZONE):/e2e/zone.cpio.gz \
@@ -89,7 +89,7 @@ e2e: e2e-build
 demo: e2e-build $(E2E_DEMO_DEPS)
 	scripts/vm-run --arch $(ARCH) --name demo --timeout $(E2E_TIMEOUT) --mem 1536 \
 		$(E2E_VM_ARGS_$(ARCH)) \
-		--extra-file $(CMAKE_DIR)/hvio:/bin/hvio \
+		--extra-file $(VM_HVIO):/bin/hvio \
 		--extra-file $(HVEMU_BIN):/bin/hvemu \
 		--extra-file $(E2E_KERNEL):/e2e/zone-kernel \
 		--extra-file $(E2E_ZONE):/e2e/zone.cpio.gz $(E2E_DEMO_ARGS) \
