@@ -673,6 +673,10 @@ TEST_F_TIMEOUT(cons, window_size_change_reaches_config_space, 60)
 	EXPECT_TRUE(isr & 2) TH_LOG("no configuration change in InterruptStatus (%#x)", isr);
 	EXPECT_NE(gen0, fg_vdev_rd(&self->v, VIRTIO_MMIO_CONFIG_GENERATION));
 	fg_vdev_wr(&self->v, VIRTIO_MMIO_INTERRUPT_ACK, isr & 3);
+	/* The daemon counts the change just after it reached config space. */
+	for (deadline = fg_now_ms() + 2000;
+	     ccount(self, "size_changes") < 1 && fg_now_ms() < deadline;)
+		fg_sleep_ms(10);
 	EXPECT_EQ(1, ccount(self, "size_changes"));
 	tx_stream(_metadata, self, 90, 4096, 1000);
 }
