@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //
-// hvio run CONFIG.json [--socket PATH]: the I/O daemon.
+// hvio run CONFIG.json [--socket PATH]: the I/O daemon; and hvio check
+// CONFIG.json, which stops where run would start creating things.
 //
 // Startup does everything that can fail before it prints "hvio: ready":
 // the config, every image and every TAP are checked or opened before
@@ -10,6 +11,8 @@
 // one per net device (lib/net_queue.h) serve I/O, a small thread answers
 // the status socket, and the main thread waits for SIGTERM/SIGINT or a
 // queue thread's fatal error.  SIGHUP is ignored (with a line on stderr).
+// Under systemd it says READY=1 when ready and STOPPING=1 when the drain
+// starts (lib/notify.h).
 //
 // Shutdown: the stop flag is set and every queue's eventfd written; each
 // queue stops fetching, waits for its ops in flight and commits them (net:
@@ -1351,8 +1354,12 @@ int Daemon::check() {
     std::string where, why;
     if (check_backends(cfg_, &where, &why))
         return fail_config(where, why);
-    const char *limits = "hvio.ko not loaded, its limits not checked";
-    if (auto ctl = Control::open()) {
+    std::string limits = "hvio.ko not loaded, its limits not checked";
+    auto ctl = Control::open();
+    if (!ctl && ctl.error() != ENOENT)
+        limits =
+            std::string("hvio.ko's limits not checked: ") + kControlPath + ": " + ctl.message();
+    if (ctl) {
         auto ver = ctl->version();
         if (!ver) {
             std::fprintf(stderr, "hvio: HVIO_GET_VERSION: %s\n", ver.message().c_str());
@@ -1363,7 +1370,7 @@ int Daemon::check() {
         limits = "within hvio.ko's limits";
     }
     std::printf("hvio: %s: ok (%s; %s)\n", config_path_.c_str(),
-                serving_status(cfg_.device_count(), cfg_.zones.size()).c_str(), limits);
+                serving_status(cfg_.device_count(), cfg_.zones.size()).c_str(), limits.c_str());
     return kExitOk;
 }
 
