@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //
 // hvio info: HVIO_GET_VERSION and HVIO_GET_STATS in readable form.
+#include "cli.h"
 #include "commands.h"
 #include "control.h"
 
@@ -8,6 +9,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 namespace hvio {
 
@@ -54,14 +56,14 @@ void print_stats(const hvio_stats &s) {
 
 int cmd_info(int argc, char **argv) {
     const char *path = kControlPath;
-    for (int i = 1; i < argc; i++) {
-        if (!std::strcmp(argv[i], "--device") && i + 1 < argc) {
-            path = argv[++i];
-        } else {
-            std::fprintf(stderr, "usage: hvio info [--device PATH]\n");
-            return kExitUsage;
-        }
-    }
+    static const option opts[] = {{"device", required_argument, nullptr, 'd'}, {}};
+    std::vector<const char *> operands;
+    auto on = [&path](int, const char *arg) {
+        path = arg;
+        return 0;
+    };
+    if (auto r = parse_options(argc, argv, opts, on, &operands, 0))
+        return *r;
 
     auto ctl = Control::open(path);
     if (!ctl) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //
-// hvio run CONFIG.json [--socket PATH]: the I/O daemon.
+// hvio run CONFIG.json [--socket PATH]: the I/O daemon; and hvio check
+// CONFIG.json, which stops where run would start creating things.
 //
 // Startup does everything that can fail before it prints "hvio: ready":
 // the config, every image and every TAP are checked or opened before
@@ -10,6 +11,8 @@
 // one per net device (lib/net_queue.h) serve I/O, a small thread answers
 // the status socket, and the main thread waits for SIGTERM/SIGINT or a
 // queue thread's fatal error.  SIGHUP is ignored (with a line on stderr).
+// Under systemd it says READY=1 when ready and STOPPING=1 when the drain
+// starts (lib/notify.h).
 //
 // Shutdown: the stop flag is set and every queue's eventfd written; each
 // queue stops fetching, waits for its ops in flight and commits them (net:
@@ -33,6 +36,8 @@
 // A TAP the daemon created is persistent (lib/net.h, kTapAlias) so that
 // it survives with the device; it goes when its device is destroyed.
 #include "blk.h"
+#include "check.h"
+#include "cli.h"
 #include "commands.h"
 #include "config.h"
 #include "console_queue.h"
@@ -40,8 +45,10 @@
 #include "device.h"
 #include "guest_memory.h"
 #include "latency.h"
+#include "log.h"
 #include "net.h"
 #include "net_queue.h"
+#include "notify.h"
 #include "queue.h"
 #include "status_socket.h"
 
@@ -276,6 +283,9 @@ class Daemon {
     ~Daemon() { teardown(); }
 
     int run();
+    // hvio check: load() and what else run() checks before it creates
+    // anything.
+    int check();
 
   private:
     int fail_config(const std::string &where, const std::string &what) {
@@ -283,6 +293,8 @@ class Daemon {
                      where.empty() ? "" : ": ", what.c_str());
         return kExitUsage;
     }
+    int load();
+    int check_limits(const hvio_version &ver);
     int open_images();
     int open_taps();
     int add_zones();
@@ -323,6 +335,7 @@ class Daemon {
     std::atomic<unsigned> threads_done_{0};
     std::atomic<bool> stop_{false};
     std::chrono::steady_clock::time_point started_;
+    Notifier notify_ = Notifier::from_env(); // systemd's, when it started us
 };
 
 int Daemon::open_images() {
@@ -385,11 +398,11 @@ int Daemon::open_taps() {
                              config_path_.c_str(), c.where.c_str(), d->tap.name.c_str(), d->tap.mtu,
                              c.mtu, d->tap.name.c_str(), c.mtu);
             if (!(d->tap.flags & IFF_UP))
-                std::fprintf(stderr,
-                             "hvio: %s: %s: %s is down: the guest sees its link down until "
-                             "`ip link set %s up`\n",
-                             config_path_.c_str(), c.where.c_str(), d->tap.name.c_str(),
-                             d->tap.name.c_str());
+                log_line(LogLevel::kWarning,
+                         "%s: %s: %s is down: the guest sees its link down until "
+                         "`ip link set %s up`",
+                         config_path_.c_str(), c.where.c_str(), d->tap.name.c_str(),
+                         d->tap.name.c_str());
             nets_.push_back(std::move(d));
         }
     }
@@ -435,7 +448,7 @@ int Daemon::add_zones() {
             return kExitError;
         }
         if (*r)
-            std::fprintf(stderr, "hvio: zone %u: registered already (an earlier daemon's)\n", z.id);
+            log_line(LogLevel::kInfo, "zone %u: registered already (an earlier daemon's)", z.id);
         zones_added_.push_back(z.id);
     }
     return kExitOk;
@@ -501,7 +514,7 @@ int Daemon::open_device(const hvio_dev_create &dc, const std::string &where, Dev
         }
         dev = std::move(old);
         reattached = true;
-        std::fprintf(stderr, "hvio: %s: taken over from an earlier daemon\n", w);
+        log_line(LogLevel::kInfo, "%s: taken over from an earlier daemon", w);
         return kExitOk;
     }
     if (att.error() != ENOENT) {
@@ -801,7 +814,7 @@ int read_signal(int sigfd) {
         return 0;
     const int sig = static_cast<int>(si.ssi_signo);
     if (sig == SIGHUP) {
-        std::fprintf(stderr, "hvio: SIGHUP ignored (SIGTERM stops the daemon)\n");
+        log_line(LogLevel::kInfo, "SIGHUP ignored (SIGTERM stops the daemon)");
         return 0;
     }
     return sig;
@@ -820,10 +833,10 @@ void Daemon::wait_for_stop() {
                 std::string limit = drain_timeout_s_
                                         ? "at most " + std::to_string(drain_timeout_s_) + " s"
                                         : "no time limit";
-                std::fprintf(stderr,
-                             "hvio: %s: finishing I/O in flight (%s; a second SIGTERM or SIGINT "
-                             "exits at once), then exiting\n",
-                             strsignal(sig), limit.c_str());
+                log_line(LogLevel::kInfo,
+                         "%s: finishing I/O in flight (%s; a second SIGTERM or SIGINT exits at "
+                         "once), then exiting",
+                         strsignal(sig), limit.c_str());
                 return;
             }
         }
@@ -875,6 +888,7 @@ void Daemon::exit_now(const char *why) {
 }
 
 int Daemon::stop_and_drain() {
+    (void)notify_.stopping();
     stop_.store(true, std::memory_order_release);
     for (auto &d : devs_)
         for (auto &q : d->queues) {
@@ -1300,15 +1314,71 @@ std::string Daemon::report() {
     return root.dump(1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
-int Daemon::run() {
-    started_ = std::chrono::steady_clock::now();
+// The config, its warnings, the images: what run() and check() share.
+int Daemon::load() {
     ConfigResult parsed = load_config(config_path_);
     if (!parsed)
         return fail_config(parsed.error().where, parsed.error().what);
     cfg_ = std::move(parsed.value());
     for (const std::string &w : cfg_.warnings)
-        std::fprintf(stderr, "hvio: %s: %s\n", config_path_.c_str(), w.c_str());
-    if (int r = open_images())
+        log_line(LogLevel::kWarning, "%s: %s", config_path_.c_str(), w.c_str());
+    return open_images();
+}
+
+// The config against the loaded hvio.ko's API version and limits.
+int Daemon::check_limits(const hvio_version &ver) {
+    if (ver.api_version != HVIO_API_VERSION) {
+        std::fprintf(stderr, "hvio: hvio.ko speaks api version %u, this daemon %u\n",
+                     ver.api_version, HVIO_API_VERSION);
+        return kExitError;
+    }
+    for (const ZoneConfig &z : cfg_.zones)
+        for (const BlkDeviceConfig &c : z.blk)
+            if (c.queue_size > ver.max_queue_size || c.queues > ver.max_queues) {
+                std::fprintf(stderr,
+                             "hvio: %s: queues/queue_size beyond hvio.ko's limits (%u x %u)\n",
+                             c.where.c_str(), ver.max_queues, ver.max_queue_size);
+                return kExitError;
+            }
+    for (const ZoneConfig &z : cfg_.zones)
+        for (const NetDeviceConfig &c : z.net)
+            if (c.queue_size > ver.max_queue_size || ver.max_queues < 2) {
+                std::fprintf(stderr, "hvio: %s: queue_size beyond hvio.ko's limits (%u x %u)\n",
+                             c.where.c_str(), ver.max_queues, ver.max_queue_size);
+                return kExitError;
+            }
+    return kExitOk;
+}
+
+int Daemon::check() {
+    if (int r = load())
+        return r;
+    std::string where, why;
+    if (check_backends(cfg_, &where, &why))
+        return fail_config(where, why);
+    std::string limits = "hvio.ko not loaded, its limits not checked";
+    auto ctl = Control::open();
+    if (!ctl && ctl.error() != ENOENT)
+        limits =
+            std::string("hvio.ko's limits not checked: ") + kControlPath + ": " + ctl.message();
+    if (ctl) {
+        auto ver = ctl->version();
+        if (!ver) {
+            std::fprintf(stderr, "hvio: HVIO_GET_VERSION: %s\n", ver.message().c_str());
+            return kExitError;
+        }
+        if (int r = check_limits(*ver))
+            return r;
+        limits = "within hvio.ko's limits";
+    }
+    std::printf("hvio: %s: ok (%s; %s)\n", config_path_.c_str(),
+                serving_status(cfg_.device_count(), cfg_.zones.size()).c_str(), limits.c_str());
+    return kExitOk;
+}
+
+int Daemon::run() {
+    started_ = std::chrono::steady_clock::now();
+    if (int r = load())
         return r;
     if (int r = open_taps())
         return r;
@@ -1327,26 +1397,8 @@ int Daemon::run() {
         std::fprintf(stderr, "hvio: HVIO_GET_VERSION: %s\n", ver.message().c_str());
         return kExitError;
     }
-    if (ver->api_version != HVIO_API_VERSION) {
-        std::fprintf(stderr, "hvio: hvio.ko speaks api version %u, this daemon %u\n",
-                     ver->api_version, HVIO_API_VERSION);
-        return kExitError;
-    }
-    for (const ZoneConfig &z : cfg_.zones)
-        for (const BlkDeviceConfig &c : z.blk)
-            if (c.queue_size > ver->max_queue_size || c.queues > ver->max_queues) {
-                std::fprintf(stderr,
-                             "hvio: %s: queues/queue_size beyond hvio.ko's limits (%u x %u)\n",
-                             c.where.c_str(), ver->max_queues, ver->max_queue_size);
-                return kExitError;
-            }
-    for (const ZoneConfig &z : cfg_.zones)
-        for (const NetDeviceConfig &c : z.net)
-            if (c.queue_size > ver->max_queue_size || ver->max_queues < 2) {
-                std::fprintf(stderr, "hvio: %s: queue_size beyond hvio.ko's limits (%u x %u)\n",
-                             c.where.c_str(), ver->max_queues, ver->max_queue_size);
-                return kExitError;
-            }
+    if (int r = check_limits(*ver))
+        return r;
 
     if (auto r = status_.open(socket_path_); !r) {
         std::fprintf(
@@ -1392,50 +1444,64 @@ int Daemon::run() {
         return kExitError;
     }
 
-    std::printf("hvio: ready (%zu devices)\n", devs_.size() + nets_.size() + cons_.size());
+    const size_t ndevs = devs_.size() + nets_.size() + cons_.size();
+    std::printf("hvio: ready (%zu devices)\n", ndevs);
     std::fflush(stdout);
+    if (int r = notify_.ready(ndevs, cfg_.zones.size()); r < 0)
+        log_line(LogLevel::kWarning, "NOTIFY_SOCKET: %s", std::strerror(-r));
 
     wait_for_stop();
     int ret = stop_and_drain();
     teardown();
     if (ret == kExitOk)
-        std::fprintf(stderr, "hvio: stopped\n");
+        log_line(LogLevel::kInfo, "stopped");
     return ret;
 }
 
 } // namespace
 
 int cmd_run(int argc, char **argv) {
-    static const char usage[] =
-        "usage: hvio run CONFIG.json [--socket PATH] [--drain-timeout SECONDS]\n";
-    const char *config = nullptr;
     std::string socket = kDefaultSocket;
     int drain = kDefaultDrainTimeoutS;
-    for (int i = 1; i < argc; i++) {
-        if (!std::strcmp(argv[i], "--socket") && i + 1 < argc) {
-            socket = argv[++i];
-        } else if (!std::strcmp(argv[i], "--drain-timeout") && i + 1 < argc) {
-            char *end;
-            errno = 0;
-            long v = std::strtol(argv[++i], &end, 10);
-            if (errno || end == argv[i] || *end || v < 0 || v > 86400) {
-                std::fprintf(stderr, "hvio: --drain-timeout: 0..86400 seconds (0: no limit)\n");
-                return kExitUsage;
-            }
-            drain = static_cast<int>(v);
-        } else if (argv[i][0] != '-' && !config) {
-            config = argv[i];
-        } else {
-            std::fputs(usage, stderr);
+    static const option opts[] = {{"socket", required_argument, nullptr, 's'},
+                                  {"drain-timeout", required_argument, nullptr, 'd'},
+                                  {}};
+    auto on = [&](int c, const char *arg) {
+        if (c == 's') {
+            socket = arg;
+            return kExitOk;
+        }
+        char *end;
+        errno = 0;
+        long v = std::strtol(arg, &end, 10);
+        if (errno || end == arg || *end || v < 0 || v > 86400) {
+            std::fprintf(stderr, "hvio: --drain-timeout: 0..86400 seconds (0: no limit)\n");
             return kExitUsage;
         }
-    }
-    if (!config) {
-        std::fputs(usage, stderr);
+        drain = static_cast<int>(v);
+        return kExitOk;
+    };
+    std::vector<const char *> operands;
+    if (auto r = parse_options(argc, argv, opts, on, &operands, 1))
+        return *r;
+    if (operands.empty()) {
+        std::fprintf(stderr, "hvio run: CONFIG.json missing (`hvio run --help` explains)\n");
         return kExitUsage;
     }
-    Daemon d(config, socket, drain);
+    Daemon d(operands[0], socket, drain);
     return d.run();
+}
+
+int cmd_check(int argc, char **argv) {
+    std::vector<const char *> operands;
+    if (auto r = parse_options(argc, argv, nullptr, nullptr, &operands, 1))
+        return *r;
+    if (operands.empty()) {
+        std::fprintf(stderr, "hvio check: CONFIG.json missing (`hvio check --help` explains)\n");
+        return kExitUsage;
+    }
+    Daemon d(operands[0], kDefaultSocket, kDefaultDrainTimeoutS);
+    return d.check();
 }
 
 } // namespace hvio

@@ -6,6 +6,7 @@
 // queue the kernel's and the daemon's counters (net: the daemon's
 // counters are per device, one thread serves both queues).
 #include "blk.h"
+#include "cli.h"
 #include "commands.h"
 #include "net.h"
 #include "status_socket.h"
@@ -20,6 +21,7 @@
 #include <linux/virtio_blk.h>
 #include <linux/virtio_config.h>
 #include <string>
+#include <vector>
 
 namespace hvio {
 
@@ -335,16 +337,18 @@ void print_report(const json &r) {
 int cmd_status(int argc, char **argv) {
     std::string socket = kDefaultSocket;
     bool raw = false;
-    for (int i = 1; i < argc; i++) {
-        if (!std::strcmp(argv[i], "--socket") && i + 1 < argc) {
-            socket = argv[++i];
-        } else if (!std::strcmp(argv[i], "--json")) {
+    static const option opts[] = {
+        {"socket", required_argument, nullptr, 's'}, {"json", no_argument, nullptr, 'j'}, {}};
+    std::vector<const char *> operands;
+    auto on = [&](int c, const char *arg) {
+        if (c == 's')
+            socket = arg;
+        else
             raw = true;
-        } else {
-            std::fprintf(stderr, "usage: hvio status [--socket PATH] [--json]\n");
-            return kExitUsage;
-        }
-    }
+        return 0;
+    };
+    if (auto r = parse_options(argc, argv, opts, on, &operands, 0))
+        return *r;
     auto text = status_fetch(socket);
     if (!text) {
         int err = text.error();

@@ -13,6 +13,7 @@
 // destroyed: those of CONFIG's zones, whose zones are removed too, or,
 // without CONFIG, every orphan there is.  Last, the TAPs hvio created for
 // them (persistent so that they outlive a crash) are removed.
+#include "cli.h"
 #include "commands.h"
 #include "config.h"
 #include "control.h"
@@ -178,16 +179,16 @@ void remove_created_taps(const Config &cfg, bool all) {
 int cmd_stop(int argc, char **argv) {
     const char *config = nullptr;
     std::string socket = kDefaultSocket;
-    for (int i = 1; i < argc; i++) {
-        if (!std::strcmp(argv[i], "--socket") && i + 1 < argc) {
-            socket = argv[++i];
-        } else if (argv[i][0] != '-' && !config) {
-            config = argv[i];
-        } else {
-            std::fprintf(stderr, "usage: hvio stop [CONFIG.json] [--socket PATH]\n");
-            return kExitUsage;
-        }
-    }
+    static const option opts[] = {{"socket", required_argument, nullptr, 's'}, {}};
+    std::vector<const char *> operands;
+    auto on = [&socket](int, const char *arg) {
+        socket = arg;
+        return 0;
+    };
+    if (auto r = parse_options(argc, argv, opts, on, &operands, 1))
+        return *r;
+    if (!operands.empty())
+        config = operands[0];
     ConfigResult cfg = config ? load_config(config) : ConfigResult(Config{});
     if (!cfg) {
         std::fprintf(stderr, "hvio: %s: %s\n", config, cfg.error().text().c_str());

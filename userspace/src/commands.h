@@ -16,6 +16,9 @@ int cmd_info(int argc, char **argv);
 // hvio run CONFIG.json [--socket PATH]: the I/O daemon.
 int cmd_run(int argc, char **argv);
 
+// hvio check CONFIG.json: what hvio run checks before it creates anything.
+int cmd_check(int argc, char **argv);
+
 // hvio status [--socket PATH] [--json]: the running daemon's report.
 int cmd_status(int argc, char **argv);
 
