@@ -45,7 +45,6 @@ static void daemon_up2(struct __test_metadata *_metadata,
 {
 	uint64_t phys = fg_zone_phys(&self->fg, &self->zone);
 	char json[1024];
-	int r;
 
 	snprintf(json, sizeof(json),
 		 "{\"zones\":[{\"id\":%u,\"memory_region\":["
@@ -60,12 +59,7 @@ static void daemon_up2(struct __test_metadata *_metadata,
 		 (unsigned long long)HIGH_RAM, (unsigned long long)HIGH_SIZE,
 		 (unsigned long long)MMIO_BASE, DEV_IRQ, self->img, NQ, QSIZE,
 		 SERIAL);
-	ASSERT_EQ(0, write_all(self->cfg, json, strlen(json)));
-	ASSERT_EQ(0, daemon_spawn(self));
-	r = daemon_wait_ready(self, READY_MS);
-	ASSERT_EQ(0, r)
-		TH_LOG("daemon not ready (%s): stdout \"%s\", stderr \"%s\"",
-		       errname(r), self->out, log_tail(self));
+	daemon_up_json(_metadata, self, json);
 }
 
 #define UP2() do {							\
