@@ -12,9 +12,9 @@
  * IRQF_TRIGGER_RISING), and only its HVISOR_INIT_VIRTIO ioctl (`hvisor
  * virtio start`) allocates a bridge page and hands it to hvisor.  Its
  * handler returns IRQ_NONE while no daemon gave it an eventfd.  So both
- * modules load in either order (Documentation/architecture.md, "hvisor
- * provider"): hvio serves virtio, hvisor.ko starts, stops and lists
- * zones.  hvisor keeps only the last bridge it was given and tells nobody
+ * modules can be loaded (hvisor.ko first, or either order on a
+ * rising-edge line: Documentation/architecture.md, "Providers"): hvio
+ * serves virtio, hvisor.ko starts, stops and lists zones.  hvisor keeps only the last bridge it was given and tells nobody
  * when it is replaced; hvio cannot see hvisor.ko's page, so a `hvisor
  * virtio start` after hvio's load silently takes the bridge (hvio_bridge.c
  * then warns after a run of empty IRQs), and hvio loaded after it

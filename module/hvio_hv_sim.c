@@ -29,6 +29,8 @@
 
 static char *sim_ram;
 module_param(sim_ram, charp, 0444);
+MODULE_PARM_DESC(sim_ram, "sim provider: zone RAM window SIZE@PHYS, a range root Linux was booted without (memmap=/mem=)");
+
 /*
  * 0: HVIO_SIM_RAISE_IRQ calls the bridge handler from an irq_work.  N: it
  * raises Linux IRQ N, which hvio requests exactly as the hvisor provider
@@ -38,8 +40,6 @@ module_param(sim_ram, charp, 0444);
 static unsigned int sim_irq;
 module_param(sim_irq, uint, 0444);
 MODULE_PARM_DESC(sim_irq, "sim provider: raise this existing Linux IRQ (requested shared, as the hvisor provider does) instead of calling the handler directly");
-
-MODULE_PARM_DESC(sim_ram, "sim provider: zone RAM window SIZE@PHYS, a range root Linux was booted without (memmap=/mem=)");
 
 static struct {
 	u64 ram_base;
