@@ -234,7 +234,18 @@ dkms-src:
 	@echo "  DKMS    $(DESTDIR)$(DKMS_SRC): dkms install hvio/$(HVIO_VERSION)"
 
 # ---- selftests ------------------------------------------------------------
-selftests: $(ST_BINS)
+# Test modules the selftests load in the VM (tests/selftests/kmod: a
+# stand-in for hvisor-tool's hvisor.ko on the root IRQ line).
+ST_KMOD := $(OUT)/selftests/kmod/hvtool_stub.ko
+
+selftests: $(ST_BINS) $(ST_KMOD)
+
+# Built against the test VM's kernel, like build/<arch>/test/hvio.ko.
+$(ST_KMOD): tests/selftests/kmod/hvtool_stub.c tests/selftests/kmod/Kbuild | $(DEPS_FIRST)
+	@mkdir -p $(@D)
+	@ln -sfn ../../../../tests/selftests/kmod/hvtool_stub.c $(@D)/hvtool_stub.c
+	@ln -sfn ../../../../tests/selftests/kmod/Kbuild $(@D)/Kbuild
+	$(MAKE) -C $(VM_KDIR) M=$(CURDIR)/$(@D) ARCH=$(KARCH) CROSS_COMPILE=$(CROSS_COMPILE) modules
 
 $(OUT)/selftests/%: tests/selftests/%.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDRS) | $(DEPS_FIRST)
 	@mkdir -p $(@D)
@@ -254,7 +265,8 @@ VM_PERF := $(if $(filter 1,$(PERF)),--perf)
 selftest: vm-build
 	@[ -n "$(ST_RUN)" ] || { echo "make: no tests/selftests/hvio_$(or $(T),*).c$(if $(T), or hvio_$(T)_*.c)" >&2; exit 1; }
 	scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) --prog-timeout $(PROG_TIMEOUT) $(VM_SIM_RAM) $(VM_PERF) \
-		--kmod tun --kmod "$(NULLB_KMOD)" --extra-file $(VM_HVIO):/bin/hvio -- $(ST_RUN)
+		--kmod tun --kmod "$(NULLB_KMOD)" --extra-file $(VM_HVIO):/bin/hvio \
+		--extra-file $(ST_KMOD):/lib/hvio/hvtool_stub.ko -- $(ST_RUN)
 
 # ---- benchmarks -----------------------------------------------------------
 # The bench programs play hvisor and a Linux-like guest driver against the

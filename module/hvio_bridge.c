@@ -10,6 +10,7 @@
 #include <linux/atomic.h>
 #include <linux/bitops.h>
 #include <linux/gfp.h>
+#include <linux/interrupt.h>
 #include <linux/kernel.h>
 #include <linux/moduleparam.h>
 #include <linux/printk.h>
@@ -26,6 +27,17 @@
  * otherwise keep a root CPU in hard IRQ context for ever.
  */
 #define HVIO_BRIDGE_BUDGET	256
+
+/*
+ * Root IRQs in a row that found req_list empty before hvio says that
+ * another driver seems to have the bridge.  hvisor keeps one bridge, the
+ * page of the last HVISOR_HC_INIT_VIRTIO, and raises the root IRQ only
+ * while that page's need_wakeup is 1: once hvisor-tool's `hvisor virtio
+ * start` hands it its own page, every IRQ on the (shared) line finds
+ * hvio's ring empty.  A lone empty IRQ is normal (the handler's re-check
+ * took the request the IRQ was raised for); a run of them is not.
+ */
+#define HVIO_BRIDGE_EMPTY_WARN	64
 
 /* Delay before retrying interrupts that found res_list full. */
 #define HVIO_RES_RETRY_JIFFIES	1
@@ -220,11 +232,66 @@ bool hvio_bridge_handle(void)
 	}
 	had = READ_ONCE(b->req_front) != READ_ONCE(b->req_rear);
 	hvio.stats.irqs++;
+	if (had) {
+		hvio.bridge_empty_run = 0;
+	} else {
+		hvio.stats.empty_irqs++;
+		if (++hvio.bridge_empty_run == HVIO_BRIDGE_EMPTY_WARN)
+			pr_warn_ratelimited(HVIO_NAME ": %u root IRQs in a row found the bridge empty: has another driver (hvisor-tool's `hvisor virtio start`) given hvisor its own bridge? hvio then gets no requests; stop it and reload hvio\n",
+					    HVIO_BRIDGE_EMPTY_WARN);
+	}
 	idle = hvio_bridge_drain(b, HVIO_BRIDGE_BUDGET);
 	spin_unlock(&hvio.bridge_lock);
 	if (!idle)
 		queue_work(system_highpri_wq, &hvio.bridge_work);
 	return had;
+}
+
+/*
+ * The line may be shared (IRQF_SHARED): say IRQ_NONE when the bridge held
+ * no request, so the core's spurious-interrupt accounting sees the truth
+ * and a driver sharing the line (hvisor-tool's hvisor.ko) gets its turn.
+ */
+static irqreturn_t hvio_bridge_isr(int irq, void *data)
+{
+	return hvio_bridge_handle() ? IRQ_HANDLED : IRQ_NONE;
+}
+
+/**
+ * hvio_bridge_request_irq() - take the root IRQ line, shared
+ * @irq: Linux IRQ number the hypervisor raises
+ * @flags: trigger flags to add to IRQF_SHARED (0: the line's own)
+ *
+ * Process context, at provider init, after hvio_bridge_setup().  On an
+ * hvisor root the only other driver of this line is hvisor-tool's
+ * hvisor.ko, which requests it at its load (IRQF_SHARED, rising edge):
+ * say so, since hvisor has one bridge and that driver's `hvisor virtio
+ * start` would take it.
+ *
+ * Return: 0 or request_irq()'s error (-EBUSY: held unshared, or with
+ * another trigger type).
+ */
+int hvio_bridge_request_irq(int irq, unsigned long flags)
+{
+	int ret;
+
+	if (irq_has_action(irq))
+		pr_info(HVIO_NAME ": root IRQ %d already has a handler (hvisor-tool's hvisor.ko?): sharing it; use hvisor.ko for zones only, `hvisor virtio start` would take hvisor's virtio bridge from hvio\n",
+			irq);
+	ret = request_irq(irq, hvio_bridge_isr, IRQF_SHARED | flags, HVIO_NAME,
+			  &hvio);
+	if (ret)
+		pr_err(HVIO_NAME ": root IRQ %d: request_irq: %d\n", irq, ret);
+	return ret;
+}
+
+/**
+ * hvio_bridge_free_irq() - give back the line hvio_bridge_request_irq() took
+ * @irq: the same number
+ */
+void hvio_bridge_free_irq(int irq)
+{
+	free_irq(irq, &hvio);
 }
 
 static void hvio_bridge_work_fn(struct work_struct *work)

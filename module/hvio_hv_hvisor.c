@@ -6,6 +6,19 @@
  * the root IRQ (from the /hvisor_virtio_device device-tree node, or on
  * x86_64 the number hypercall 86 returns) when need_wakeup is set, and
  * injects zone interrupts on HVISOR_HC_FINISH_REQ.
+ *
+ * Beside hvisor-tool's hvisor.ko: that driver requests the same root IRQ
+ * at its load (IRQF_SHARED; on device-tree machines also
+ * IRQF_TRIGGER_RISING), and only its HVISOR_INIT_VIRTIO ioctl (`hvisor
+ * virtio start`) allocates a bridge page and hands it to hvisor.  Its
+ * handler returns IRQ_NONE while no daemon gave it an eventfd.  So both
+ * modules can be loaded (hvisor.ko first, or either order on a
+ * rising-edge line: Documentation/architecture.md, "Providers"): hvio
+ * serves virtio, hvisor.ko starts, stops and lists zones.  hvisor keeps only the last bridge it was given and tells nobody
+ * when it is replaced; hvio cannot see hvisor.ko's page, so a `hvisor
+ * virtio start` after hvio's load silently takes the bridge (hvio_bridge.c
+ * then warns after a run of empty IRQs), and hvio loaded after it
+ * silently takes it back.
  */
 #include <linux/interrupt.h>
 #include <linux/io.h>
@@ -20,15 +33,6 @@
 #include "hvio_internal.h"
 
 static int hvio_hvisor_irq = -1;
-
-/*
- * The line may be shared (IRQF_SHARED): say IRQ_NONE when the bridge held
- * no request, so the core's spurious-interrupt accounting sees the truth.
- */
-static irqreturn_t hvio_hvisor_isr(int irq, void *data)
-{
-	return hvio_bridge_handle() ? IRQ_HANDLED : IRQ_NONE;
-}
 
 #ifdef CONFIG_X86_64
 static int hvio_hvisor_get_irq(void)
@@ -48,7 +52,7 @@ static int hvio_hvisor_get_irq(void)
 
 static unsigned long hvio_hvisor_irq_flags(int irq)
 {
-	return IRQF_SHARED;
+	return 0;
 }
 #else
 static int hvio_hvisor_get_irq(void)
@@ -75,8 +79,8 @@ static int hvio_hvisor_get_irq(void)
 static unsigned long hvio_hvisor_irq_flags(int irq)
 {
 	if (irq_get_trigger_type(irq) == IRQ_TYPE_NONE)
-		return IRQF_SHARED | IRQF_TRIGGER_RISING;
-	return IRQF_SHARED;
+		return IRQF_TRIGGER_RISING;
+	return 0;
 }
 #endif
 
@@ -91,9 +95,8 @@ static int hvio_hvisor_init(struct hvio_bridge *bridge)
 	hvio_hvisor_irq = ret;
 
 	hvio_bridge_setup(bridge);
-	ret = request_irq(hvio_hvisor_irq, hvio_hvisor_isr,
-			  hvio_hvisor_irq_flags(hvio_hvisor_irq), HVIO_NAME,
-			  &hvio);
+	ret = hvio_bridge_request_irq(hvio_hvisor_irq,
+				      hvio_hvisor_irq_flags(hvio_hvisor_irq));
 	if (ret)
 		goto err_irq;
 
@@ -108,7 +111,7 @@ static int hvio_hvisor_init(struct hvio_bridge *bridge)
 	return 0;
 
 err_free_irq:
-	free_irq(hvio_hvisor_irq, &hvio);
+	hvio_bridge_free_irq(hvio_hvisor_irq);
 err_irq:
 	hvio_hvisor_irq = -1;
 	return ret;
@@ -120,7 +123,7 @@ static void hvio_hvisor_exit(void)
 	 * hvio_bridge_stop() cleared need_wakeup for good, so hvisor raises
 	 * the IRQ no more; one already raised finds the bridge stopped.
 	 */
-	free_irq(hvio_hvisor_irq, &hvio);
+	hvio_bridge_free_irq(hvio_hvisor_irq);
 	hvio_hvisor_irq = -1;
 }
 

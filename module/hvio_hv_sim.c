@@ -16,6 +16,7 @@
 #include <linux/io.h>
 #include <linux/ioport.h>
 #include <linux/irq_work.h>
+#include <linux/irq.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
 #include <linux/module.h>
@@ -29,6 +30,16 @@
 static char *sim_ram;
 module_param(sim_ram, charp, 0444);
 MODULE_PARM_DESC(sim_ram, "sim provider: zone RAM window SIZE@PHYS, a range root Linux was booted without (memmap=/mem=)");
+
+/*
+ * 0: HVIO_SIM_RAISE_IRQ calls the bridge handler from an irq_work.  N: it
+ * raises Linux IRQ N, which hvio requests exactly as the hvisor provider
+ * requests the root IRQ (shared); a line some other driver provides, so
+ * the selftests can share it with a stand-in for hvisor-tool's hvisor.ko.
+ */
+static unsigned int sim_irq;
+module_param(sim_irq, uint, 0444);
+MODULE_PARM_DESC(sim_irq, "sim provider: raise this existing Linux IRQ (requested shared, as the hvisor provider does) instead of calling the handler directly");
 
 static struct {
 	u64 ram_base;
@@ -44,7 +55,10 @@ static struct {
 /* irq_work runs in hard IRQ context, like a real root interrupt. */
 static void hvio_sim_irq(struct irq_work *work)
 {
-	(void)hvio_bridge_handle();
+	if (sim_irq)
+		generic_handle_irq_safe(sim_irq);
+	else
+		(void)hvio_bridge_handle();
 }
 
 static void hvio_sim_finish_req(void)
@@ -262,18 +276,30 @@ static int hvio_sim_init(struct hvio_bridge *bridge)
 	atomic64_set(&hvio_sim.finish_calls, 0);
 	init_irq_work(&hvio_sim.irq_work, hvio_sim_irq);
 	hvio_bridge_setup(bridge);
+	if (sim_irq) {
+		ret = hvio_bridge_request_irq(sim_irq, 0);
+		if (ret)
+			return ret;
+	}
 	ret = misc_register(&hvio_sim_misc);
 	if (ret)
-		return ret;
-	pr_info(HVIO_NAME ": sim provider, zone RAM %#llx+%#llx\n",
-		hvio_sim.ram_base, hvio_sim.ram_size);
+		goto err_free_irq;
+	pr_info(HVIO_NAME ": sim provider, zone RAM %#llx+%#llx, root IRQ %u\n",
+		hvio_sim.ram_base, hvio_sim.ram_size, sim_irq);
 	return 0;
+
+err_free_irq:
+	if (sim_irq)
+		hvio_bridge_free_irq(sim_irq);
+	return ret;
 }
 
 static void hvio_sim_exit(void)
 {
 	misc_deregister(&hvio_sim_misc);
 	irq_work_sync(&hvio_sim.irq_work);
+	if (sim_irq)
+		hvio_bridge_free_irq(sim_irq);
 	hvio_sim_set_efd(NULL);
 }
 

@@ -334,6 +334,7 @@ struct hvio_ctx {
 
 	spinlock_t bridge_lock;
 	bool bridge_stopped;		/* under bridge_lock: unloading */
+	u32 bridge_empty_run;		/* under bridge_lock: see hvio_bridge.c */
 	struct work_struct bridge_work;	/* continues a handler over budget */
 
 	spinlock_t res_lock;
@@ -348,6 +349,8 @@ extern struct hvio_ctx hvio;
 /* hvio_bridge.c */
 void hvio_bridge_init_work(void);
 void hvio_bridge_setup(struct hvio_bridge *bridge);
+int hvio_bridge_request_irq(int irq, unsigned long flags);
+void hvio_bridge_free_irq(int irq);
 bool hvio_bridge_handle(void);
 void hvio_bridge_stop(void);
 void hvio_bridge_quiesce(void);

@@ -305,13 +305,12 @@ uint32_t wait_status_bit(FIXTURE_DATA(blk) *self, uint32_t bit,
 
 FIXTURE(blk);
 
-static inline void daemon_up(struct __test_metadata *_metadata,
-			     FIXTURE_DATA(blk) *self, const char *img, bool ro)
+/* Write json as the daemon's config, start it, wait until it is ready. */
+static inline void daemon_up_json(struct __test_metadata *_metadata,
+				  FIXTURE_DATA(blk) *self, const char *json)
 {
-	char json[1024];
 	int r;
 
-	cfg_json(self, json, sizeof(json), img ? img : self->img, ro);
 	ASSERT_EQ(0, write_all(self->cfg, json, strlen(json)));
 	ASSERT_EQ(0, daemon_spawn(self));
 	r = daemon_wait_ready(self, READY_MS);
@@ -320,6 +319,15 @@ static inline void daemon_up(struct __test_metadata *_metadata,
 		       errname(r), self->pid ? "running" :
 		       wstatus_str(self->exit_status), self->out,
 		       log_tail(self));
+}
+
+static inline void daemon_up(struct __test_metadata *_metadata,
+			     FIXTURE_DATA(blk) *self, const char *img, bool ro)
+{
+	char json[1024];
+
+	cfg_json(self, json, sizeof(json), img ? img : self->img, ro);
+	daemon_up_json(_metadata, self, json);
 }
 
 /*

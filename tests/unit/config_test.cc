@@ -26,6 +26,88 @@ const char *kHvisorExample = R"({"zones":[{"id":1,"memory_region":[{"zone0_ipa":
   "0x10","0x10"],"status":"disable"},{"type":"console","addr":"0xa003800","len":"0x200",
   "irq":76,"status":"enable"}]}]})";
 
+// hvisor-tool's examples/qemu-aarch64/with_virtio_blk_console/virtio_cfg.json,
+// verbatim (indentation included).
+const char *kHvisorQemuAarch64 = R"({
+    "zones": [
+        {
+            "id": 1,
+            "memory_region": [
+                {
+                    "zone0_ipa": "0x50000000",
+                    "zonex_ipa": "0x50000000",
+                    "size": "0x30000000"
+                }
+            ],
+            "devices": [
+                    {
+                        "type": "blk",
+                        "addr": "0xa003c00",
+                        "len": "0x200",
+                        "irq": 78,
+                        "img": "rootfs2.ext4",
+                        "status": "enable"
+                    },
+                    {
+                        "type": "console",
+                        "addr": "0xa003800",
+                        "len": "0x200",
+                        "irq": 76,
+                        "status": "enable"
+                    }
+                ]
+        }
+    ]
+})";
+
+// hvisor-tool's x86_64 example as issue 12 gives it: two RAM regions, the
+// second one high, console, net on tap0 and blk on rootfs2.img.
+const char *kHvisorQemuX86 = R"({
+    "zones": [
+        {
+            "id": 1,
+            "memory_region": [
+                {
+                    "zone0_ipa": "0x40300000",
+                    "zonex_ipa": "0x0",
+                    "size": "0x20000000"
+                },
+                {
+                    "zone0_ipa": "0x100000000",
+                    "zonex_ipa": "0x100000000",
+                    "size": "0x70000000"
+                }
+            ],
+            "devices": [
+                {
+                    "type": "console",
+                    "addr": "0x5950f000",
+                    "len": "0x200",
+                    "irq": 10,
+                    "status": "enable"
+                },
+                {
+                    "type": "net",
+                    "addr": "0x5950f200",
+                    "len": "0x200",
+                    "irq": 14,
+                    "tap": "tap0",
+                    "mac": ["0x00", "0x16", "0x3e", "0x10", "0x10", "0x10"],
+                    "status": "enable"
+                },
+                {
+                    "type": "blk",
+                    "addr": "0x5950f400",
+                    "len": "0x200",
+                    "irq": 11,
+                    "img": "rootfs2.img",
+                    "status": "enable"
+                }
+            ]
+        }
+    ]
+})";
+
 class ConfigTest : public ::testing::Test {
   protected:
     void SetUp() override {
@@ -33,6 +115,7 @@ class ConfigTest : public ::testing::Test {
         ASSERT_NE(mkdtemp(tmpl), nullptr);
         dir_ = tmpl;
         touch("rootfs2.ext4", 1 << 20);
+        touch("rootfs2.img", 1 << 20);
         touch("data.img", 4096);
     }
     void TearDown() override {
@@ -95,6 +178,51 @@ TEST_F(ConfigTest, HvisorToolExampleParses) {
     EXPECT_EQ(b.serial, "rootfs2.ext4");
     EXPECT_EQ(b.poll_us, hvio::kDefaultPollUs);
     EXPECT_EQ(c.device_count(), 2u); // and the console
+}
+
+TEST_F(ConfigTest, HvisorToolQemuAarch64ExampleParses) {
+    ConfigResult r = parse(kHvisorQemuAarch64);
+    ASSERT_TRUE(r.ok()) << r.error().text();
+    const Config &c = r.value();
+    EXPECT_TRUE(c.warnings.empty());
+    ASSERT_EQ(c.zones.size(), 1u);
+    ASSERT_EQ(c.zones[0].regions.size(), 1u);
+    EXPECT_EQ(c.zones[0].regions[0].size, 0x30000000u);
+    ASSERT_EQ(c.zones[0].blk.size(), 1u);
+    EXPECT_EQ(c.zones[0].blk[0].irq, 78u);
+    EXPECT_EQ(c.zones[0].blk[0].path, dir_ + "/rootfs2.ext4");
+    ASSERT_EQ(c.zones[0].console.size(), 1u);
+    EXPECT_EQ(c.zones[0].console[0].addr, 0xa003800u);
+    EXPECT_EQ(c.zones[0].console[0].irq, 76u);
+    EXPECT_EQ(c.device_count(), 2u);
+}
+
+TEST_F(ConfigTest, HvisorToolQemuX86ExampleTwoRegionsParses) {
+    ConfigResult r = parse(kHvisorQemuX86);
+    ASSERT_TRUE(r.ok()) << r.error().text();
+    const Config &c = r.value();
+    EXPECT_TRUE(c.warnings.empty());
+    ASSERT_EQ(c.zones.size(), 1u);
+    const hvio::ZoneConfig &z = c.zones[0];
+    ASSERT_EQ(z.regions.size(), 2u);
+    EXPECT_EQ(z.regions[0].zone0_ipa, 0x40300000u);
+    EXPECT_EQ(z.regions[0].zonex_ipa, 0x0u);
+    EXPECT_EQ(z.regions[0].size, 0x20000000u);
+    EXPECT_EQ(z.regions[1].zone0_ipa, 0x100000000u);
+    EXPECT_EQ(z.regions[1].zonex_ipa, 0x100000000u);
+    EXPECT_EQ(z.regions[1].size, 0x70000000u);
+    ASSERT_EQ(z.console.size(), 1u);
+    EXPECT_EQ(z.console[0].addr, 0x5950f000u);
+    EXPECT_EQ(z.console[0].irq, 10u);
+    ASSERT_EQ(z.net.size(), 1u);
+    EXPECT_EQ(z.net[0].addr, 0x5950f200u);
+    EXPECT_EQ(z.net[0].irq, 14u);
+    EXPECT_EQ(z.net[0].tap, "tap0");
+    ASSERT_EQ(z.blk.size(), 1u);
+    EXPECT_EQ(z.blk[0].addr, 0x5950f400u);
+    EXPECT_EQ(z.blk[0].irq, 11u);
+    EXPECT_EQ(z.blk[0].path, dir_ + "/rootfs2.img");
+    EXPECT_EQ(c.device_count(), 3u);
 }
 
 TEST_F(ConfigTest, DisabledDeviceSkippedSilently) {

@@ -149,7 +149,8 @@ struct hvio_stats {
 	__u64 zones;		/* live objects */
 	__u64 devs;		/* orphans included */
 	__u64 orphans;		/* recoverable devices without an fd */
-	__u64 reserved[3];
+	__u64 empty_irqs;	/* root IRQs that found req_list empty */
+	__u64 reserved[2];
 };
 
 #define HVIO_GET_VERSION _IOR(HVIO_IOC_MAGIC, 0x00, struct hvio_version)

@@ -46,6 +46,7 @@ void print_stats(const hvio_stats &s) {
         {"res_full", s.res_full, "interrupts deferred (res_list full)"},
         {"finish_calls", s.finish_calls, "FINISH_REQ hypercalls"},
         {"sleeps", s.sleeps, "need_wakeup set"},
+        {"empty_irqs", s.empty_irqs, "root IRQs with nothing for hvio"},
     };
     std::printf("stats:\n");
     for (const Row &r : rows)
