@@ -67,8 +67,8 @@ Zone load_zone(const std::string &path, uint32_t id) {
             if (d.value("status", "enable") == "disable")
                 continue;
             std::string type = d.value("type", "");
-            if (type != "blk" && type != "net")
-                continue; // console, gpu, ...: not served by hvio
+            if (type != "blk" && type != "net" && type != "console")
+                continue; // gpu, ...: not served by hvio
             VirtioDev v{type, num(d, "addr", "devices"), 0x200, (uint32_t)num(d, "irq", "devices")};
             if (d.contains("len"))
                 v.len = num(d, "len", "devices");

@@ -42,7 +42,7 @@ struct MemRegion {
 };
 
 struct VirtioDev {
-    std::string type; // "blk", "net"
+    std::string type; // "blk", "net", "console"
     uint64_t addr;    // zone IPA of the virtio-mmio window
     uint64_t len;
     uint32_t irq; // x86_64: ISA IRQ (PIC); arm64: GIC INTID (SPI, >= 32)

@@ -195,9 +195,9 @@ class CheckTest : public ::testing::Test {
         std::string cmd = "rm -rf '" + dir_ + "'";
         EXPECT_EQ(0, std::system(cmd.c_str()));
     }
-    // A zone with a disk and a console whose PTY link is dir_/console,
+    // A zone with a disk and a console whose PTY link is dir_ + pty,
     // extra added to the disk's keys.
-    std::string config(const std::string &extra = "") {
+    std::string config(const std::string &extra = "", const std::string &pty = "/console") {
         const std::string path = dir_ + "/zone.json";
         std::ofstream(path)
             << R"({"zones": [{"id": 1, "memory_region": [{"zone0_ipa": "0x50000000",)"
@@ -205,7 +205,7 @@ class CheckTest : public ::testing::Test {
             << R"({"type": "blk", "addr": "0xa003c00", "len": "0x200", "irq": 78,)"
             << R"( "img": "disk.img", "status": "enable")" << extra << "},"
             << R"({"type": "console", "addr": "0xa003e00", "len": "0x200", "irq": 79,)"
-            << R"( "pty": ")" << dir_ << R"(/console", "status": "enable"}]}]})";
+            << R"( "pty": ")" << dir_ << pty << R"(", "status": "enable"}]}]})";
         return path;
     }
     std::string dir_;
@@ -217,6 +217,18 @@ TEST_F(CheckTest, GoodConfigExitsZeroAndCreatesNothing) {
     EXPECT_NE(r.out.find(": ok (serving 2 devices in 1 zone"), std::string::npos) << r.out;
     struct stat st;
     EXPECT_NE(0, ::lstat((dir_ + "/console").c_str(), &st)); // no PTY link made
+}
+
+TEST_F(CheckTest, PtyLinkInAMissingDirectoryPassesAsRunMakesIt) {
+    Ran r = hvio({"check", config("", "/run/hvio/console")});
+    EXPECT_EQ(r.status, 0) << r.err;
+    struct stat st;
+    EXPECT_NE(0, ::lstat((dir_ + "/run").c_str(), &st)); // nothing made
+    // Under a file, run() could not make it.
+    std::ofstream(dir_ + "/file") << "x";
+    r = hvio({"check", config("", "/file/hvio/console")});
+    EXPECT_EQ(r.status, 2);
+    EXPECT_NE(r.err.find("zones[0].devices[1].pty"), std::string::npos) << r.err;
 }
 
 TEST_F(CheckTest, RefusedConfigExitsTwoWithOneLine) {

@@ -37,12 +37,18 @@ int check_tap(const std::string &name, std::string *why) {
     return 0;
 }
 
-// path's directory exists; what is at path is of a kind run() replaces.
+// path's directory exists (a PTY link's may be missing: run() makes it,
+// so its nearest existing ancestor must be a directory); what is at path
+// is of a kind run() replaces.
 int check_path(const std::string &path, bool socket, std::string *why) {
     std::string dir = path.substr(0, path.rfind('/'));
     struct stat st;
-    if (::stat(dir.empty() ? "/" : dir.c_str(), &st) < 0)
-        return fail(why, dir, errno);
+    while (::stat(dir.empty() ? "/" : dir.c_str(), &st) < 0) {
+        if (errno != ENOENT || socket || dir.empty())
+            return fail(why, dir, errno);
+        size_t up = dir.rfind('/');
+        dir = up == std::string::npos ? std::string() : dir.substr(0, up);
+    }
     if (!S_ISDIR(st.st_mode))
         return fail(why, dir, ENOTDIR);
     if (::lstat(path.c_str(), &st) < 0)

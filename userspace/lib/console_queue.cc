@@ -27,6 +27,18 @@ constexpr int kQuiesceMs = 5000;
 constexpr size_t kFetchHdr = sizeof(hvio_fetch_result) / sizeof(uint16_t);
 static_assert(sizeof(hvio_fetch_result) % sizeof(uint16_t) == 0);
 
+// Every missing directory above PATH's last component, 0755; 0 or -1
+// with errno.  A component that exists but is no directory is left to
+// fail the caller's symlink() (ENOTDIR).
+int make_parents(const std::string &path) {
+    for (size_t at = path.find('/', 1); at != std::string::npos; at = path.find('/', at + 1)) {
+        const std::string dir = path.substr(0, at);
+        if (::mkdir(dir.c_str(), 0755) < 0 && errno != EEXIST)
+            return -1;
+    }
+    return 0;
+}
+
 } // namespace
 
 int ConsolePty::open(const std::string &link_path, std::string *why) {
@@ -61,6 +73,10 @@ int ConsolePty::open(const std::string &link_path, std::string *why) {
         return failed("tcsetattr");
     if (link_path.empty())
         return 0;
+    // The link's directory ("/run/hvio") may not exist yet: a fresh /run
+    // after boot.  Made like mkdir -p, root's 0755 like /run itself.
+    if (make_parents(link_path) < 0)
+        return failed(("mkdir for " + link_path).c_str());
     // The link replaces whatever an earlier daemon left there.
     if (::unlink(link_path.c_str()) < 0 && errno != ENOENT)
         return failed(("unlink " + link_path).c_str());
