@@ -238,7 +238,7 @@ static void perf_print(const char *rw, unsigned int qd, uint64_t reqs)
 	 * Per thread: the whole VM's table cut by name.  perf report's
 	 * --comms/--tid filters drop samples taken where interrupts were
 	 * turned back on (_raw_spin_unlock_irqrestore), so they are not used
-	 * for the tables.  The queue thread: cmd_run.cc names it
+	 * for the tables.  The queue thread: daemon_threads.cc names it
 	 * hvio-z<zone>d<dev>q<queue>.
 	 */
 	snprintf(comm, sizeof(comm), " hvio-z%dd0q0 ", ZONE);

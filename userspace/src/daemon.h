@@ -103,8 +103,9 @@ struct ConsoleDevice {
 // the config, every image and every TAP are checked or opened before
 // /dev/hvio is touched (exit 2), then zones, devices, mappings, eventfds
 // and one probe QUEUE_RUN per queue (exit 1 on failure, with everything
-// created so far undone).  Then one thread per blk queue (lib/queue.h) and
-// one per net device (lib/net_queue.h) serve I/O, a small thread answers
+// created so far undone).  Then one thread per blk queue (lib/queue.h), one
+// per net device (lib/net_queue.h) and one per console
+// (lib/console_queue.h) serve I/O, a small thread answers
 // the status socket, and the main thread waits for SIGTERM/SIGINT or a
 // queue thread's fatal error.  SIGHUP is ignored (with a line on stderr).
 // Under systemd it says READY=1 when ready and STOPPING=1 when the drain
