@@ -9,6 +9,8 @@
 #   make install | uninstall [DESTDIR=] [PREFIX=/usr/local]
 #   make dkms-src [DESTDIR=]                      the module's sources for DKMS
 #   make selftest [ARCH=..] [T=group]  run the selftests in a QEMU VM (T=blk: all hvio_blk_*)
+#   make selftest KERNEL=6.12|6.12-rt  the same on Debian's 6.12 / PREEMPT_RT kernel
+#   make kcompile                      hvio.ko against every tested kernel's headers, -Werror
 #   make selftests                     build the selftest programs only
 #   make unit                          GoogleTest unit tests on the host
 #   make check                         unit + install + selftests on both arches
@@ -54,11 +56,20 @@ PROG_TIMEOUT := $(or $(shell sed -n 's/^timeout=//p' tests/selftests/settings 2>
 T ?=
 
 # Paths that depend on what is installed: evaluated only when used, i.e.
-# after scripts/deps has run.
-common = . scripts/common.sh;
+# after scripts/deps has run.  ($(shell) does not see exported variables
+# before make 4.4: HVIO_KERNEL is passed by hand.)
+common = HVIO_KERNEL=$(KERNEL); . scripts/common.sh;
 # The kernel the test VM boots: Debian's, headers from scripts/deps.  The
-# test targets always build their module (build/<arch>/test/) against it.
+# test targets always build their module (build/<arch>/test/<krel>/)
+# against it.  KERNEL=6.12 or KERNEL=6.12-rt (any SERIES[-rt]): the newest
+# Debian kernel of that series and flavour instead of Debian 12's default
+# (6.1); scripts/deps fetches it (Documentation/kernels.md).
+KERNEL ?=
+export HVIO_KERNEL := $(KERNEL)
 VM_KDIR = $(shell bash -c '$(common) hvio_kdir $(ARCH)')
+VM_KREL = $(shell bash -c '$(common) hvio_krel $(ARCH)')
+# The VM's work directory: build/<arch>/vm, build/<arch>/vm-6.12, ...
+VM_NAME := vm$(if $(KERNEL),-$(KERNEL))
 # KDIR: the kernel build tree `make module` builds against (KDIR=... on the
 # command line or in the environment).  Default: the running kernel's,
 # when it is there and ARCH is this machine's, else the test VM's.
@@ -128,7 +139,8 @@ DEPS_FIRST := $(if $(filter $(DEPS_GOALS),$(MAKECMDGOALS)),deps)
 # ---- module ---------------------------------------------------------------
 # kbuild writes objects next to the sources, and several builds (arches,
 # kernels) share one tree, so each builds in its own directory of symlinks.
-# $(call kbuild_module,DIR,KDIR,KO): build in DIR against KDIR, copy to KO.
+# $(call kbuild_module,DIR,KDIR,KO[,ARGS]): build in DIR against KDIR, copy
+# to KO; ARGS go to kbuild.
 define kbuild_module
 	@scripts/build-check module "$(ARCH)" "$(CROSS_COMPILE)" "$(2)"
 	@[ -n "$(MOD_SRCS)" ] || { echo "make: no module/*.c yet" >&2; exit 1; }
@@ -137,21 +149,24 @@ define kbuild_module
 	@ln -sfn $(CURDIR)/uapi $(1)/uapi
 	@find $(1)/module -maxdepth 1 -type l -xtype l -delete
 	@for f in $(MOD_SRCS) $(MOD_HDRS); do ln -sfn $(CURDIR)/$$f $(1)/$$f; done
-	$(MAKE) -C $(2) M=$(CURDIR)/$(1) ARCH=$(KARCH) CROSS_COMPILE=$(CROSS_COMPILE) modules
+	$(MAKE) -C $(2) M=$(CURDIR)/$(1) ARCH=$(KARCH) CROSS_COMPILE=$(CROSS_COMPILE) $(4) modules
 	@cp $(1)/hvio.ko $(3)
 	@echo "  MODULE  $(3)"
 endef
 
 KB := $(OUT)/kbuild
-TEST_OUT := $(OUT)/test
+# Keyed by kernel release: builds for 6.1 and 6.12 never mix.
+TEST_OUT = $(OUT)/test/$(VM_KREL)
 
 module: | $(DEPS_FIRST)
 	$(call kbuild_module,$(KB),$(KDIR),$(OUT)/hvio.ko)
 
-# The module the test VMs load (scripts/vm-run's default --ko).
+# The module the test VMs load (scripts/vm-run's default --ko); a
+# compiler warning is an error here.
 vm-module: | $(DEPS_FIRST)
+	@[ -n "$(VM_KREL)" ] || { echo "make: no kernel $(or $(KERNEL),default) for $(ARCH) (make deps)" >&2; exit 1; }
 	@mkdir -p $(TEST_OUT)
-	$(call kbuild_module,$(TEST_OUT)/kbuild,$(VM_KDIR),$(TEST_OUT)/hvio.ko)
+	$(call kbuild_module,$(TEST_OUT)/kbuild,$(VM_KDIR),$(TEST_OUT)/hvio.ko,KCFLAGS=-Werror)
 
 # ---- userspace ------------------------------------------------------------
 # Configured once (again when HVIO_STATIC changes); unit tests only when
@@ -236,16 +251,20 @@ dkms-src:
 # ---- selftests ------------------------------------------------------------
 # Test modules the selftests load in the VM (tests/selftests/kmod: a
 # stand-in for hvisor-tool's hvisor.ko on the root IRQ line).
-ST_KMOD := $(OUT)/selftests/kmod/hvtool_stub.ko
+# Built against the test VM's kernel, like hvio.ko, in the same
+# build/<arch>/test/<krel>/ (kbuild is incremental: always asked).
+ST_KMOD_DIR = $(TEST_OUT)/kmod
+ST_KMOD = $(ST_KMOD_DIR)/hvtool_stub.ko
 
-selftests: $(ST_BINS) $(ST_KMOD)
+.PHONY: selftests-kmod
+selftests: $(ST_BINS) selftests-kmod
 
-# Built against the test VM's kernel, like build/<arch>/test/hvio.ko.
-$(ST_KMOD): tests/selftests/kmod/hvtool_stub.c tests/selftests/kmod/Kbuild | $(DEPS_FIRST)
-	@mkdir -p $(@D)
-	@ln -sfn ../../../../tests/selftests/kmod/hvtool_stub.c $(@D)/hvtool_stub.c
-	@ln -sfn ../../../../tests/selftests/kmod/Kbuild $(@D)/Kbuild
-	$(MAKE) -C $(VM_KDIR) M=$(CURDIR)/$(@D) ARCH=$(KARCH) CROSS_COMPILE=$(CROSS_COMPILE) modules
+selftests-kmod: | $(DEPS_FIRST)
+	@[ -n "$(VM_KREL)" ] || { echo "make: no kernel $(or $(KERNEL),default) for $(ARCH) (make deps)" >&2; exit 1; }
+	@mkdir -p $(ST_KMOD_DIR)
+	@ln -sfn $(CURDIR)/tests/selftests/kmod/hvtool_stub.c $(ST_KMOD_DIR)/hvtool_stub.c
+	@ln -sfn $(CURDIR)/tests/selftests/kmod/Kbuild $(ST_KMOD_DIR)/Kbuild
+	$(MAKE) -C $(VM_KDIR) M=$(CURDIR)/$(ST_KMOD_DIR) ARCH=$(KARCH) CROSS_COMPILE=$(CROSS_COMPILE) modules
 
 $(OUT)/selftests/%: tests/selftests/%.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDRS) | $(DEPS_FIRST)
 	@mkdir -p $(@D)
@@ -264,8 +283,8 @@ VM_PERF := $(if $(filter 1,$(PERF)),--perf)
 
 selftest: vm-build
 	@[ -n "$(ST_RUN)" ] || { echo "make: no tests/selftests/hvio_$(or $(T),*).c$(if $(T), or hvio_$(T)_*.c)" >&2; exit 1; }
-	scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) --prog-timeout $(PROG_TIMEOUT) $(VM_SIM_RAM) $(VM_PERF) \
-		--kmod tun --kmod "$(NULLB_KMOD)" --extra-file $(VM_HVIO):/bin/hvio \
+	scripts/vm-run --arch $(ARCH) --name $(VM_NAME) --timeout $(VM_TIMEOUT) --prog-timeout $(PROG_TIMEOUT) \
+		$(VM_SIM_RAM) $(VM_PERF) --kmod tun --kmod "$(NULLB_KMOD)" --extra-file $(VM_HVIO):/bin/hvio \
 		--extra-file $(ST_KMOD):/lib/hvio/hvtool_stub.ko -- $(ST_RUN)
 
 # ---- benchmarks -----------------------------------------------------------

@@ -212,8 +212,8 @@ static bool hvio_bridge_drain(struct hvio_bridge *b, unsigned int budget)
 /**
  * hvio_bridge_handle() - root IRQ handler body
  *
- * Called by the provider in hard IRQ context when the hypervisor signals
- * new requests.
+ * Called by the provider in hard IRQ context (a thread under PREEMPT_RT)
+ * when the hypervisor signals new requests.
  *
  * Return: false when there was no request for us (a shared IRQ line
  * raised by another device, or a stopped bridge), for IRQ_NONE.
@@ -278,6 +278,7 @@ int hvio_bridge_request_irq(int irq, unsigned long flags)
 	if (irq_has_action(irq))
 		pr_info(HVIO_NAME ": root IRQ %d already has a handler (hvisor-tool's hvisor.ko?): sharing it; use hvisor.ko for zones only, `hvisor virtio start` would take hvisor's virtio bridge from hvio\n",
 			irq);
+	/* No IRQF_NO_THREAD: PREEMPT_RT threads it (hvio_internal.h). */
 	ret = request_irq(irq, hvio_bridge_isr, IRQF_SHARED | flags, HVIO_NAME,
 			  &hvio);
 	if (ret)

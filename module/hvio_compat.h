@@ -41,6 +41,19 @@ static inline void hvio_eventfd_signal(struct eventfd_ctx *ctx)
 }
 
 /*
+ * How many user PTEs map an order-0 page: page_mapcount() is gone in 6.12;
+ * 6.1's folio_mapcount() is not exported, 6.12's is inline.
+ */
+static inline int hvio_page_mapcount(struct page *page)
+{
+#ifdef HVIO_HAVE_PAGE_MAPCOUNT
+	return page_mapcount(page);
+#else
+	return folio_mapcount(page_folio(page));
+#endif
+}
+
+/*
  * io_uring commands: the header moved (6.6+: <linux/io_uring/cmd.h>), the
  * payload moved from cmd->cmd to io_uring_sqe_cmd(cmd->sqe), and
  * io_uring_cmd_done() gained issue_flags (6.3, in Debian's 6.1 too).

@@ -52,7 +52,12 @@ static struct {
 	atomic64_t finish_calls;
 } hvio_sim;
 
-/* irq_work runs in hard IRQ context, like a real root interrupt. */
+/*
+ * The root interrupt: hard IRQ context, as on a board, except under
+ * PREEMPT_RT, where an irq_work without IRQ_WORK_HARD_IRQ runs in the
+ * per-CPU irq_work thread, as a board's force-threaded IRQ does there; the
+ * bridge handler's locks are spinlock_t (sleeping on RT) and need that.
+ */
 static void hvio_sim_irq(struct irq_work *work)
 {
 	if (sim_irq)

@@ -15,6 +15,11 @@
  * The bridge handler takes bridge_lock -> lock -> dev->lock -> res_lock.
  * A queue's mutex (q->lock) is taken before dev->lock; it also covers the
  * per-head tags and the net RX spare list.
+ * All four spinlocks are spinlock_t, sleeping locks under PREEMPT_RT: the
+ * bridge handler runs in a thread there (sim: an irq_work that is not
+ * IRQ_WORK_HARD_IRQ; hvisor: a force-threaded IRQ), and under them it
+ * signals eventfds and completes io_uring commands, whose own locks are
+ * spinlock_t too.  Neither entry point may become hard IRQ on RT.
  */
 #ifndef _HVIO_INTERNAL_H
 #define _HVIO_INTERNAL_H

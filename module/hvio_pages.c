@@ -232,7 +232,7 @@ static bool hvio_pages_pinned(const struct hvio_zone *zone, u32 i)
 	for (; pfn < end; pfn++) {
 		page = pfn_to_page(pfn);
 		if (page_ref_count(page) !=
-		    1 + (mapped ? page_mapcount(page) : 0))
+		    1 + (mapped ? hvio_page_mapcount(page) : 0))
 			return true;
 		if (!(pfn & 0xffff))
 			cond_resched();

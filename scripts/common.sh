@@ -24,7 +24,49 @@ hvio_debarch() {
 	case "$1" in x86_64) echo amd64 ;; arm64) echo arm64 ;; esac
 }
 
-# The kernel ABI (e.g. 6.1.0-56) we build and boot against: the newest
+# Which kernel the tests build against and boot: HVIO_KERNEL (make's
+# KERNEL=).  Empty: Debian 12's default kernel (6.1), found as below.
+# Otherwise SERIES or SERIES-rt (e.g. 6.12, 6.12-rt): the newest Debian
+# package of that series and flavour that scripts/deps unpacked into
+# $HVIO_CACHE/<arch>/<krel>/ (image and modules) and /usr/src (headers).
+hvio_kseries() { echo "${HVIO_KERNEL%-rt}"; }
+
+# Debian's flavour of the selected kernel for an arch: amd64, rt-amd64, arm64...
+hvio_kflavour() {
+	case "${HVIO_KERNEL:-}" in
+	*-rt) echo "rt-$(hvio_debarch "$1")" ;;
+	*) hvio_debarch "$1" ;;
+	esac
+}
+
+# True when HVIO_KERNEL names Debian's default kernel (empty, or its series).
+hvio_kdefault() {
+	local abi
+	[ -z "${HVIO_KERNEL:-}" ] && return 0
+	[ "$HVIO_KERNEL" = "$(hvio_kseries)" ] || return 1
+	abi=$(hvio_kabi) || return 1
+	[ "${abi#"$HVIO_KERNEL".}" != "$abi" ]
+}
+
+# The newest release of the selected non-default kernel unpacked for an arch
+# (e.g. 6.12.118+deb12-rt-amd64), with its headers in /usr/src.
+hvio_krel_other() {
+	local flav series re d rel best=
+	flav=$(hvio_kflavour "$1")
+	series=$(hvio_kseries)
+	# 6.12.N+deb12-amd64, not ...-rt-amd64 or ...-cloud-amd64.
+	re="^${series//./[.]}[.][0-9]+[^-]*-$flav\$"
+	for d in "$HVIO_CACHE/$1/$series".*-"$flav"; do
+		rel=${d##*/}
+		[[ $rel =~ $re ]] || continue
+		[ -f "$d/.complete" ] && [ -f "/usr/src/linux-headers-$rel/Makefile" ] || continue
+		best=$(printf '%s\n%s\n' "$best" "$rel" | sed '/^$/d' | sort -V | tail -n1)
+	done
+	[ -n "$best" ] || return 1
+	echo "$best"
+}
+
+# The kernel ABI (e.g. 6.1.0-56) of Debian's default kernel: the newest
 # amd64 kernel whose image and headers are both installed.  arm64 uses the
 # same ABI so both arches test the same kernel.  Override: HVIO_KABI.
 hvio_kabi() {
@@ -40,9 +82,14 @@ hvio_kabi() {
 	echo "$abi"
 }
 
-# Kernel release string for an arch: 6.1.0-56-amd64 / 6.1.0-56-arm64.
+# Kernel release string for an arch: 6.1.0-56-amd64 / 6.1.0-56-arm64
+# (6.12.118+deb12-rt-amd64 with HVIO_KERNEL=6.12-rt).
 hvio_krel() {
 	local abi
+	if ! hvio_kdefault; then
+		hvio_krel_other "$1"
+		return
+	fi
 	abi=$(hvio_kabi) || return 1
 	echo "$abi-$(hvio_debarch "$1")"
 }
@@ -50,7 +97,8 @@ hvio_krel() {
 # Headers tree to build the module against.
 hvio_kdir() { echo "/usr/src/linux-headers-$(hvio_krel "$1")"; }
 
-# Root of the unpacked arm64 packages (kernel image + modules + busybox).
+# Root of the unpacked arm64 packages (kernel image + modules + busybox),
+# whichever kernel is selected.
 hvio_arm64_root() { echo "$HVIO_CACHE/arm64/$(hvio_krel arm64)"; }
 
 # Bootable kernel image.  x86_64: the uncompressed vmlinux that scripts/deps
@@ -59,9 +107,16 @@ hvio_arm64_root() { echo "$HVIO_CACHE/arm64/$(hvio_krel arm64)"; }
 hvio_kernel_image() {
 	case "$1" in
 	x86_64)
-		local v
-		v="$HVIO_CACHE/x86_64/$(hvio_krel x86_64)/vmlinux"
-		if [ -f "$v" ]; then echo "$v"; else echo "/boot/vmlinuz-$(hvio_krel x86_64)"; fi
+		local v krel
+		krel=$(hvio_krel x86_64)
+		v="$HVIO_CACHE/x86_64/$krel/vmlinux"
+		if [ -f "$v" ]; then
+			echo "$v"
+		elif hvio_kdefault; then
+			echo "/boot/vmlinuz-$krel"
+		else
+			echo "$HVIO_CACHE/x86_64/$krel/vmlinuz"
+		fi
 		;;
 	arm64) echo "$(hvio_arm64_root)/Image" ;;
 	esac
@@ -70,7 +125,7 @@ hvio_kernel_image() {
 # Directory holding lib/modules/<krel> of the booted kernel.
 hvio_modroot() {
 	case "$1" in
-	x86_64) echo "" ;;
+	x86_64) hvio_kdefault || echo "$HVIO_CACHE/x86_64/$(hvio_krel x86_64)" ;;
 	arm64) hvio_arm64_root ;;
 	esac
 }

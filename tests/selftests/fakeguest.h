@@ -200,6 +200,13 @@ int fg_stats(struct fg *fg, struct hvio_stats *st);
  */
 uint64_t fg_wait_orphans(struct fg *fg, uint64_t want, unsigned int ms,
 			 unsigned int *waited_ms);
+/*
+ * How long a test waits for a reaped daemon's devices to become orphans.
+ * 6.1 lets go of them before the reap; 6.12 completes a parked FETCH
+ * (io_uring_cmd_done() from outside io_uring) through task work that an
+ * exiting DEFER_TASKRUN task never runs, so its ring's exit work does it.
+ */
+#define FG_ORPHAN_WAIT_MS 2000
 int fg_sim_info(struct fg *fg, struct hvio_sim_info *info);
 int fg_dev_info(int dev_fd, struct hvio_dev_info *info);
 int fg_dev_stats(int dev_fd, struct hvio_dev_stats *st);

@@ -435,7 +435,7 @@ TEST_F_TIMEOUT(recovery, sigkill_under_load, 300)
 		st = daemon_stop(self, SIGKILL);
 		ASSERT_TRUE(st >= 0 && WIFSIGNALED(st)) TH_LOG("kill: %#x", st);
 		kills++;
-		EXPECT_EQ(1, fg_wait_orphans(&self->fg, 1, 2000, &waited));
+		EXPECT_EQ(1, fg_wait_orphans(&self->fg, 1, FG_ORPHAN_WAIT_MS, &waited));
 		if (waited > max_wait)
 			max_wait = waited;
 		/* The guest keeps posting and kicking while nobody serves. */
@@ -486,7 +486,7 @@ TEST_F(recovery, stop_destroys_orphans)
 	NEED_SETUP();
 	st = daemon_stop(self, SIGKILL);
 	ASSERT_TRUE(st >= 0 && WIFSIGNALED(st));
-	EXPECT_EQ(1, gstats(self).orphans);
+	EXPECT_EQ(1, fg_wait_orphans(&self->fg, 1, FG_ORPHAN_WAIT_MS, NULL));
 	EXPECT_EQ(1, gstats(self).zones);
 	EXPECT_EQX(FG_MMIO_MAGIC, fg_vdev_rd(&self->v, VIRTIO_MMIO_MAGIC_VALUE));
 	EXPECT_EQ(0, hvio_stop(self, self->cfg));
@@ -547,7 +547,7 @@ TEST_F(recovery, config_without_device_destroys_it)
 	refill(self, &rng);
 	st = daemon_stop(self, SIGKILL);
 	ASSERT_TRUE(st >= 0 && WIFSIGNALED(st));
-	EXPECT_EQ(2, gstats(self).orphans);
+	EXPECT_EQ(2, fg_wait_orphans(&self->fg, 2, FG_ORPHAN_WAIT_MS, NULL));
 	ASSERT_EQ(0, daemon_start(self, self->cfg)) TH_LOG("%s", fg_file_tail(self->log));
 	EXPECT_EQ(1, gstats(self).devs);
 	EXPECT_EQ(0, gstats(self).orphans);
