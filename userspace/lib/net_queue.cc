@@ -189,17 +189,18 @@ int NetQueue::run_tx(bool stopping) {
             return ret;
     // Full, or stopped at the budget: there may be more, run again.
     tx_run_ = want && (fetched == want || (r.out_flags & HVIO_RUN_OUT_MORE));
-    tx_fetched(fetched, fetched == want);
+    tx_fetched(fetched, fetched == want, stopping);
     return 0;
 }
 
 // Bookkeeping after a TX fetch of either path: the stop's drain budget
-// (the last requests: those available when the stop came; a fetch that
-// found no more ends it).
-void NetQueue::tx_fetched(unsigned n, bool more) {
+// (the last requests: those available when the stop came; a fetch issued
+// once the stop was seen that found no more ends it, one issued before
+// it says nothing of what came since: BlkQueue::account()).
+void NetQueue::tx_fetched(unsigned n, bool more, bool after_stop) {
     counters_.tx_inflight.store(size_ - static_cast<unsigned>(tx_free_.size()),
                                 std::memory_order_relaxed);
-    if (tx_drain_ < 0)
+    if (tx_drain_ < 0 || !after_stop)
         return;
     tx_drain_ -= std::min(tx_drain_, static_cast<int>(n));
     if (!more)
@@ -834,6 +835,7 @@ int NetQueue::queue_fetch(uint16_t queue, unsigned max, bool wait) {
     f.out = true;
     f.wait = wait;
     f.max = max;
+    f.after_stop = tx_drain_ >= 0;
     return 0;
 }
 
@@ -882,7 +884,7 @@ int NetQueue::fetched(uint16_t queue, int res) {
             return ret;
     }
     if (queue == HVIO_NET_TX_QUEUE) {
-        tx_fetched(n, f.more);
+        tx_fetched(n, f.more, f.after_stop);
         return 0;
     }
     // New buffers: packets may have waited in the TAP for them.

@@ -236,7 +236,7 @@ class NetQueue {
     int queue_fetch(uint16_t queue, unsigned max, bool wait);
     int queue_commit(uint16_t queue, std::vector<hvio_completion> &commits);
     int fetched(uint16_t queue, int res);
-    void tx_fetched(unsigned n, bool more);
+    void tx_fetched(unsigned n, bool more, bool after_stop);
     void unpark_fetches();
     bool can_read() const;
     void quiesce();
@@ -281,6 +281,7 @@ class NetQueue {
         bool wait = false;         // ... with HVIO_FETCH_F_WAIT
         bool more = false;         // the last one said HVIO_RUN_OUT_MORE
         unsigned max = 0;          // ... its max_fetch
+        bool after_stop = false;   // ... issued once the stop was seen
         std::vector<uint16_t> buf; // hvio_fetch_result, then the tags
     };
     bool fallback_ = false;     // the module refused the FETCH: QUEUE_RUN path

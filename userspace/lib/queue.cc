@@ -374,7 +374,7 @@ int BlkQueue::serve() {
         // answers GET_ID and bad requests itself), and then guest kicks
         // stay off until we call again.
         const bool more = max_fetch && (r.out_flags & HVIO_RUN_OUT_MORE);
-        account(fetched, more);
+        account(fetched, more, stopping);
         if (stopping && !drain_budget_ && free_.size() == size_ && commits_.empty())
             return 0;
 
@@ -415,6 +415,7 @@ int BlkQueue::queue_fetch(unsigned max, bool wait) {
     fetch_out_ = true;
     fetch_wait_ = wait;
     fetch_max_ = max;
+    fetch_after_stop_ = drain_budget_ >= 0;
     return 0;
 }
 
@@ -434,10 +435,14 @@ int BlkQueue::queue_commit() {
     return 0;
 }
 
-// Bookkeeping after a fetch of either loop: the stop's drain budget.
-void BlkQueue::account(unsigned n, bool more) {
+// Bookkeeping after a fetch of either loop: the stop's drain budget.  Only
+// a fetch issued once the stop was seen counts: one that ran before it (a
+// FETCH completed in the kernel, its CQE reaped after the stop) says
+// nothing of what the guest made available since, and its "no more" must
+// not end the drain.
+void BlkQueue::account(unsigned n, bool more, bool after_stop) {
     counters_.inflight.store(size_ - free_.size(), std::memory_order_relaxed);
-    if (drain_budget_ < 0)
+    if (drain_budget_ < 0 || !after_stop)
         return;
     // The last requests: those available when the stop came.
     drain_budget_ -= std::min(drain_budget_, static_cast<int>(n));
@@ -470,8 +475,7 @@ int BlkQueue::fetched(int res) {
             return ret;
     // Only HVIO_RUN_OUT_MORE says the avail ring holds more (see serve()).
     more_ = (r.out_flags & HVIO_RUN_OUT_MORE) != 0;
-    stopping_now();
-    account(n, more_);
+    account(n, more_, fetch_after_stop_);
     return 0;
 }
 

@@ -157,7 +157,7 @@ class BlkQueue {
     int queue_fetch(unsigned max, bool wait);
     int queue_commit();
     int fetched(int res);
-    void account(unsigned fetched, bool more);
+    void account(unsigned fetched, bool more, bool after_stop);
     int start(uint16_t tag);
     int submit(uint32_t slot);
     void finish(uint32_t slot, int result);
@@ -200,6 +200,7 @@ class BlkQueue {
     bool fetch_out_ = false;          // a FETCH is in the ring
     bool fetch_wait_ = false;         // ... with HVIO_FETCH_F_WAIT
     unsigned fetch_max_ = 0;          // ... its max_fetch
+    bool fetch_after_stop_ = false;   // ... issued once the stop was seen
     bool more_ = false;               // the last fetch said HVIO_RUN_OUT_MORE
     std::vector<uint16_t> fetch_buf_; // hvio_fetch_result, then the tags
     CommitBuffers commit_bufs_;       // of the COMMITs not yet submitted
