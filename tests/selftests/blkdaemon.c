@@ -131,12 +131,12 @@ void cfg_json(FIXTURE_DATA(blk) *self, char *buf, size_t len,
 		 "\"zonex_ipa\":\"%#llx\",\"size\":\"%#llx\"}],"
 		 "\"devices\":[{\"type\":\"blk\",\"addr\":\"%#llx\",\"len\":\"0x200\","
 		 "\"irq\":%u,\"img\":\"%s\",\"status\":\"enable\",\"queues\":%u,"
-		 "\"queue_size\":%u,\"readonly\":%s,\"serial\":\"%s\"}]}]}\n",
+		 "\"queue_size\":%u,\"readonly\":%s,\"serial\":\"%s\"%s}]}]}\n",
 		 ZONE_A,
 		 (unsigned long long)fg_zone_phys(&self->fg, &self->zone),
 		 (unsigned long long)GUEST_RAM, (unsigned long long)ZONE_SIZE,
 		 (unsigned long long)MMIO_BASE, DEV_IRQ, img, NQ, QSIZE,
-		 ro ? "true" : "false", SERIAL);
+		 ro ? "true" : "false", SERIAL, self->dev_json);
 }
 
 int daemon_spawn(FIXTURE_DATA(blk) *self)

@@ -130,6 +130,7 @@ FIXTURE_DATA(blk) {
 	char out[4096];
 	size_t out_len;
 	char img[64], cfg[64], log[64], sock[64], extra[64];
+	char dev_json[64];	/* more keys of the device, e.g. ",\"poll_us\":0" */
 	/* the guest */
 	uint8_t *shadow;		/* what the image must contain */
 	struct breq *pool;
