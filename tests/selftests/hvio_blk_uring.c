@@ -58,9 +58,10 @@ TEST_F(blk, daemon_serves_through_uring_commands)
 {
 	/* Requests one at a time: every one is fetched by a parked FETCH
 	 * that the kick completed (no QUEUE_RUN, no eventfd), and `hvio
-	 * status` names the path.  The syscalls per request are printed. */
+	 * status` names the path and no op in flight (all were committed,
+	 * the FETCH is parked).  The syscalls per request are printed. */
 	static char out[65536];
-	unsigned long long sys, runs, wake;
+	unsigned long long sys, runs, wake, inflight;
 	const char *q0;
 
 	NEED_SETUP();
@@ -73,7 +74,9 @@ TEST_F(blk, daemon_serves_through_uring_commands)
 	runs = json_num(q0, "runs");
 	sys = json_num(q0, "syscalls");
 	wake = json_num(q0, "wakeups");
+	inflight = json_num(q0, "inflight");
 	EXPECT_EQ(0, runs);
+	EXPECT_EQ(0, inflight) TH_LOG("%.600s", q0);
 	EXPECT_LE(32, wake);
 	TH_LOG("32 serial reads: %llu syscalls, %llu wakeups of queue 0",
 	       sys, wake);

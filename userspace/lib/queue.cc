@@ -78,6 +78,9 @@ void BlkQueue::finish(uint32_t slot, int result) {
     c.generation_hi = io.generation_hi;
     commits_.push_back(c);
     free_.push_back(slot);
+    // Here, not only at the next fetch: a parked FETCH may not come back
+    // for a long time, and `hvio status` would show done ops in flight.
+    counters_.inflight.store(size_ - free_.size(), std::memory_order_relaxed);
     if (stale(slot)) {
         counters_.stale.fetch_add(1, std::memory_order_relaxed);
     } else if (result < 0) {
