@@ -5,9 +5,11 @@
  * (fakeguest/fakevring) and as the terminal on the PTY (opened through the
  * config's "pty" symlink): bytes both ways byte for byte, backpressure both
  * ways (nothing dropped, TX ops held until the PTY takes them, input kept
- * in the PTY until the guest posts buffers), a terminal that opens and
- * closes the PTY 50 times, a reset during traffic, and a SIGKILL of the
- * daemon followed by a takeover.
+ * in the PTY until the guest posts buffers), output discarded (counted)
+ * once nobody has read for stall_ms, so that a guest spinning on its
+ * console never freezes, a terminal that opens and closes the PTY 50
+ * times, a reset during traffic, and a SIGKILL of the daemon followed by
+ * a takeover.
  */
 #include <linux/virtio_console.h>
 #include <linux/virtio_ids.h>
@@ -51,6 +53,7 @@ FIXTURE(cons) {
 	struct fv_ring r[2];
 	char link[80];
 	bool sock;			/* the "socket" backend; link is its path */
+	char dev_json[64];		/* more keys of the device: ",\"k\":v" */
 	int term;			/* our side of the PTY, or -1 */
 	/* TX buffers (index = slot) the guest may use */
 	bool txbusy[QN];
@@ -168,11 +171,11 @@ static void up(struct __test_metadata *_metadata, FIXTURE_DATA(cons) *self)
 		 "{\"zones\":[{\"id\":%u,\"memory_region\":[{\"zone0_ipa\":\"%#llx\","
 		 "\"zonex_ipa\":\"%#llx\",\"size\":\"%#llx\"}],"
 		 "\"devices\":[{\"type\":\"console\",\"addr\":\"%#llx\",\"len\":\"0x200\","
-		 "\"irq\":%u,\"status\":\"enable\",\"%s\":\"%s\"}]}]}\n",
+		 "\"irq\":%u,\"status\":\"enable\",\"%s\":\"%s\"%s}]}]}\n",
 		 ZONE_A, (unsigned long long)fg_zone_phys(&self->fg, &self->zone),
 		 (unsigned long long)GUEST_RAM, (unsigned long long)ZONE_SIZE,
 		 (unsigned long long)MMIO_BASE, DEV_IRQ, self->sock ? "socket" : "pty",
-		 self->link);
+		 self->link, self->dev_json);
 	r = fn_daemon_start(&self->d, json, READY_LINE, READY_MS);
 	ASSERT_EQ(0, r)
 		TH_LOG("daemon not ready (%s; %s): stdout \"%s\", stderr \"%s\"",
@@ -496,13 +499,14 @@ TEST_F_TIMEOUT(cons, rx_64k_byte_for_byte, 120)
 
 TEST_F_TIMEOUT(cons, tx_backpressure_holds_ops_drops_nothing, 120)
 {
-	/* Nobody reads the PTY while the guest writes 256 KiB: the PTY fills, the guest's TX chains stay uncommitted (the ring fills), the daemon holds them; once the terminal reads, all 256 KiB arrive byte for byte. */
+	/* With "stall_ms": 0, nobody reads the PTY while the guest writes 256 KiB: the PTY fills, the guest's TX chains stay uncommitted (the ring fills), the daemon holds them; once the terminal reads, all 256 KiB arrive byte for byte. */
 	const size_t total = 256 * 1024;
 	uint64_t deadline;
 	size_t sent = 0, bad;
 	unsigned int held;
 
 	NEED_SETUP();
+	snprintf(self->dev_json, sizeof(self->dev_json), ",\"stall_ms\":0");
 	start(_metadata, self);
 	self->ngot = 0;
 	while (sent < total && tx_post(self, 3, sent, TXB))
@@ -537,6 +541,63 @@ TEST_F_TIMEOUT(cons, tx_backpressure_holds_ops_drops_nothing, 120)
 	ASSERT_EQ(total, self->ngot) TH_LOG("%s", diag(self));
 	bad = mismatch(self, 3, 0, total);
 	ASSERT_EQ(total, bad) TH_LOG("byte %zu differs", bad);
+}
+
+TEST_F_TIMEOUT(cons, nobody_reads_output_discarded_after_stall, 120)
+{
+	/* With "stall_ms": 300, nobody reads the PTY while the guest writes 256 KiB: every chain comes back (a Linux guest would spin on them), what the PTY could not take is counted as tx_dropped in one stall, with a line on stderr; what the PTY holds is the start of the stream; once the terminal read it, output resumes and the next 16 KiB arrive byte for byte. */
+	const size_t total = 256 * 1024;
+	long long dropped, moved;
+	uint64_t deadline, t0;
+	size_t sent = 0, bad;
+
+	NEED_SETUP();
+	snprintf(self->dev_json, sizeof(self->dev_json), ",\"stall_ms\":300");
+	start(_metadata, self);
+	t0 = fg_now_ms();
+	deadline = t0 + IO_MS;
+	while ((sent < total || fv_inflight(&self->r[TXQ])) && fg_now_ms() < deadline) {
+		bool posted = false;
+
+		tx_reap(_metadata, self);
+		while (sent < total && tx_post(self, 4, sent, TXB)) {
+			sent += TXB;
+			posted = true;
+		}
+		if (posted)
+			kick(self, TXQ);
+		pump(self, 10);
+	}
+	ASSERT_EQ(total, sent) TH_LOG("%s", diag(self));
+	ASSERT_EQ(0, fv_inflight(&self->r[TXQ]))
+		TH_LOG("chains held with nobody reading after %llu ms: %s",
+		       (unsigned long long)(fg_now_ms() - t0), diag(self));
+	dropped = ccount(self, "tx_dropped");
+	moved = ccount(self, "tx_bytes");
+	fprintf(stderr, "# %zu bytes posted, all chains back after %llu ms: %lld written to the PTY, %lld discarded in %lld stalls\n",
+		total, (unsigned long long)(fg_now_ms() - t0), moved, dropped,
+		ccount(self, "stalls"));
+	EXPECT_LT(0, dropped);
+	EXPECT_EQ((long long)total, dropped + moved);
+	EXPECT_EQ(1, ccount(self, "stalls"));
+	EXPECT_NE(NULL, strstr(fn_daemon_log(&self->d), "console output discarded"))
+		TH_LOG("stderr \"%s\"", fn_daemon_log(&self->d));
+	/* the PTY holds the start of the stream */
+	self->ngot = 0;
+	for (deadline = fg_now_ms() + 500; fg_now_ms() < deadline;)
+		if (!term_read(self, total))
+			fg_sleep_ms(10);
+	EXPECT_EQ((size_t)moved, self->ngot);
+	bad = mismatch(self, 4, 0, self->ngot);
+	ASSERT_EQ(self->ngot, bad) TH_LOG("byte %zu differs", bad);
+	/* read: the output resumes, byte for byte */
+	for (deadline = fg_now_ms() + IO_MS; fg_now_ms() < deadline &&
+	     !strstr(fn_daemon_log(&self->d), "console output resumes");)
+		fg_sleep_ms(10);
+	ASSERT_NE(NULL, strstr(fn_daemon_log(&self->d), "console output resumes"))
+		TH_LOG("stderr \"%s\"", fn_daemon_log(&self->d));
+	tx_stream(_metadata, self, 5, 16 * 1024, TXB);
+	EXPECT_EQ(dropped, ccount(self, "tx_dropped"));
 }
 
 TEST_F_TIMEOUT(cons, rx_input_waits_for_buffers, 120)

@@ -274,6 +274,23 @@ TEST_F(ConfigTest, ConsolePtyAndSocketKeys) {
     EXPECT_EQ(r.value().zones[0].console[0].queue_size, 64u);
 }
 
+TEST_F(ConfigTest, ConsoleStallMs) {
+    // How long output waits for a PTY nobody reads: 1 s unless said, 0
+    // for ever, at most ten minutes.
+    ConfigResult r = parse(one_console(""));
+    ASSERT_TRUE(r.ok()) << r.error().text();
+    EXPECT_EQ(r.value().zones[0].console[0].stall_ms, 1000u);
+    r = parse(one_console(R"("stall_ms":0)"));
+    ASSERT_TRUE(r.ok()) << r.error().text();
+    EXPECT_EQ(r.value().zones[0].console[0].stall_ms, 0u);
+    EXPECT_EQ(parse(one_console(R"("stall_ms":"0x64")")).value().zones[0].console[0].stall_ms,
+              100u);
+    const std::string w = "zones[0].devices[0].stall_ms";
+    expect_error(one_console(R"("stall_ms":600001)"), w, "must be 0..600000");
+    expect_error(one_console(R"("stall_ms":-1)"), w, "must not be negative");
+    expect_error(one_blk(R"("stall_ms":5)"), w, "unknown key");
+}
+
 TEST_F(ConfigTest, ConsoleRefusals) {
     const std::string w = "zones[0].devices[0]";
     expect_error(one_console(R"("tap":"tap0")"), w + ".tap", "unknown key");

@@ -604,7 +604,8 @@ bool Parser::path(const json &d, const std::string &where, const char *key, std:
 }
 
 bool Parser::console(const json &d, const std::string &where, ZoneConfig &zc) {
-    if (!keys(d, where, {"type", "status", "addr", "len", "irq", "pty", "socket", "queue_size"}))
+    if (!keys(d, where,
+              {"type", "status", "addr", "len", "irq", "pty", "socket", "queue_size", "stall_ms"}))
         return false;
 
     ConsoleDeviceConfig c;
@@ -620,6 +621,12 @@ bool Parser::console(const json &d, const std::string &where, ZoneConfig &zc) {
         return false;
     if (!queue_size(d, where, &c.queue_size))
         return false;
+    if (d.contains("stall_ms")) {
+        uint64_t v;
+        if (!ranged(d, where, "stall_ms", 0, kMaxConsoleStallMs, &v))
+            return false;
+        c.stall_ms = static_cast<unsigned>(v);
+    }
 
     if (++devices_ > HVIO_MAX_DEVS)
         return fail(where, "more than " + std::to_string(HVIO_MAX_DEVS) + " devices");

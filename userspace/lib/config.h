@@ -22,6 +22,12 @@ inline constexpr uint64_t kConfigPageSize = 4096;
 // "poll_us" when the file does not say (HVIO_DEV_SET_POLL; 0 turns it off).
 inline constexpr unsigned kDefaultPollUs = 50;
 
+// A console's "stall_ms" when the file does not say: how long its output
+// waits for a PTY (or socket) that takes nothing before it is discarded
+// (console_queue.h); 0 waits for ever.  At most kMaxConsoleStallMs.
+inline constexpr unsigned kDefaultConsoleStallMs = 1000;
+inline constexpr unsigned kMaxConsoleStallMs = 600000;
+
 struct MemRegionConfig {
     uint64_t zone0_ipa = 0; // host physical
     uint64_t zonex_ipa = 0; // guest physical
@@ -70,6 +76,7 @@ struct ConsoleDeviceConfig {
     std::string pty;    // absolute symlink path to the PTY slave, empty: none
     std::string socket; // absolute UNIX stream socket path, empty: PTY backend
     unsigned queue_size = 256;
+    unsigned stall_ms = kDefaultConsoleStallMs; // output discarded after; 0: never
 };
 
 struct ZoneConfig {

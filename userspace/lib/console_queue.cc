@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 namespace hvio {
@@ -24,6 +25,12 @@ namespace hvio {
 namespace {
 
 constexpr int kQuiesceMs = 5000;
+
+uint64_t now_ns() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return uint64_t(ts.tv_sec) * 1000000000ULL + uint64_t(ts.tv_nsec);
+}
 constexpr size_t kFetchHdr = sizeof(hvio_fetch_result) / sizeof(uint16_t);
 static_assert(sizeof(hvio_fetch_result) % sizeof(uint16_t) == 0);
 
@@ -300,6 +307,12 @@ int ConsoleQueue::fetched(uint16_t q, int res) {
             continue;
         }
         (tx ? counters_.tx_ops : counters_.rx_ops).fetch_add(1, std::memory_order_relaxed);
+        if (tx && discarding_) {
+            discard(op);
+            continue;
+        }
+        if (tx && tx_.empty())
+            progress_ns_ = now_ns(); // TX waits from now on
         (tx ? tx_ : rx_).push_back(std::move(op));
     }
     return 0;
@@ -338,6 +351,19 @@ void ConsoleQueue::wrote(int res) {
         tx_.pop_front();
         return;
     }
+    if (res > 0)
+        progress_ns_ = now_ns();
+    if (discarding_) {
+        // The write stalled() cancelled: what it took counts, the rest
+        // goes.
+        if (res > 0) {
+            op.done += std::min<uint64_t>(static_cast<uint64_t>(res), op.len - op.done);
+            counters_.tx_bytes.fetch_add(static_cast<uint64_t>(res), std::memory_order_relaxed);
+        }
+        discard(op);
+        tx_.pop_front();
+        return;
+    }
     if (listen_ >= 0 && (res == -EPIPE || res == -ECONNRESET)) {
         hangup(); // the rest of the op goes to the next client
         return;
@@ -361,6 +387,64 @@ void ConsoleQueue::wrote(int res) {
     }
     commit(kConsoleTxQueue, op, static_cast<int>(std::min<uint64_t>(op.len, INT32_MAX)));
     tx_.pop_front();
+}
+
+// A timeout SQE for when TX will have waited stall_ms without progress.
+int ConsoleQueue::arm_stall_timer() {
+    const uint64_t limit = uint64_t(stall_ms_) * 1000000ULL, waited = now_ns() - progress_ns_;
+    const uint64_t left = waited >= limit ? 1000000ULL : limit - waited;
+    io_uring_sqe *s = sqe();
+    if (!s)
+        return -EBUSY;
+    stall_ts_.tv_sec = static_cast<int64_t>(left / 1000000000ULL);
+    stall_ts_.tv_nsec = static_cast<long long>(left % 1000000000ULL);
+    io_uring_prep_timeout(s, &stall_ts_, 0, 0);
+    io_uring_sqe_set_data64(s, user_data(kStall, 0));
+    stall_out_ = true;
+    return 0;
+}
+
+// The stream took nothing for stall_ms while TX ops waited: the guest
+// spins on each console write, so its output goes instead of the zone.
+void ConsoleQueue::stalled() {
+    discarding_ = true;
+    dropped_at_stall_ = counters_.tx_dropped.load(std::memory_order_relaxed);
+    counters_.stalls.fetch_add(1, std::memory_order_relaxed);
+    std::fprintf(stderr,
+                 "hvio: %s: console output discarded: %s took nothing for %u ms (stall_ms); "
+                 "it resumes when %s\n",
+                 where_.c_str(), listen_ >= 0 ? "the socket" : "the PTY", stall_ms_,
+                 listen_ >= 0 ? "a client reads" : "someone reads the PTY");
+    std::deque<Op> keep;
+    for (size_t i = 0; i < tx_.size(); i++) {
+        if (i == 0 && write_out_)
+            keep.push_back(std::move(tx_[i])); // wrote() discards it
+        else
+            discard(tx_[i]);
+    }
+    tx_.swap(keep);
+    if (write_out_)
+        cancel_io(kWrite, write_cancel_);
+    else
+        cur_iov_.clear();
+}
+
+// An op of the guest's output committed unwritten (the rest of it).
+void ConsoleQueue::discard(Op &op) {
+    counters_.tx_dropped.fetch_add(op.len - std::min(op.done, op.len), std::memory_order_relaxed);
+    commit(kConsoleTxQueue, op, static_cast<int>(std::min<uint64_t>(op.len, INT32_MAX)));
+}
+
+// The stream takes bytes again (POLLOUT, a new client).
+void ConsoleQueue::resumed() {
+    if (!discarding_)
+        return;
+    discarding_ = false;
+    progress_ns_ = now_ns();
+    std::fprintf(stderr, "hvio: %s: console output resumes, %llu bytes discarded meanwhile\n",
+                 where_.c_str(),
+                 static_cast<unsigned long long>(
+                     counters_.tx_dropped.load(std::memory_order_relaxed) - dropped_at_stall_));
 }
 
 int ConsoleQueue::submit_read() {
@@ -468,6 +552,14 @@ int ConsoleQueue::reap() {
             break;
         case kPollOut:
             pollout_out_ = false;
+            if (cqe->res > 0 && (cqe->res & POLLOUT))
+                resumed();
+            break;
+        case kStall:
+            stall_out_ = false;
+            if (!discarding_ && !tx_.empty() && stall_ms_ &&
+                now_ns() - progress_ns_ >= uint64_t(stall_ms_) * 1000000ULL)
+                stalled();
             break;
         case kTimer:
             timer_out_ = false;
@@ -481,6 +573,7 @@ int ConsoleQueue::reap() {
                 readable_ = false;
                 counters_.clients.fetch_add(1, std::memory_order_relaxed);
                 counters_.connected.store(1, std::memory_order_relaxed);
+                resumed();
             }
             break;
         default:
@@ -526,6 +619,9 @@ int ConsoleQueue::serve() {
                     return r;
             if (int r = serve_stream(); r < 0)
                 return r;
+            if (stall_ms_ && !tx_.empty() && !discarding_ && !stall_out_)
+                if (int r = arm_stall_timer(); r < 0)
+                    return r;
             if (tty_ >= 0 && set_size_ && !timer_out_) {
                 io_uring_sqe *s = sqe();
                 if (!s)
@@ -577,6 +673,10 @@ int ConsoleQueue::serve_stream() {
     if (!tx_.empty() && !write_out_ && !pollout_out_)
         if (int r = submit_write(); r < 0)
             return r;
+    // Discarding: POLLOUT says the stream takes bytes again.
+    if (discarding_ && !write_out_ && !pollout_out_)
+        if (int r = arm_poll(POLLOUT); r < 0)
+            return r;
     if (readable_) {
         if (!rx_.empty()) {
             if (!read_out_)
@@ -604,7 +704,7 @@ int ConsoleQueue::run() {
     publish();
     std::vector<uint64_t> each{user_data(kFetch, 0),  user_data(kFetch, 1),  user_data(kWrite, 0),
                                user_data(kRead, 0),   user_data(kPollIn, 0), user_data(kPollOut, 0),
-                               user_data(kAccept, 0), user_data(kTimer, 0)};
+                               user_data(kAccept, 0), user_data(kTimer, 0),  user_data(kStall, 0)};
     if (ring_quiesce(ring_.get(), inflight_, user_data(kCancel, 0), each, kQuiesceMs) < 0)
         std::fprintf(stderr, "hvio: %s: %u io_uring requests could not be cancelled in %d ms\n",
                      where_.c_str(), inflight_, kQuiesceMs);

@@ -14,8 +14,17 @@
 //   ops are written in order, one writev at a time, from guest RAM to the
 //   PTY.  A short write keeps the rest; -EAGAIN arms a POLLOUT poll and
 //   the write is retried when the PTY is writable.  An op is committed
-//   only once all its bytes are out, so when nobody reads the PTY the
-//   guest's TX ring fills and waits: nothing is dropped.
+//   only once all its bytes are out, so while the terminal reads, however
+//   slowly, nothing is dropped: the guest's TX ring fills and waits.
+//
+//   But a Linux guest waits for each console write by spinning, with
+//   interrupts off (virtio_console's put_chars, for hvc0 and the kernel's
+//   console alike), so a console nobody reads would freeze the zone.  When
+//   the stream has taken no byte for stall_ms while TX ops wait (nobody
+//   reads the PTY, no socket client), the held ops are committed as if
+//   written and the output is discarded (tx_dropped bytes, stalls, one
+//   line per stall) until the stream is writable again (POLLOUT, or a new
+//   socket client).  stall_ms 0: wait for ever, never discard.
 //
 //   RX: the PTY is polled for POLLIN first; only when it has input is a
 //   FETCH on queue 0 queued (parked until the guest posts buffers if it
@@ -123,6 +132,8 @@ struct ConsoleCounters {
     std::atomic<uint64_t> enters{0};
     std::atomic<uint64_t> clients{0};      // socket: connections accepted
     std::atomic<uint64_t> size_changes{0}; // window sizes given to the guest
+    std::atomic<uint64_t> tx_dropped{0};   // bytes discarded: nobody read (stall_ms)
+    std::atomic<uint64_t> stalls{0};       // times the output started being discarded
     std::atomic<int> connected{0};         // socket: a client is being served
     std::atomic<int> last_error{0};
 };
@@ -145,6 +156,9 @@ class ConsoleQueue {
         rows_ = rows;
         set_size_ = std::move(set_size);
     }
+    // How long TX ops may wait for a stream that takes nothing before the
+    // output is discarded; 0: for ever.
+    void set_stall_ms(unsigned ms) { stall_ms_ = ms; }
     ConsoleQueue(const ConsoleQueue &) = delete;
     ConsoleQueue &operator=(const ConsoleQueue &) = delete;
 
@@ -165,6 +179,7 @@ class ConsoleQueue {
         kCancel = 7,
         kAccept = 8,
         kTimer = 9,
+        kStall = 10,
     };
     struct Op {
         uint16_t tag = 0;
@@ -196,6 +211,10 @@ class ConsoleQueue {
     void hangup();
     void check_size();
     int serve_stream();
+    int arm_stall_timer();
+    void stalled();
+    void discard(Op &op);
+    void resumed();
 
     const int dev_;
     const hvio_op *const ops_[2];
@@ -236,6 +255,13 @@ class ConsoleQueue {
     bool readable_ = false;     // POLLIN seen, no -EAGAIN since
     bool write_cancel_ = false; // a cancel of the write in flight is out
     bool read_cancel_ = false;  // ... of the read
+
+    unsigned stall_ms_ = 0;
+    uint64_t progress_ns_ = 0; // the stream last took bytes (or TX began to wait)
+    bool stall_out_ = false;   // the stall timer is in the ring
+    __kernel_timespec stall_ts_{};
+    bool discarding_ = false; // stalled: TX ops are committed unwritten
+    uint64_t dropped_at_stall_ = 0;
     ConsoleCounters counters_;
 };
 

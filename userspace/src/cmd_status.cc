@@ -322,8 +322,11 @@ void print_report(const json &r) {
             print_counters("daemon", dm);
             print_path(dm);
             if (console)
-                std::printf("    moved   tx %s, rx %s\n", human_bytes(u64(dm, "tx_bytes")).c_str(),
-                            human_bytes(u64(dm, "rx_bytes")).c_str());
+                std::printf("    moved   tx %s, rx %s; discarded %s in %" PRIu64
+                            " stalls (nobody read)\n",
+                            human_bytes(u64(dm, "tx_bytes")).c_str(),
+                            human_bytes(u64(dm, "rx_bytes")).c_str(),
+                            human_bytes(u64(dm, "tx_dropped")).c_str(), u64(dm, "stalls"));
             else
                 std::printf("    moved   tx %" PRIu64 " packets %s, rx %" PRIu64 " packets %s\n",
                             u64(dm, "tx_packets"), human_bytes(u64(dm, "tx_bytes")).c_str(),

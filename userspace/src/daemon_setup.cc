@@ -504,6 +504,7 @@ int Daemon::create_console_device(ConsoleDevice &d) {
         d.dev.fd(), static_cast<const hvio_op *>(d.ops[kConsoleRxQueue].get()),
         static_cast<const hvio_op *>(d.ops[kConsoleTxQueue].get()), d.mem, c.queue_size,
         sock ? d.socket.listen.get() : d.pty.master.get(), sock, stop_, d.where);
+    d.queue->set_stall_ms(c.stall_ms);
     if (!sock)
         d.queue->watch_size(d.pty.slave.get(), cols, rows, [&d](uint16_t cs, uint16_t rs) {
             // cols, then rows: the first 4 bytes of virtio_console_config

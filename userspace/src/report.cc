@@ -270,12 +270,12 @@ std::string Daemon::report() {
         const ConsoleDeviceConfig &c = *d->cfg;
         const ConsoleCounters &cc = d->queue->counters();
         auto v = [](const std::atomic<uint64_t> &a) { return a.load(std::memory_order_relaxed); };
-        json j{{"where", c.where},          {"zone", d->zone_id},
-               {"type", "console"},         {"mmio_base", c.addr},
-               {"mmio_len", c.len},         {"irq", c.irq},
-               {"pty", d->pty.path},        {"link", d->pty.link},
-               {"socket", d->socket.path},  {"reattached", d->reattached},
-               {"queue_size", c.queue_size}};
+        json j{{"where", c.where},           {"zone", d->zone_id},
+               {"type", "console"},          {"mmio_base", c.addr},
+               {"mmio_len", c.len},          {"irq", c.irq},
+               {"pty", d->pty.path},         {"link", d->pty.link},
+               {"socket", d->socket.path},   {"reattached", d->reattached},
+               {"queue_size", c.queue_size}, {"stall_ms", c.stall_ms}};
         add_device_state(j, d->dev, 2);
         json queues = json::array();
         for (uint16_t q = 0; q < 2; q++) {
@@ -300,6 +300,8 @@ std::string Daemon::report() {
                            {"rx_held", v(cc.rx_held)},
                            {"clients", v(cc.clients)},
                            {"size_changes", v(cc.size_changes)},
+                           {"tx_dropped", v(cc.tx_dropped)},
+                           {"stalls", v(cc.stalls)},
                            {"connected", cc.connected.load(std::memory_order_relaxed)},
                            {"last_error", cc.last_error.load(std::memory_order_relaxed)}};
         devs.push_back(std::move(j));
