@@ -445,6 +445,13 @@ TEST_F(ConfigTest, NumbersAsIntegersAndStrings) {
     EXPECT_EQ(z.blk[0].addr, 0xa003c00u);
     EXPECT_EQ(z.blk[0].len, 0x400u);
     EXPECT_EQ(z.blk[0].irq, 78u);
+
+    // irq as a hex string, as some hvisor-tool configs write it (issue 12 §3).
+    std::string t = one_blk("");
+    t.replace(t.find(R"("irq":78)"), 8, R"("irq":"0x4e")");
+    r = parse(t);
+    ASSERT_TRUE(r.ok()) << r.error().text();
+    EXPECT_EQ(r.value().zones[0].blk[0].irq, 78u);
 }
 
 TEST_F(ConfigTest, SingleZoneFormAndZoneId) {
