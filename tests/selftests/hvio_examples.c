@@ -76,7 +76,7 @@ struct exdev {
 
 FIXTURE(ex) {
 	struct fg fg;
-	bool skip, opened, netns;
+	bool skip, opened;
 	struct fn_daemon d;
 	char dir[40], img[96];
 	struct fg_zone reg[MAX_REG];
@@ -416,40 +416,20 @@ static void net_send(struct __test_metadata *_metadata, FIXTURE_DATA(ex) *self,
 
 FIXTURE_SETUP(ex)
 {
-	int r, i;
 	size_t k;
+	int r;
 
 	self->pty = -1;
 	self->pkt = -1;
 	fn_daemon_init(&self->d, "examples");
-	for (i = 0; i < 500; i++) {
-		r = open(FG_DEV_SIM, O_RDWR | O_CLOEXEC);
-		if (r >= 0)
-			close(r);
-		if (r >= 0 || errno != EBUSY)
-			break;
-		fg_sleep_ms(10);
-	}
-	hvio_fixture_open(_metadata, &self->fg, &self->skip);
+	hvio_daemon_fixture_open(_metadata, &self->fg, &self->skip,
+				 &self->opened, ZONE_A);
 	if (self->skip)
 		return;
-	self->opened = true;
-	if (access(fg_daemon_bin(), X_OK) && !getenv("HVIO_KO")) {
-		self->skip = true;
-		SKIP(return, "%s: no daemon binary", fg_daemon_bin());
-	}
 	ASSERT_LE(MAX_REG * REG_SIZE, self->fg.info.ram_size);
 	/* tap0 of the x86_64 example lives in a namespace of the test */
 	r = fn_netns_enter();
 	ASSERT_EQ(0, r) TH_LOG("unshare(CLONE_NEWNET): %s", errname(r));
-	self->netns = true;
-	for (i = 0; i < 300; i++) {
-		r = fg_zone_del(&self->fg, ZONE_A);
-		if (r == -ENOENT)
-			break;
-		fg_sleep_ms(10);
-	}
-	ASSERT_EQ(-ENOENT, r) TH_LOG("zone %u still busy: %s", ZONE_A, errname(r));
 	self->nreg = variant->nreg;
 	for (k = 0; k < variant->nreg; k++)
 		self->reg[k] = (struct fg_zone){ .id = ZONE_A,
