@@ -16,13 +16,14 @@
  * was skipped, its window answering no device), and this program, as the
  * guest (fakeguest, fakevring), probes every device at its shipped address
  * with its DeviceID, reads 4 KiB from the disk and compares it with the
- * image (the completion interrupt carrying the shipped irq), writes a line
- * through the console's transmitq and reads it from the PTY the daemon
- * printed, and for the x86_64 config sees the net device's mac from the
- * config and one frame of the guest's reach tap0 (in a network namespace
- * of the test).  The x86_64 config's zone has two RAM regions, the second
- * at 4 GiB: its rings sit in the first (at guest address 0), its disk read
- * lands in a buffer in the second, so the module translated both.
+ * image, writes a line through the console's transmitq and reads it from
+ * the PTY the daemon printed, and for the x86_64 config sees the net
+ * device's mac from the config and one frame of the guest's reach tap0 (in
+ * a network namespace of the test); every completion comes with an
+ * interrupt carrying the shipped irq.  The x86_64 config's zone has two RAM
+ * regions, the second at 4 GiB: the module holds the zone with exactly
+ * both (HVIO_ZONE_ADD's reuse check), the rings sit in the first (at guest
+ * address 0) and the disk read lands in a buffer in the second.
  */
 #include <linux/virtio_blk.h>
 #include <linux/virtio_ids.h>
@@ -235,6 +236,37 @@ static void pump(FIXTURE_DATA(ex) *self, unsigned int ms,
 			(*irqs)++;
 }
 
+/*
+ * The module holds zone 1 with exactly the example's regions (as adapted):
+ * HVIO_ZONE_ADD with HVIO_ZONE_F_REUSE answers 1 only for the very same
+ * region list, -EEXIST for any other (here: the list one region short).
+ */
+static void zone_regions(struct __test_metadata *_metadata,
+			 FIXTURE_DATA(ex) *self)
+{
+	struct hvio_zone_add za = { .zone_id = ZONE_A,
+				    .flags = HVIO_ZONE_F_REUSE };
+	unsigned int i;
+
+	for (i = 0; i < self->nreg; i++)
+		za.regions[i] = (struct hvio_mem_region){
+			.zone0_ipa = fg_zone_phys(&self->fg, &self->reg[i]),
+			.zonex_ipa = self->reg[i].zonex_ipa,
+			.size = self->reg[i].size,
+		};
+	za.nr_regions = self->nreg;
+	EXPECT_EQ(1, sys_ret(ioctl(self->fg.ctl_fd, HVIO_ZONE_ADD, &za)))
+		TH_LOG("zone %u is not registered with the config's %u region(s)",
+		       ZONE_A, self->nreg);
+	if (self->nreg < 2)
+		return;
+	memset(&za.regions[self->nreg - 1], 0, sizeof(za.regions[0]));
+	za.nr_regions = self->nreg - 1;
+	EXPECT_EQ(-EEXIST, sys_ret(ioctl(self->fg.ctl_fd, HVIO_ZONE_ADD, &za)));
+	TH_LOG("zone %u registered with its %u regions (HVIO_ZONE_ADD reuse check)",
+	       ZONE_A, self->nreg);
+}
+
 /* Probe the device at dev->addr with want; rings at the device's slot. */
 static void probe(struct __test_metadata *_metadata, FIXTURE_DATA(ex) *self,
 		  const struct exdev *dev, unsigned int slot, uint64_t want,
@@ -284,6 +316,15 @@ static long wait_used(FIXTURE_DATA(ex) *self, unsigned int q, uint32_t irq,
 	return -1;
 }
 
+/* The completions came with interrupts carrying the shipped irq. */
+static void expect_irq(struct __test_metadata *_metadata,
+		       FIXTURE_DATA(ex) *self, const struct exdev *dev,
+		       unsigned int irqs)
+{
+	pump(self, 100, dev->irq, &irqs);
+	EXPECT_LT(0, irqs) TH_LOG("no interrupt with irq %u in res_list", dev->irq);
+}
+
 /* 4 KiB from the disk into a buffer of the zone's last region. */
 static void blk_read(struct __test_metadata *_metadata, FIXTURE_DATA(ex) *self,
 		     const struct exdev *dev)
@@ -320,9 +361,7 @@ static void blk_read(struct __test_metadata *_metadata, FIXTURE_DATA(ex) *self,
 	EXPECT_EQ(VIRTIO_BLK_S_OK, *status);
 	EXPECT_EQ(0, memcmp(data, self->image + READ_SECTOR * 512, READ_LEN))
 		TH_LOG("the disk's bytes differ from the image's");
-	/* the completion's interrupt carries the shipped irq */
-	pump(self, 100, dev->irq, &irqs);
-	EXPECT_LT(0, irqs) TH_LOG("no interrupt with irq %u in res_list", dev->irq);
+	expect_irq(_metadata, self, dev, irqs);
 	TH_LOG("blk at %#llx (irq %u): 4 KiB from sector %u read into guest %#llx, as in the image",
 	       (unsigned long long)dev->addr, dev->irq, READ_SECTOR,
 	       (unsigned long long)data_gpa);
@@ -352,6 +391,7 @@ static void console_write(struct __test_metadata *_metadata,
 	uint64_t gpa = self->reg[0].zonex_ipa + BUF_OFF + 0x1000;
 	struct fv_buf b = { gpa, strlen(CONSOLE_LINE), false };
 	uint64_t deadline = fg_now_ms() + IO_MS;
+	unsigned int irqs = 0;
 	char got[128];
 	size_t n = 0;
 	ssize_t r;
@@ -364,11 +404,12 @@ static void console_write(struct __test_metadata *_metadata,
 		if (r > 0)
 			n += r;
 		else
-			pump(self, 1, 0, NULL);
+			pump(self, 1, dev->irq, &irqs);
 	}
 	got[n] = 0;
 	EXPECT_STREQ(CONSOLE_LINE, got);
-	EXPECT_EQ(0, wait_used(self, 1, dev->irq, NULL));
+	EXPECT_EQ(0, wait_used(self, 1, dev->irq, &irqs));
+	expect_irq(_metadata, self, dev, irqs);
 	TH_LOG("console at %#llx (irq %u): a line from transmitq0 read from the PTY",
 	       (unsigned long long)dev->addr, dev->irq);
 }
@@ -384,7 +425,7 @@ static void net_send(struct __test_metadata *_metadata, FIXTURE_DATA(ex) *self,
 	uint64_t deadline = fg_now_ms() + IO_MS;
 	uint8_t got[256], *p = hp(self, gpa, b.len);
 	uint32_t stream = 0, seq = 0;
-	unsigned int i;
+	unsigned int i, irqs = 0;
 	ssize_t n = -1;
 
 	ASSERT_TRUE(self->v.driver_features & (1ULL << VIRTIO_NET_F_MAC));
@@ -404,12 +445,13 @@ static void net_send(struct __test_metadata *_metadata, FIXTURE_DATA(ex) *self,
 		n = fn_pkt_recv(self->pkt, got, sizeof(got), 100);
 		if (n == 100 && fn_frame_check(got, n, &stream, &seq))
 			break;
-		pump(self, 0, 0, NULL);
+		pump(self, 0, dev->irq, &irqs);
 	}
 	EXPECT_EQ(100, n) TH_LOG("no frame from the guest on %s", TAP);
 	EXPECT_EQ(12, stream);
 	EXPECT_EQ(3, seq);
-	EXPECT_EQ(0, wait_used(self, HVIO_NET_TX_QUEUE, dev->irq, NULL));
+	EXPECT_EQ(0, wait_used(self, HVIO_NET_TX_QUEUE, dev->irq, &irqs));
+	expect_irq(_metadata, self, dev, irqs);
 	TH_LOG("net at %#llx (irq %u): mac 00:16:3e:10:10:10, a frame reached %s",
 	       (unsigned long long)dev->addr, dev->irq, TAP);
 }
@@ -512,6 +554,7 @@ TEST_F_TIMEOUT(ex, served_as_shipped, 120)
 	} else {
 		EXPECT_EQ(NULL, strstr(log, "skipped")) TH_LOG("stderr \"%s\"", log);
 	}
+	zone_regions(_metadata, self);
 	for (i = 0; i < ndev; i++) {
 		dev = &variant->dev[i];
 		switch (dev->id) {
