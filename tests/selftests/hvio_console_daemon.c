@@ -405,36 +405,15 @@ static void rx_stream(struct __test_metadata *_metadata,
 
 FIXTURE_SETUP(cons)
 {
-	int r, i;
-
 	self->term = -1;
 	fn_daemon_init(&self->d, "cons");
 	snprintf(self->link, sizeof(self->link), "/tmp/hvio-cons-%d.pty",
 		 (int)getpid());
-	for (i = 0; i < 500; i++) {
-		r = open(FG_DEV_SIM, O_RDWR | O_CLOEXEC);
-		if (r >= 0)
-			close(r);
-		if (r >= 0 || errno != EBUSY)
-			break;
-		fg_sleep_ms(10);
-	}
-	hvio_fixture_open(_metadata, &self->fg, &self->skip);
+	hvio_daemon_fixture_open(_metadata, &self->fg, &self->skip,
+				 &self->opened, ZONE_A);
 	if (self->skip)
 		return;
-	self->opened = true;
-	if (access(fg_daemon_bin(), X_OK) && !getenv("HVIO_KO")) {
-		self->skip = true;
-		SKIP(return, "%s: no daemon binary", fg_daemon_bin());
-	}
 	ASSERT_LE(ZONE_SIZE, self->fg.info.ram_size);
-	for (i = 0; i < 300; i++) {
-		r = fg_zone_del(&self->fg, ZONE_A);
-		if (r == -ENOENT)
-			break;
-		fg_sleep_ms(10);
-	}
-	ASSERT_EQ(-ENOENT, r) TH_LOG("zone %u still busy: %s", ZONE_A, errname(r));
 	self->zone = (struct fg_zone){ .id = ZONE_A, .zonex_ipa = GUEST_RAM,
 				       .ram_off = 0, .size = ZONE_SIZE };
 	memset(self->fg.ram, 0, ZONE_SIZE);

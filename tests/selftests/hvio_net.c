@@ -603,28 +603,15 @@ static ssize_t tap_send_test(FIXTURE_DATA(net) *self, size_t len,
 
 FIXTURE_SETUP(net)
 {
-	int r, i;
+	int r;
 
 	self->pkt = -1;
 	self->gro.fd = -1;
 	fn_daemon_init(&self->d, "net");
-	/* a test killed at its timeout may still be releasing /dev/hvio-sim */
-	for (i = 0; i < 500; i++) {
-		r = open(FG_DEV_SIM, O_RDWR | O_CLOEXEC);
-		if (r >= 0)
-			close(r);
-		if (r >= 0 || errno != EBUSY)
-			break;
-		fg_sleep_ms(10);
-	}
-	hvio_fixture_open(_metadata, &self->fg, &self->skip);
+	hvio_daemon_fixture_open(_metadata, &self->fg, &self->skip,
+				 &self->opened, ZONE_A);
 	if (self->skip)
 		return;
-	self->opened = true;
-	if (access(fg_daemon_bin(), X_OK) && !getenv("HVIO_KO")) {
-		self->skip = true;
-		SKIP(return, "%s: no daemon binary", fg_daemon_bin());
-	}
 	if (access("/dev/net/tun", F_OK) && !getenv("HVIO_KO")) {
 		self->skip = true;
 		SKIP(return, "no /dev/net/tun (tun.ko not loaded)");
@@ -633,14 +620,6 @@ FIXTURE_SETUP(net)
 	r = fn_netns_enter();
 	ASSERT_EQ(0, r) TH_LOG("unshare(CLONE_NEWNET): %s", errname(r));
 	self->in_netns = true;
-	/* A daemon of an earlier test may still be exiting with its devices. */
-	for (i = 0; i < 300; i++) {
-		r = fg_zone_del(&self->fg, ZONE_A);
-		if (r == -ENOENT)
-			break;
-		fg_sleep_ms(10);
-	}
-	ASSERT_EQ(-ENOENT, r) TH_LOG("zone %u still busy: %s", ZONE_A, errname(r));
 	self->zone = (struct fg_zone){ .id = ZONE_A, .zonex_ipa = GUEST_RAM,
 				       .ram_off = 0, .size = ZONE_SIZE };
 	memset(self->fg.ram, 0, ZONE_SIZE);

@@ -99,6 +99,44 @@ static inline void hvio_fixture_open(struct __test_metadata *_metadata,
 		       fg->stale_res);
 }
 
+/*
+ * hvio_fixture_open() for a test that runs the real daemon: wait up to 5 s
+ * for /dev/hvio-sim to be released (a test killed at its timeout may still
+ * hold it), open, skip without the daemon binary (unless HVIO_KO is set),
+ * and wait up to 3 s for a daemon of an earlier test, still exiting with
+ * its devices, to let zone go.  *opened tells the teardown to close.
+ */
+static inline void hvio_daemon_fixture_open(struct __test_metadata *_metadata,
+					    struct fg *fg, bool *skip,
+					    bool *opened, uint32_t zone)
+{
+	int r, i;
+
+	for (i = 0; i < 500; i++) {
+		r = open(FG_DEV_SIM, O_RDWR | O_CLOEXEC);
+		if (r >= 0)
+			close(r);
+		if (r >= 0 || errno != EBUSY)
+			break;
+		fg_sleep_ms(10);
+	}
+	hvio_fixture_open(_metadata, fg, skip);
+	if (*skip)
+		return;
+	*opened = true;
+	if (access(fg_daemon_bin(), X_OK) && !getenv("HVIO_KO")) {
+		*skip = true;
+		SKIP(return, "%s: no daemon binary", fg_daemon_bin());
+	}
+	for (i = 0; i < 300; i++) {
+		r = fg_zone_del(fg, zone);
+		if (r == -ENOENT)
+			break;
+		fg_sleep_ms(10);
+	}
+	ASSERT_EQ(-ENOENT, r) TH_LOG("zone %u still busy: %s", zone, errname(r));
+}
+
 /* FIXTURE_TEARDOWN: no bridge access may have failed; delete zones. */
 static inline void hvio_fixture_close(struct __test_metadata *_metadata,
 				      struct fg *fg)

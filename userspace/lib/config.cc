@@ -4,7 +4,7 @@
 //
 // The file is hvisor-tool's format, read as is: numbers may be JSON
 // integers or strings ("0x1000", "4096"), devices with "status": "disable"
-// are skipped, a file without "zones" is one zone (hvisor-tool's older
+// are skipped with a warning line, a file without "zones" is one zone (hvisor-tool's older
 // form), and "zone_id" is accepted for "id".  Unlike hvisor-tool we refuse
 // what it would silently misread: unknown keys (a typo is a setting that
 // does not happen), negative or fractional numbers, numbers with a leading
@@ -329,8 +329,18 @@ bool Parser::device(const json &d, const std::string &where, ZoneConfig &zc) {
     if (st != d.end()) {
         if (!st->is_string() || (*st != "enable" && *st != "disable"))
             return fail(join(where, "status"), "must be \"enable\" or \"disable\"");
-        if (*st == "disable")
+        if (*st == "disable") {
+            // Its other keys are not looked at (hvisor-tool's examples
+            // keep a disabled net device with keys of its own), but the
+            // skip is said, so a device missing from the zone is explained.
+            auto ty = d.find("type");
+            std::string what = ty != d.end() && ty->is_string()
+                                   ? ty->get_ref<const std::string &>() + " device"
+                                   : std::string("device");
+            cfg_.warnings.push_back(where + ": " + what +
+                                    " disabled (\"status\": \"disable\"), skipped");
             return true;
+        }
     }
 
     auto ty = d.find("type");
