@@ -149,7 +149,8 @@ hvio_ko_plain_name() {
 }
 
 # Copy kernel module SRC to DST uncompressed: Debian's 6.12 modules are
-# .ko.xz and busybox insmod hands a file to the kernel as it is.
+# .ko.xz, and busybox insmod hands a file to the kernel as it is first
+# (which logs "Invalid ELF header magic") before it decompresses it.
 hvio_ko_copy_plain() {
 	case "$1" in
 	*.xz) xz -dc "$1" >"$2" ;;
