@@ -19,8 +19,9 @@
 #   demo-tools/      fio, iperf3 and their libraries for ARCH (scripts/deb-stage)
 #   demo-root-tools/ iperf3 and its libraries, /demo in the root VM
 #   demo-tools.img   demo-tools/ as an ext4 image, the demo's vdb
-# The zone boots the same Debian kernel as the root VM.  vm-run's work
-# directory is build/<arch>/e2e (demo) or e2e-<KERNEL> (demo-<KERNEL>).
+# The zone boots the same Debian kernel as the root VM.  vm-run works in
+# build/<arch>/e2e and build/<arch>/demo (e2e-<KERNEL>, demo-<KERNEL> with
+# KERNEL=).
 
 E2E_OUT := $(OUT)/e2e
 HVEMU_BIN := $(E2E_OUT)/hvemu
