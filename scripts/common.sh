@@ -101,6 +101,9 @@ hvio_kdir() { echo "/usr/src/linux-headers-$(hvio_krel "$1")"; }
 # whichever kernel is selected.
 hvio_arm64_root() { echo "$HVIO_CACHE/arm64/$(hvio_krel arm64)"; }
 
+# arm64 e2fsprogs (mke2fs, e2fsck) for the e2e zone, whichever kernel.
+hvio_arm64_e2fsprogs() { echo "$HVIO_CACHE/arm64/e2fsprogs"; }
+
 # Bootable kernel image.  x86_64: the uncompressed vmlinux that scripts/deps
 # extracts (QEMU boots it through its PVH entry, skipping a slow xz
 # decompression under TCG), else the bzImage itself.
@@ -135,6 +138,25 @@ hvio_busybox() {
 	case "$1" in
 	x86_64) echo /bin/busybox ;;
 	arm64) echo "$(hvio_arm64_root)/bin/busybox" ;;
+	esac
+}
+
+# A kernel module's name without its compression suffix (.ko.xz -> .ko).
+hvio_ko_plain_name() {
+	local ko=${1%.xz}
+	ko=${ko%.zst}
+	echo "${ko%.gz}"
+}
+
+# Copy kernel module SRC to DST uncompressed: Debian's 6.12 modules are
+# .ko.xz, and busybox insmod hands a file to the kernel as it is first
+# (which logs "Invalid ELF header magic") before it decompresses it.
+hvio_ko_copy_plain() {
+	case "$1" in
+	*.xz) xz -dc "$1" >"$2" ;;
+	*.zst) zstd -qdc "$1" >"$2" ;;
+	*.gz) gzip -dc "$1" >"$2" ;;
+	*) cp "$1" "$2" ;;
 	esac
 }
 
