@@ -4,7 +4,8 @@
 # nested in the QEMU root VM) and its own virtio_mmio/virtio_blk drivers use
 # hvio's devices.  Included from the top-level Makefile.
 #
-#   make e2e ARCH=x86_64|arm64     build, boot the root VM, run two zone boots
+#   make e2e ARCH=x86_64|arm64     build, boot the root VM, run two zone boots,
+#                                  then two zones at once (tests/e2e/e2e-zones)
 #   make demo ARCH=x86_64|arm64    one zone, a workload, a readable summary
 #                                  (x86_64: fio, iperf3, ping; arm64: dd)
 #
@@ -91,7 +92,7 @@ e2e: e2e-build
 		--extra-file $(E2E_KERNEL):/e2e/zone-kernel \
 		--extra-file $(E2E_ZONE):/e2e/zone.cpio.gz \
 		--env E2E_ARCH=$(ARCH) --env E2E_ZONE_TIMEOUT=$(E2E_ZONE_TIMEOUT) \
-		-- tests/e2e/e2e-root
+		-- tests/e2e/e2e-root tests/e2e/e2e-zones
 
 demo: e2e-build $(E2E_DEMO_DEPS)
 	scripts/vm-run --arch $(ARCH) --name demo --timeout $(E2E_TIMEOUT) --mem 1536 \
