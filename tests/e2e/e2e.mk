@@ -33,6 +33,9 @@ E2E_KERNEL = $(shell bash -c '$(common) hvio_kernel_image $(ARCH)')
 E2E_TIMEOUT ?= 600
 # Per zone boot, inside the VM (hvemu --timeout).
 E2E_ZONE_TIMEOUT ?= 240
+# x86_64: the two-zone stage's hvemu pinning (tests/e2e/e2e-zones): cpu0
+# (all on root CPU 0), zones (one root CPU per zone) or 0 (none).
+E2E_ZONES_PIN ?= cpu0
 E2E_VM_ARGS_x86_64 := --nested --kmod kvm-amd --kmod tun
 E2E_VM_ARGS_arm64 := --sim-ram-dt --kmod tun
 # make demo on x86_64 boots the root VM with one CPU unless DEMO_SMP=2:
@@ -92,6 +95,7 @@ e2e: e2e-build
 		--extra-file $(E2E_KERNEL):/e2e/zone-kernel \
 		--extra-file $(E2E_ZONE):/e2e/zone.cpio.gz \
 		--env E2E_ARCH=$(ARCH) --env E2E_ZONE_TIMEOUT=$(E2E_ZONE_TIMEOUT) \
+		--env E2E_ZONES_PIN=$(E2E_ZONES_PIN) \
 		-- tests/e2e/e2e-root tests/e2e/e2e-zones
 
 demo: e2e-build $(E2E_DEMO_DEPS)

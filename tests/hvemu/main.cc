@@ -25,6 +25,7 @@
 #include <getopt.h>
 #include <memory>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <thread>
 #include <time.h>
@@ -142,6 +143,8 @@ static void usage() {
           "                     VM patch kernel text, which TCG mishandles)\n"
           "  --max-devs N       hvisor's MAX_DEVS: its pending virtio interrupt list per\n"
           "                     CPU holds N - 1 distinct IRQs (default 8)\n"
+          "  --pin-zones        run the Nth zone's vCPU thread on host CPU N (modulo the\n"
+          "                     CPUs hvemu may use), as zones own their CPUs on hvisor\n"
           "Boots the kernel as zone ID with its RAM in the sim_ram window of\n"
           "hvio.ko (hypervisor=sim), forwarding the zone's virtio-mmio accesses\n"
           "through the bridge exactly as hvisor does.\n"
@@ -187,6 +190,7 @@ namespace {
 struct Options {
     unsigned timeout_s = 300, access_ms = 10000, max_devs = 8;
     bool stats = false;
+    bool pin = false;     // --pin-zones
     bool several = false; // more than one zone: prefixes, zone tags
 };
 
@@ -225,6 +229,20 @@ static void kick_vcpu(ZoneRun &z) {
 // kicked.
 static void run_vcpu(ZoneRun &z, Bridge &bridge, const Options &o) {
     t_zone_tag = z.tag.c_str();
+    if (o.pin) {
+        // The allowed CPUs, in order; the zone's index picks one.
+        cpu_set_t allowed, one;
+        if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0 && CPU_COUNT(&allowed) > 0) {
+            int want = (int)(z.cpu % (unsigned)CPU_COUNT(&allowed)), host = -1;
+            for (int c = 0; c < CPU_SETSIZE && want >= 0; c++)
+                if (CPU_ISSET(c, &allowed) && want-- == 0)
+                    host = c;
+            CPU_ZERO(&one);
+            CPU_SET(host, &one);
+            if (pthread_setaffinity_np(pthread_self(), sizeof(one), &one))
+                warn("cannot pin the vCPU thread to host CPU %d", host);
+        }
+    }
     Vm &vm = z.vm;
     Exit how = Exit::Continue;
     while (how == Exit::Continue && !z.stop) {
@@ -358,6 +376,7 @@ int main(int argc, char **argv) {
                                   {"stats", no_argument, nullptr, 's'},
                                   {"max-devs", required_argument, nullptr, 'M'},
                                   {"hold-kvm", no_argument, nullptr, 'H'},
+                                  {"pin-zones", no_argument, nullptr, 'P'},
                                   {"help", no_argument, nullptr, 'h'},
                                   {nullptr, 0, nullptr, 0}};
     int c;
@@ -392,6 +411,9 @@ int main(int argc, char **argv) {
             break;
         case 'H':
             hold_kvm = true;
+            break;
+        case 'P':
+            o.pin = true;
             break;
         case 'M':
             o.max_devs = (unsigned)strtoul(optarg, nullptr, 0);
