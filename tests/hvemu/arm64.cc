@@ -29,8 +29,6 @@ static constexpr uint64_t kUart = 0x09000000, kUartSize = 0x1000;
 static constexpr uint32_t kUartSpi = 1; // INTID 33
 static constexpr uint32_t kPhandleGic = 1;
 
-static int g_gic = -1;
-
 static std::vector<uint8_t> slurp(const std::string &path) {
     int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -49,12 +47,12 @@ static std::vector<uint8_t> slurp(const std::string &path) {
     return buf;
 }
 
-static void gic_attr(uint32_t group, uint64_t attr, void *addr) {
+static void gic_attr(Vm &vm, uint32_t group, uint64_t attr, void *addr) {
     kvm_device_attr a{};
     a.group = group;
     a.attr = attr;
     a.addr = (uintptr_t)addr;
-    if (ioctl(g_gic, KVM_SET_DEVICE_ATTR, &a))
+    if (ioctl(vm.gic, KVM_SET_DEVICE_ATTR, &a))
         die("vGICv3 attribute %u/%llu: %s", group, (unsigned long long)attr, strerror(errno));
 }
 
@@ -68,10 +66,10 @@ void arch_create_platform(Vm &vm, const Zone &zone) {
     cd.type = KVM_DEV_TYPE_ARM_VGIC_V3;
     if (ioctl(vm.fd, KVM_CREATE_DEVICE, &cd))
         die("KVM_CREATE_DEVICE vGICv3: %s (does the root VM have gic-version=3?)", strerror(errno));
-    g_gic = (int)cd.fd;
+    vm.gic = (int)cd.fd;
     uint64_t dist = kGicDist, redist = kGicRedist;
-    gic_attr(KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_DIST, &dist);
-    gic_attr(KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_REDIST, &redist);
+    gic_attr(vm, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_DIST, &dist);
+    gic_attr(vm, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_REDIST, &redist);
 
     vm.create_vcpu();
     kvm_vcpu_init init{};
@@ -82,8 +80,8 @@ void arch_create_platform(Vm &vm, const Zone &zone) {
         die("KVM_ARM_VCPU_INIT: %s", strerror(errno));
 
     uint32_t nr_irqs = 256;
-    gic_attr(KVM_DEV_ARM_VGIC_GRP_NR_IRQS, 0, &nr_irqs);
-    gic_attr(KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_CTRL_INIT, nullptr);
+    gic_attr(vm, KVM_DEV_ARM_VGIC_GRP_NR_IRQS, 0, &nr_irqs);
+    gic_attr(vm, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_CTRL_INIT, nullptr);
 }
 
 std::string arch_cmdline(const Zone &) { return "console=ttyS0 earlycon panic=-1"; }

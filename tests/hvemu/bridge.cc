@@ -10,8 +10,11 @@
 //   - while req_list is full the vCPU spins; it raises nothing;
 //   - FINISH_REQ (the sim's eventfd) makes us drain res_list into the
 //     zone CPU's pending interrupt list (PendingIrqs, hvemu.h).
-// Every wait is bounded: a module that stops answering costs one timeout
-// and an error, never a hung test.
+// One Bridge serves every zone hvemu runs: each zone's vCPU pushes with
+// its src_zone and its own src_cpu (pushes serialised, as hvisor's lock on
+// the bridge does), and the interrupt thread routes res_list entries by
+// target_zone (main.cc).  Every wait is bounded: a module that stops
+// answering costs one timeout and an error, never a hung test.
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -39,7 +42,8 @@ static inline void cpu_relax() {
 Bridge::Bridge() {
     fd_ = open("/dev/hvio-sim", O_RDWR | O_CLOEXEC);
     if (fd_ < 0)
-        die("/dev/hvio-sim: %s (hvio.ko loaded with hypervisor=sim? only one user at a time)",
+        die("/dev/hvio-sim: %s (hvio.ko loaded with hypervisor=sim? it has one user at a "
+            "time: one hvemu runs every zone, --zone ID per zone)",
             strerror(errno));
     if (ioctl(fd_, HVIO_SIM_GET_INFO, &info_))
         die("HVIO_SIM_GET_INFO: %s", strerror(errno));
@@ -82,13 +86,17 @@ uint8_t *Bridge::map_ram(uint64_t phys, uint64_t size) {
 }
 
 bool Bridge::access(uint32_t zone, unsigned cpu, uint64_t addr, unsigned size, bool is_write,
-                    uint64_t *val, unsigned timeout_ms, const std::atomic<bool> &stop) {
+                    uint64_t *val, unsigned timeout_ms, const std::atomic<bool> &stop,
+                    Stats &stats) {
     bool notify = is_write && (addr & 0x1ff) == HVIO_MMIO_QUEUE_NOTIFY;
     uint64_t deadline = now_ms() + timeout_ms;
     uint32_t rear;
     unsigned spins = 0;
 
-    // One producer (one vCPU): req_rear is ours.  Wait for room.
+    if (cpu >= HVIO_BRIDGE_MAX_CPUS)
+        die("zone %u: CPU %u has no cfg_flags slot (%u CPUs)", zone, cpu, HVIO_BRIDGE_MAX_CPUS);
+    // One producer at a time (push_mu_): req_rear is ours.  Wait for room.
+    std::unique_lock<std::mutex> push(push_mu_);
     for (;;) {
         rear = __atomic_load_n(&br_->req_rear, __ATOMIC_RELAXED) & kMask;
         uint32_t front = __atomic_load_n(&br_->req_front, __ATOMIC_ACQUIRE);
@@ -119,6 +127,7 @@ bool Bridge::access(uint32_t zone, unsigned cpu, uint64_t addr, unsigned size, b
             die("HVIO_SIM_RAISE_IRQ: %s", strerror(errno));
         stats.raises++;
     }
+    push.unlock();
     stats.mmio_exits++;
     if (notify) {
         stats.notifies++;
@@ -152,7 +161,7 @@ void Bridge::wait_res(int timeout_ms, std::vector<hvio_device_res> &out) {
     if (poll(&pfd, 1, timeout_ms) == 1) {
         uint64_t n;
         if (read(efd_, &n, sizeof(n)) == sizeof(n))
-            stats.finish += n;
+            finish_ += n;
     }
     // Also drained on the poll timeout: a lost wake-up costs latency only.
     uint32_t front = __atomic_load_n(&br_->res_front, __ATOMIC_RELAXED) & kMask;

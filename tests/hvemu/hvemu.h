@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 //
-// hvemu: a small KVM-based VMM that plays hvisor for one zone, through
-// hvio.ko's sim provider.  Guest RAM is the sim_ram window (so the daemon's
-// I/O lands in the guest's memory), every MMIO exit inside a virtio window
-// becomes a device_req in the bridge page, and every FINISH_REQ becomes a
-// guest interrupt.  The rest (serial console, timer, interrupt controller,
-// power-off) is the minimum an unmodified Linux kernel needs to boot.
+// hvemu: a small KVM-based VMM that plays hvisor for one or several zones
+// at once, through hvio.ko's sim provider.  Guest RAM is the sim_ram window
+// (so the daemon's I/O lands in the guest's memory), every MMIO exit inside
+// a virtio window becomes a device_req in the one bridge page (src_zone:
+// the zone, src_cpu: the zone's CPU), and every FINISH_REQ becomes an
+// interrupt in the res_list entry's target_zone.  The rest (serial
+// console, timer, interrupt controller, power-off) is the minimum an
+// unmodified Linux kernel needs to boot.
 //
-// Files: main.cc (options, threads, watchdog), config.cc (the zone in
+// Files: main.cc (options, threads, watchdog), config.cc (the zones in
 // hvisor-tool's virtio_cfg.json), bridge.cc (hvisor's side of the bridge),
 // vm.cc (KVM VM and vCPU, memory), x86.cc / arm64.cc (boot protocol and the
 // few platform devices of each architecture), serial.cc (16550 console),
@@ -54,18 +56,24 @@ struct Zone {
     std::vector<VirtioDev> devs;
 };
 
-// Reads zones[] (or a top-level zone) of hvisor-tool's JSON; picks zone id
-// (0: the only one).  Keys hvemu does not need are ignored.
-Zone load_zone(const std::string &path, uint32_t id);
+// Reads zones[] (or a top-level zone) of hvisor-tool's JSON, every zone in
+// file order.  Keys hvemu does not need are ignored.
+std::vector<Zone> load_zones(const std::string &path);
+// The zone with id `id` of `all` (0: the first); dies if there is none.
+Zone pick_zone(const std::vector<Zone> &all, uint32_t id, const std::string &path);
+// Zones that run at once share the sim_ram window [base, base + size):
+// every memory_region must lie inside it, and no two regions (of one zone
+// or of two) may overlap there.  Returns what is wrong, or "".
+std::string check_zone_ram(const std::vector<Zone> &zones, uint64_t base, uint64_t size);
 
 // ---- the bridge (hvisor's side) ------------------------------------------
 
+// Per zone (FINISH_REQ wake-ups are the bridge's: Bridge::finish()).
 struct Stats {
     std::atomic<uint64_t> mmio_exits{0}; // virtio window accesses
     std::atomic<uint64_t> notifies{0};
     std::atomic<uint64_t> raises{0}; // HVIO_SIM_RAISE_IRQ
     std::atomic<uint64_t> irqs{0};   // interrupts injected (PendingIrqs)
-    std::atomic<uint64_t> finish{0}; // FINISH_REQ eventfd wake-ups
     // For the post-mortem of an unexpected reset: when (now_ms()) and which
     // interrupt was last injected.
     std::atomic<uint64_t> last_irq_ms{0};
@@ -86,24 +94,32 @@ struct ExitLog {
     void add(const ExitRec &r) { rec[n++ % kExitRing] = r; }
 };
 
+// One Bridge for every zone hvemu runs, as hvisor has one bridge page.
+// Locking: push_mu_ serialises the vCPU threads' pushes into req_list
+// (hvisor's lock on the bridge); each vCPU waits on its own cfg_flags[cpu]
+// without it.  wait_res() is the interrupt thread's alone.
 class Bridge {
   public:
     Bridge(); // opens /dev/hvio-sim, maps the bridge, attaches an eventfd
     ~Bridge();
-    // One trapped access; for reads *val receives cfg_values[cpu].  Returns
-    // false (and says why) when the answer did not come within timeout_ms.
+    // One trapped access of `zone`'s vCPU on physical CPU `cpu`; for reads
+    // *val receives cfg_values[cpu].  Counts in `stats` (the zone's).
+    // Returns false (and says why) when the answer did not come within
+    // timeout_ms.
     bool access(uint32_t zone, unsigned cpu, uint64_t addr, unsigned size, bool is_write,
-                uint64_t *val, unsigned timeout_ms, const std::atomic<bool> &stop);
+                uint64_t *val, unsigned timeout_ms, const std::atomic<bool> &stop, Stats &stats);
     // Wait up to timeout_ms for FINISH_REQ, then take every res_list entry.
     void wait_res(int timeout_ms, std::vector<hvio_device_res> &out);
     uint8_t *map_ram(uint64_t phys, uint64_t size); // a piece of sim_ram
     const hvio_sim_info &info() const { return info_; }
-    Stats stats;
+    uint64_t finish() const { return finish_.load(); } // FINISH_REQ wake-ups
 
   private:
     int fd_ = -1, efd_ = -1;
     hvio_bridge *br_ = nullptr;
     hvio_sim_info info_{};
+    std::mutex push_mu_;
+    std::atomic<uint64_t> finish_{0};
 };
 
 // ---- hvisor's virtio interrupt list of the zone's CPU ---------------------
@@ -116,9 +132,9 @@ class Bridge {
 // CPU (the zone's first).  The target CPU injects the whole list and
 // empties it when it takes that SGI; a CPU busy-waiting at EL2 for the
 // answer to a trapped register access takes it only after the answer.
-// hvemu has one vCPU, the zone's CPU 0: the list is filled by the
-// interrupt thread and emptied at once, or, while the vCPU thread is
-// inside a bridge access, when that access ends.
+// hvemu gives each zone one vCPU, the zone's first CPU, and one list: the
+// list is filled by the interrupt thread and emptied at once, or, while
+// the zone's vCPU thread is inside a bridge access, when that access ends.
 struct Vm;
 
 class PendingIrqs {
@@ -152,8 +168,47 @@ struct Slot {
     uint8_t *hva;
 };
 
+// The 16550's registers (serial.cc).
+struct UartRegs {
+    uint8_t ier, lcr, mcr, scr, dll, dlm, fcr;
+    bool thre;
+    bool line;
+};
+
+// A zone's serial console: whole lines to stdout, each with the zone's
+// prefix when hvemu runs several zones ("[zone 2] ").  put() is the vCPU
+// thread's; flush() may come from any thread (die, warn): mu_ guards the
+// line, and one process-wide lock keeps lines of two zones apart.
+class Console {
+  public:
+    explicit Console(std::string prefix);
+    ~Console();
+    Console(const Console &) = delete;
+    Console &operator=(const Console &) = delete;
+    void put(uint8_t c);
+    void flush();
+    // The guest said it restarts on purpose ("reboot: Restarting system")
+    // / panicked ("Kernel panic").
+    bool saw_restart() const { return saw_restart_; }
+    bool saw_panic() const { return saw_panic_; }
+
+  private:
+    void flush_locked();
+    std::mutex mu_;
+    std::string prefix_;
+    char line_[4096];
+    size_t len_ = 0;
+    std::atomic<bool> saw_restart_{false}, saw_panic_{false};
+};
+// Flushes every console (die(), warn(): their message comes after the
+// zone's last words).
+void consoles_flush();
+
 struct Vm {
     int kvm = -1, fd = -1, vcpu = -1;
+    int gic = -1; // arm64: the vGIC device
+    UartRegs uart{};
+    Console *console = nullptr; // where the 16550 writes (none: dropped)
     kvm_run *run = nullptr;
     size_t run_size = 0;
     std::vector<Slot> slots;
@@ -195,18 +250,11 @@ void arch_shutdown_report(Vm &vm);
 // Extra kernel command line the architecture needs (console, devices).
 std::string arch_cmdline(const Zone &zone);
 
-// The 16550 (serial.cc); `line` sets the UART's interrupt line.
+// The 16550 (serial.cc) of vm (vm.uart, output to vm.console); `line`
+// sets the UART's interrupt line.
 using UartLine = void (*)(Vm &vm, bool level);
 uint8_t uart_in(Vm &vm, unsigned reg, UartLine line);
 void uart_out(Vm &vm, unsigned reg, uint8_t v, UartLine line);
-
-// The serial console writes here (stdout, line-buffered by hand).
-void console_put(uint8_t c);
-void console_flush();
-// The guest's console said it restarts on purpose ("reboot: Restarting
-// system") / panicked ("Kernel panic").
-bool console_saw_restart();
-bool console_saw_panic();
 
 } // namespace hvemu
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 //
 // hvemu: a 16550 UART, transmit only (x86_64: port 0x3f8, IRQ 4; arm64:
-// MMIO "ns16550a", one byte per register).  The zone's console.
+// MMIO "ns16550a", one byte per register).  The zone's console; its
+// registers are the zone's Vm's (vm.uart), one UART per zone.
 //
 // The THRE interrupt follows the chip: pending after a THR write or after
 // IER enables it, cleared by reading IIR.  The loopback bits make the
@@ -10,13 +11,8 @@
 
 namespace hvemu {
 
-static struct {
-    uint8_t ier, lcr, mcr, scr, dll, dlm, fcr;
-    bool thre;
-    bool line;
-} uart;
-
 static void uart_update(Vm &vm, UartLine line) {
+    UartRegs &uart = vm.uart;
     bool level = (uart.ier & 0x02) && uart.thre;
     if (level == uart.line)
         return;
@@ -25,6 +21,7 @@ static void uart_update(Vm &vm, UartLine line) {
 }
 
 uint8_t uart_in(Vm &vm, unsigned reg, UartLine line) {
+    UartRegs &uart = vm.uart;
     bool dlab = uart.lcr & 0x80;
     switch (reg) {
     case 0:
@@ -57,14 +54,15 @@ uint8_t uart_in(Vm &vm, unsigned reg, UartLine line) {
 }
 
 void uart_out(Vm &vm, unsigned reg, uint8_t v, UartLine line) {
+    UartRegs &uart = vm.uart;
     bool dlab = uart.lcr & 0x80;
     switch (reg) {
     case 0:
         if (dlab) {
             uart.dll = v;
         } else {
-            if (!(uart.mcr & 0x10))
-                console_put(v);
+            if (!(uart.mcr & 0x10) && vm.console)
+                vm.console->put(v);
             uart.thre = true;
         }
         break;
