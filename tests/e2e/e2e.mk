@@ -65,7 +65,7 @@ E2E_VM_ARGS_arm64 := --sim-ram-dt --kmod tun
 # make demo on x86_64 boots the root VM with one CPU unless DEMO_SMP=2:
 # QEMU's TCG emulation of nested SVM kills the zone or the root VM in about
 # 4 of 10 two-CPU demos, in none of 17 with one CPU (at about half the
-# rates; Documentation/e2e.md).  make e2e keeps two CPUs.
+# rates; Documentation/e2e.md); make e2e likewise (E2E_SMP above).
 DEMO_SMP ?= 1
 DEMO_VM_ARGS_x86_64 = --nested --kmod kvm-amd --kmod tun --smp $(DEMO_SMP)
 DEMO_VM_ARGS_arm64 = $(E2E_VM_ARGS_arm64)
