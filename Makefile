@@ -294,10 +294,12 @@ selftest: vm-build
 # own headers are taken from /usr/include via a directory of symlinks) and
 # net (write()s / read()s on a TAP of its own, same frame sink and source).
 #   make bench [BENCH=all|blk|net] [BENCH_SECONDS=3] [BENCH_POLL_US=N] [SIM_RAM_DT=1] [BENCH_CPU=N] [BENCH_GUEST_POLL=1]
+#              [BENCH_QDS=1,32,128] [BENCH_RW=randread|randwrite] [BENCH_DIRECT=0]
 # (BENCH_POLL_US: the devices' poll_us; unset: the daemon's default, -1 in
 # the JSON lines.  BENCH_CPU=N, blk: the fake guest and the daemon on vCPU N
 # only, no cross-vCPU wakeups.  BENCH_GUEST_POLL=1, blk: the fake guest
-# polls its used ring, no completion interrupts; Documentation/performance.md.)  blk ends with the "direct" rows: a daemon serving a
+# polls its used ring, no completion interrupts; Documentation/performance.md.
+# BENCH_QDS, BENCH_RW, BENCH_DIRECT=0: only those blk rows.)  blk ends with the "direct" rows: a daemon serving a
 # memory-backed null_blk with O_DIRECT against plain io_uring O_DIRECT on
 # it (null_blk is loaded without devices; the bench makes its own through
 # configfs).
@@ -337,6 +339,8 @@ bench: vm-build $(BENCH_RUN)
 		--kmod tun --kmod "null_blk nr_devices=0" --extra-file $(VM_HVIO):/bin/hvio \
 		--env HVIO_BENCH_SECONDS=$(BENCH_SECONDS) --env HVIO_BENCH_POLL_US=$(BENCH_POLL_US) \
 		--env HVIO_BENCH_CPU=$(BENCH_CPU) --env HVIO_BENCH_GUEST_POLL=$(BENCH_GUEST_POLL) \
+		--env HVIO_BENCH_QDS=$(BENCH_QDS) --env HVIO_BENCH_RW=$(BENCH_RW) \
+		--env HVIO_BENCH_DIRECT=$(BENCH_DIRECT) \
 		-- $(BENCH_RUN); echo $$? > $(OUT)/bench.rc; } | tee $(OUT)/bench.log
 	@[ "$$(cat $(OUT)/bench.rc)" = 0 ] || { echo "bench: the VM run failed" >&2; exit 1; }
 	@for k in $(BENCH_KINDS); do \
