@@ -196,11 +196,18 @@ struct hvio_queue {
 	 * poll_next: this call fetches after its commit, so the commit may
 	 * suppress guest notifications; poll_suppressed: it did, and the
 	 * fetch polls, then re-arms them; poll_miss: polls in a row that
-	 * found nothing (the window shrinks with each, up to 3).
+	 * found nothing (the window shrinks with each, up to 3);
+	 * poll_missed_ns: when the last of them began (0: the last poll
+	 * hit), poll_kick_ns: when the kick that ended the wait after it
+	 * came (0: none yet).  Both are written with WRITE_ONCE: the kick
+	 * sets poll_kick_ns under dev->lock only, the fetch (q->lock) reads
+	 * and clears them; a lost race costs one wrong window, no more.
 	 */
 	bool poll_next;
 	bool poll_suppressed;
 	u8 poll_miss;
+	u64 poll_missed_ns;
+	u64 poll_kick_ns;
 };
 
 /* What hvio_queue_take() found in the avail ring. */

@@ -123,6 +123,8 @@ bool hvio_queue_kick(struct hvio_dev *dev, u32 queue)
 	q = &dev->queues[array_index_nospec(queue, dev->mmio.num_queues)];
 	q->stats.kicks++;
 	q->kick_seq++;
+	if (READ_ONCE(q->poll_missed_ns) && !READ_ONCE(q->poll_kick_ns))
+		WRITE_ONCE(q->poll_kick_ns, ktime_get_ns());
 	if (q->fetch_parked) {
 		hvio_uring_wake(q, false);
 		return true;
@@ -508,13 +510,35 @@ static bool hvio_queue_poll(struct hvio_queue *q)
 	if (hit) {
 		q->stats.poll_hits++;
 		q->poll_miss = 0;
-	} else if (q->poll_miss < 3) {
-		q->poll_miss++;
+		WRITE_ONCE(q->poll_missed_ns, 0);
+	} else {
+		if (q->poll_miss < 3)
+			q->poll_miss++;
+		WRITE_ONCE(q->poll_kick_ns, 0);
+		WRITE_ONCE(q->poll_missed_ns, start);
 	}
 	spin_lock_irq(&dev->lock);
 	dev->stats.poll_ns += ktime_get_ns() - start;
 	spin_unlock_irq(&dev->lock);
 	return hit;
+}
+
+/*
+ * A fetch took requests after a poll that missed: if the guest kicked for
+ * them within the full window, counted from that poll's start, a longer
+ * poll would have found them, and the window grows back to poll_us.
+ * Without this, a guest slower than poll_us / 8 would keep the window at
+ * its floor after three misses and never be polled for again.
+ */
+static void hvio_queue_poll_learn(struct hvio_queue *q)
+{
+	u64 missed = READ_ONCE(q->poll_missed_ns);
+	u64 kick = READ_ONCE(q->poll_kick_ns);
+
+	WRITE_ONCE(q->poll_missed_ns, 0);
+	WRITE_ONCE(q->poll_kick_ns, 0);
+	if (kick > missed && kick - missed <= READ_ONCE(q->dev->poll_ns))
+		q->poll_miss = 0;
 }
 
 /*
@@ -634,6 +658,8 @@ again:
 		bytes += op->len;
 		tags[n++] = chain.head;
 	}
+	if (n && READ_ONCE(q->poll_missed_ns))
+		hvio_queue_poll_learn(q);
 	/* Stopped at @max: is that the end of the ring? */
 	if (taken == max && !budget) {
 		avail = hvio_vq_avail(&q->vq);

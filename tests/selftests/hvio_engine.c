@@ -1086,6 +1086,107 @@ TEST_F(engine, guest_answering_within_the_poll_window_needs_no_kick)
 		SKIP(return, "no request came while polling (busy host): the suppression was not exercised");
 }
 
+/* The guest of the test below: answers each completion after delay_us. */
+struct pacer {
+	FIXTURE_DATA(engine) *self;
+	uint16_t base;			/* used index before the first round */
+	int rounds;
+	unsigned int delay_us[32];	/* by round */
+	bool timeout;
+};
+
+static void *pacer_main(void *arg)
+{
+	struct pacer *p = arg;
+	FIXTURE_DATA(engine) *self = p->self;
+	struct fg_vq *vq = &self->v.vq[0];
+	uint16_t old, event;
+	uint64_t t0;
+	int i;
+
+	for (i = 1; i <= p->rounds; i++) {
+		t0 = fg_now_ms();
+		while ((uint16_t)(used_idx_at(self, vq->device) - p->base) < i) {
+			if (fg_now_ms() - t0 > 5000) {
+				p->timeout = true;
+				return NULL;
+			}
+		}
+		if (i == p->rounds)
+			break;
+		usleep(p->delay_us[i]);
+		old = self->avail_idx;
+		post_at(self, 0);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		event = avail_event(self);
+		if (vring_need_event(event, self->avail_idx, old)) {
+			fg_notify(&self->fg, 1, ZONE_A,
+				  MMIO_BASE + VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+			fg_wait_consumed(&self->fg, FG_TIMEOUT_MS);
+		}
+	}
+	return NULL;
+}
+
+TEST_F(engine, poll_window_grows_back_for_a_guest_within_it)
+{
+	/*
+	 * Polls that miss shrink the window to poll_us / 8.  A guest that
+	 * then answers later than that but within poll_us (its kick came
+	 * within the full window of the poll that missed) gets the full
+	 * window back: its next requests are found by polling again.  With
+	 * a window that only grows on a hit, such a guest is never polled
+	 * for again (0 hits in the second phase).
+	 */
+	enum { SLOW = 4, PACED = 8 };
+	struct pacer *p = calloc(1, sizeof(*p));
+	struct hvio_completion c;
+	uint64_t hits0 = 0, kicks, t0;
+	pthread_t th;
+	int i, n;
+
+	NEED_SETUP();
+	ASSERT_TRUE(p != NULL);
+	ASSERT_EQ(0, make(self, 8, BLK_F_ALL)) TH_LOG("%s", self->v.err);
+	ASSERT_EQ(0, set_poll(self, HVIO_MAX_POLL_US));
+	/* Slower than the window, then between poll_us / 8 and poll_us. */
+	p->rounds = SLOW + PACED;
+	for (i = 0; i < p->rounds; i++)
+		p->delay_us[i] = i <= SLOW ? HVIO_MAX_POLL_US * 3 / 2 :
+					    HVIO_MAX_POLL_US * 3 / 10;
+	p->base = used_idx_at(self, self->v.vq[0].device);
+	p->self = self;
+	set_request(self, VIRTIO_BLK_T_IN);
+	post_at(self, 0);
+	kick(self);
+	ASSERT_EQ(1, run(self, NULL, 0, 8, NULL));
+	ASSERT_EQ(0, pthread_create(&th, NULL, pacer_main, p));
+	for (i = 0; i < p->rounds; i++) {
+		if (i == SLOW + 1)
+			hits0 = qstats(self).poll_hits;
+		kicks = qstats(self).kicks;
+		c = completion(self, self->tags[0], 512);
+		n = run(self, &c, 1, 8, NULL);
+		ASSERT_LE(0, n);
+		if (n || i == p->rounds - 1)
+			continue;
+		/* Missed: fetch after the guest's kick, as a parked FETCH. */
+		t0 = fg_now_ms();
+		while (qstats(self).kicks == kicks && fg_now_ms() - t0 < 5000)
+			usleep(100);
+		ASSERT_NE(kicks, qstats(self).kicks);
+		ASSERT_EQ(1, run(self, NULL, 0, 8, NULL));
+	}
+	pthread_join(th, NULL);
+	EXPECT_FALSE(p->timeout);
+	n = qstats(self).poll_hits - hits0;
+	TH_LOG("hits while slow %llu, while paced %d of %d",
+	       (unsigned long long)hits0, n, PACED - 1);
+	EXPECT_EQ(0, hits0);
+	EXPECT_LE(1, n);
+	free(p);
+}
+
 TEST_F(engine, poll_that_finds_nothing_rearms_kicks)
 {
 	/*

@@ -541,7 +541,8 @@ struct hvio_queue_latency {
  * guest that answers its interrupt with new requests within the window
  * needs no kick, and the same call fetches them.  Adaptive per queue:
  * every poll that finds nothing halves the next window (down to
- * poll_us / 8), a hit restores it.  Only after a commit: an idle queue
+ * poll_us / 8); a hit restores it, and so does a kick that comes within
+ * poll_us of the start of the poll that missed.  Only after a commit: an idle queue
  * never polls.  The poll ends early when the CPU is wanted elsewhere, at a
  * signal, or at a device reset.  0 (the default) turns it off; above
  * HVIO_MAX_POLL_US, or flags or reserved not 0: -EINVAL.  Applies to

@@ -20,7 +20,10 @@ namespace hvio {
 inline constexpr uint64_t kConfigPageSize = 4096;
 
 // "poll_us" when the file does not say (HVIO_DEV_SET_POLL; 0 turns it off).
-inline constexpr unsigned kDefaultPollUs = 50;
+// Measured (Documentation/performance.md, "The poll window"): the window
+// must cover the guest's answer to its completion interrupt to save the
+// kick; a longer one only costs CPU for a guest paced slower than it.
+inline constexpr unsigned kDefaultPollUs = 200;
 
 // A console's "stall_ms" when the file does not say: how long its output
 // waits for a PTY (or socket) that takes nothing before it is discarded
