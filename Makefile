@@ -351,21 +351,22 @@ bench: vm-build $(BENCH_RUN)
 
 # ---- profile --------------------------------------------------------------
 # `perf record -a -g -e cpu-clock` (TCG has no PMU) of the VM while the
-# bench's guest runs randread at PROFILE_QD (one row, no baseline in the
+# bench's guest runs randread (PROFILE_RW) at PROFILE_QD (one row, no baseline in the
 # recording, no direct rows), then the top 40 symbols of the whole VM, of
 # the daemon's queue thread and of the fake guest (perf report --stdio
 # --no-children, kernel and user).  Log: build/<arch>/profile-qd<QD>.log,
 # tables: build/profile/<arch>-qd<QD>.txt.
-#   make profile [ARCH=..] [PROFILE_QD=32] [BENCH_SECONDS=3] [BENCH_POLL_US=N] [BENCH_CPU=N]
+#   make profile [ARCH=..] [PROFILE_QD=32] [PROFILE_RW=randread|randwrite] [BENCH_SECONDS=3] [BENCH_POLL_US=N] [BENCH_CPU=N]
 PROFILE_QD ?= 32
-PROFILE_OUT := build/profile/$(ARCH)-qd$(PROFILE_QD).txt
+PROFILE_RW ?= randread
+PROFILE_OUT := build/profile/$(ARCH)-$(if $(filter randwrite,$(PROFILE_RW)),write-)qd$(PROFILE_QD).txt
 profile: vm-build $(BENCH_BIN)
 	@mkdir -p build/profile
 	@{ scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) $(VM_SIM_RAM) --perf --name profile \
 		--kmod "null_blk nr_devices=0" --extra-file $(VM_HVIO):/bin/hvio \
 		--env HVIO_BENCH_SECONDS=$(BENCH_SECONDS) --env HVIO_BENCH_POLL_US=$(BENCH_POLL_US) \
 		--env HVIO_BENCH_PERF=1 --env HVIO_BENCH_QDS=$(PROFILE_QD) --env HVIO_BENCH_CPU=$(BENCH_CPU) \
-		--env HVIO_BENCH_RW=randread --env HVIO_BENCH_DIRECT=0 \
+		--env HVIO_BENCH_RW=$(PROFILE_RW) --env HVIO_BENCH_DIRECT=0 \
 		-- $(BENCH_BIN); echo $$? > $(OUT)/profile.rc; } | tee $(OUT)/profile-qd$(PROFILE_QD).log
 	@[ "$$(cat $(OUT)/profile.rc)" = 0 ] || { echo "profile: the VM run failed" >&2; exit 1; }
 	@tr -d '\r' < $(OUT)/profile-qd$(PROFILE_QD).log | \
