@@ -542,11 +542,11 @@ struct hvio_queue_latency {
  * needs no kick, and the same call fetches them.  Adaptive per queue:
  * every poll that finds nothing halves the next window (down to
  * poll_us / 8); a hit restores it, and so does a kick that comes within
- * poll_us of the start of the poll that missed.  Only after a commit: an idle queue
- * never polls.  The poll ends early when the CPU is wanted elsewhere, at a
- * signal, or at a device reset.  0 (the default) turns it off; above
- * HVIO_MAX_POLL_US, or flags or reserved not 0: -EINVAL.  Applies to
- * blk queues and the net TX queue.
+ * poll_us of the start of the poll that missed.  Only after a commit: an
+ * idle queue never polls.  The poll ends early when the CPU is wanted
+ * elsewhere, at a signal, or at a device reset.  0 (the default) turns it
+ * off; above HVIO_MAX_POLL_US, or flags or reserved not 0: -EINVAL.
+ * Applies to blk queues and the net TX queue.
  */
 #define HVIO_MAX_POLL_US	10000
 struct hvio_dev_poll {
