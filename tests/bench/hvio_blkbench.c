@@ -24,7 +24,7 @@
  *   {"bench":"blk","direct":true,"backing":"null_blk",...,"ram_mode":"devmap",
  *    "fallbacks":0,"page_cache_kb":...}
  * with the daemon's count of I/Os that fell back to buffered and the growth
- * of root's page cache (Cached + Buffers) over the row.
+ * of root's page cache (Cached + Buffers) over the row's hvio turns.
  * and, for the VM runner, a kselftest totals line: each run is "ok" when
  * every request completed with status 0 and the data read matched.
  */
@@ -690,6 +690,78 @@ static double baseline(const char *path, int oflags, unsigned int qd,
 	return done / (now() - t0);
 }
 
+/* One row's sums over its slices. */
+struct row {
+	uint64_t done, kicks, irqs, bad, bdone;
+	double gsec, bsec, gcpu, dcpu, bcpu;
+	long long fallbacks, cache_kb;	/* direct rows: over the hvio turns */
+	bool ok;
+};
+
+static long long direct_status(char *mode, size_t len);
+
+/*
+ * A row in slices, hvio and the baseline (plain io_uring on base_path)
+ * taking turns: this VM's speed drifts by up to 2x within a minute (TCG
+ * on a shared host), and a ratio of two runs seconds apart would measure
+ * the drift.  With mode, the direct daemon's fallbacks and root's page
+ * cache growth are summed over the hvio turns.
+ */
+static void run_row(struct guest *g, pid_t dpid, unsigned int qd, bool write,
+		    const char *base_path, int base_oflags, char *mode,
+		    size_t mode_len, struct row *r)
+{
+	double total = seconds;
+	unsigned int sl;
+
+	memset(r, 0, sizeof(*r));
+	r->ok = true;
+	seconds = total / slices;
+	for (sl = 0; sl < slices && r->ok; sl++) {
+		long long f0 = mode ? direct_status(mode, mode_len) : 0;
+		long long k0 = mode ? fg_page_cache_kb() : 0, k1, f1;
+		pid_t perf = perf_on ? perf_start() : 0;
+		double c0 = cpu_seconds(0), d0 = cpu_seconds(dpid);
+		double iops = guest_run(g, qd, write);
+		double c1 = cpu_seconds(0), d1 = cpu_seconds(dpid);
+		double b, c2;
+
+		perf_stop(perf);
+		if (perf > 0)
+			perf_print(write ? "randwrite" : "randread", qd, g->done);
+		k1 = mode ? fg_page_cache_kb() : 0;
+		f1 = mode ? direct_status(mode, mode_len) : 0;
+		perf = perf_on ? perf_start() : 0;
+		b = baseline(base_path, base_oflags, qd, write);
+		perf_stop(perf);
+		if (perf > 0)
+			perf_print_base(qd, b * seconds);
+		c2 = cpu_seconds(0);
+		r->ok = iops > 0 && b > 0 && f0 >= 0 && f1 >= 0;
+		if (!r->ok)
+			break;
+		r->done += g->done, r->kicks += g->kicks, r->irqs += g->irqs;
+		r->bad += g->bad;
+		r->gsec += g->done / iops;
+		r->bsec += seconds;
+		r->bdone += (uint64_t)(b * seconds);
+		r->gcpu += c1 - c0, r->dcpu += d1 - d0, r->bcpu += c2 - c1;
+		r->fallbacks += f1 - f0, r->cache_kb += k1 - k0;
+	}
+	seconds = total;
+	r->ok = r->ok && !r->bad;
+}
+
+static double row_iops(const struct row *r)
+{
+	return r->gsec > 0 ? r->done / r->gsec : -1;
+}
+
+static double row_base(const struct row *r)
+{
+	return r->bsec > 0 ? r->bdone / r->bsec : -1;
+}
+
 /* ---- direct: O_DIRECT on null_blk, zero-copy into zone RAM ---------- */
 
 static const unsigned int direct_qds[] = { 1, 32 };
@@ -774,27 +846,25 @@ static unsigned int direct_rows(struct fg *fg, const char *arch,
 		goto out;
 	}
 	for (i = 0; i < ARRAY_SIZE(direct_qds); i++) {
-		long long f0 = direct_status(mode, sizeof(mode));
-		long long k0 = fg_page_cache_kb();
-		double c0 = cpu_seconds(0), d0 = cpu_seconds(pid);
-		double iops = guest_run(&g, direct_qds[i], false);
-		double c1 = cpu_seconds(0), d1 = cpu_seconds(pid);
-		long long k1 = fg_page_cache_kb();
-		long long f1 = direct_status(mode, sizeof(mode));
-		double base = baseline(dev, O_DIRECT, direct_qds[i], false);
-		uint64_t n = g.done ? g.done : 1;
-		bool ok = iops > 0 && base > 0 && !g.bad && f0 >= 0 && f1 >= 0;
+		struct row r;
+		double iops, base;
+		uint64_t n;
 
-		printf("{\"bench\":\"blk\",\"direct\":true,\"backing\":\"null_blk\",\"arch\":\"%s\",\"rw\":\"randread\",\"bs\":%d,\"qd\":%u,\"iops\":%.0f,\"base_iops\":%.0f,\"ratio\":%.3f,\"kicks_per_req\":%.4f,\"irqs_per_req\":%.4f,\"guest_cpu_us\":%.2f,\"daemon_cpu_us\":%.2f,\"ram_mode\":\"%s\",\"fallbacks\":%lld,\"page_cache_kb\":%lld,\"poll_us\":%d,\"cpu\":%d,\"guest_poll\":%s}\n",
+		run_row(&g, pid, direct_qds[i], false, dev, O_DIRECT, mode,
+			sizeof(mode), &r);
+		iops = row_iops(&r);
+		base = row_base(&r);
+		n = r.done ? r.done : 1;
+		printf("{\"bench\":\"blk\",\"direct\":true,\"backing\":\"null_blk\",\"arch\":\"%s\",\"rw\":\"randread\",\"bs\":%d,\"qd\":%u,\"iops\":%.0f,\"base_iops\":%.0f,\"ratio\":%.3f,\"kicks_per_req\":%.4f,\"irqs_per_req\":%.4f,\"guest_cpu_us\":%.2f,\"daemon_cpu_us\":%.2f,\"ram_mode\":\"%s\",\"fallbacks\":%lld,\"page_cache_kb\":%lld,\"poll_us\":%d,\"cpu\":%d,\"guest_poll\":%s,\"slices\":%u}\n",
 		       arch, BS, direct_qds[i], iops, base,
-		       base > 0 ? iops / base : 0, (double)g.kicks / n,
-		       (double)g.irqs / n, (c1 - c0) * 1e6 / n,
-		       (d1 - d0) * 1e6 / n, mode, f1 - f0, k1 - k0, poll_us,
-		       bench_cpu, guest_poll ? "true" : "false");
+		       base > 0 ? iops / base : 0, (double)r.kicks / n,
+		       (double)r.irqs / n, r.gcpu * 1e6 / n, r.dcpu * 1e6 / n,
+		       mode, r.fallbacks, r.cache_kb, poll_us, bench_cpu,
+		       guest_poll ? "true" : "false", slices);
 		printf("%s %u blk direct randread qd %u (%" PRIu64 " requests, %" PRIu64 " bad)\n",
-		       ok ? "ok" : "not ok", ++*test, direct_qds[i], g.done,
-		       g.bad);
-		failed += !ok;
+		       r.ok ? "ok" : "not ok", ++*test, direct_qds[i], r.done,
+		       r.bad);
+		failed += !r.ok;
 		fflush(stdout);
 	}
 out:
@@ -899,51 +969,14 @@ int main(void)
 	for (w = w0; w < w1; w++) {
 		for (i = 0; i < nqd; i++) {
 			struct dcount k0 = daemon_counts(), k1;
-			double gsec = 0, bsec = 0, gcpu = 0, dcpu = 0, bcpu = 0;
-			double iops, base, total = seconds;
-			uint64_t n, done = 0, kicks = 0, irqs = 0, bad = 0, bdone = 0;
-			unsigned int sl;
-			bool ok = true;
+			double iops, base;
+			struct row r;
+			uint64_t n;
 
-			/*
-			 * The row in slices, hvio and the baseline taking
-			 * turns: this VM's speed drifts by up to 2x within a
-			 * minute (TCG on a shared host), and a ratio of two
-			 * runs seconds apart would measure the drift.
-			 */
-			seconds = total / slices;
-			for (sl = 0; sl < slices; sl++) {
-				pid_t perf = perf_on ? perf_start() : 0;
-				double c0 = cpu_seconds(0), d0 = cpu_seconds(daemon_pid);
-				double r = guest_run(&g, qds[i], w);
-				double c1 = cpu_seconds(0), d1 = cpu_seconds(daemon_pid);
-				double b, c2;
-
-				perf_stop(perf);
-				if (perf > 0)
-					perf_print(w ? "randwrite" : "randread",
-						   qds[i], g.done);
-				perf = perf_on ? perf_start() : 0;
-				b = baseline(IMG, 0, qds[i], w);
-				perf_stop(perf);
-				if (perf > 0)
-					perf_print_base(qds[i], b * seconds);
-				c2 = cpu_seconds(0);
-				ok = ok && r > 0 && b > 0;
-				if (r <= 0 || b <= 0)
-					break;
-				done += g.done, kicks += g.kicks, irqs += g.irqs;
-				bad += g.bad;
-				gsec += g.done / r;
-				bsec += seconds;
-				bdone += (uint64_t)(b * seconds);
-				gcpu += c1 - c0, dcpu += d1 - d0, bcpu += c2 - c1;
-			}
-			seconds = total;
-			iops = gsec > 0 ? done / gsec : -1;
-			base = bsec > 0 ? bdone / bsec : -1;
-			n = done ? done : 1;
-			ok = ok && !bad;
+			run_row(&g, daemon_pid, qds[i], w, IMG, 0, NULL, 0, &r);
+			iops = row_iops(&r);
+			base = row_base(&r);
+			n = r.done ? r.done : 1;
 			k1 = daemon_counts();
 
 			/*
@@ -956,18 +989,18 @@ int main(void)
 			printf("{\"bench\":\"blk\",\"arch\":\"%s\",\"rw\":\"%s\",\"bs\":%d,\"qd\":%u,\"iops\":%.0f,\"base_iops\":%.0f,\"ratio\":%.3f,\"kicks_per_req\":%.4f,\"irqs_per_req\":%.4f,\"guest_cpu_us\":%.2f,\"daemon_cpu_us\":%.2f,\"base_cpu_us\":%.2f,\"syscalls_per_req\":%.3f,\"wakeups_per_req\":%.3f,\"runs_per_req\":%.3f,\"poll_us\":%d,\"cpu\":%d,\"guest_poll\":%s,\"slices\":%u}\n",
 			       u.machine, w ? "randwrite" : "randread", BS, qds[i],
 			       iops, base, base > 0 ? iops / base : 0,
-			       (double)kicks / n, (double)irqs / n,
-			       gcpu * 1e6 / n, dcpu * 1e6 / n,
-			       bdone ? bcpu * 1e6 / bdone : 0,
+			       (double)r.kicks / n, (double)r.irqs / n,
+			       r.gcpu * 1e6 / n, r.dcpu * 1e6 / n,
+			       r.bdone ? r.bcpu * 1e6 / r.bdone : 0,
 			       per_req(k0.syscalls, k1.syscalls, n),
 			       per_req(k0.wakeups, k1.wakeups, n),
 			       per_req(k0.runs, k1.runs, n), poll_us, bench_cpu,
 			       guest_poll ? "true" : "false", slices);
 			printf("%s %u blk %s qd %u (%" PRIu64 " requests, %" PRIu64 " bad)\n",
-			       ok ? "ok" : "not ok", ++test,
-			       w ? "randwrite" : "randread", qds[i], done,
-			       bad);
-			failed += !ok;
+			       r.ok ? "ok" : "not ok", ++test,
+			       w ? "randwrite" : "randread", qds[i], r.done,
+			       r.bad);
+			failed += !r.ok;
 			fflush(stdout);
 		}
 	}
