@@ -368,13 +368,23 @@ void blk_prep(io_uring_sqe *sqe, BlkIo &io, const BlkTarget &t) {
     const uint64_t off = io.offset + io.done;
 
     switch (io.step) {
-    case BlkIo::kRw:
-        if (io.type == HVIO_OP_READ)
-            io_uring_prep_readv(sqe, fd, io.iov + io.iov_pos, io.nr_iov - io.iov_pos, off);
-        else
-            io_uring_prep_writev2(sqe, fd, io.iov + io.iov_pos, io.nr_iov - io.iov_pos, off,
-                                  rw_flags);
+    case BlkIo::kRw: {
+        const iovec *iov = io.iov + io.iov_pos;
+        const unsigned n = io.nr_iov - io.iov_pos;
+        // One buffer (a guest's 4 KiB page, say) needs no iovec: the
+        // kernel then skips importing and checking one per request.
+        if (n == 1 && io.type == HVIO_OP_READ) {
+            io_uring_prep_read(sqe, fd, iov->iov_base, static_cast<unsigned>(iov->iov_len), off);
+        } else if (n == 1) {
+            io_uring_prep_write(sqe, fd, iov->iov_base, static_cast<unsigned>(iov->iov_len), off);
+            sqe->rw_flags = rw_flags;
+        } else if (io.type == HVIO_OP_READ) {
+            io_uring_prep_readv(sqe, fd, iov, n, off);
+        } else {
+            io_uring_prep_writev2(sqe, fd, iov, n, off, rw_flags);
+        }
         break;
+    }
     case BlkIo::kFlush:
         io_uring_prep_fsync(sqe, t.fd, IORING_FSYNC_DATASYNC);
         break;
