@@ -87,16 +87,16 @@ int NetQueue::submit(bool wait) {
     const uint64_t enters = ring_.enters() - enters_seen_, waits = ring_.waits() - waits_seen_;
     enters_seen_ = ring_.enters();
     waits_seen_ = ring_.waits();
-    counters_.enters.fetch_add(enters, std::memory_order_relaxed);
-    counters_.syscalls.fetch_add(enters, std::memory_order_relaxed);
-    counters_.waits.fetch_add(waits, std::memory_order_relaxed);
+    counters_.enters.add(enters);
+    counters_.syscalls.add(enters);
+    counters_.waits.add(waits);
     return ret;
 }
 
 // A call into the kernel backend (one ioctl on the device fd or the TAP).
 template <typename F> int NetQueue::kcall(F call) {
-    counters_.ioctls.fetch_add(1, std::memory_order_relaxed);
-    counters_.syscalls.fetch_add(1, std::memory_order_relaxed);
+    counters_.ioctls.add();
+    counters_.syscalls.add();
     return call();
 }
 
@@ -119,11 +119,11 @@ void NetQueue::tx_done(uint32_t slot, int res) {
     s.state = Slot::kFree;
     tx_free_.push_back(slot);
     if (res >= 0) {
-        counters_.tx_packets.fetch_add(1, std::memory_order_relaxed);
+        counters_.tx_packets.add();
         if (res > HVIO_NET_HDR_LEN)
-            counters_.tx_bytes.fetch_add(res - HVIO_NET_HDR_LEN, std::memory_order_relaxed);
+            counters_.tx_bytes.add(res - HVIO_NET_HDR_LEN);
     } else {
-        counters_.tx_errors.fetch_add(1, std::memory_order_relaxed);
+        counters_.tx_errors.add();
         note_error(-res);
     }
 }
@@ -179,7 +179,7 @@ int NetQueue::run_tx(bool stopping) {
     r.tags_addr = reinterpret_cast<uintptr_t>(tags_.data());
     if (int ret = kcall([&] { return kernel_.run(r); }); ret < 0)
         return ret;
-    counters_.runs.fetch_add(1, std::memory_order_relaxed);
+    counters_.runs.add();
     tx_commits_.clear();
     new_generation(r.generation);
 
@@ -252,7 +252,7 @@ int NetQueue::run_rx(bool stopping) {
     r.tags_addr = reinterpret_cast<uintptr_t>(tags_.data());
     if (int ret = kcall([&] { return kernel_.run(r); }); ret < 0)
         return ret;
-    counters_.runs.fetch_add(1, std::memory_order_relaxed);
+    counters_.runs.add();
     rx_commits_.clear();
     new_generation(r.generation);
 
@@ -290,7 +290,7 @@ void NetQueue::submit_reads() {
             n++;
             rx_result(slot, r < 0 ? -errno : static_cast<int>(r));
         }
-        counters_.syscalls.fetch_add(n, std::memory_order_relaxed);
+        counters_.syscalls.add(n);
     } else {
         for (uint32_t slot : rx_armed_) {
             Slot &s = rx_[slot];
@@ -312,8 +312,8 @@ void NetQueue::submit_reads() {
         round_empty_ = false;
     }
     if (n) {
-        counters_.rx_rounds.fetch_add(1, std::memory_order_relaxed);
-        counters_.rx_reads.fetch_add(n, std::memory_order_relaxed);
+        counters_.rx_rounds.add();
+        counters_.rx_reads.add(n);
     }
 }
 
@@ -343,9 +343,9 @@ void NetQueue::rx_done(uint32_t slot, int res) {
                          "from the queue thread\n",
                          where_.c_str());
         nowait_ = false;
-        counters_.rx_reads.fetch_sub(1, std::memory_order_relaxed);
+        counters_.rx_reads.sub();
         if (round_reads_)
-            counters_.rx_rounds.fetch_sub(1, std::memory_order_relaxed);
+            counters_.rx_rounds.sub();
         round_reads_ = 0;
         rx_[slot].state = Slot::kArmed;
         return;
@@ -366,7 +366,7 @@ void NetQueue::rx_result(uint32_t slot, int res) {
         // The TAP is empty: the op stays armed for the next packet.
         s.state = Slot::kArmed;
         tap_readable_ = false;
-        counters_.eagain.fetch_add(1, std::memory_order_relaxed);
+        counters_.eagain.add();
         return;
     }
     if (res == -EAGAIN)
@@ -380,10 +380,10 @@ void NetQueue::rx_result(uint32_t slot, int res) {
         case RxFixup::kAsIs:
             break;
         case RxFixup::kCsumDone:
-            counters_.rx_csum_fixed.fetch_add(1, std::memory_order_relaxed);
+            counters_.rx_csum_fixed.add();
             break;
         case RxFixup::kDrop:
-            counters_.rx_offload_dropped.fetch_add(1, std::memory_order_relaxed);
+            counters_.rx_offload_dropped.add();
             res = -EPROTO; // the kernel offers the buffers again
             break;
         }
@@ -391,18 +391,18 @@ void NetQueue::rx_result(uint32_t slot, int res) {
     if (res > 0) {
         rx_error_streak_ = 0;
         if (static_cast<uint64_t>(res) > s.len) {
-            counters_.rx_truncated.fetch_add(1, std::memory_order_relaxed);
+            counters_.rx_truncated.add();
         } else if (res >= HVIO_NET_HDR_LEN) {
-            counters_.rx_packets.fetch_add(1, std::memory_order_relaxed);
-            counters_.rx_bytes.fetch_add(res - HVIO_NET_HDR_LEN, std::memory_order_relaxed);
+            counters_.rx_packets.add();
+            counters_.rx_bytes.add(res - HVIO_NET_HDR_LEN);
         }
     } else if (res == -EPROTO) {
         // Dropped above: not a TAP error.
     } else if (res == -ECANCELED) {
-        counters_.rx_canceled.fetch_add(1, std::memory_order_relaxed);
+        counters_.rx_canceled.add();
     } else {
         // An error, or 0 (end of file): never retried in a tight loop.
-        counters_.rx_errors.fetch_add(1, std::memory_order_relaxed);
+        counters_.rx_errors.add();
         note_error(res < 0 ? -res : EIO);
         tap_readable_ = false;
         if (++rx_error_streak_ == kMaxRxErrorStreak)
@@ -432,7 +432,7 @@ void NetQueue::cancel_rx(bool all) {
             continue;
         if (s.state == Slot::kArmed) {
             commit(rx_commits_, s, -ECANCELED);
-            counters_.rx_canceled.fetch_add(1, std::memory_order_relaxed);
+            counters_.rx_canceled.add();
             s.state = Slot::kFree;
             rx_free_.push_back(slot);
         } else if (s.state == Slot::kReading) {
@@ -458,7 +458,7 @@ void NetQueue::new_generation(uint32_t gen) {
     if (first)
         return;
     // The guest reset the device: what it posted before is not its any more.
-    counters_.resets.fetch_add(1, std::memory_order_relaxed);
+    counters_.resets.add();
     cancel_rx(false);
     offload_applied_ = false;
     features_known_ = false;
@@ -478,7 +478,7 @@ int NetQueue::device_events() {
     hvio_dev_events ev{};
     if (int r = kcall([&] { return kernel_.get_events(ev); }); r < 0)
         return r;
-    counters_.dev_events.fetch_add(1, std::memory_order_relaxed);
+    counters_.dev_events.add();
     if (ev.events & HVIO_EV_KICK) {
         if (ev.kicked_queues & (1U << HVIO_NET_RX_QUEUE))
             rx_run_ = true;
@@ -508,7 +508,7 @@ int NetQueue::device_events() {
                 note_error(-r);
             } else {
                 offload_ = flags;
-                counters_.offload_sets.fetch_add(1, std::memory_order_relaxed);
+                counters_.offload_sets.add();
                 counters_.offload_flags.store(flags, std::memory_order_relaxed);
             }
         }
@@ -534,7 +534,7 @@ void NetQueue::set_link(unsigned ifflags, bool force) {
         return;
     }
     link_status_ = st;
-    counters_.link_changes.fetch_add(1, std::memory_order_relaxed);
+    counters_.link_changes.add();
     counters_.link_status.store(st, std::memory_order_relaxed);
 }
 
@@ -543,7 +543,7 @@ void NetQueue::link_readable() {
     bool have = false, resync = false;
     unsigned flags = 0;
     for (;;) {
-        counters_.syscalls.fetch_add(1, std::memory_order_relaxed);
+        counters_.syscalls.add();
         ssize_t n = ::recv(fds_.link, buf, sizeof(buf), MSG_DONTWAIT);
         if (n > 0) {
             unsigned f;
@@ -615,7 +615,7 @@ int NetQueue::arm_waits(bool sleeping, bool kicks) {
         rx_error_streak_ < kMaxRxErrorStreak) {
         r = arm(tap_poll_armed_, kTapPoll,
                 [this](io_uring_sqe *q) { io_uring_prep_poll_add(q, fds_.tap, POLLIN); });
-        counters_.polls.fetch_add(1, std::memory_order_relaxed);
+        counters_.polls.add();
     }
     return r;
 }
@@ -630,7 +630,7 @@ int NetQueue::reap() {
         if (res < 0 && res != -EINTR && res != -EAGAIN && res != -ECANCELED)
             ret = res;
         else
-            counters_.wakeups.fetch_add(1, std::memory_order_relaxed);
+            counters_.wakeups.add();
         run = true;
     };
     io_uring_for_each_cqe(&ring_.get(), head, cqe) {
@@ -848,7 +848,7 @@ int NetQueue::queue_commit(uint16_t queue, std::vector<hvio_completion> &commits
         return -EBUSY;
     commit_bufs_.prep(s, kernel_.uring_fd(), queue, commits);
     io_uring_sqe_set_data64(s, user_data(kCommit, 0));
-    counters_.commits.fetch_add(1, std::memory_order_relaxed);
+    counters_.commits.add();
     return 0;
 }
 
@@ -866,9 +866,9 @@ int NetQueue::fetched(uint16_t queue, int res) {
         return res;
     }
     fetch_ok_ = true;
-    counters_.fetches.fetch_add(1, std::memory_order_relaxed);
+    counters_.fetches.add();
     if (f.wait)
-        counters_.wakeups.fetch_add(1, std::memory_order_relaxed);
+        counters_.wakeups.add();
     hvio_fetch_result r;
     std::memcpy(&r, f.buf.data(), sizeof(r));
     new_generation(r.generation);

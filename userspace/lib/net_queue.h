@@ -73,6 +73,7 @@
 #include "guest_memory.h"
 #include "result.h"
 #include "ring.h"
+#include "tally.h"
 
 #include <atomic>
 #include <cerrno>
@@ -125,34 +126,34 @@ struct NetQueueFds {
 struct NetCounters {
     std::atomic<int> path{0};                    // kPath* of queue.h: which loop runs
     std::atomic<const char *> ring_mode{"none"}; // Ring::mode()
-    std::atomic<uint64_t> runs{0};               // QUEUE_RUN calls (both queues)
-    std::atomic<uint64_t> fetches{0};            // FETCH CQEs (both queues)
-    std::atomic<uint64_t> commits{0};            // COMMIT SQEs (both queues)
+    Tally runs;                                  // QUEUE_RUN calls (both queues)
+    Tally fetches;                               // FETCH CQEs (both queues)
+    Tally commits;                               // COMMIT SQEs (both queues)
     // Kicks that woke the thread: eventfd reads (QUEUE_RUN path), or
     // FETCHes with HVIO_FETCH_F_WAIT that completed (uring path).
-    std::atomic<uint64_t> wakeups{0};
-    std::atomic<uint64_t> dev_events{0};         // HVIO_DEV_GET_EVENTS calls
-    std::atomic<uint64_t> tx_packets{0};         // frames written to the TAP
-    std::atomic<uint64_t> tx_bytes{0};           // their bytes, header excluded
-    std::atomic<uint64_t> tx_errors{0};          // writes that failed
-    std::atomic<uint64_t> rx_packets{0};         // frames read into guest buffers
-    std::atomic<uint64_t> rx_bytes{0};           // their bytes, header excluded
-    std::atomic<uint64_t> rx_truncated{0};       // packets larger than the op
-    std::atomic<uint64_t> rx_errors{0};          // reads that failed (not EAGAIN)
-    std::atomic<uint64_t> rx_canceled{0};        // armed ops given back unused
-    std::atomic<uint64_t> rx_csum_fixed{0};      // partial checksums completed (no GUEST_CSUM)
-    std::atomic<uint64_t> rx_offload_dropped{0}; // GSO packets the guest did not negotiate
-    std::atomic<uint64_t> eagain{0};             // reads that found the TAP empty
-    std::atomic<uint64_t> rx_reads{0};           // reads issued (SQEs or readv() calls)
-    std::atomic<uint64_t> rx_rounds{0};          // rounds of reads while the TAP was readable
-    std::atomic<uint64_t> syscalls{0};           // of this thread: enters + ioctls + readv/recv
-    std::atomic<uint64_t> enters{0};             // io_uring_enter() calls
-    std::atomic<uint64_t> ioctls{0};        // QUEUE_RUN, GET_EVENTS, GET_INFO, SET_CONFIG, TUN*
-    std::atomic<uint64_t> waits{0};         // enters that may wait (each ends in a wakeup)
-    std::atomic<uint64_t> polls{0};         // TAP polls armed
-    std::atomic<uint64_t> link_changes{0};  // link status updates sent
-    std::atomic<uint64_t> offload_sets{0};  // TUNSETOFFLOAD calls that worked
-    std::atomic<uint64_t> resets{0};        // device generations seen go by
+    Tally wakeups;
+    Tally dev_events;                       // HVIO_DEV_GET_EVENTS calls
+    Tally tx_packets;                       // frames written to the TAP
+    Tally tx_bytes;                         // their bytes, header excluded
+    Tally tx_errors;                        // writes that failed
+    Tally rx_packets;                       // frames read into guest buffers
+    Tally rx_bytes;                         // their bytes, header excluded
+    Tally rx_truncated;                     // packets larger than the op
+    Tally rx_errors;                        // reads that failed (not EAGAIN)
+    Tally rx_canceled;                      // armed ops given back unused
+    Tally rx_csum_fixed;                    // partial checksums completed (no GUEST_CSUM)
+    Tally rx_offload_dropped;               // GSO packets the guest did not negotiate
+    Tally eagain;                           // reads that found the TAP empty
+    Tally rx_reads;                         // reads issued (SQEs or readv() calls)
+    Tally rx_rounds;                        // rounds of reads while the TAP was readable
+    Tally syscalls;                         // of this thread: enters + ioctls + readv/recv
+    Tally enters;                           // io_uring_enter() calls
+    Tally ioctls;                           // QUEUE_RUN, GET_EVENTS, GET_INFO, SET_CONFIG, TUN*
+    Tally waits;                            // enters that may wait (each ends in a wakeup)
+    Tally polls;                            // TAP polls armed
+    Tally link_changes;                     // link status updates sent
+    Tally offload_sets;                     // TUNSETOFFLOAD calls that worked
+    Tally resets;                           // device generations seen go by
     std::atomic<uint32_t> offload_flags{0}; // TUN_F_* in force
     std::atomic<uint32_t> link_status{0};   // config status in force
     std::atomic<uint32_t> rx_armed{0};      // RX ops armed now

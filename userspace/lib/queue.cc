@@ -80,16 +80,16 @@ void BlkQueue::finish(uint32_t slot, int result) {
     free_.push_back(slot);
     // Here, not only at the next fetch: a parked FETCH may not come back
     // for a long time, and `hvio status` would show done ops in flight.
-    counters_.inflight.store(size_ - free_.size(), std::memory_order_relaxed);
+    counters_.inflight.store(size_ - free_.size());
     if (stale(slot)) {
-        counters_.stale.fetch_add(1, std::memory_order_relaxed);
+        counters_.stale.add();
     } else if (result < 0) {
-        counters_.errors.fetch_add(1, std::memory_order_relaxed);
+        counters_.errors.add();
         counters_.last_error.store(-result, std::memory_order_relaxed);
     } else if (io.type == HVIO_OP_READ) {
-        counters_.bytes_read.fetch_add(io.len, std::memory_order_relaxed);
+        counters_.bytes_read.add(io.len);
     } else if (io.type == HVIO_OP_WRITE) {
-        counters_.bytes_written.fetch_add(io.len, std::memory_order_relaxed);
+        counters_.bytes_written.add(io.len);
     }
 }
 
@@ -134,25 +134,25 @@ int BlkQueue::start(uint16_t tag) {
     const hvio_op &op = kernel_.op(tag);
     uint32_t slot = free_.back();
     free_.pop_back();
-    counters_.ops.fetch_add(1, std::memory_order_relaxed);
+    counters_.ops.add();
     switch (op.type) {
     case HVIO_OP_READ:
-        counters_.reads.fetch_add(1, std::memory_order_relaxed);
+        counters_.reads.add();
         break;
     case HVIO_OP_WRITE:
-        counters_.writes.fetch_add(1, std::memory_order_relaxed);
+        counters_.writes.add();
         break;
     case HVIO_OP_FLUSH:
-        counters_.flushes.fetch_add(1, std::memory_order_relaxed);
+        counters_.flushes.add();
         break;
     case HVIO_OP_DISCARD:
-        counters_.discards.fetch_add(1, std::memory_order_relaxed);
+        counters_.discards.add();
         break;
     case HVIO_OP_WRITE_ZEROES:
-        counters_.write_zeroes.fetch_add(1, std::memory_order_relaxed);
+        counters_.write_zeroes.add();
         break;
     default:
-        counters_.other.fetch_add(1, std::memory_order_relaxed);
+        counters_.other.add();
         break;
     }
     BlkIo &io = slots_[slot];
@@ -187,7 +187,7 @@ void BlkQueue::complete_io(uint32_t slot, int res) {
     } else if (blk_complete(slots_[slot], res, target_, &result)) {
         finish(slot, result);
     } else {
-        counters_.resubmits.fetch_add(1, std::memory_order_relaxed);
+        counters_.resubmits.add();
         if (int r = submit(slot); r < 0)
             finish(slot, r);
     }
@@ -245,7 +245,7 @@ int BlkQueue::offload(uint32_t slot) {
     }
     offload_cv_.notify_one();
     offload_out_++;
-    counters_.offloaded.fetch_add(1, std::memory_order_relaxed);
+    counters_.offloaded.add();
     return 0;
 }
 
@@ -278,7 +278,7 @@ int BlkQueue::reap() {
             if (cqe->res < 0 && cqe->res != -EINTR && cqe->res != -EAGAIN && cqe->res != -ECANCELED)
                 ret = cqe->res;
             else
-                counters_.wakeups.fetch_add(1, std::memory_order_relaxed);
+                counters_.wakeups.add();
             break;
         case kIo:
             if (slot >= slots_.size())
@@ -363,7 +363,7 @@ int BlkQueue::serve() {
         r.tags_addr = reinterpret_cast<uintptr_t>(tags_.data());
         if (int ret = kernel_.run(r); ret < 0)
             return ret;
-        counters_.runs.fetch_add(1, std::memory_order_relaxed);
+        counters_.runs.add();
         commits_.clear();
         new_generation(r.generation);
 
@@ -388,7 +388,7 @@ int BlkQueue::serve() {
             if (int ret = arm_eventfd(); ret < 0)
                 return ret;
         int ret = ring_.submit(wait ? 1 : 0);
-        counters_.enters.store(ring_.enters(), std::memory_order_relaxed);
+        counters_.enters.store(ring_.enters());
         if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
             return ret;
         if (int err = reap(); err < 0)
@@ -434,7 +434,7 @@ int BlkQueue::queue_commit() {
     commit_bufs_.prep(s, kernel_.uring_fd(), index_, commits_);
     ring_.fix(s);
     io_uring_sqe_set_data64(s, user_data(kCommit, 0));
-    counters_.commits.fetch_add(1, std::memory_order_relaxed);
+    counters_.commits.add();
     return 0;
 }
 
@@ -444,7 +444,7 @@ int BlkQueue::queue_commit() {
 // nothing of what the guest made available since, and its "no more" must
 // not end the drain.
 void BlkQueue::account(unsigned n, bool more, bool after_stop) {
-    counters_.inflight.store(size_ - free_.size(), std::memory_order_relaxed);
+    counters_.inflight.store(size_ - free_.size());
     if (drain_budget_ < 0 || !after_stop)
         return;
     // The last requests: those available when the stop came.
@@ -466,9 +466,9 @@ int BlkQueue::fetched(int res) {
         return res;
     }
     fetch_ok_ = true;
-    counters_.fetches.fetch_add(1, std::memory_order_relaxed);
+    counters_.fetches.add();
     if (fetch_wait_)
-        counters_.wakeups.fetch_add(1, std::memory_order_relaxed);
+        counters_.wakeups.add();
     hvio_fetch_result r;
     std::memcpy(&r, fetch_buf_.data(), sizeof(r));
     new_generation(r.generation);
@@ -505,7 +505,7 @@ int BlkQueue::serve_uring() {
         // Wait only for something that will post a CQE: a COMMIT posts
         // none when it succeeds (the stop's last commit is alone).
         int ret = ring_.submit(inflight_ ? 1 : 0);
-        counters_.enters.store(ring_.enters(), std::memory_order_relaxed);
+        counters_.enters.store(ring_.enters());
         if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
             return ret;
         // Everything queued went in: the COMMITs' buffers are free again.

@@ -53,6 +53,7 @@
 #include "result.h"
 #include "ring.h"
 
+#include "tally.h"
 #include "unique_fd.h"
 
 #include <atomic>
@@ -92,28 +93,28 @@ inline constexpr int kPathQueueRun = 2; // HVIO_DEV_QUEUE_RUN and the eventfd
 struct QueueCounters {
     std::atomic<int> path{kPathStarting};
     std::atomic<const char *> ring_mode{"none"}; // Ring::mode()
-    std::atomic<uint64_t> runs{0};               // QUEUE_RUN calls (ioctls)
-    std::atomic<uint64_t> enters{0};             // io_uring_enter calls
-    std::atomic<uint64_t> fetches{0};            // FETCH CQEs
-    std::atomic<uint64_t> commits{0};            // COMMIT SQEs
+    Tally runs;                                  // QUEUE_RUN calls (ioctls)
+    Tally enters;                                // io_uring_enter calls
+    Tally fetches;                               // FETCH CQEs
+    Tally commits;                               // COMMIT SQEs
     // Kicks that woke the thread: eventfd reads (QUEUE_RUN loop), or
     // FETCHes with HVIO_FETCH_F_WAIT that completed (io_uring loop).
-    std::atomic<uint64_t> wakeups{0};
-    std::atomic<uint64_t> ops{0}; // ops fetched
-    std::atomic<uint64_t> reads{0};
-    std::atomic<uint64_t> writes{0};
-    std::atomic<uint64_t> flushes{0};
-    std::atomic<uint64_t> discards{0};
-    std::atomic<uint64_t> write_zeroes{0};
-    std::atomic<uint64_t> other{0};  // unknown op types
-    std::atomic<uint64_t> errors{0}; // ops completed with an error
-    std::atomic<uint64_t> bytes_read{0};
-    std::atomic<uint64_t> bytes_written{0};
-    std::atomic<uint64_t> resubmits{0}; // short transfers, fallbacks
-    std::atomic<uint64_t> inflight{0};  // ops fetched and not committed
-    std::atomic<uint64_t> stale{0};     // ops of an older generation given back
-    std::atomic<uint64_t> offloaded{0}; // BLKDISCARDs run on the helper thread
-    std::atomic<int> last_error{0};     // latest op error (positive errno)
+    Tally wakeups;
+    Tally ops; // ops fetched
+    Tally reads;
+    Tally writes;
+    Tally flushes;
+    Tally discards;
+    Tally write_zeroes;
+    Tally other;  // unknown op types
+    Tally errors; // ops completed with an error
+    Tally bytes_read;
+    Tally bytes_written;
+    Tally resubmits;                // short transfers, fallbacks
+    Tally inflight;                 // ops fetched and not committed
+    Tally stale;                    // ops of an older generation given back
+    Tally offloaded;                // BLKDISCARDs run on the helper thread
+    std::atomic<int> last_error{0}; // latest op error (positive errno)
 };
 
 class BlkQueue {

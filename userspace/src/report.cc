@@ -89,8 +89,12 @@ const char *path_name(int path) {
     return path == kPathUring ? "uring" : path == kPathQueueRun ? "queue_run" : "starting";
 }
 
+// A counter's value, whichever kind it is.
+template <class T> T value(const std::atomic<T> &a) { return a.load(std::memory_order_relaxed); }
+uint64_t value(const Tally &t) { return t.load(); }
+
 json net_counters_json(const NetCounters &c) {
-    auto v = [](const auto &a) { return a.load(std::memory_order_relaxed); };
+    auto v = [](const auto &a) { return value(a); };
     // "dev_events" first: tests find the net counters after it.
     return json{{"dev_events", v(c.dev_events)},
                 {"path", path_name(v(c.path))},
@@ -127,7 +131,7 @@ json net_counters_json(const NetCounters &c) {
 }
 
 json counters_json(const QueueCounters &c) {
-    auto v = [](const std::atomic<uint64_t> &a) { return a.load(std::memory_order_relaxed); };
+    auto v = [](const auto &a) { return value(a); };
     const int path = c.path.load(std::memory_order_relaxed);
     return json{{"path", path_name(path)},
                 {"ring", c.ring_mode.load(std::memory_order_relaxed)},
@@ -269,7 +273,7 @@ std::string Daemon::report() {
     for (const auto &d : cons_) {
         const ConsoleDeviceConfig &c = *d->cfg;
         const ConsoleCounters &cc = d->queue->counters();
-        auto v = [](const std::atomic<uint64_t> &a) { return a.load(std::memory_order_relaxed); };
+        auto v = [](const auto &a) { return value(a); };
         json j{{"where", c.where},           {"zone", d->zone_id},
                {"type", "console"},          {"mmio_base", c.addr},
                {"mmio_len", c.len},          {"irq", c.irq},
