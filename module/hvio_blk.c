@@ -55,22 +55,34 @@
  * requests are prepared under the queue's mutex only: read it locked so a
  * field is never half old, half new.
  */
-static u64 hvio_blk_cfg(struct hvio_dev *dev, size_t off, size_t len)
+static u64 hvio_blk_cfg_locked(struct hvio_dev *dev, size_t off, size_t len)
 {
-	unsigned long flags;
 	u64 v = 0;
 	size_t i;
 
-	spin_lock_irqsave(&dev->lock, flags);
+	lockdep_assert_held(&dev->lock);
 	for (i = 0; i < len && off + i < dev->mmio.config_len; i++)
 		v |= (u64)dev->mmio.config[off + i] << (8 * i);
+	return v;
+}
+
+static u64 hvio_blk_cfg(struct hvio_dev *dev, size_t off, size_t len)
+{
+	unsigned long flags;
+	u64 v;
+
+	spin_lock_irqsave(&dev->lock, flags);
+	v = hvio_blk_cfg_locked(dev, off, len);
 	spin_unlock_irqrestore(&dev->lock, flags);
 	return v;
 }
 
+#define HVIO_BLK_OFF(field) offsetof(struct virtio_blk_config, field)
+#define HVIO_BLK_LEN(field) sizeof(((struct virtio_blk_config *)0)->field)
 #define HVIO_BLK_CFG(dev, field)					\
-	hvio_blk_cfg(dev, offsetof(struct virtio_blk_config, field),	\
-		     sizeof(((struct virtio_blk_config *)0)->field))
+	hvio_blk_cfg(dev, HVIO_BLK_OFF(field), HVIO_BLK_LEN(field))
+#define HVIO_BLK_CFG_LOCKED(dev, field)					\
+	hvio_blk_cfg_locked(dev, HVIO_BLK_OFF(field), HVIO_BLK_LEN(field))
 
 static bool hvio_blk_has(struct hvio_dev *dev, unsigned int bit)
 {
@@ -137,11 +149,36 @@ static int hvio_blk_slice(struct hvio_queue *q, u16 nr, bool write, u32 skip,
 	return n;
 }
 
-/* Is [sector, sector + bytes / 512) inside the disk? */
-static bool hvio_blk_in_range(struct hvio_dev *dev, u64 sector, u64 bytes)
+/*
+ * q->lock held: bring the queue's copy of capacity and write cache mode
+ * up to date.  Only a change of config space (the daemon's resize, the
+ * driver's wce) or of generation (features) takes dev->lock; a request
+ * racing such a change sees it before or after, as with a locked read.
+ */
+static void hvio_blk_cfg_refresh(struct hvio_queue *q)
 {
-	u64 capacity = min_t(u64, HVIO_BLK_CFG(dev, capacity),
-			     HVIO_BLK_MAX_SECTORS);
+	struct hvio_dev *dev = q->dev;
+
+	if (q->blk_cfg_gen == READ_ONCE(dev->mmio.generation) &&
+	    q->blk_cfg_seq == READ_ONCE(dev->mmio.config_seq))
+		return;
+	spin_lock_irq(&dev->lock);
+	q->blk_cfg_gen = dev->mmio.generation;
+	q->blk_cfg_seq = dev->mmio.config_seq;
+	q->blk_capacity = min_t(u64, HVIO_BLK_CFG_LOCKED(dev, capacity),
+				HVIO_BLK_MAX_SECTORS);
+	/* Writes are durable at completion unless the guest chose writeback. */
+	if (hvio_blk_has(dev, VIRTIO_BLK_F_CONFIG_WCE))
+		q->blk_writethrough = !HVIO_BLK_CFG_LOCKED(dev, wce);
+	else
+		q->blk_writethrough = !hvio_blk_has(dev, VIRTIO_BLK_F_FLUSH);
+	spin_unlock_irq(&dev->lock);
+}
+
+/* Is [sector, sector + bytes / 512) inside the disk? */
+static bool hvio_blk_in_range(struct hvio_queue *q, u64 sector, u64 bytes)
+{
+	u64 capacity = q->blk_capacity;
 	u64 sectors = bytes >> HVIO_SECTOR_SHIFT;
 
 	return sector <= capacity && sectors <= capacity - sector;
@@ -179,7 +216,7 @@ static u8 hvio_blk_range_op(struct hvio_queue *q, u16 nr, u32 data_len,
 	 * (virtio 1.2, 5.2.4); Linux's ext4 with 1 KiB blocks sends discards
 	 * off it, and punching any sector range is fine for the backends.
 	 */
-	if (!num || num > max || !hvio_blk_in_range(dev, sector, num << 9))
+	if (!num || num > max || !hvio_blk_in_range(q, sector, num << 9))
 		return VIRTIO_BLK_S_IOERR;
 
 	op->type = zeroes ? HVIO_OP_WRITE_ZEROES : HVIO_OP_DISCARD;
@@ -188,14 +225,6 @@ static u8 hvio_blk_range_op(struct hvio_queue *q, u16 nr, u32 data_len,
 	op->offset = sector << HVIO_SECTOR_SHIFT;
 	op->len = num << HVIO_SECTOR_SHIFT;
 	return VIRTIO_BLK_S_OK;
-}
-
-/* Writes must be durable at completion unless the guest chose writeback. */
-static bool hvio_blk_writethrough(struct hvio_dev *dev)
-{
-	if (hvio_blk_has(dev, VIRTIO_BLK_F_CONFIG_WCE))
-		return !HVIO_BLK_CFG(dev, wce);
-	return !hvio_blk_has(dev, VIRTIO_BLK_F_FLUSH);
 }
 
 /* IN and OUT: data between header and status, in whole sectors. */
@@ -209,14 +238,14 @@ static u8 hvio_blk_rw_op(struct hvio_queue *q, u16 nr, bool in, u64 sector,
 	if (!in && (dev->mmio.device_features & (1ULL << VIRTIO_BLK_F_RO)))
 		return VIRTIO_BLK_S_IOERR;
 	if (len & ((1U << HVIO_SECTOR_SHIFT) - 1) ||
-	    !hvio_blk_in_range(dev, sector, len))
+	    !hvio_blk_in_range(q, sector, len))
 		return VIRTIO_BLK_S_IOERR;
 	segs = hvio_blk_slice(q, nr, in, skip, len, op);
 	if (segs < 0)
 		return VIRTIO_BLK_S_IOERR;
 	op->type = in ? HVIO_OP_READ : HVIO_OP_WRITE;
 	op->nr_segs = segs;
-	op->flags = (!in && hvio_blk_writethrough(dev)) ? HVIO_OP_F_FUA : 0;
+	op->flags = (!in && q->blk_writethrough) ? HVIO_OP_F_FUA : 0;
 	op->offset = sector << HVIO_SECTOR_SHIFT;
 	op->len = len;
 	return VIRTIO_BLK_S_OK;
@@ -263,6 +292,7 @@ static enum hvio_req_kind hvio_blk_prepare(struct hvio_queue *q,
 		return HVIO_REQ_DONE;
 	}
 	type = le32_to_cpu(hdr.type);
+	hvio_blk_cfg_refresh(q);
 	memset(op, 0, offsetof(struct hvio_op, segs));
 	op->tag = chain->head;
 
@@ -318,7 +348,7 @@ static enum hvio_req_kind hvio_blk_prepare(struct hvio_queue *q,
 		done->status = VIRTIO_BLK_S_OK;
 		return HVIO_REQ_DONE;
 	}
-	tag->status_gpa = done->status_gpa;
+	tag->status = (u8 *)last->va + last->len - 1;
 	tag->used_len = 1 + (op->type == HVIO_OP_READ ? (u32)op->len : 0);
 	return HVIO_REQ_OP;
 }
@@ -356,7 +386,7 @@ static void hvio_blk_complete(struct hvio_queue *q, u16 tag, s32 result)
 	u8 status = hvio_blk_status(result);
 
 	t->state = HVIO_TAG_FREE;
-	hvio_queue_write_status(q, t->status_gpa, status);
+	WRITE_ONCE(*t->status, status);
 	hvio_vq_add_used(&q->vq, tag, status ? 1 : t->used_len);
 }
 

@@ -101,7 +101,9 @@ enum hvio_tag_state {
  * and links the chains of one op, and the spare list, through next.
  */
 struct hvio_tag {
-	u64 status_gpa;			/* blk status byte */
+	u8 *status;			/* blk status byte (zone RAM, mapped
+					 * for the zone's lifetime)
+					 */
 	u32 used_len;			/* blk: used length on success;
 					 * net RX: the chain's capacity
 					 */
@@ -190,6 +192,17 @@ struct hvio_queue {
 	u32 rx_ops;			/* RX ops the daemon holds */
 	u32 rx_target;			/* bytes one RX op should hold */
 	bool rx_mrg;			/* MRG_RXBUF negotiated */
+
+	/*
+	 * blk, under lock: the config fields every request needs, as of
+	 * dev->mmio.config_seq blk_cfg_seq in generation blk_cfg_gen (0:
+	 * none yet), so that a request takes no dev->lock for them
+	 * (hvio_blk.c).
+	 */
+	u64 blk_cfg_gen;
+	u32 blk_cfg_seq;
+	bool blk_writethrough;
+	u64 blk_capacity;		/* sectors, at most HVIO_BLK_MAX_SECTORS */
 
 	/*
 	 * Polling after a commit (HVIO_DEV_SET_POLL), under lock:

@@ -359,8 +359,10 @@ void hvio_mmio_write(struct hvio_mmio *m, u64 offset, u32 size, u64 value)
 		m->stats->config_writes++;
 		if (m->cfg_wr_off >= 0 && size == 1 && value <= 1 &&
 		    offset - HVIO_REG_CONFIG == (u64)m->cfg_wr_off &&
-		    (m->driver_features & (1ULL << m->cfg_wr_feature)))
+		    (m->driver_features & (1ULL << m->cfg_wr_feature))) {
 			m->config[m->cfg_wr_off] = (u8)value;
+			WRITE_ONCE(m->config_seq, m->config_seq + 1);
+		}
 		return;
 	}
 	if (size != 4 || (offset & 3)) {
@@ -443,6 +445,7 @@ void hvio_mmio_set_config(struct hvio_mmio *m, u32 offset, const u8 *buf,
 {
 	memcpy(m->config + offset, buf, len);
 	m->config_generation++;
+	WRITE_ONCE(m->config_seq, m->config_seq + 1);
 	if (notify)
 		hvio_mmio_raise(m, HVIO_INT_CONFIG);
 }

@@ -20,6 +20,7 @@ typedef uint8_t u8;
 typedef uint16_t u16;
 typedef uint32_t u32;
 typedef uint64_t u64;
+#define WRITE_ONCE(x, val) __atomic_store_n(&(x), (val), __ATOMIC_RELAXED)
 #endif
 
 #include <linux/hvio.h>
@@ -134,6 +135,12 @@ struct hvio_mmio {
 	 * in an earlier generation must never match the current one.
 	 */
 	u64 generation;
+	/*
+	 * Changes of config[] so far, the device's and the driver's (wce),
+	 * not guest visible.  Written under the device lock; read with
+	 * READ_ONCE by code that caches config fields outside it.
+	 */
+	u32 config_seq;
 	struct hvio_mmio_queue queues[HVIO_MAX_QUEUES];
 	u8 config[HVIO_MAX_CONFIG_LEN];
 

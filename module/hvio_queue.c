@@ -298,7 +298,6 @@ bool hvio_queue_gather(struct hvio_queue *q, u16 nr, u32 skip, void *buf,
 {
 	const struct hvio_vq_seg *s;
 	u32 i, n;
-	u8 *p;
 
 	for (i = 0; i < nr && len; i++) {
 		s = &q->segs[i];
@@ -309,10 +308,7 @@ bool hvio_queue_gather(struct hvio_queue *q, u16 nr, u32 skip, void *buf,
 			continue;
 		}
 		n = min(s->len - skip, len);
-		p = hvio_zone_map(q->dev->zone, s->gpa + skip, n);
-		if (!p)
-			return false;
-		memcpy(buf, p, n);
+		memcpy(buf, (const u8 *)s->va + skip, n);
 		buf += n;
 		len -= n;
 		skip = 0;

@@ -171,10 +171,12 @@ static enum hvio_vq_err hvio_vq_add_seg(struct hvio_vq *vq, u64 gpa, u32 len,
 					u16 max_segs, struct hvio_vq_chain *out)
 {
 	u64 total;
+	void *va;
 
 	if (!len)
 		return HVIO_VQ_E_ZERO_LEN;
-	if (!hvio_vq_map(vq, gpa, len))
+	va = hvio_vq_map(vq, gpa, len);
+	if (!va)
 		return HVIO_VQ_E_ADDR;
 	/* 2.7.4.2: device-readable buffers come before device-writable. */
 	if (!write && out->in_bytes)
@@ -189,6 +191,7 @@ static enum hvio_vq_err hvio_vq_add_seg(struct hvio_vq *vq, u64 gpa, u32 len,
 	segs[out->nr_segs].gpa = gpa;
 	segs[out->nr_segs].len = len;
 	segs[out->nr_segs].write = write;
+	segs[out->nr_segs].va = va;
 	out->nr_segs++;
 	if (write)
 		out->in_bytes += len;

@@ -95,6 +95,7 @@ struct hvio_vq_seg {
 	u64 gpa;
 	u32 len;
 	u32 write;
+	void *va;	/* map()'s pointer to all @len bytes: no second lookup */
 };
 
 /*

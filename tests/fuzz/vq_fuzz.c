@@ -133,6 +133,8 @@ static void check_chain(const struct hvio_vq *vq,
 		check(s->len > 0);
 		check(s->gpa >= HVIO_FUZZ_BASE);
 		check(s->gpa - HVIO_FUZZ_BASE + s->len <= HVIO_FUZZ_RAM);
+		/* the pointer users of the segment write through */
+		check(s->va == ctx.ram + (s->gpa - HVIO_FUZZ_BASE));
 		check(s->write == 0 || s->write == 1);
 		if (s->write) {
 			seen_write = 1;

@@ -707,4 +707,50 @@ TEST_F(queue, huge_capacity_offset_never_wraps)
 	EXPECT_EQX(last << 9, self->ops[0][head].offset);
 }
 
+TEST_F(queue, config_changes_reach_the_next_request)
+{
+	/* The kernel keeps capacity and the write cache mode per queue: the guest's wce write and the daemon's resize between two requests apply to the second one. */
+	struct buf w[] = { { HDR, 16, false }, { BUF, 512, false },
+			   { STATUS, 1, true } };
+	struct buf r[] = { { HDR, 16, false }, { BUF, 512, true },
+			   { STATUS, 1, true } };
+	const uint64_t wce = MMIO_BASE + 0x100 +
+			     offsetof(struct virtio_blk_config, wce);
+	const uint8_t fua[] = { 0, HVIO_OP_F_FUA, 0 };
+	uint64_t cap = 8;
+	uint16_t tags[QN], head;
+	int i;
+
+	NEED_SETUP();
+	/* writeback, then wce = 0 (writethrough), then wce = 1 again */
+	for (i = 0; i < 3; i++) {
+		if (i)
+			fg_write(&self->fg, 0, ZONE_A, wce, 1, i == 2);
+		set_hdr(self, HDR, VIRTIO_BLK_T_OUT, 0);
+		head = post(self, 0, w, 3);
+		kick(self, 0);
+		ASSERT_EQ(1, run(self, 0, NULL, 0, tags, QN, NULL));
+		EXPECT_EQ(fua[i], self->ops[0][head].flags & HVIO_OP_F_FUA);
+	}
+
+	/* shrunk to 8 sectors: a read of sector 8 fails in the kernel */
+	ASSERT_EQ(0, fg_dev_set_config(self->fd, 0, &cap, sizeof(cap), 0));
+	set_hdr(self, HDR, VIRTIO_BLK_T_IN, 8);
+	*(uint8_t *)gptr(self, STATUS) = 0xee;
+	post(self, 0, r, 3);
+	kick(self, 0);
+	ASSERT_EQ(0, run(self, 0, NULL, 0, tags, QN, NULL));
+	EXPECT_EQ(VIRTIO_BLK_S_IOERR, *(uint8_t *)gptr(self, STATUS));
+
+	/* grown back: the same read is an op again */
+	cap = CAPACITY;
+	ASSERT_EQ(0, fg_dev_set_config(self->fd, 0, &cap, sizeof(cap), 0));
+	head = post(self, 0, r, 3);
+	kick(self, 0);
+	ASSERT_EQ(1, run(self, 0, NULL, 0, tags, QN, NULL));
+	ASSERT_EQ(head, tags[0]);
+	EXPECT_EQ(HVIO_OP_READ, self->ops[0][head].type);
+	EXPECT_EQX(8 * 512, self->ops[0][head].offset);
+}
+
 TEST_HARNESS_MAIN

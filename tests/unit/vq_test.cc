@@ -221,6 +221,9 @@ TEST_F(Vq, DirectChainIsReturnedInOrderWithByteCounts) {
     EXPECT_EQ(segs[1].gpa, kData + 0x100);
     EXPECT_EQ(segs[2].gpa, kData + 0x1000);
     EXPECT_EQ(segs[2].write, 1u);
+    // Each segment carries map()'s pointer: its users need no second lookup.
+    EXPECT_EQ(segs[0].va, ram.bytes.data() + (kData - kRamBase));
+    EXPECT_EQ(segs[2].va, ram.bytes.data() + (kData + 0x1000 - kRamBase));
     ExpectOnlyCounter(HVIO_VQ_E_MAX, 0);
     ExpectNothingWritten();
     EXPECT_EQ(Pop(), HVIO_VQ_EMPTY);
@@ -320,13 +323,13 @@ TEST_F(Vq, ChainOfExactlyMaxSegsIsAcceptedAndOneMoreIsNot) {
     Desc(1, kData + 4, 4, F_NEXT, 2);
     Desc(2, kData + 8, 4, F_WRITE);
     Offer(0);
-    segs.fill({0xdead, 0xdead, 0xdead});
+    segs.fill({0xdead, 0xdead, 0xdead, nullptr});
     ASSERT_EQ(Pop(3), HVIO_VQ_OK);
     EXPECT_EQ(chain.nr_segs, 3);
     EXPECT_EQ(segs[3].gpa, 0xdeadu);
 
     Offer(0);
-    segs.fill({0xdead, 0xdead, 0xdead});
+    segs.fill({0xdead, 0xdead, 0xdead, nullptr});
     ExpectRejected(HVIO_VQ_E_SEGS, 0, 2);
     EXPECT_EQ(segs[2].gpa, 0xdeadu);
     Offer(0);
