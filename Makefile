@@ -294,12 +294,14 @@ selftest: vm-build
 # own headers are taken from /usr/include via a directory of symlinks) and
 # net (write()s / read()s on a TAP of its own, same frame sink and source).
 #   make bench [BENCH=all|blk|net] [BENCH_SECONDS=3] [BENCH_POLL_US=N] [SIM_RAM_DT=1] [BENCH_CPU=N] [BENCH_GUEST_POLL=1]
-#              [BENCH_QDS=1,32,128] [BENCH_RW=randread|randwrite] [BENCH_DIRECT=0]
+#              [BENCH_QDS=1,32,128] [BENCH_RW=randread|randwrite] [BENCH_DIRECT=0] [BENCH_NET_DIR=tx|rx] [BENCH_RX_WINDOW=384]
 # (BENCH_POLL_US: the devices' poll_us; unset: the daemon's default, -1 in
 # the JSON lines.  BENCH_CPU=N, blk: the fake guest and the daemon on vCPU N
 # only, no cross-vCPU wakeups.  BENCH_GUEST_POLL=1, blk: the fake guest
 # polls its used ring, no completion interrupts; Documentation/performance.md.
-# BENCH_QDS, BENCH_RW, BENCH_DIRECT=0: only those blk rows.)  blk ends with the "direct" rows: a daemon serving a
+# BENCH_QDS, BENCH_RW, BENCH_DIRECT=0: only those blk rows; BENCH_NET_DIR:
+# only those net rows, no idle line.  BENCH_RX_WINDOW: frames the RX source
+# keeps in flight, 0: flood the TAP.)  blk ends with the "direct" rows: a daemon serving a
 # memory-backed null_blk with O_DIRECT against plain io_uring O_DIRECT on
 # it (null_blk is loaded without devices; the bench makes its own through
 # configfs).
@@ -340,7 +342,8 @@ bench: vm-build $(BENCH_RUN)
 		--env HVIO_BENCH_SECONDS=$(BENCH_SECONDS) --env HVIO_BENCH_POLL_US=$(BENCH_POLL_US) \
 		--env HVIO_BENCH_CPU=$(BENCH_CPU) --env HVIO_BENCH_GUEST_POLL=$(BENCH_GUEST_POLL) \
 		--env HVIO_BENCH_QDS=$(BENCH_QDS) --env HVIO_BENCH_RW=$(BENCH_RW) \
-		--env HVIO_BENCH_DIRECT=$(BENCH_DIRECT) \
+		--env HVIO_BENCH_DIRECT=$(BENCH_DIRECT) --env HVIO_BENCH_NET_DIR=$(BENCH_NET_DIR) \
+		--env HVIO_BENCH_RX_WINDOW=$(BENCH_RX_WINDOW) \
 		-- $(BENCH_RUN); echo $$? > $(OUT)/bench.rc; } | tee $(OUT)/bench.log
 	@[ "$$(cat $(OUT)/bench.rc)" = 0 ] || { echo "bench: the VM run failed" >&2; exit 1; }
 	@for k in $(BENCH_KINDS); do \
@@ -357,20 +360,35 @@ bench: vm-build $(BENCH_RUN)
 # --no-children, kernel and user).  Log: build/<arch>/profile-qd<QD>.log,
 # tables: build/profile/<arch>-qd<QD>.txt.
 #   make profile [ARCH=..] [PROFILE_QD=32] [PROFILE_RW=randread|randwrite] [BENCH_SECONDS=3] [BENCH_POLL_US=N] [BENCH_CPU=N]
+# The net bench's row PROFILE_DIR (rx) and PROFILE_FRAME (64|1514|gso, 1514),
+# each leg recorded (the baseline's too), tables build/profile/<arch>-net-<dir>-<frame>.txt:
+#   make profile BENCH=net [ARCH=..] [PROFILE_DIR=rx|tx] [PROFILE_FRAME=1514] [BENCH_RX_WINDOW=N]
 PROFILE_QD ?= 32
 PROFILE_RW ?= randread
-PROFILE_OUT := build/profile/$(ARCH)-$(if $(filter randwrite,$(PROFILE_RW)),write-)qd$(PROFILE_QD).txt
-profile: vm-build $(BENCH_BIN)
+PROFILE_DIR ?= rx
+PROFILE_FRAME ?= 1514
+ifeq ($(BENCH),net)
+PROFILE_NAME := net-$(PROFILE_DIR)-$(PROFILE_FRAME)
+PROFILE_BIN := $(NETBENCH_BIN)
+PROFILE_ENV := --kmod tun --env HVIO_BENCH_NET_DIR=$(PROFILE_DIR) \
+	--env HVIO_BENCH_NET_FRAME=$(PROFILE_FRAME) --env HVIO_BENCH_RX_WINDOW=$(BENCH_RX_WINDOW)
+else
+PROFILE_NAME := $(if $(filter randwrite,$(PROFILE_RW)),write-)qd$(PROFILE_QD)
+PROFILE_BIN := $(BENCH_BIN)
+PROFILE_ENV := --env HVIO_BENCH_QDS=$(PROFILE_QD) --env HVIO_BENCH_CPU=$(BENCH_CPU) \
+	--env HVIO_BENCH_RW=$(PROFILE_RW) --env HVIO_BENCH_DIRECT=0
+endif
+PROFILE_OUT := build/profile/$(ARCH)-$(PROFILE_NAME).txt
+profile: vm-build $(PROFILE_BIN)
 	@mkdir -p build/profile
 	@{ scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) $(VM_SIM_RAM) --perf --name profile \
 		--kmod "null_blk nr_devices=0" --extra-file $(VM_HVIO):/bin/hvio \
 		--env HVIO_BENCH_SECONDS=$(BENCH_SECONDS) --env HVIO_BENCH_POLL_US=$(BENCH_POLL_US) \
-		--env HVIO_BENCH_PERF=1 --env HVIO_BENCH_QDS=$(PROFILE_QD) --env HVIO_BENCH_CPU=$(BENCH_CPU) \
-		--env HVIO_BENCH_RW=$(PROFILE_RW) --env HVIO_BENCH_DIRECT=0 \
-		-- $(BENCH_BIN); echo $$? > $(OUT)/profile.rc; } | tee $(OUT)/profile-qd$(PROFILE_QD).log
+		--env HVIO_BENCH_PERF=1 $(PROFILE_ENV) \
+		-- $(PROFILE_BIN); echo $$? > $(OUT)/profile.rc; } | tee $(OUT)/profile-$(PROFILE_NAME).log
 	@[ "$$(cat $(OUT)/profile.rc)" = 0 ] || { echo "profile: the VM run failed" >&2; exit 1; }
-	@tr -d '\r' < $(OUT)/profile-qd$(PROFILE_QD).log | \
-		grep -a -e '^# perf' -e '^{"bench":"blk"' > $(PROFILE_OUT)
+	@tr -d '\r' < $(OUT)/profile-$(PROFILE_NAME).log | \
+		grep -a -e '^# perf' -e '^{"bench":"' > $(PROFILE_OUT)
 	@echo "profile: $(PROFILE_OUT)"
 
 # ---- host tests -----------------------------------------------------------

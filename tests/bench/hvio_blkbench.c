@@ -48,6 +48,7 @@
 #include <linux/virtio_ring.h>
 
 #include "fakeguest.h"
+#include "perfrec.h"
 
 #define IMG		"/tmp/bench.img"
 #define CFG		"/tmp/bench.json"
@@ -96,143 +97,7 @@ static bool guest_poll;
  * profiled row are slowed by the sampling; compare them with each other,
  * not with an unprofiled run.
  */
-#define PERF_DATA	"/tmp/perf.data"
-#define PERF_TOP	40
 static bool perf_on;
-
-static void write_proc(const char *path, const char *val)
-{
-	FILE *f = fopen(path, "w");
-
-	if (f) {
-		fputs(val, f);
-		fclose(f);
-	}
-}
-
-/*
- * perf record starts with its events disabled (-D -1) and is enabled
- * through its control FIFO, whose ack says the events are on: a perf
- * that is slow to start (its libraries, under TCG, on a loaded host) does
- * not miss the start of the run.
- */
-#define PERF_CTL	"/tmp/perf.ctl"
-#define PERF_ACK	"/tmp/perf.ack"
-
-static pid_t perf_start(void)
-{
-	struct pollfd p;
-	char ack[8] = "";
-	int ctl = -1, fd, i;
-	pid_t pid;
-
-	/* kernel symbols and every CPU's samples for root */
-	write_proc("/proc/sys/kernel/kptr_restrict", "0");
-	write_proc("/proc/sys/kernel/perf_event_paranoid", "-1");
-	unlink(PERF_CTL);
-	unlink(PERF_ACK);
-	if (mkfifo(PERF_CTL, 0600) || mkfifo(PERF_ACK, 0600))
-		return -1;
-	pid = fork();
-	if (pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-
-		if (null >= 0)
-			dup2(null, 1);
-		execlp("perf", "perf", "record", "-q", "-a", "-g",
-		       "-e", "cpu-clock", "-D", "-1",
-		       "--control", "fifo:" PERF_CTL "," PERF_ACK,
-		       "-o", PERF_DATA, (char *)NULL);
-		_exit(127);
-	}
-	if (pid < 0)
-		return -1;
-	/* the ack end first (never blocks), then wait for perf's reader */
-	fd = open(PERF_ACK, O_RDONLY | O_NONBLOCK);
-	for (i = 0; i < 600; i++) {
-		ctl = open(PERF_CTL, O_WRONLY | O_NONBLOCK);
-		if (ctl >= 0 || waitpid(pid, NULL, WNOHANG))
-			break;
-		usleep(50 * 1000);
-	}
-	p.fd = fd;
-	p.events = POLLIN;
-	if (fd < 0 || ctl < 0 || write(ctl, "enable\n", 7) != 7 ||
-	    poll(&p, 1, 30000) != 1 || read(fd, ack, sizeof(ack) - 1) <= 0 ||
-	    strncmp(ack, "ack", 3))
-		printf("# perf: record did not start\n");
-	if (ctl >= 0)
-		close(ctl);
-	if (fd >= 0)
-		close(fd);
-	return pid;
-}
-
-/*
- * One table of `perf report` on PERF_DATA with @opts: its first @max
- * lines that are not comments and contain @match (NULL: any), each
- * printed as "# perf| ...".
- */
-static void perf_table(const char *title, const char *opts,
-		       const char *match, unsigned int max)
-{
-	char cmd[512], *line = NULL;
-	size_t cap = 0;
-	unsigned int n = 0;
-	FILE *p;
-
-	snprintf(cmd, sizeof(cmd),
-		 "perf report -i %s --stdio --no-children %s 2>/dev/null",
-		 PERF_DATA, opts);
-	printf("# perf: %s (perf report --stdio --no-children %s%s%s)\n",
-	       title, opts, match ? " | grep " : "", match ? match : "");
-	p = popen(cmd, "r");
-	if (!p) {
-		printf("# perf: report failed: %s\n", strerror(errno));
-		return;
-	}
-	/* whole lines: perf's header lines run past any fixed buffer */
-	while (getline(&line, &cap, p) > 0) {
-		if (line[0] == '#' || line[0] == '\n' ||
-		    (match && !strstr(line, match)))
-			continue;
-		if (n++ < max)
-			printf("# perf| %s", line);
-	}
-	free(line);
-	pclose(p);
-}
-
-/*
- * The VM's clocksource: with hpet, every ktime_get() is an emulated MMIO
- * read (QEMU's big lock), a cost a tsc clocksource does not have.
- */
-static const char *clocksource(void)
-{
-	static char cs[32];
-	FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource",
-			"r");
-
-	strcpy(cs, "?");
-	if (f) {
-		if (!fgets(cs, sizeof(cs), f))
-			strcpy(cs, "?");
-		cs[strcspn(cs, "\n")] = 0;
-		fclose(f);
-	}
-	return cs;
-}
-
-/* Ends the recording: perf writes PERF_DATA on SIGINT. */
-static void perf_stop(pid_t pid)
-{
-	if (pid <= 0)
-		return;
-	kill(pid, SIGINT);
-	waitpid(pid, NULL, 0);
-	unlink(PERF_CTL);
-	unlink(PERF_ACK);
-}
 
 /*
  * The tables of the hvio run (@reqs requests): -n gives sample counts, at
@@ -244,11 +109,11 @@ static void perf_print(const char *rw, unsigned int qd, uint64_t reqs)
 	char comm[32];
 
 	printf("# perf: hvio %s qd %u, %" PRIu64 " requests, clocksource %s\n",
-	       rw, qd, reqs, clocksource());
-	perf_table("share of each thread", "-n -g none --sort comm,pid", NULL,
+	       rw, qd, reqs, pr_clocksource());
+	pr_table("share of each thread", "-n -g none --sort comm,pid", NULL,
 		   20);
-	perf_table("whole VM", "-n -g none --sort comm,dso,sym", NULL,
-		   PERF_TOP);
+	pr_table("whole VM", "-n -g none --sort comm,dso,sym", NULL,
+		   PR_TOP);
 	/*
 	 * Per thread: the whole VM's table cut by name.  perf report's
 	 * --comms/--tid filters drop samples taken where interrupts were
@@ -257,15 +122,15 @@ static void perf_print(const char *rw, unsigned int qd, uint64_t reqs)
 	 * hvio-z<zone>d<dev>q<queue>.
 	 */
 	snprintf(comm, sizeof(comm), " hvio-z%dd0q0 ", ZONE);
-	perf_table("daemon queue thread", "-n -g none --sort comm,dso,sym",
-		   comm, PERF_TOP);
-	perf_table("fake guest", "-n -g none --sort comm,dso,sym",
-		   " hvio_blkbench ", PERF_TOP);
+	pr_table("daemon queue thread", "-n -g none --sort comm,dso,sym",
+		   comm, PR_TOP);
+	pr_table("fake guest", "-n -g none --sort comm,dso,sym",
+		   " hvio_blkbench ", PR_TOP);
 	/* who calls the top entries (not filtered by thread: see above) */
-	perf_table("call chains (callee first) of entries >= 2%",
+	pr_table("call chains (callee first) of entries >= 2%",
 		   "-g graph,0.5,callee --sort comm,sym --percent-limit 2", NULL,
 		   400);
-	unlink(PERF_DATA);
+	pr_done();
 	fflush(stdout);
 }
 
@@ -273,9 +138,9 @@ static void perf_print(const char *rw, unsigned int qd, uint64_t reqs)
 static void perf_print_base(unsigned int qd, double reqs)
 {
 	printf("# perf: baseline qd %u, %.0f requests\n", qd, reqs);
-	perf_table("baseline, whole VM", "-n -g none --sort comm,dso,sym", NULL,
+	pr_table("baseline, whole VM", "-n -g none --sort comm,dso,sym", NULL,
 		   20);
-	unlink(PERF_DATA);
+	pr_done();
 	fflush(stdout);
 }
 
@@ -720,20 +585,20 @@ static void run_row(struct guest *g, pid_t dpid, unsigned int qd, bool write,
 	for (sl = 0; sl < slices && r->ok; sl++) {
 		long long f0 = mode ? direct_status(mode, mode_len) : 0;
 		long long k0 = mode ? fg_page_cache_kb() : 0, k1, f1;
-		pid_t perf = perf_on ? perf_start() : 0;
+		pid_t perf = perf_on ? pr_start() : 0;
 		double c0 = cpu_seconds(0), d0 = cpu_seconds(dpid);
 		double iops = guest_run(g, qd, write);
 		double c1 = cpu_seconds(0), d1 = cpu_seconds(dpid);
 		double b, c2;
 
-		perf_stop(perf);
+		pr_stop(perf);
 		if (perf > 0)
 			perf_print(write ? "randwrite" : "randread", qd, g->done);
 		k1 = mode ? fg_page_cache_kb() : 0;
 		f1 = mode ? direct_status(mode, mode_len) : 0;
-		perf = perf_on ? perf_start() : 0;
+		perf = perf_on ? pr_start() : 0;
 		b = baseline(base_path, base_oflags, qd, write);
-		perf_stop(perf);
+		pr_stop(perf);
 		if (perf > 0)
 			perf_print_base(qd, b * seconds);
 		c2 = cpu_seconds(0);

@@ -10,7 +10,11 @@
  *
  * Host side: a sink thread counts what comes out of a TAP (AF_PACKET
  * socket); a source thread feeds a TAP (AF_PACKET send, or GRO bursts).
- * The same sink and source serve the guest run and the baseline.
+ * The same sink and source serve the guest run and the baseline.  The
+ * frame source keeps at most HVIO_BENCH_RX_WINDOW frames (default 384)
+ * sent and not yet counted by the receiver, less than the TAP's queue
+ * holds: a sender that floods a full TAP has its frames dropped and takes
+ * the CPU from the receiver it measures (HVIO_BENCH_RX_WINDOW=0 does that).
  * Each row runs in HVIO_BENCH_SLICES turns (default 3) of the guest run
  * and the baseline, seconds / slices each, summed (the VM's speed drifts).
  *
@@ -26,7 +30,14 @@
  *    "wakeups_per_req":...}
  * where the last two are the daemon's net thread's own system calls
  * (io_uring_enter, ioctls, readv) and io_uring waits per frame (its
- * `hvio status` counters), and first one line for the daemon idle: a blk
+ * `hvio status` counters).  RX rows of plain frames add "window",
+ * "sent_per_pkt" and "base_sent_per_pkt" (the source's frames sent per
+ * frame received; above 1 the TAP dropped the rest), "refused_per_pkt",
+ * "stalls" (times the window did not move for 250 naps of 200 us and its frames were
+ * written off), and CPU microseconds per frame received of the source,
+ * the guest, the daemon, the baseline's source and its reader
+ * ("src_cpu_us", "guest_cpu_us", "daemon_cpu_us", "base_src_cpu_us",
+ * "base_cpu_us").  First one line for the daemon idle: a blk
  * and the net device probed, the guest posting nothing for 10 s
  * (HVIO_BENCH_IDLE_SECONDS), its CPU time from /proc/<pid>/stat:
  *   {"bench":"net","arch":"x86_64","idle":true,"devices":"blk+net",
@@ -55,6 +66,7 @@
 #include "fakeguest.h"
 #include "fakenet.h"
 #include "fakevring.h"
+#include "perfrec.h"
 
 #define ZONE		7
 #define GPA		0x80000000ULL
@@ -145,7 +157,42 @@ struct host {
 	struct fn_gro_src *gro;	/* GRO bursts instead of frames */
 	uint32_t frame;		/* source: bytes per frame; sink: expected */
 	uint64_t frames, bytes, bad;
+	uint64_t full;		/* source: sends refused, the TAP's queue full */
+	double cpu;		/* CPU seconds of the thread */
+	/*
+	 * Source: frames the consumer counted so far (it stores, we load),
+	 * and how many may be sent but not yet counted (0: no limit).
+	 */
+	const uint64_t *delivered;
+	uint32_t window;
+	uint64_t stalls;	/* window given up on: frames lost */
 };
+
+/*
+ * RX frames in flight from the source: at most rx_window sent and not yet
+ * counted by the guest (or the baseline's reader), below the TAP's queue
+ * of 500 (TUN_READQ_SIZE), so the source waits instead of sending frames
+ * the TAP would drop, and leaves the CPU to the consumer.  0: flood, the
+ * TAP dropping what its queue cannot take (HVIO_BENCH_RX_WINDOW).
+ */
+static uint32_t rx_window = 384;
+
+/*
+ * A source with a full window naps NAP_US at a time (no clock reads: with
+ * the HPET clocksource each is an emulated MMIO access) until half of it
+ * was counted, so it wakes about once per window / 2 frames.  After
+ * STALL_NAPS naps without progress it writes the frames in flight off.
+ */
+#define NAP_US		200
+#define STALL_NAPS	250
+
+static double thread_cpu(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 static void *sink_main(void *arg)
 {
@@ -173,28 +220,98 @@ static void *source_main(void *arg)
 	struct host *h = arg;
 	uint32_t seq = 0, seq0;
 
+	uint64_t lost = 0, seen = 0;
+	unsigned int naps = 0;
+	bool full = false;
+
 	fn_frame_test(f, h->frame, fn_guest_mac, fn_host_mac, 1, 0);
 	while (!__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) {
+		if (h->window && !h->gro) {
+			uint64_t done = __atomic_load_n(h->delivered, __ATOMIC_RELAXED);
+			int64_t out = (int64_t)(h->frames - done - lost);
+
+			if (out >= (int64_t)h->window || (full && out > (int64_t)h->window / 2)) {
+				full = true;
+				if (done != seen) {
+					seen = done;
+					naps = 0;
+				} else if (++naps > STALL_NAPS) {
+					lost = h->frames - done;
+					h->stalls++;
+					naps = 0;
+				}
+				usleep(NAP_US);
+				continue;
+			}
+			full = false;
+		}
 		if (h->gro) {
 			if (fn_gro_src_send(h->gro, GSO_SEGS, MSS, &seq0))
 				h->bad++;
 			continue;
 		}
 		/* a full TAP queue drops: that is the offered load */
-		if (send(h->fd, f, h->frame, MSG_DONTWAIT) > 0)
+		if (send(h->fd, f, h->frame, MSG_DONTWAIT) > 0) {
 			h->frames++;
-		else if (errno == EAGAIN || errno == ENOBUFS)
+		} else if (errno == EAGAIN || errno == ENOBUFS) {
+			h->full++;
 			sched_yield();
+		}
 		seq++;
 	}
+	h->cpu = thread_cpu();
 	return NULL;
 }
 
 static int host_start(struct host *h, void *(*fn)(void *))
 {
+	int ret;
+
 	h->stop = false;
-	h->frames = h->bytes = h->bad = 0;
-	return pthread_create(&h->th, NULL, fn, h);
+	h->frames = h->bytes = h->bad = h->full = h->stalls = 0;
+	h->cpu = 0;
+	ret = pthread_create(&h->th, NULL, fn, h);
+	/* for the profile's tables */
+	if (!ret)
+		pthread_setname_np(h->th, fn == sink_main ? "nb-sink" : "nb-source");
+	return ret;
+}
+
+/*
+ * HVIO_BENCH_PERF=1 (make profile BENCH=net): one row
+ * (HVIO_BENCH_NET_DIR, HVIO_BENCH_NET_FRAME), one slice, each leg under
+ * `perf record` of the whole VM (perfrec.h), then its tables: each
+ * thread's share, the whole VM, the daemon's net thread, the fake guest
+ * (or the baseline's reader or writer) and the host-side thread
+ * (nb-source, nb-sink), kernel and user, and the call chains of the
+ * entries above 0.7 % (deeper than the blk tables: the net thread is
+ * spread over more small entries).  Samples per frame compare between
+ * the legs.
+ */
+static bool perf_on;
+
+static void perf_print(const char *what, bool rx, uint32_t frame,
+		       uint64_t pkts)
+{
+	char comm[32];
+
+	printf("# perf: %s %s frame %u, %llu frames, clocksource %s\n", what,
+	       rx ? "rx" : "tx", frame, (unsigned long long)pkts,
+	       pr_clocksource());
+	pr_table("share of each thread", "-n -g none --sort comm,pid", NULL, 20);
+	pr_table("whole VM", "-n -g none --sort comm,dso,sym", NULL, PR_TOP);
+	/* the whole VM's table cut by thread name (see hvio_blkbench.c) */
+	snprintf(comm, sizeof(comm), " hvio-z%dn", ZONE);
+	pr_table("daemon net thread", "-n -g none --sort comm,dso,sym", comm,
+		 PR_TOP);
+	pr_table("fake guest, or the baseline's reader or writer",
+		 "-n -g none --sort comm,dso,sym", " hvio_netbench ", PR_TOP);
+	pr_table("host side", "-n -g none --sort comm,dso,sym", " nb-", PR_TOP);
+	pr_table("call chains (callee first) of entries >= 0.7%",
+		 "-g graph,0.3,callee --sort comm,sym --percent-limit 0.7", NULL,
+		 1500);
+	pr_done();
+	fflush(stdout);
 }
 
 static void host_stop(struct host *h)
@@ -319,7 +436,8 @@ static double guest_rx(struct bench *b, uint32_t frame, uint64_t *pkts,
 	void *tok;
 	int i;
 
-	*pkts = *bytes = *bad = 0;
+	__atomic_store_n(pkts, 0, __ATOMIC_RELAXED);	/* the source reads it */
+	*bytes = *bad = 0;
 	t0 = now();
 	t1 = t0 + seconds;
 	while (now() < t1) {
@@ -337,7 +455,7 @@ static double guest_rx(struct bench *b, uint32_t frame, uint64_t *pkts,
 				/* frames of another size: left over from the run before */
 				counting = frame == TSO_FRAME || len - HDR == frame;
 				if (counting) {
-					(*pkts)++;
+					__atomic_store_n(pkts, *pkts + 1, __ATOMIC_RELAXED);
 					*bytes += len - HDR;
 				}
 			} else if (counting) {
@@ -399,11 +517,12 @@ static double base_rx(struct bench *b, uint32_t frame, uint64_t *pkts,
 	double t0 = now(), t1 = t0 + seconds;
 	ssize_t n;
 
-	*pkts = *bytes = 0;
+	__atomic_store_n(pkts, 0, __ATOMIC_RELAXED);	/* the source reads it */
+	*bytes = 0;
 	while (now() < t1) {
 		n = read(b->base_fd, f, sizeof(f));
 		if (n > HDR && (frame == TSO_FRAME || n - HDR == frame)) {
-			(*pkts)++;
+			__atomic_store_n(pkts, *pkts + 1, __ATOMIC_RELAXED);
 			*bytes += n - HDR;
 		} else if (n < 0 && errno == EAGAIN) {
 			poll(&pfd, 1, 1);
@@ -569,11 +688,18 @@ int main(void)
 {
 	static const uint32_t frames[] = { 64, 1514, TSO_FRAME };
 	struct host sink = { 0 }, src = { 0 };
-	unsigned int i, dir, test = 0, failed = 0;
+	unsigned int i, dir, dir_start = 0, dir_end = 2, test = 0, failed = 0;
+	const char *e;
+	uint32_t pick = 0;
+	pid_t perf;
 	uint64_t pkts, bytes, bad, bpkts, bbytes, k0, i0;
 	double t, bt, pps, base, total;
-	long long sys, waits;
+	long long sys, waits, dcpu0, d1, dcpu;
 	unsigned int sl, slices = 3;
+	/* RX: the source's frames sent, sends refused, CPU; both legs */
+	uint64_t src_sent[2], src_full[2], stalls[2];
+	double src_cpu[2], rd_cpu[2], c;
+	char rx_costs[512];
 	struct cost c0, c1;
 	struct utsname u;
 	struct bench b;
@@ -585,25 +711,59 @@ int main(void)
 		idle_seconds = atof(getenv("HVIO_BENCH_IDLE_SECONDS"));
 	if (getenv("HVIO_BENCH_SLICES") && atoi(getenv("HVIO_BENCH_SLICES")) > 0)
 		slices = atoi(getenv("HVIO_BENCH_SLICES"));
+	e = getenv("HVIO_BENCH_RX_WINDOW");
+	if (e && *e)
+		rx_window = (uint32_t)atoi(e);
+	/* HVIO_BENCH_NET_DIR=tx|rx: only the rows of that direction, no idle line */
+	e = getenv("HVIO_BENCH_NET_DIR");
+	if (e && !strcmp(e, "tx"))
+		dir_end = 1;
+	else if (e && !strcmp(e, "rx"))
+		dir_start = 1;
+	else if (e && *e) {
+		printf("Bail out! HVIO_BENCH_NET_DIR=%s: tx or rx\n", e);
+		return 1;
+	}
+	/* HVIO_BENCH_NET_FRAME=64|1514|gso: only the rows of that frame */
+	e = getenv("HVIO_BENCH_NET_FRAME");
+	if (e && *e) {
+		pick = !strcmp(e, "gso") ? TSO_FRAME : (uint32_t)atoi(e);
+		if (pick != 64 && pick != 1514 && pick != TSO_FRAME) {
+			printf("Bail out! HVIO_BENCH_NET_FRAME=%s: 64, 1514 or gso\n", e);
+			return 1;
+		}
+	}
+	perf_on = getenv("HVIO_BENCH_PERF") && !strcmp(getenv("HVIO_BENCH_PERF"), "1");
+	/* One recording per leg: the tables are per row. */
+	if (perf_on)
+		slices = 1;
 	total = seconds;
 	uname(&u);
-	printf("TAP version 13\n1..6\n");
+	printf("TAP version 13\n1..%u\n", (pick ? 1 : 3) * (dir_end - dir_start));
 	if (setup(&b))
 		return 1;
 	for (i = 0; i < QSIZE; i++)
 		rx_post(&b, i);
 	kick(&b, &b.rx, HVIO_NET_RX_QUEUE);
-	idle_line(&b, u.machine);
+	if (dir_end - dir_start == 2 && !pick)
+		idle_line(&b, u.machine);
 
-	for (dir = 0; dir < 2; dir++) {
+	for (dir = dir_start; dir < dir_end; dir++) {
 		for (i = 0; i < ARRAY_SIZE(frames); i++) {
 			uint32_t f = frames[i];
 
+			if (pick && f != pick)
+				continue;
 			k0 = b.kicks;
 			i0 = b.irqs;
 			pkts = bytes = bad = bpkts = bbytes = 0;
 			t = bt = 0;
-			sys = waits = 0;
+			sys = waits = dcpu = 0;
+			memset(src_sent, 0, sizeof(src_sent));
+			memset(src_full, 0, sizeof(src_full));
+			memset(stalls, 0, sizeof(stalls));
+			memset(src_cpu, 0, sizeof(src_cpu));
+			memset(rd_cpu, 0, sizeof(rd_cpu));
 			/* In turns with the baseline, as the blk bench. */
 			seconds = total / slices;
 			for (sl = 0; sl < slices; sl++) {
@@ -616,18 +776,26 @@ int main(void)
 					sink.fd = fn_pkt_open(b.tap_idx, false);
 					sink.frame = f;
 					host_start(&sink, sink_main);
+					perf = perf_on ? pr_start() : 0;
 					st = guest_tx(&b, f, &sink, &sp);
+					pr_stop(perf);
 					cost_read(&b, &c1);
 					host_stop(&sink);
 					sp = sink.frames;
+					if (perf > 0)
+						perf_print("hvio", false, f, sp);
 					sbad = sink.bad;
 					sbytes = sink.bytes;
 					close(sink.fd);
 					sink.fd = fn_pkt_open(b.base_idx, false);
 					host_start(&sink, sink_main);
+					perf = perf_on ? pr_start() : 0;
 					sbt = base_tx(&b, f, &sink);
+					pr_stop(perf);
 					host_stop(&sink);
 					sbp = sink.frames;
+					if (perf > 0)
+						perf_print("baseline", false, f, sbp);
 					sbb = sink.bytes;
 					sbad += sink.bad;
 					close(sink.fd);
@@ -637,18 +805,44 @@ int main(void)
 					src.frame = f;
 					src.gro = f == TSO_FRAME ? &b.gro : NULL;
 					b.gro.subnet = 99;
+					src.delivered = &sp;
+					src.window = rx_window;
 					host_start(&src, source_main);
+					dcpu0 = cpu_ticks(b.d.pid);
+					c = thread_cpu();
+					perf = perf_on ? pr_start() : 0;
 					st = guest_rx(&b, f, &sp, &sbytes, &sbad);
+					pr_stop(perf);
+					rd_cpu[0] += thread_cpu() - c;
+					d1 = cpu_ticks(b.d.pid);
+					dcpu = dcpu < 0 || dcpu0 < 0 || d1 < 0 ? -1 : dcpu + d1 - dcpu0;
 					cost_read(&b, &c1);
 					host_stop(&src);
+					src_sent[0] += src.frames;
+					src_full[0] += src.full;
+					src_cpu[0] += src.cpu;
+					stalls[0] += src.stalls;
 					close(src.fd);
+					if (perf > 0)
+						perf_print("hvio", true, f, sp);
 					fg_sleep_ms(100);
 					rx_recycle(&b);
 					src.fd = fn_pkt_open(b.base_idx, false);
 					b.gro.subnet = 97;
+					src.delivered = &sbp;
 					host_start(&src, source_main);
+					c = thread_cpu();
+					perf = perf_on ? pr_start() : 0;
 					sbt = base_rx(&b, f, &sbp, &sbb);
+					pr_stop(perf);
+					rd_cpu[1] += thread_cpu() - c;
 					host_stop(&src);
+					if (perf > 0)
+						perf_print("baseline", true, f, sbp);
+					src_sent[1] += src.frames;
+					src_full[1] += src.full;
+					src_cpu[1] += src.cpu;
+					stalls[1] += src.stalls;
 					close(src.fd);
 					sbad += src.bad;
 					/* the guest ring starts the next run full */
@@ -665,7 +859,25 @@ int main(void)
 			pps = pkts / t;
 			base = bpkts / bt;
 			ok = pkts && bpkts && !bad;
-			printf("{\"bench\":\"net\",\"arch\":\"%s\",\"dir\":\"%s\",\"frame\":%u,\"gso\":%s,\"pps\":%.0f,\"gbps\":%.3f,\"base_pps\":%.0f,\"base_gbps\":%.3f,\"ratio\":%.3f,\"kicks_per_pkt\":%.4f,\"irqs_per_pkt\":%.4f,\"bytes_per_pkt\":%.0f,\"syscalls_per_req\":%.3f,\"wakeups_per_req\":%.4f}\n",
+			rx_costs[0] = 0;
+			/*
+			 * RX frame rows: the source's frames sent per frame
+			 * counted (above 1: the TAP dropped the rest), its
+			 * sends refused, the window's stalls, and CPU us per
+			 * frame counted of the source, the guest, the daemon,
+			 * and the baseline's source and reader.
+			 */
+			if (dir && f != TSO_FRAME && pkts && bpkts)
+				snprintf(rx_costs, sizeof(rx_costs),
+					 ",\"window\":%u,\"sent_per_pkt\":%.3f,\"base_sent_per_pkt\":%.3f,\"refused_per_pkt\":%.3f,\"stalls\":%llu,\"src_cpu_us\":%.2f,\"guest_cpu_us\":%.2f,\"daemon_cpu_us\":%.2f,\"base_src_cpu_us\":%.2f,\"base_cpu_us\":%.2f",
+					 rx_window, (double)src_sent[0] / pkts,
+					 (double)src_sent[1] / bpkts,
+					 (double)(src_full[0] + src_full[1]) / (pkts + bpkts),
+					 (unsigned long long)(stalls[0] + stalls[1]),
+					 src_cpu[0] * 1e6 / pkts, rd_cpu[0] * 1e6 / pkts,
+					 dcpu < 0 ? -1.0 : dcpu * 1e6 / sysconf(_SC_CLK_TCK) / pkts,
+					 src_cpu[1] * 1e6 / bpkts, rd_cpu[1] * 1e6 / bpkts);
+			printf("{\"bench\":\"net\",\"arch\":\"%s\",\"dir\":\"%s\",\"frame\":%u,\"gso\":%s,\"pps\":%.0f,\"gbps\":%.3f,\"base_pps\":%.0f,\"base_gbps\":%.3f,\"ratio\":%.3f,\"kicks_per_pkt\":%.4f,\"irqs_per_pkt\":%.4f,\"bytes_per_pkt\":%.0f,\"syscalls_per_req\":%.3f,\"wakeups_per_req\":%.4f%s}\n",
 			       u.machine, dir ? "rx" : "tx",
 			       f == TSO_FRAME && dir ? FN_TCP4_HDR_LEN + GSO_SEGS * MSS : f,
 			       f == TSO_FRAME ? "true" : "false", pps,
@@ -674,7 +886,7 @@ int main(void)
 			       pkts ? (double)(b.kicks - k0) / pkts : 0,
 			       pkts ? (double)(b.irqs - i0) / pkts : 0,
 			       pkts ? (double)bytes / pkts : 0,
-			       per(0, sys, pkts), per(0, waits, pkts));
+			       per(0, sys, pkts), per(0, waits, pkts), rx_costs);
 			printf("%s %u net %s frame %u (%llu packets, %llu baseline, %llu bad)\n",
 			       ok ? "ok" : "not ok", ++test, dir ? "rx" : "tx", f,
 			       (unsigned long long)pkts, (unsigned long long)bpkts,
