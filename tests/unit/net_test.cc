@@ -237,6 +237,24 @@ TEST(NetRxFixup, BadOffsetsAndShortPacketsDropped) {
     EXPECT_EQ(hvio::net_rx_fixup(&v, 1, 11, 0), hvio::RxFixup::kDrop);
 }
 
+// The header read across buffers (a first one shorter than it) decides
+// as the header in one piece does.
+TEST(NetRxFixup, HeaderSplitAcrossBuffers) {
+    const uint64_t csum = bit(1);
+    for (uint8_t gso : {0, 1}) {
+        std::vector<uint8_t> p = partial_csum_packet(100, 0);
+        p[1] = gso;
+        std::vector<uint8_t> whole = p;
+        iovec one{whole.data(), whole.size()};
+        iovec split[3] = {{p.data(), 3}, {p.data() + 3, 4}, {p.data() + 7, p.size() - 7}};
+        for (uint64_t f : {uint64_t(0), csum, csum | bit(7)})
+            EXPECT_EQ(hvio::net_rx_fixup(split, 3, p.size(), f),
+                      hvio::net_rx_fixup(&one, 1, whole.size(), f))
+                << "gso " << int(gso) << " features " << f;
+        EXPECT_EQ(p, whole); // and changed it alike (a checksum completed)
+    }
+}
+
 // ---- rtnetlink ------------------------------------------------------------------
 
 // Appends one RTM_NEWLINK/RTM_DELLINK message (with an IFLA_IFNAME
@@ -721,6 +739,96 @@ TEST_F(NetQueueTest, RxReadsOnlyIntoGuestBuffersAndKeepsTheRestArmed) {
     EXPECT_EQ(q_->counters().rx_bytes.load(), 2900u);
     EXPECT_GE(q_->counters().eagain.load(), 1u);
     EXPECT_GE(q_->counters().polls.load(), 1u);
+}
+
+// An op of 17 MRG_RXBUF buffers of 4 KiB (a 64 KiB GSO packet's worth)
+// is read with 8 iovecs: its first 7 buffers directly, the rest of the
+// packet through the slot's bounce into buffers 8 to 17.  After a packet
+// that long the next read goes into all 17 buffers directly, until a
+// packet fits the 7 again.
+TEST_F(NetQueueTest, RxOpOfManyBuffersGetsEveryByteInPlace) {
+    start();
+    auto big_op = [&](uint16_t tag, uint32_t base) {
+        hvio_op o{};
+        o.tag = tag;
+        o.type = HVIO_OP_NET_RX;
+        for (unsigned i = 0; i < 17; i++) {
+            // gaps between the buffers: each byte must land in its own
+            o.segs[o.nr_segs++] = {kGpa + base + i * 0x2000, 4096, 0};
+            o.len += 4096;
+        }
+        return o;
+    };
+    const uint32_t base[4] = {0x20000, 0x50000, 0x80000, 0xb0000};
+    for (uint16_t i = 0; i < 4; i++)
+        kernel_->push(HVIO_NET_RX_QUEUE, big_op(3 + i, base[i]));
+    ASSERT_TRUE(kernel_->wait([&] { return q_->counters().rx_armed.load() == 4; }));
+    // Past the 7 direct buffers by 5000 bytes, into buffer 9; then a
+    // longer one, a small one, and the first length again.
+    const size_t lens[4] = {7 * 4096 + 5000, 15 * 4096 + 100, 64 + HVIO_NET_HDR_LEN,
+                            7 * 4096 + 5000};
+    const uint64_t bounced[4] = {1, 1, 1, 2};
+    for (unsigned k = 0; k < 4; k++) {
+        std::vector<uint8_t> p = packet(lens[k] - HVIO_NET_HDR_LEN, static_cast<uint8_t>(7 + k));
+        peer_send(p);
+        ASSERT_TRUE(kernel_->wait_done(HVIO_NET_RX_QUEUE, k + 1));
+        auto d = kernel_->done(HVIO_NET_RX_QUEUE);
+        EXPECT_EQ(d[k].tag, 3 + k);
+        EXPECT_EQ(d[k].result, static_cast<int32_t>(p.size()));
+        for (size_t off = 0; off < p.size(); off += 4096) {
+            const size_t n = std::min<size_t>(4096, p.size() - off);
+            EXPECT_EQ(std::memcmp(&ram_[base[k] + off / 4096 * 0x2000], p.data() + off, n), 0)
+                << "packet " << k << " buffer " << off / 4096;
+        }
+        // nothing past the packet
+        EXPECT_EQ(ram_[base[k] + p.size() / 4096 * 0x2000 + p.size() % 4096], 0) << k;
+        EXPECT_EQ(q_->counters().rx_bounced.load(), bounced[k]) << "packet " << k;
+    }
+    EXPECT_EQ(q_->counters().rx_packets.load(), 4u);
+    stop();
+    EXPECT_EQ(rc_, 0);
+    EXPECT_EQ(kernel_->bad_commits(), 0u);
+}
+
+TEST(NetRxRead, PlanKeepsShortOpsAndBouncesTheTailOfLongOnes) {
+    std::vector<uint8_t> ram(20 * 100), bounce(1000);
+    std::vector<iovec> op;
+    for (unsigned i = 0; i < 20; i++)
+        op.push_back({&ram[i * 100], 100});
+    hvio::RxReadPlan p;
+    // up to 8 iovecs: the op itself, nothing bounced
+    hvio::rx_read_plan(op.data(), 8, nullptr, 0, p);
+    p.used = true;
+    EXPECT_EQ(p.nr, 8u);
+    EXPECT_EQ(p.direct, 800u);
+    EXPECT_EQ(p.total, 800u);
+    EXPECT_EQ(p.iov[7].iov_base, op[7].iov_base);
+    EXPECT_FALSE(hvio::rx_read_scatter(op.data(), 8, p, 800));
+    // 20: seven direct, the other 13 buffers' 1300 bytes capped at 1000
+    hvio::rx_read_plan(op.data(), 20, bounce.data(), bounce.size(), p);
+    p.used = true;
+    EXPECT_EQ(p.nr, 8u);
+    EXPECT_EQ(p.direct, 700u);
+    EXPECT_EQ(p.total, 1700u);
+    EXPECT_EQ(p.iov[7].iov_base, bounce.data());
+    EXPECT_EQ(p.iov[7].iov_len, 1000u);
+    EXPECT_FALSE(hvio::rx_read_scatter(op.data(), 20, p, 700));
+    for (size_t i = 0; i < bounce.size(); i++)
+        bounce[i] = static_cast<uint8_t>(i + 1);
+    // 950 bytes read: 250 of them bounced, into buffers 7 (100), 8 (100), 9 (50)
+    EXPECT_TRUE(hvio::rx_read_scatter(op.data(), 20, p, 950));
+    EXPECT_EQ(std::memcmp(&ram[700], bounce.data(), 250), 0);
+    EXPECT_EQ(ram[950], 0);
+    EXPECT_EQ(ram[699], 0);
+    // a read longer than the plan scatters only what the plan held
+    EXPECT_TRUE(hvio::rx_read_scatter(op.data(), 20, p, 5000));
+    EXPECT_EQ(std::memcmp(&ram[700], bounce.data(), 1000), 0);
+    EXPECT_EQ(ram[1700], 0);
+    // a read that went by the op's own iovecs leaves them alone
+    p.used = false;
+    std::fill(ram.begin(), ram.end(), 0);
+    EXPECT_FALSE(hvio::rx_read_scatter(op.data(), 20, p, 950));
+    EXPECT_EQ(ram[700], 0);
 }
 
 TEST_F(NetQueueTest, RxPacketsWaitInTheTapUntilTheGuestPostsBuffers) {

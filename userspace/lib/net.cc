@@ -423,10 +423,52 @@ constexpr uint8_t kGsoNone = 0, kGsoTcpv4 = 1, kGsoUdp = 3, kGsoTcpv6 = 4, kGsoE
 
 } // namespace
 
+void rx_read_plan(const iovec *op, unsigned nr, uint8_t *bounce, size_t bounce_len,
+                  RxReadPlan &plan) {
+    plan.direct = plan.total = 0;
+    if (nr <= kRxReadIovs) {
+        for (unsigned i = 0; i < nr; i++) {
+            plan.iov[i] = op[i];
+            plan.direct += op[i].iov_len;
+        }
+        plan.nr = nr;
+        plan.total = plan.direct;
+        return;
+    }
+    for (unsigned i = 0; i < kRxReadIovs - 1; i++) {
+        plan.iov[i] = op[i];
+        plan.direct += op[i].iov_len;
+    }
+    size_t rest = 0;
+    for (unsigned i = kRxReadIovs - 1; i < nr; i++)
+        rest += op[i].iov_len;
+    rest = std::min(rest, bounce_len);
+    plan.iov[kRxReadIovs - 1] = {bounce, rest};
+    plan.nr = kRxReadIovs;
+    plan.total = plan.direct + rest;
+}
+
+bool rx_read_scatter(const iovec *op, unsigned nr, const RxReadPlan &plan, size_t n) {
+    n = std::min(n, plan.total);
+    if (!plan.used || n <= plan.direct)
+        return false;
+    iov_copy(op, nr, plan.direct, static_cast<uint8_t *>(plan.iov[kRxReadIovs - 1].iov_base),
+             n - plan.direct, false);
+    return true;
+}
+
 RxFixup net_rx_fixup(const iovec *iov, unsigned nr, size_t n, uint64_t f) {
     auto has = [f](unsigned bit) { return (f >> bit) & 1; };
     uint8_t h[10];
-    if (n < HVIO_NET_HDR_LEN || !iov_copy(iov, nr, 0, h, sizeof(h), true))
+    if (n < HVIO_NET_HDR_LEN)
+        return RxFixup::kDrop;
+    // Every packet comes here right after its read: a copy of constant
+    // size is a few loads, where a call into the C library's memcpy (an
+    // SVE one on arm64 cores with SVE) would, after each system call, first
+    // trap to get its SVE state back.
+    if (nr && iov[0].iov_len >= sizeof(h))
+        std::memcpy(h, iov[0].iov_base, sizeof(h));
+    else if (!iov_copy(iov, nr, 0, h, sizeof(h), true))
         return RxFixup::kDrop;
     const uint8_t gso = h[1];
     if (gso != kGsoNone) {

@@ -116,6 +116,37 @@ enum class RxFixup {
 // skb_checksum_help() would), GSO is dropped.
 RxFixup net_rx_fixup(const struct iovec *iov, unsigned nr_iov, size_t n, uint64_t driver_features);
 
+// How an RX read lands in an op's buffers.  Linux imports a readv of up
+// to kRxReadIovs (UIO_FASTIOV) iovecs on the stack; more cost a kmalloc,
+// a zeroing and a bigger copy per read, for every packet however small
+// (an op of MRG_RXBUF buffers sized for a 64 KiB GSO packet has 17 of
+// 4 KiB).  So a read takes the op's first kRxReadIovs - 1 buffers
+// directly and the rest of its capacity in one bounce iovec; the few
+// packets longer than the direct part are scattered from the bounce into
+// the remaining buffers after the read (rx_read_scatter()).  While the
+// packets are that long (a GSO stream), copying most of each costs more
+// than the allocation: the daemon then reads into all of the op's buffers
+// (NetQueue::rx_long_).
+constexpr unsigned kRxReadIovs = 8;
+struct RxReadPlan {
+    iovec iov[kRxReadIovs];
+    unsigned nr = 0;   // iovecs of the read
+    size_t direct = 0; // bytes that land in guest buffers directly
+    size_t total = 0;  // the op's capacity
+    bool used = false; // the read in flight goes by this plan, not the op's iovecs
+};
+
+// The plan for a read into op (nr iovecs): beyond its first
+// kRxReadIovs - 1 iovecs, at most bounce_len bytes of bounce (no packet is
+// longer than HVIO_NET_HDR_LEN + HVIO_NET_MAX_FRAME, so that much never
+// cuts one short).  bounce may be null when nr <= kRxReadIovs.
+void rx_read_plan(const iovec *op, unsigned nr, uint8_t *bounce, size_t bounce_len,
+                  RxReadPlan &plan);
+// The read returned n bytes: if it went by the plan (plan.used), those
+// past plan.direct go from the bounce into the op's buffers; true if some
+// did.
+bool rx_read_scatter(const iovec *op, unsigned nr, const RxReadPlan &plan, size_t n);
+
 // An rtnetlink socket subscribed to RTMGRP_LINK, non-blocking.
 Result<UniqueFd> open_link_watch();
 

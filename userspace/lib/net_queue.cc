@@ -35,6 +35,9 @@ static_assert(offsetof(hvio_op, net_hdr) == 32 && offsetof(hvio_op, segs) == 48,
 // was deleted, say) stop RX until the link changes, instead of spinning.
 constexpr unsigned kMaxRxErrorStreak = 16;
 
+// The longest packet a TAP read returns: a slot's bounce (rx_read_plan()).
+constexpr size_t kRxBounce = HVIO_NET_HDR_LEN + HVIO_NET_MAX_FRAME;
+
 // How long the exit path waits for the ring's requests to be cancelled.
 constexpr int kQuiesceMs = 5000;
 
@@ -49,7 +52,7 @@ NetQueue::NetQueue(NetBackend &kernel, const GuestMemory &mem, unsigned queue_si
                    std::string where)
     : kernel_(kernel), mem_(mem), size_(queue_size),
       rx_cap_(std::min<unsigned>(kRxArmMax, queue_size)), fds_(fds), stop_(stop),
-      where_(std::move(where)), tx_(queue_size), rx_(rx_cap_),
+      where_(std::move(where)), tx_(queue_size), rx_(rx_cap_), rx_plan_(rx_cap_),
       rx_batch_(std::min(kRxBatchStart, rx_cap_)), tags_(queue_size) {
     for (uint32_t i = size_; i-- > 0;)
         tx_free_.push_back(i);
@@ -70,6 +73,12 @@ NetQueue::~NetQueue() = default;
 Result<void> NetQueue::init() {
     if (size_ == 0 || size_ > HVIO_MAX_QUEUE_SIZE)
         return Error(EINVAL);
+    // Address space only: a page is backed once a packet lands in it.
+    auto m = Mapping::map(-1, size_t(rx_cap_) * kRxBounce, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, 0);
+    if (!m)
+        return Error(m.error());
+    rx_bounce_ = std::move(*m);
     return {};
 }
 
@@ -237,6 +246,8 @@ int NetQueue::arm_rx(uint16_t tag) {
         return -EPROTO;
     }
     s.nr_iov = static_cast<uint16_t>(n);
+    rx_read_plan(s.iov, s.nr_iov, static_cast<uint8_t *>(rx_bounce_.get()) + slot * kRxBounce,
+                 kRxBounce, rx_plan_[slot]);
     s.state = Slot::kArmed;
     rx_armed_.push_back(slot);
     return 0;
@@ -268,6 +279,15 @@ int NetQueue::run_rx(bool stopping) {
     return 0;
 }
 
+std::pair<const iovec *, unsigned> NetQueue::rx_read_iov(uint32_t slot) {
+    RxReadPlan &p = rx_plan_[slot];
+    const Slot &s = rx_[slot];
+    p.used = !rx_long_ || s.nr_iov <= kRxReadIovs;
+    if (p.used)
+        return {p.iov, p.nr};
+    return {s.iov, s.nr_iov};
+}
+
 // RWF_NOWAIT makes each read complete inline, in submission order: without
 // it io_uring parks a read of an empty O_NONBLOCK file on an internal poll;
 // parked reads are woken in no particular order, and one still parked when
@@ -285,7 +305,8 @@ void NetQueue::submit_reads() {
             Slot &s = rx_[slot];
             if (s.state != Slot::kArmed)
                 continue;
-            ssize_t r = ::readv(fds_.tap, s.iov, s.nr_iov);
+            auto [iov, nr] = rx_read_iov(slot);
+            ssize_t r = ::readv(fds_.tap, iov, static_cast<int>(nr));
             s.state = Slot::kReading;
             n++;
             rx_result(slot, r < 0 ? -errno : static_cast<int>(r));
@@ -301,7 +322,8 @@ void NetQueue::submit_reads() {
             io_uring_sqe *q = sqe();
             if (!q)
                 break;
-            io_uring_prep_readv2(q, fds_.tap, s.iov, s.nr_iov, 0, RWF_NOWAIT);
+            auto [iov, nr] = rx_read_iov(slot);
+            io_uring_prep_readv2(q, fds_.tap, iov, nr, 0, RWF_NOWAIT);
             io_uring_sqe_set_data64(q, user_data(kRx, slot));
             s.state = Slot::kReading;
             rx_reading_++;
@@ -371,6 +393,14 @@ void NetQueue::rx_result(uint32_t slot, int res) {
     }
     if (res == -EAGAIN)
         res = -ECANCELED; // stopping or reset meanwhile: give it back
+    // The part of the packet read into the bounce goes to the guest's
+    // buffers.  The plan holds all of s.len, or kRxBounce, which no packet
+    // exceeds: the length check below still finds every cut packet.
+    if (res > 0) {
+        if (rx_read_scatter(s.iov, s.nr_iov, rx_plan_[slot], static_cast<size_t>(res)))
+            counters_.rx_bounced.add();
+        rx_long_ = static_cast<size_t>(res) > rx_plan_[slot].direct;
+    }
     if (res >= HVIO_NET_HDR_LEN && static_cast<uint64_t>(res) <= s.len && s.generation == gen_) {
         // What the TAP queued before the last TUNSETOFFLOAD may carry
         // offloads this driver did not negotiate.

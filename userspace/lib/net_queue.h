@@ -71,6 +71,8 @@
 #pragma once
 
 #include "guest_memory.h"
+#include "mapping.h"
+#include "net.h"
 #include "result.h"
 #include "ring.h"
 #include "tally.h"
@@ -139,6 +141,7 @@ struct NetCounters {
     Tally rx_packets;                       // frames read into guest buffers
     Tally rx_bytes;                         // their bytes, header excluded
     Tally rx_truncated;                     // packets larger than the op
+    Tally rx_bounced;                       // packets past an op's first 7 buffers (net.h)
     Tally rx_errors;                        // reads that failed (not EAGAIN)
     Tally rx_canceled;                      // armed ops given back unused
     Tally rx_csum_fixed;                    // partial checksums completed (no GUEST_CSUM)
@@ -295,11 +298,20 @@ class NetQueue {
     std::vector<Slot> rx_;
     std::vector<uint32_t> rx_free_;
     std::deque<uint32_t> rx_armed_; // armed slots, in fetch order
-    unsigned rx_reading_ = 0;       // readv SQEs in flight
-    unsigned rx_batch_;             // reads per round (RWF_NOWAIT), adaptive
-    unsigned round_reads_ = 0;      // the current round: reads issued,
-    unsigned round_filled_ = 0;     // how many got a packet (or an error),
-    bool round_empty_ = false;      // whether one found the TAP empty
+    // Per RX slot: how its reads land (rx_read_plan()), and its part of
+    // rx_bounce_ (kRxBounce bytes each; pages are touched only by packets
+    // that outgrow an op's direct buffers).
+    std::vector<RxReadPlan> rx_plan_;
+    Mapping rx_bounce_;
+    bool rx_long_ = false; // the last packet outgrew the direct part of its plan
+    // The iovecs a read of slot s goes by now: its plan, or (rx_long_) all
+    // of the op's.
+    std::pair<const iovec *, unsigned> rx_read_iov(uint32_t slot);
+    unsigned rx_reading_ = 0;   // readv SQEs in flight
+    unsigned rx_batch_;         // reads per round (RWF_NOWAIT), adaptive
+    unsigned round_reads_ = 0;  // the current round: reads issued,
+    unsigned round_filled_ = 0; // how many got a packet (or an error),
+    bool round_empty_ = false;  // whether one found the TAP empty
     std::vector<uint16_t> tags_;
     std::vector<hvio_completion> tx_commits_;
     std::vector<hvio_completion> rx_commits_;

@@ -109,6 +109,7 @@ json net_counters_json(const NetCounters &c) {
                 {"rx_packets", v(c.rx_packets)},
                 {"rx_bytes", v(c.rx_bytes)},
                 {"rx_truncated", v(c.rx_truncated)},
+                {"rx_bounced", v(c.rx_bounced)},
                 {"rx_errors", v(c.rx_errors)},
                 {"rx_canceled", v(c.rx_canceled)},
                 {"rx_csum_fixed", v(c.rx_csum_fixed)},
