@@ -33,12 +33,12 @@
  * `hvio status` counters).  RX rows of plain frames add "window",
  * "sent_per_pkt" and "base_sent_per_pkt" (the source's frames sent per
  * frame received; above 1 the TAP dropped the rest), "refused_per_pkt",
- * "stalls" (times the window did not move for 250 naps of 200 us and its frames were
- * written off), and CPU microseconds per frame received of the source,
- * the guest, the daemon, the baseline's source and its reader
- * ("src_cpu_us", "guest_cpu_us", "daemon_cpu_us", "base_src_cpu_us",
- * "base_cpu_us").  First one line for the daemon idle: a blk
- * and the net device probed, the guest posting nothing for 10 s
+ * "stalls" (times the window did not move for 250 naps of 200 us and
+ * its frames were written off), and CPU microseconds per frame received
+ * of the source, the guest, the daemon, the baseline's source and its
+ * reader ("src_cpu_us", "guest_cpu_us", "daemon_cpu_us",
+ * "base_src_cpu_us", "base_cpu_us").  First one line for the daemon
+ * idle: a blk and the net device probed, the guest posting nothing for 10 s
  * (HVIO_BENCH_IDLE_SECONDS), its CPU time from /proc/<pid>/stat:
  *   {"bench":"net","arch":"x86_64","idle":true,"devices":"blk+net",
  *    "seconds":10.0,"cpu_pct":...,"syscalls":...}
