@@ -157,7 +157,7 @@ struct host {
 	struct fn_gro_src *gro;	/* GRO bursts instead of frames */
 	uint32_t frame;		/* source: bytes per frame; sink: expected */
 	uint64_t frames, bytes, bad;
-	uint64_t full;		/* source: sends refused, the TAP's queue full */
+	uint64_t refused;	/* source: sends refused, the TAP's queue full */
 	double cpu;		/* CPU seconds of the thread */
 	/*
 	 * Source: frames the consumer counted so far (it stores, we load),
@@ -222,7 +222,7 @@ static void *source_main(void *arg)
 
 	uint64_t lost = 0, seen = 0;
 	unsigned int naps = 0;
-	bool full = false;
+	bool waiting = false;
 
 	fn_frame_test(f, h->frame, fn_guest_mac, fn_host_mac, 1, 0);
 	while (!__atomic_load_n(&h->stop, __ATOMIC_RELAXED)) {
@@ -230,8 +230,8 @@ static void *source_main(void *arg)
 			uint64_t done = __atomic_load_n(h->delivered, __ATOMIC_RELAXED);
 			int64_t out = (int64_t)(h->frames - done - lost);
 
-			if (out >= (int64_t)h->window || (full && out > (int64_t)h->window / 2)) {
-				full = true;
+			if (out >= (int64_t)h->window || (waiting && out > (int64_t)h->window / 2)) {
+				waiting = true;
 				if (done != seen) {
 					seen = done;
 					naps = 0;
@@ -243,18 +243,18 @@ static void *source_main(void *arg)
 				usleep(NAP_US);
 				continue;
 			}
-			full = false;
+			waiting = false;
 		}
 		if (h->gro) {
 			if (fn_gro_src_send(h->gro, GSO_SEGS, MSS, &seq0))
 				h->bad++;
 			continue;
 		}
-		/* a full TAP queue drops: that is the offered load */
+		/* without a window a full TAP queue drops: the offered load */
 		if (send(h->fd, f, h->frame, MSG_DONTWAIT) > 0) {
 			h->frames++;
 		} else if (errno == EAGAIN || errno == ENOBUFS) {
-			h->full++;
+			h->refused++;
 			sched_yield();
 		}
 		seq++;
@@ -268,7 +268,7 @@ static int host_start(struct host *h, void *(*fn)(void *))
 	int ret;
 
 	h->stop = false;
-	h->frames = h->bytes = h->bad = h->full = h->stalls = 0;
+	h->frames = h->bytes = h->bad = h->refused = h->stalls = 0;
 	h->cpu = 0;
 	ret = pthread_create(&h->th, NULL, fn, h);
 	/* for the profile's tables */
@@ -819,7 +819,7 @@ int main(void)
 					cost_read(&b, &c1);
 					host_stop(&src);
 					src_sent[0] += src.frames;
-					src_full[0] += src.full;
+					src_full[0] += src.refused;
 					src_cpu[0] += src.cpu;
 					stalls[0] += src.stalls;
 					close(src.fd);
@@ -840,7 +840,7 @@ int main(void)
 					if (perf > 0)
 						perf_print("baseline", true, f, sbp);
 					src_sent[1] += src.frames;
-					src_full[1] += src.full;
+					src_full[1] += src.refused;
 					src_cpu[1] += src.cpu;
 					stalls[1] += src.stalls;
 					close(src.fd);
