@@ -294,12 +294,13 @@ selftest: vm-build
 # own headers are taken from /usr/include via a directory of symlinks) and
 # net (write()s / read()s on a TAP of its own, same frame sink and source).
 #   make bench [BENCH=all|blk|net] [BENCH_SECONDS=3] [BENCH_POLL_US=N] [SIM_RAM_DT=1] [BENCH_CPU=N] [BENCH_GUEST_POLL=1]
-#              [BENCH_QDS=1,32,128] [BENCH_RW=randread|randwrite] [BENCH_DIRECT=0] [BENCH_NET_DIR=tx|rx] [BENCH_RX_WINDOW=384]
+#              [BENCH_QDS=1,32,128] [BENCH_RW=randread|randwrite] [BENCH_DIRECT=0|only] [BENCH_NET_DIR=tx|rx] [BENCH_RX_WINDOW=384]
 # (BENCH_POLL_US: the devices' poll_us; unset: the daemon's default, -1 in
 # the JSON lines.  BENCH_CPU=N, blk: the fake guest and the daemon on vCPU N
 # only, no cross-vCPU wakeups.  BENCH_GUEST_POLL=1, blk: the fake guest
 # polls its used ring, no completion interrupts; Documentation/performance.md.
-# BENCH_QDS, BENCH_RW, BENCH_DIRECT=0: only those blk rows; BENCH_NET_DIR:
+# BENCH_QDS, BENCH_RW, BENCH_DIRECT=0: only those blk rows (=only: only the
+# direct rows, at BENCH_QDS if given); BENCH_NET_DIR:
 # only those net rows, no idle line.  BENCH_RX_WINDOW: frames the RX source
 # keeps in flight, 0: flood the TAP.)  blk ends with the "direct" rows: a daemon serving a
 # memory-backed null_blk with O_DIRECT against plain io_uring O_DIRECT on
@@ -360,6 +361,8 @@ bench: vm-build $(BENCH_RUN)
 # --no-children, kernel and user).  Log: build/<arch>/profile-qd<QD>.log,
 # tables: build/profile/<arch>-qd<QD>.txt.
 #   make profile [ARCH=..] [PROFILE_QD=32] [PROFILE_RW=randread|randwrite] [BENCH_SECONDS=3] [BENCH_POLL_US=N] [BENCH_CPU=N]
+# PROFILE_DIRECT=1: the direct row instead (randread, O_DIRECT on null_blk),
+# tables build/profile/<arch>-direct-qd<QD>.txt.
 # The net bench's row PROFILE_DIR (rx) and PROFILE_FRAME (64|1514|gso, 1514),
 # each leg recorded (the baseline's too), tables build/profile/<arch>-net-<dir>-<frame>.txt:
 #   make profile BENCH=net [ARCH=..] [PROFILE_DIR=rx|tx] [PROFILE_FRAME=1514] [BENCH_RX_WINDOW=N]
@@ -373,10 +376,11 @@ PROFILE_BIN := $(NETBENCH_BIN)
 PROFILE_ENV := --kmod tun --env HVIO_BENCH_NET_DIR=$(PROFILE_DIR) \
 	--env HVIO_BENCH_NET_FRAME=$(PROFILE_FRAME) --env HVIO_BENCH_RX_WINDOW=$(BENCH_RX_WINDOW)
 else
-PROFILE_NAME := $(if $(filter randwrite,$(PROFILE_RW)),write-)qd$(PROFILE_QD)
+PROFILE_NAME := $(if $(filter 1,$(PROFILE_DIRECT)),direct-,$(if $(filter randwrite,$(PROFILE_RW)),write-))qd$(PROFILE_QD)
 PROFILE_BIN := $(BENCH_BIN)
 PROFILE_ENV := --env HVIO_BENCH_QDS=$(PROFILE_QD) --env HVIO_BENCH_CPU=$(BENCH_CPU) \
-	--env HVIO_BENCH_RW=$(PROFILE_RW) --env HVIO_BENCH_DIRECT=0
+	--env HVIO_BENCH_RW=$(PROFILE_RW) \
+	--env HVIO_BENCH_DIRECT=$(if $(filter 1,$(PROFILE_DIRECT)),only,0)
 endif
 PROFILE_OUT := build/profile/$(ARCH)-$(PROFILE_NAME).txt
 profile: vm-build $(PROFILE_BIN)

@@ -104,12 +104,13 @@ static bool perf_on;
  * perf's default 4000 Hz per CPU, so samples / requests compare with the
  * baseline's.
  */
-static void perf_print(const char *rw, unsigned int qd, uint64_t reqs)
+static void perf_print(const char *rw, unsigned int qd, uint64_t reqs,
+		       int zone)
 {
 	char comm[32];
 
-	printf("# perf: hvio %s qd %u, %" PRIu64 " requests, clocksource %s\n",
-	       rw, qd, reqs, pr_clocksource());
+	printf("# perf: hvio %s%s qd %u, %" PRIu64 " requests, clocksource %s\n",
+	       zone == ZONE ? "" : "direct ", rw, qd, reqs, pr_clocksource());
 	pr_table("share of each thread", "-n -g none --sort comm,pid", NULL,
 		   20);
 	pr_table("whole VM", "-n -g none --sort comm,dso,sym", NULL,
@@ -121,7 +122,7 @@ static void perf_print(const char *rw, unsigned int qd, uint64_t reqs)
 	 * for the tables.  The queue thread: daemon_threads.cc names it
 	 * hvio-z<zone>d<dev>q<queue>.
 	 */
-	snprintf(comm, sizeof(comm), " hvio-z%dd0q0 ", ZONE);
+	snprintf(comm, sizeof(comm), " hvio-z%dd0q0 ", zone);
 	pr_table("daemon queue thread", "-n -g none --sort comm,dso,sym",
 		   comm, PR_TOP);
 	pr_table("fake guest", "-n -g none --sort comm,dso,sym",
@@ -479,12 +480,12 @@ static double sum_key(const char *j, const char *key)
 	return sum;
 }
 
-static struct dcount daemon_counts(void)
+static struct dcount daemon_counts(const char *sock)
 {
 	static char buf[1 << 16];
 	struct dcount d = { -1, -1, -1 };
 
-	if (fg_daemon_status(SOCK, buf, sizeof(buf)))
+	if (fg_daemon_status(sock, buf, sizeof(buf)))
 		return d;
 	d.syscalls = sum_key(buf, "syscalls");
 	d.wakeups = sum_key(buf, "wakeups");
@@ -593,7 +594,8 @@ static void run_row(struct guest *g, pid_t dpid, unsigned int qd, bool write,
 
 		pr_stop(perf);
 		if (perf > 0)
-			perf_print(write ? "randwrite" : "randread", qd, g->done);
+			perf_print(write ? "randwrite" : "randread", qd, g->done,
+				   mode ? DZONE : ZONE);
 		k1 = mode ? fg_page_cache_kb() : 0;
 		f1 = mode ? direct_status(mode, mode_len) : 0;
 		perf = perf_on ? pr_start() : 0;
@@ -629,6 +631,7 @@ static double row_base(const struct row *r)
 
 /* ---- direct: O_DIRECT on null_blk, zero-copy into zone RAM ---------- */
 
+/* The direct rows' queue depths unless HVIO_BENCH_QDS picks others. */
 static const unsigned int direct_qds[] = { 1, 32 };
 
 /* Fill the device with the offset pattern of make_image(), O_DIRECT. */
@@ -682,7 +685,8 @@ static long long direct_status(char *mode, size_t len)
  * io_uring O_DIRECT on the same device.  Returns the failed rows.
  */
 static unsigned int direct_rows(struct fg *fg, const char *arch,
-				unsigned int *test)
+				unsigned int *test, const unsigned int *qds,
+				unsigned int nqd)
 {
 	char dir[96] = "", dev[48], mode[16];
 	unsigned int i, failed = 0;
@@ -695,39 +699,43 @@ static unsigned int direct_rows(struct fg *fg, const char *arch,
 	if (!r)
 		r = fill_pattern(dev);
 	if (r) {
-		for (i = 0; i < ARRAY_SIZE(direct_qds); i++)
+		for (i = 0; i < nqd; i++)
 			printf("ok %u blk direct randread qd %u # SKIP null_blk: %s\n",
-			       ++*test, direct_qds[i], strerror(-r));
+			       ++*test, qds[i], strerror(-r));
 		fg_nullb_remove(dir);
 		return 0;
 	}
 	pid = daemon_start(fg, DCFG, DZONE, ZONE_SIZE, dev, true, DSOCK);
 	if (pid < 0 || guest_setup(&g, fg, DZONE, ZONE_SIZE)) {
 		printf("# direct: %s\n", pid < 0 ? "hvio run did not become ready" : g.v.err);
-		for (i = 0; i < ARRAY_SIZE(direct_qds); i++)
+		for (i = 0; i < nqd; i++)
 			printf("not ok %u blk direct randread qd %u\n", ++*test,
-			       direct_qds[i]);
-		failed = ARRAY_SIZE(direct_qds);
+			       qds[i]);
+		failed = nqd;
 		goto out;
 	}
-	for (i = 0; i < ARRAY_SIZE(direct_qds); i++) {
+	for (i = 0; i < nqd; i++) {
+		struct dcount k0 = daemon_counts(DSOCK), k1;
 		struct row r;
 		double iops, base;
 		uint64_t n;
 
-		run_row(&g, pid, direct_qds[i], false, dev, O_DIRECT, mode,
+		run_row(&g, pid, qds[i], false, dev, O_DIRECT, mode,
 			sizeof(mode), &r);
 		iops = row_iops(&r);
 		base = row_base(&r);
 		n = r.done ? r.done : 1;
-		printf("{\"bench\":\"blk\",\"direct\":true,\"backing\":\"null_blk\",\"arch\":\"%s\",\"rw\":\"randread\",\"bs\":%d,\"qd\":%u,\"iops\":%.0f,\"base_iops\":%.0f,\"ratio\":%.3f,\"kicks_per_req\":%.4f,\"irqs_per_req\":%.4f,\"guest_cpu_us\":%.2f,\"daemon_cpu_us\":%.2f,\"ram_mode\":\"%s\",\"fallbacks\":%lld,\"page_cache_kb\":%lld,\"poll_us\":%d,\"cpu\":%d,\"guest_poll\":%s,\"slices\":%u}\n",
-		       arch, BS, direct_qds[i], iops, base,
+		k1 = daemon_counts(DSOCK);
+		printf("{\"bench\":\"blk\",\"direct\":true,\"backing\":\"null_blk\",\"arch\":\"%s\",\"rw\":\"randread\",\"bs\":%d,\"qd\":%u,\"iops\":%.0f,\"base_iops\":%.0f,\"ratio\":%.3f,\"kicks_per_req\":%.4f,\"irqs_per_req\":%.4f,\"guest_cpu_us\":%.2f,\"daemon_cpu_us\":%.2f,\"base_cpu_us\":%.2f,\"syscalls_per_req\":%.3f,\"wakeups_per_req\":%.3f,\"ram_mode\":\"%s\",\"fallbacks\":%lld,\"page_cache_kb\":%lld,\"poll_us\":%d,\"cpu\":%d,\"guest_poll\":%s,\"slices\":%u}\n",
+		       arch, BS, qds[i], iops, base,
 		       base > 0 ? iops / base : 0, (double)r.kicks / n,
 		       (double)r.irqs / n, r.gcpu * 1e6 / n, r.dcpu * 1e6 / n,
-		       mode, r.fallbacks, r.cache_kb, poll_us, bench_cpu,
+		       r.bdone ? r.bcpu * 1e6 / r.bdone : 0,
+		       per_req(k0.syscalls, k1.syscalls, n),
+		       per_req(k0.wakeups, k1.wakeups, n), mode, r.fallbacks, r.cache_kb, poll_us, bench_cpu,
 		       guest_poll ? "true" : "false", slices);
 		printf("%s %u blk direct randread qd %u (%" PRIu64 " requests, %" PRIu64 " bad)\n",
-		       r.ok ? "ok" : "not ok", ++*test, direct_qds[i], r.done,
+		       r.ok ? "ok" : "not ok", ++*test, qds[i], r.done,
 		       r.bad);
 		failed += !r.ok;
 		fflush(stdout);
@@ -743,8 +751,9 @@ out:
 }
 
 /*
- * HVIO_BENCH_QDS=1,32 (default 1,32,128), HVIO_BENCH_RW=randread|randwrite
- * (default both) and HVIO_BENCH_DIRECT=0 (skip the direct rows) pick the
+ * HVIO_BENCH_QDS=1,32 (default 1,32,128; the direct rows 1,32),
+ * HVIO_BENCH_RW=randread|randwrite (default both) and HVIO_BENCH_DIRECT=0
+ * (skip the direct rows) or =only (nothing but the direct rows) pick the
  * rows, for make profile.
  */
 static unsigned int pick_qds(unsigned int *qds, unsigned int max)
@@ -773,8 +782,12 @@ int main(void)
 {
 	const char *rw = getenv("HVIO_BENCH_RW");
 	const char *de = getenv("HVIO_BENCH_DIRECT");
+	const char *qe = getenv("HVIO_BENCH_QDS");
 	bool direct = !de || strcmp(de, "0");
+	bool only = de && !strcmp(de, "only");
 	unsigned int qds[8], nqd = pick_qds(qds, ARRAY_SIZE(qds));
+	const unsigned int *dqds = qe && *qe ? qds : direct_qds;
+	unsigned int ndqd = qe && *qe ? nqd : ARRAY_SIZE(direct_qds);
 	unsigned int w0 = rw && !strcmp(rw, "randwrite");
 	unsigned int w1 = rw && !strcmp(rw, "randread") ? 1 : 2;
 	struct utsname u;
@@ -782,6 +795,7 @@ int main(void)
 	struct guest g;
 	unsigned int i, w, test = 0, failed = 0;
 	pid_t pid;
+	int rc;
 
 	if (getenv("HVIO_BENCH_SECONDS"))
 		seconds = atof(getenv("HVIO_BENCH_SECONDS"));
@@ -814,10 +828,21 @@ int main(void)
 		}
 	}
 	uname(&u);
-	printf("TAP version 13\n1..%zu\n",
-	       (w1 - w0) * nqd + (direct ? ARRAY_SIZE(direct_qds) : 0));
-	if (fg_open(&fg) || make_image()) {
+	if (only)
+		w1 = w0;
+	printf("TAP version 13\n1..%u\n",
+	       (w1 - w0) * nqd + (direct ? ndqd : 0));
+	if (fg_open(&fg)) {
 		printf("Bail out! setup: %s\n", fg.err);
+		return 1;
+	}
+	if (only) {
+		failed = direct_rows(&fg, u.machine, &test, dqds, ndqd);
+		goto out;
+	}
+	rc = make_image();
+	if (rc) {
+		printf("Bail out! setup: %s: %s\n", IMG, strerror(-rc));
 		return 1;
 	}
 	pid = daemon_start(&fg, CFG, ZONE, 0, IMG, false, SOCK);
@@ -833,7 +858,7 @@ int main(void)
 
 	for (w = w0; w < w1; w++) {
 		for (i = 0; i < nqd; i++) {
-			struct dcount k0 = daemon_counts(), k1;
+			struct dcount k0 = daemon_counts(SOCK), k1;
 			double iops, base;
 			struct row r;
 			uint64_t n;
@@ -842,7 +867,7 @@ int main(void)
 			iops = row_iops(&r);
 			base = row_base(&r);
 			n = r.done ? r.done : 1;
-			k1 = daemon_counts();
+			k1 = daemon_counts(SOCK);
 
 			/*
 			 * Where the time goes: CPU microseconds per request of
@@ -870,14 +895,15 @@ int main(void)
 		}
 	}
 	if (direct)
-		failed += direct_rows(&fg, u.machine, &test);
+		failed += direct_rows(&fg, u.machine, &test, dqds, ndqd);
 	if (daemon_stop(pid)) {
 		printf("# hvio run did not exit 0 on SIGTERM\n");
 		failed++;
 	}
-	fg_close(&fg);
 	unlink(IMG);
 	unlink(CFG);
+out:
+	fg_close(&fg);
 	printf("# Totals: pass:%u fail:%u xfail:0 xpass:0 skip:0 error:0\n",
 	       test - failed, failed);
 	return failed ? 1 : 0;
