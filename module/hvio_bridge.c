@@ -339,7 +339,9 @@ static void hvio_bridge_finish(void)
 
 /**
  * hvio_bridge_inject() - raise a device's interrupt in its zone
- * @dev: the device; caller holds dev->lock
+ * @dev: the device; dev->lock may be held or not (the queue engine
+ *       injects after its hold, the register file's config interrupt
+ *       inside it)
  *
  * Any context.  When res_list is full the interrupt is remembered per
  * device and retried from a work item; it is never dropped.

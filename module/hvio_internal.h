@@ -12,7 +12,9 @@
  *   hvio.bridge_lock serialises the req_list consumer.
  *   dev->lock        the device's register file, events and counters.
  *   hvio.res_lock    the res_list producer side and the deferred-IRQ set.
- * The bridge handler takes bridge_lock -> lock -> dev->lock -> res_lock.
+ * The bridge handler takes bridge_lock -> lock -> dev->lock -> res_lock;
+ * the queue engine takes res_lock after dropping dev->lock (it injects a
+ * queue's interrupt after the hold that decided it).
  * A queue's mutex (q->lock) is taken before dev->lock; it also covers the
  * per-head tags and the net RX spare list.
  * All four spinlocks are spinlock_t, sleeping locks under PREEMPT_RT: the
@@ -107,10 +109,13 @@ struct hvio_tag {
 	u32 used_len;			/* blk: used length on success;
 					 * net RX: the chain's capacity
 					 */
+	u32 rx_cap;			/* net RX op's head: all its chains' */
 	u64 taken_ns;			/* ktime the chain left the avail ring */
 	u16 next;			/* net RX: next chain or HVIO_NO_TAG */
 	u8 nr_segs;			/* net RX: the chain's own segments */
 	u8 state;			/* enum hvio_tag_state */
+	u16 rx_last;			/* net RX op's head: its last chain */
+	u16 rx_chains;			/* net RX op's head: its chains */
 };
 
 /* A request finished inside the kernel, written back at the next commit. */

@@ -63,16 +63,41 @@ void hvio_mmio_reset(struct hvio_mmio *m)
 }
 
 /**
+ * hvio_mmio_latch() - set InterruptStatus bits, inject later
+ * @m: register file
+ * @bits: HVIO_INT_VRING and/or HVIO_INT_CONFIG
+ *
+ * The caller passes @bits to hvio_mmio_inject() once it has dropped the
+ * device lock: the injection (a hypercall on hvisor) then runs with
+ * interrupts on and without blocking the bridge handler.  A guest that
+ * reads InterruptStatus before the interrupt comes finds the bits set.
+ */
+void hvio_mmio_latch(struct hvio_mmio *m, u32 bits)
+{
+	m->int_status |= bits;
+	m->stats->irqs++;
+}
+
+/**
+ * hvio_mmio_inject() - inject the interrupt for bits already latched
+ * @m: register file; the device lock need not be held
+ * @bits: what hvio_mmio_latch() set
+ */
+void hvio_mmio_inject(struct hvio_mmio *m, u32 bits)
+{
+	if (m->ops->interrupt)
+		m->ops->interrupt(m, bits);
+}
+
+/**
  * hvio_mmio_raise() - set InterruptStatus bits and inject the interrupt
  * @m: register file
  * @bits: HVIO_INT_VRING and/or HVIO_INT_CONFIG
  */
 void hvio_mmio_raise(struct hvio_mmio *m, u32 bits)
 {
-	m->int_status |= bits;
-	m->stats->irqs++;
-	if (m->ops->interrupt)
-		m->ops->interrupt(m, bits);
+	hvio_mmio_latch(m, bits);
+	hvio_mmio_inject(m, bits);
 }
 
 /*

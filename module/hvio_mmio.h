@@ -3,7 +3,8 @@
  * hvio: the virtio-mmio version 2 register file of one device.
  *
  * Pure state machine: no locks, no allocation, no I/O.  The caller holds
- * the device lock around every call; side effects that need the outside
+ * the device lock around every call (but hvio_mmio_inject(), which
+ * touches no state); side effects that need the outside
  * world (queue address checks, interrupts, waking the daemon) go through
  * struct hvio_mmio_ops.  The file also builds in userspace (without
  * __KERNEL__) for the unit tests and the fuzzer.
@@ -91,8 +92,9 @@ struct hvio_mmio_queue {
 struct hvio_mmio;
 
 /*
- * Callbacks into the device.  All run with the device lock held, possibly
- * in hard IRQ context: they must not sleep.
+ * Callbacks into the device.  All run with the device lock held (but
+ * interrupt, see there), possibly in hard IRQ context: they must not
+ * sleep.
  */
 struct hvio_mmio_ops {
 	/* Is [gpa, gpa + len) entirely inside the zone's registered RAM? */
@@ -102,7 +104,11 @@ struct hvio_mmio_ops {
 	/* Status byte changed; reset is true for a write of 0. */
 	void (*status)(struct hvio_mmio *m, u32 old_status, u32 new_status,
 		       bool reset);
-	/* InterruptStatus gained @bits: inject the zone interrupt. */
+	/*
+	 * InterruptStatus gained @bits: inject the zone interrupt.  Called
+	 * with the device lock held, or after the caller dropped it
+	 * (hvio_mmio_inject()).
+	 */
 	void (*interrupt)(struct hvio_mmio *m, u32 bits);
 };
 
@@ -155,6 +161,8 @@ u64 hvio_mmio_read(struct hvio_mmio *m, u64 offset, u32 size);
 void hvio_mmio_write(struct hvio_mmio *m, u64 offset, u32 size, u64 value);
 void hvio_mmio_set_config(struct hvio_mmio *m, u32 offset, const u8 *buf,
 			  u32 len, bool notify);
+void hvio_mmio_latch(struct hvio_mmio *m, u32 bits);
+void hvio_mmio_inject(struct hvio_mmio *m, u32 bits);
 void hvio_mmio_raise(struct hvio_mmio *m, u32 bits);
 void hvio_mmio_needs_reset(struct hvio_mmio *m);
 

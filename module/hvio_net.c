@@ -16,9 +16,9 @@
  * and commits the byte count; the kernel spreads it over the op's chains,
  * writes num_buffers and the used entries.  With MRG_RXBUF an op gathers
  * as many chains as the largest packet the guest negotiated needs; chains
- * that a packet did not reach go to the queue's spare list and lead the
- * next op, so nothing is ever returned to the guest unused and nothing is
- * read into a buffer the guest did not post.  A chain keeps its own
+ * that a packet did not reach go back to the queue's spare list for a
+ * later op, so nothing is ever returned to the guest unused and nothing
+ * is read into a buffer the guest did not post.  A chain keeps its own
  * segments at the front of ops[head].segs while the kernel holds it; an op
  * lists the segments of all its chains in the first chain's slot.
  *
@@ -305,6 +305,7 @@ static u16 hvio_net_rx_build(struct hvio_queue *q)
 	struct hvio_tag *t = &q->tags[first];
 	u64 cap = t->used_len;
 	u32 nsegs = t->nr_segs, i;
+	u16 chains = 1;
 
 	while (q->rx_mrg && cap < q->rx_target && q->nr_spare &&
 	       nsegs + q->tags[q->spare_head].nr_segs <= HVIO_OP_MAX_SEGS) {
@@ -315,6 +316,7 @@ static u16 hvio_net_rx_build(struct hvio_queue *q)
 		cap += q->tags[h].used_len;
 		q->tags[last].next = h;
 		last = h;
+		chains++;
 	}
 	op->tag = first;
 	op->type = HVIO_OP_NET_RX;
@@ -324,6 +326,9 @@ static u16 hvio_net_rx_build(struct hvio_queue *q)
 	op->len = cap;
 	hvio_queue_op_gen(q, op);
 	t->state = HVIO_TAG_OP;
+	t->rx_cap = cap;
+	t->rx_last = last;
+	t->rx_chains = chains;
 	q->rx_ops++;
 	q->stats.ops++;
 	return first;
@@ -424,31 +429,42 @@ static void hvio_net_put(struct hvio_queue *q, const struct hvio_op *op,
 	}
 }
 
-/* Give every chain of the op from @h on back to the spare list. */
-static void hvio_net_rx_give_back(struct hvio_queue *q, u16 h)
+/*
+ * Give the chains of an op that a packet did not reach back to the end
+ * of the spare list: @h to @last, linked in the op's order, @n chains of
+ * @bytes.  One step whatever their number (an op sized for a 64 KiB GSO
+ * packet has 17 chains of 4 KiB, a 1514-byte frame uses one).  The op's
+ * head is HVIO_TAG_OP, the others are still HVIO_TAG_HELD.
+ */
+static void hvio_net_rx_give_back(struct hvio_queue *q, u16 h, u16 last,
+				  u32 n, u64 bytes)
 {
-	u16 next;
-
-	while (h != HVIO_NO_TAG) {
-		next = q->tags[h].next;
-		hvio_net_spare_push(q, h);
-		h = next;
-	}
+	if (h == HVIO_NO_TAG || WARN_ON_ONCE(!n))
+		return;
+	q->tags[h].state = HVIO_TAG_HELD;
+	if (q->spare_tail == HVIO_NO_TAG)
+		q->spare_head = h;
+	else
+		q->tags[q->spare_tail].next = h;
+	q->spare_tail = last;
+	q->nr_spare += n;
+	q->spare_bytes += bytes;
 }
 
 static void hvio_net_rx_complete(struct hvio_queue *q, u16 tag, s32 result)
 {
 	struct hvio_op *op = &q->ops[tag];
-	u32 left, give;
+	const struct hvio_tag *t = &q->tags[tag];
+	u16 h, next, count = 0, last = t->rx_last, chains = t->rx_chains;
+	u32 left, give, cap = t->rx_cap;
 	__le16 nbufs;
-	u16 h, next, count = 0;
 
 	q->rx_ops--;
-	if (result < HVIO_NET_HDR_LEN || result > op->len) {
+	if (result < HVIO_NET_HDR_LEN || result > cap) {
 		/* Truncated, failed or cancelled: the guest sees nothing. */
 		if (result != -ECANCELED)
 			q->stats.rx_dropped++;
-		hvio_net_rx_give_back(q, tag);
+		hvio_net_rx_give_back(q, tag, last, chains, cap);
 		return;
 	}
 	/* num_buffers first: the used index is published after it. */
@@ -465,12 +481,13 @@ static void hvio_net_rx_complete(struct hvio_queue *q, u16 tag, s32 result)
 	while (h != HVIO_NO_TAG && left) {
 		next = q->tags[h].next;
 		give = min(left, q->tags[h].used_len);
+		cap -= q->tags[h].used_len;
 		q->tags[h].state = HVIO_TAG_FREE;
 		hvio_vq_add_used(&q->vq, h, give);
 		left -= give;
 		h = next;
 	}
-	hvio_net_rx_give_back(q, h);
+	hvio_net_rx_give_back(q, h, last, chains - count, cap);
 	q->stats.packets++;
 	q->stats.bytes += result - HVIO_NET_HDR_LEN;
 	q->stats.rx_chains += count;

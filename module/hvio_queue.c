@@ -170,15 +170,27 @@ static void hvio_queue_hold_end(struct hvio_queue *q, u64 start, u32 entries)
 	spin_unlock_irq(&q->dev->lock);
 }
 
-/* Under dev->lock: interrupt the guest if the used ring asks for it. */
-static void hvio_queue_signal(struct hvio_queue *q)
+/*
+ * Under dev->lock: does the used ring ask for an interrupt?  If so,
+ * InterruptStatus gets the bit now and the caller injects the interrupt
+ * with hvio_queue_inject() once it has dropped dev->lock: the injection
+ * (FINISH_REQ, a hypercall on hvisor) is no part of the hold.
+ */
+static bool hvio_queue_signal(struct hvio_queue *q)
 {
-	if (hvio_vq_need_interrupt(&q->vq)) {
-		q->stats.irqs++;
-		hvio_mmio_raise(&q->dev->mmio, HVIO_INT_VRING);
-	} else {
+	if (!hvio_vq_need_interrupt(&q->vq)) {
 		q->stats.irqs_suppressed++;
+		return false;
 	}
+	q->stats.irqs++;
+	hvio_mmio_latch(&q->dev->mmio, HVIO_INT_VRING);
+	return true;
+}
+
+/* After the hold in which hvio_queue_signal() returned true. */
+static void hvio_queue_inject(struct hvio_queue *q)
+{
+	hvio_mmio_inject(&q->dev->mmio, HVIO_INT_VRING);
 }
 
 /**
@@ -399,7 +411,7 @@ enum hvio_take hvio_queue_take(struct hvio_queue *q,
 bool hvio_queue_flush_done(struct hvio_queue *q, bool drained, bool broken)
 {
 	struct hvio_done *d;
-	bool current_gen;
+	bool current_gen, irq = false;
 	u32 i = 0, first, end;
 	u64 t0;
 
@@ -425,7 +437,7 @@ bool hvio_queue_flush_done(struct hvio_queue *q, bool drained, bool broken)
 			hvio_vq_publish_used(&q->vq);
 		if (i == q->nr_done) {
 			if (q->nr_done)
-				hvio_queue_signal(q);
+				irq = hvio_queue_signal(q);
 			if (broken)
 				hvio_queue_broken(q);
 			else if (drained)
@@ -434,6 +446,8 @@ bool hvio_queue_flush_done(struct hvio_queue *q, bool drained, bool broken)
 				hvio_vq_disable_notify(&q->vq);
 		}
 		hvio_queue_hold_end(q, t0, end - first);
+		if (irq)
+			hvio_queue_inject(q);
 		cond_resched();
 	} while (i < q->nr_done);
 	q->nr_done = 0;
@@ -813,7 +827,7 @@ static int hvio_queue_commit(struct hvio_queue *q,
 			     const struct hvio_completion *c, u16 nr)
 {
 	u32 i = 0, first, end;
-	bool any = false, added;
+	bool any = false, added, irq = false;
 	int ret = 0, r;
 	u32 cpus;
 	u64 t0;
@@ -858,9 +872,11 @@ static int hvio_queue_commit(struct hvio_queue *q,
 			hvio_vq_publish_used(&q->vq);
 		any |= added;
 		if ((i == nr || ret) && any && hvio_queue_current(q))
-			hvio_queue_signal(q);
+			irq = hvio_queue_signal(q);
 		cpus = hvio_dev_reset_drained(q->dev);
 		hvio_queue_hold_end(q, t0, i - first);
+		if (irq)
+			hvio_queue_inject(q);
 		hvio_dev_reset_answer(q->dev, cpus);
 		cond_resched();
 	}

@@ -222,6 +222,23 @@ static long addr_errors(FIXTURE_DATA(blk) *self)
 	return sum;
 }
 
+/* The largest value of @key over the queues in `hvio status --json`. */
+static long long status_max(FIXTURE_DATA(blk) *self, const char *key)
+{
+	static char buf[65536];
+	const char *s = buf, *v;
+	long long max = -1;
+
+	if (fg_daemon_status(self->sock, buf, sizeof(buf)))
+		return -1;
+	while ((v = fg_json_val(s, key))) {
+		if (strtoll(v, NULL, 10) > max)
+			max = strtoll(v, NULL, 10);
+		s = v;
+	}
+	return max;
+}
+
 TEST_F(blk, io_in_both_regions)
 {
 	/* With zone RAM in two regions 4 GiB apart, reads and writes whose buffers lie in the high region, or in both, through direct chains and an indirect table in the high region, move exactly the image's bytes on both queues. */
@@ -275,6 +292,10 @@ TEST_F(blk, io_in_both_regions)
 	EXPECT_DONE(r, ST_OK, 4096 + 8192 + 1);
 	EXPECT_TRUE(pieces_match(self, 7000, wr_both, 2)) TH_LOG("written data read back differs");
 	EXPECT_EQ(0, addr_errors(self));
+	/* The report shows the engine's dev->lock holds (interrupts off). */
+	EXPECT_LE(1, status_max(self, "hold_entries_max"));
+	EXPECT_GE(HVIO_QUEUE_HOLD_ENTRIES, status_max(self, "hold_entries_max"));
+	EXPECT_LT(0, status_max(self, "hold_ns_max"));
 	EXPECT_IMG();
 }
 

@@ -62,6 +62,8 @@ json queue_stats_json(const hvio_queue_stats &s, bool net = false) {
            {"irqs_suppressed", s.irqs_suppressed},
            {"bad_request", s.bad_request},
            {"poll_hits", s.poll_hits},
+           {"hold_entries_max", s.hold_entries_max},
+           {"hold_ns_max", s.hold_ns_max},
            {"vq_errors", vq}};
     if (net) {
         j["packets"] = s.packets;
