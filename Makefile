@@ -299,8 +299,9 @@ selftest: vm-build
 # the JSON lines.  BENCH_CPU=N, blk: the fake guest and the daemon on vCPU N
 # only, no cross-vCPU wakeups.  BENCH_GUEST_POLL=1, blk: the fake guest
 # polls its used ring, no completion interrupts; Documentation/performance.md.
-# BENCH_QDS, BENCH_RW, BENCH_DIRECT=0: only those blk rows (=only: only the
-# direct rows, at BENCH_QDS if given); BENCH_NET_DIR:
+# BENCH_QDS, BENCH_RW, BENCH_DIRECT=0: only those blk rows (BENCH_QDS also
+# sets the direct rows' depths, default 1,32; BENCH_DIRECT=only: only the
+# direct rows); BENCH_NET_DIR:
 # only those net rows, no idle line.  BENCH_RX_WINDOW: frames the RX source
 # keeps in flight, 0: flood the TAP.)  blk ends with the "direct" rows: a daemon serving a
 # memory-backed null_blk with O_DIRECT against plain io_uring O_DIRECT on
