@@ -298,14 +298,10 @@ static void perf_print(const char *what, bool rx, uint32_t frame,
 	printf("# perf: %s %s frame %u, %llu frames, clocksource %s\n", what,
 	       rx ? "rx" : "tx", frame, (unsigned long long)pkts,
 	       pr_clocksource());
-	pr_table("share of each thread", "-n -g none --sort comm,pid", NULL, 20);
-	pr_table("whole VM", "-n -g none --sort comm,dso,sym", NULL, PR_TOP);
-	/* the whole VM's table cut by thread name (see hvio_blkbench.c) */
 	snprintf(comm, sizeof(comm), " hvio-z%dn", ZONE);
-	pr_table("daemon net thread", "-n -g none --sort comm,dso,sym", comm,
-		 PR_TOP);
-	pr_table("fake guest, or the baseline's reader or writer",
-		 "-n -g none --sort comm,dso,sym", " hvio_netbench ", PR_TOP);
+	pr_thread_tables("daemon net thread", comm,
+			 "fake guest, or the baseline's reader or writer",
+			 " hvio_netbench ");
 	pr_table("host side", "-n -g none --sort comm,dso,sym", " nb-", PR_TOP);
 	pr_table("call chains (callee first) of entries >= 0.7%",
 		 "-g graph,0.3,callee --sort comm,sym --percent-limit 0.7", NULL,

@@ -152,3 +152,21 @@ void pr_done(void)
 {
 	unlink(PERF_DATA);
 }
+
+void pr_thread_tables(const char *daemon_title, const char *daemon_comm,
+		      const char *bench_title, const char *bench_comm)
+{
+	pr_table("share of each thread", "-n -g none --sort comm,pid", NULL,
+		 20);
+	pr_table("whole VM", "-n -g none --sort comm,dso,sym", NULL, PR_TOP);
+	/*
+	 * Per thread: the whole VM's table cut by name.  perf report's
+	 * --comms/--tid filters drop samples taken where interrupts were
+	 * turned back on (_raw_spin_unlock_irqrestore), so they are not
+	 * used for the tables.
+	 */
+	pr_table(daemon_title, "-n -g none --sort comm,dso,sym", daemon_comm,
+		 PR_TOP);
+	pr_table(bench_title, "-n -g none --sort comm,dso,sym", bench_comm,
+		 PR_TOP);
+}

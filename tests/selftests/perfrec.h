@@ -27,6 +27,14 @@ void pr_table(const char *title, const char *opts, const char *match,
 	      unsigned int max);
 /* The VM's clocksource ("tsc", "hpet", ...; "?" if unknown). */
 const char *pr_clocksource(void);
+/*
+ * The tables every profile starts with: each thread's share of the
+ * samples, the whole VM, then the whole VM's table cut to the daemon's
+ * thread (@daemon_comm, padded with blanks to match one name) and to the
+ * bench's own threads (@bench_comm).
+ */
+void pr_thread_tables(const char *daemon_title, const char *daemon_comm,
+		      const char *bench_title, const char *bench_comm);
 /* Drop the recording. */
 void pr_done(void);
 
