@@ -39,6 +39,40 @@ TEST(GuestMemory, TranslatesInsideOneRegion) {
     EXPECT_EQ(iov[1].iov_len, 0x1000u);
 }
 
+TEST(GuestMemory, JoinsPiecesThatFollowEachOther) {
+    std::vector<uint8_t> ram(0x10000);
+    GuestMemory m;
+    ASSERT_TRUE(m.add(kGpa, ram.size(), ram.data()));
+    // Receive buffers of 0x600 bytes carved one after another from a page,
+    // then one elsewhere, then one that precedes the first.
+    hvio_op_seg segs[5] = {{kGpa + 0x1000, 0x600, 0},
+                           {kGpa + 0x1600, 0x600, 0},
+                           {kGpa + 0x1c00, 0x400, 0},
+                           {kGpa + 0x8000, 0x100, 0},
+                           {kGpa + 0x7f00, 0x100, 0}};
+    iovec iov[2];
+    ASSERT_EQ(m.translate(std::span(segs, 3), std::span(iov, 1)), 1);
+    EXPECT_EQ(iov[0].iov_base, ram.data() + 0x1000);
+    EXPECT_EQ(iov[0].iov_len, 0x1000u);
+    // Not joined: a gap, and a piece that comes before its predecessor.
+    EXPECT_EQ(m.translate(std::span(segs, 5), std::span(iov, 2)), -E2BIG);
+    iovec all[3];
+    ASSERT_EQ(m.translate(segs, all), 3);
+    EXPECT_EQ(all[1].iov_base, ram.data() + 0x8000);
+    EXPECT_EQ(all[2].iov_base, ram.data() + 0x7f00);
+    EXPECT_EQ(all[2].iov_len, 0x100u);
+    // Regions whose mappings adjoin are joined too; pinnable is of both.
+    std::vector<uint8_t> two(0x2000);
+    GuestMemory n;
+    ASSERT_TRUE(n.add(kGpa, 0x1000, two.data(), true));
+    ASSERT_TRUE(n.add(kGpa + 0x1000, 0x1000, two.data() + 0x1000, false));
+    hvio_op_seg across = {kGpa + 0xf00, 0x200, 0};
+    bool pinnable = true;
+    ASSERT_EQ(n.translate(std::span(&across, 1), iov, &pinnable), 1);
+    EXPECT_EQ(iov[0].iov_len, 0x200u);
+    EXPECT_FALSE(pinnable);
+}
+
 TEST(GuestMemory, RefusesAnythingOutside) {
     std::vector<uint8_t> ram(0x10000);
     GuestMemory m;
@@ -206,6 +240,14 @@ TEST_F(BlkOps, OneBufferNeedsNoIovec) {
     EXPECT_EQ(s.off, 9192u);
     EXPECT_EQ(s.len, 3096u);
     EXPECT_EQ(reinterpret_cast<const uint8_t *>(s.addr), ram_.data() + 0x1000 + 1000);
+
+    // Buffers that follow each other in guest RAM are one buffer.
+    op = rw(HVIO_OP_READ, 0, {{kGpa + 0x3000, 512, 0}, {kGpa + 0x3200, 3584, 0}});
+    ASSERT_EQ(hvio::blk_start(io_, op, mem_, t_), hvio::kBlkSubmit);
+    s = prep(io_);
+    EXPECT_EQ(s.opcode, IORING_OP_READ);
+    EXPECT_EQ(s.len, 4096u);
+    EXPECT_EQ(reinterpret_cast<const uint8_t *>(s.addr), ram_.data() + 0x3000);
 
     op = rw(HVIO_OP_WRITE, 0, {{kGpa, 4096, 0}});
     ASSERT_EQ(hvio::blk_start(io_, op, mem_, t_), hvio::kBlkSubmit);

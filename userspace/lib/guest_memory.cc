@@ -56,10 +56,17 @@ int GuestMemory::translate(std::span<const hvio_op_seg> segs, std::span<iovec> o
                 return -EFAULT;
             uint64_t off = gpa - r->gpa;
             uint64_t chunk = std::min(left, r->size - off);
-            if (n == out.size())
-                return -E2BIG;
             pin = pin && r->pinnable;
-            out[n++] = iovec{r->va + off, static_cast<size_t>(chunk)};
+            uint8_t *va = r->va + off;
+            if (n && static_cast<uint8_t *>(out[n - 1].iov_base) + out[n - 1].iov_len == va) {
+                // Contiguous with the previous piece (a guest's receive
+                // buffers carved from one page, say): one iovec.
+                out[n - 1].iov_len += static_cast<size_t>(chunk);
+            } else {
+                if (n == out.size())
+                    return -E2BIG;
+                out[n++] = iovec{va, static_cast<size_t>(chunk)};
+            }
             gpa += chunk;
             left -= chunk;
         }

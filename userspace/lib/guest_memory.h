@@ -35,8 +35,10 @@ class GuestMemory {
     // nullptr.
     uint8_t *at(uint64_t gpa, uint64_t len) const;
 
-    // Appends iovecs for segs to out (a segment crossing from one region
-    // into an adjacent one becomes two iovecs; empty segments none).
+    // Appends iovecs for segs to out: pieces that follow each other in the
+    // daemon's mapping share one iovec (a segment crossing from one region
+    // into another is split unless their mappings are adjacent too; empty
+    // segments add nothing).
     // Returns the number of iovecs, -EFAULT if a byte lies outside every
     // region, -E2BIG if out is too small.  *pinnable (if given) tells
     // whether every iovec lies in a pinnable region.
