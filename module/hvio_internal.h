@@ -109,7 +109,6 @@ struct hvio_tag {
 	u32 used_len;			/* blk: used length on success;
 					 * net RX: the chain's capacity
 					 */
-	u32 rx_cap;			/* net RX op's head: all its chains' */
 	u64 taken_ns;			/* ktime the chain left the avail ring */
 	u16 next;			/* net RX: next chain or HVIO_NO_TAG */
 	u8 nr_segs;			/* net RX: the chain's own segments */

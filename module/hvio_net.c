@@ -326,7 +326,6 @@ static u16 hvio_net_rx_build(struct hvio_queue *q)
 	op->len = cap;
 	hvio_queue_op_gen(q, op);
 	t->state = HVIO_TAG_OP;
-	t->rx_cap = cap;
 	t->rx_last = last;
 	t->rx_chains = chains;
 	q->rx_ops++;
@@ -456,7 +455,8 @@ static void hvio_net_rx_complete(struct hvio_queue *q, u16 tag, s32 result)
 	struct hvio_op *op = &q->ops[tag];
 	const struct hvio_tag *t = &q->tags[tag];
 	u16 h, next, count = 0, last = t->rx_last, chains = t->rx_chains;
-	u32 left, give, cap = t->rx_cap;
+	u64 cap = op->len;	/* the op slot is read-only to the daemon */
+	u32 left, give;
 	__le16 nbufs;
 
 	q->rx_ops--;

@@ -60,14 +60,16 @@ E2E_ZONES ?= $(if $(filter arm64,$(ARCH)),$(if $(KERNEL),0,1),0)
 # zone in 2 of the 3 x86_64 runs of make check on 2026-12-05 (a CR3 lost
 # and a silent triple fault, Documentation/e2e.md).
 E2E_SMP ?= 1
-E2E_VM_ARGS_x86_64 = --nested --kmod kvm-amd --kmod tun --smp $(E2E_SMP)
+# The x86_64 root VM runs its zones under nested KVM (AMD SVM) with tun.
+NESTED_VM_ARGS = --nested --kmod kvm-amd --kmod tun
+E2E_VM_ARGS_x86_64 = $(NESTED_VM_ARGS) --smp $(E2E_SMP)
 E2E_VM_ARGS_arm64 := --sim-ram-dt --kmod tun
 # make demo on x86_64 boots the root VM with one CPU unless DEMO_SMP=2:
 # QEMU's TCG emulation of nested SVM kills the zone or the root VM in about
 # 4 of 10 two-CPU demos, in none of 17 with one CPU (at about half the
 # rates; Documentation/e2e.md); make e2e likewise (E2E_SMP above).
 DEMO_SMP ?= 1
-DEMO_VM_ARGS_x86_64 = --nested --kmod kvm-amd --kmod tun --smp $(DEMO_SMP)
+DEMO_VM_ARGS_x86_64 = $(NESTED_VM_ARGS) --smp $(DEMO_SMP)
 DEMO_VM_ARGS_arm64 = $(E2E_VM_ARGS_arm64)
 
 # make demo: fio and iperf3 with their libraries (about 85 MB, mostly fio's

@@ -227,13 +227,14 @@ static long long status_max(FIXTURE_DATA(blk) *self, const char *key)
 {
 	static char buf[65536];
 	const char *s = buf, *v;
-	long long max = -1;
+	long long max = -1, n;
 
 	if (fg_daemon_status(self->sock, buf, sizeof(buf)))
 		return -1;
 	while ((v = fg_json_val(s, key))) {
-		if (strtoll(v, NULL, 10) > max)
-			max = strtoll(v, NULL, 10);
+		n = strtoll(v, NULL, 10);
+		if (n > max)
+			max = n;
 		s = v;
 	}
 	return max;
