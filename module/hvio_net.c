@@ -467,15 +467,6 @@ static void hvio_net_rx_complete(struct hvio_queue *q, u16 tag, s32 result)
 		hvio_net_rx_give_back(q, tag, last, chains, cap);
 		return;
 	}
-	/* num_buffers first: the used index is published after it. */
-	for (h = tag, left = result; h != HVIO_NO_TAG && left;
-	     h = q->tags[h].next) {
-		left -= min(left, q->tags[h].used_len);
-		count++;
-	}
-	nbufs = cpu_to_le16(count);
-	hvio_net_put(q, op, HVIO_NET_NUM_BUFFERS_OFF, &nbufs, sizeof(nbufs));
-
 	h = tag;
 	left = result;
 	while (h != HVIO_NO_TAG && left) {
@@ -485,8 +476,16 @@ static void hvio_net_rx_complete(struct hvio_queue *q, u16 tag, s32 result)
 		q->tags[h].state = HVIO_TAG_FREE;
 		hvio_vq_add_used(&q->vq, h, give);
 		left -= give;
+		count++;
 		h = next;
 	}
+	/*
+	 * The entries are not visible yet: the commit publishes the used
+	 * index after every completion of its hold, so the guest reads this
+	 * num_buffers before it can see them.
+	 */
+	nbufs = cpu_to_le16(count);
+	hvio_net_put(q, op, HVIO_NET_NUM_BUFFERS_OFF, &nbufs, sizeof(nbufs));
 	hvio_net_rx_give_back(q, h, last, chains - count, cap);
 	q->stats.packets++;
 	q->stats.bytes += result - HVIO_NET_HDR_LEN;
