@@ -1109,3 +1109,14 @@ const char *fg_json_val(const char *from, const char *key)
 		;
 	return v;
 }
+
+bool fg_ram_pfnmap(const char *json)
+{
+	const char *v = fg_json_val(json, "ram_modes");
+
+	if (!v || *v++ != '[')
+		return false;
+	while (*v == ' ' || *v == '\n')
+		v++;
+	return !strncmp(v, "\"pfnmap\"", 8);
+}

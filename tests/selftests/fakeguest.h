@@ -333,6 +333,9 @@ int fg_daemon_status(const char *sock, char *buf, size_t len);
  * value of "key", or NULL.
  */
 const char *fg_json_val(const char *from, const char *key);
+/* Does the `hvio status` report say zone RAM is mapped as raw PFNs (its
+ * first region "pfnmap": no O_DIRECT into it)? */
+bool fg_ram_pfnmap(const char *json);
 
 uint64_t fg_now_ms(void);
 void fg_sleep_ms(unsigned int ms);

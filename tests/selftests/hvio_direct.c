@@ -79,17 +79,6 @@ static long long fallbacks(const char *json, const char *key)
 	return strtoll(v, NULL, 10);
 }
 
-/* Is the zone RAM of the report mapped as raw PFNs (no O_DIRECT)? */
-static bool ram_pfnmap(const char *json)
-{
-	const char *v = fg_json_val(json, "ram_modes");
-
-	if (!v || *v++ != '[')
-		return false;
-	while (*v == ' ' || *v == '\n')
-		v++;
-	return !strncmp(v, "\"pfnmap\"", 8);
-}
 
 /* The daemon on nb->dev with "direct": true. */
 static void direct_up(struct __test_metadata *_metadata,
@@ -255,7 +244,7 @@ TEST_F_TIMEOUT(blk, direct_64mib_zero_copy, 240)
 	ASSERT_NE(NULL, exp);
 	direct_up(_metadata, self, &nb);
 	ASSERT_EQ(0, status_json(self, json, sizeof(json)));
-	if (ram_pfnmap(json)) {
+	if (fg_ram_pfnmap(json)) {
 		finish(_metadata, self, &nb);
 		free(exp);
 		SKIP(return, "zone RAM is mapped as raw PFNs on this kernel (no struct pages, no ZONE_DEVICE: arm64 6.1 with mem=): no O_DIRECT to prove");
@@ -298,7 +287,7 @@ TEST_F_TIMEOUT(blk, direct_misaligned_buffer_falls_back, 120)
 	ASSERT_EQ(0, r) TH_LOG("null_blk device: %s", errname(r));
 	direct_up(_metadata, self, &nb);
 	ASSERT_EQ(0, status_json(self, json, sizeof(json)));
-	if (ram_pfnmap(json)) {
+	if (fg_ram_pfnmap(json)) {
 		finish(_metadata, self, &nb);
 		SKIP(return, "zone RAM is mapped as raw PFNs on this kernel: every I/O falls back");
 	}
@@ -350,7 +339,7 @@ TEST_F_TIMEOUT(blk, direct_on_pfnmap_zone_counted, 120)
 	EXPECT_EQ(-1, dev_diff(nb.dev, data, 8 * 512, sizeof(data)));
 
 	ASSERT_EQ(0, status_json(self, json, sizeof(json)));
-	EXPECT_TRUE(ram_pfnmap(json)) TH_LOG("report: %.60s", fg_json_val(json, "ram_modes") ?: "no ram_modes");
+	EXPECT_TRUE(fg_ram_pfnmap(json)) TH_LOG("report: %.60s", fg_json_val(json, "ram_modes") ?: "no ram_modes");
 	EXPECT_EQ(2, fallbacks(json, "pfnmap"))
 		TH_LOG("report: %.200s", fg_json_val(json, "direct_fallbacks") ?: "none");
 	EXPECT_EQ(2, fallbacks(json, "total"));
