@@ -12,7 +12,10 @@
  *     (a blk device on /dev/nullb0, whose every I/O takes 2 s: the
  *     selftest VM loads null_blk with irqmode=2 completion_nsec=2e9);
  *   - `hvio stop` signals the process that owns the status socket, not
- *     the pid its report names.
+ *     the pid its report names;
+ *   - 16 reads of one kick on that slow disk are all at the disk at
+ *     once: the daemon does not serve a fetch's reads one batch at a
+ *     time.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -273,9 +276,10 @@ static int probe(FIXTURE_DATA(lifecycle) *self, struct guest *g, bool net)
 	return 0;
 }
 
-/* Post n blk requests (writes, or reads) of 4 KiB each and kick. */
-static void blk_post(FIXTURE_DATA(lifecycle) *self, struct guest *g, int n,
-		     bool write)
+/* n blk requests (writes, or reads) of 4 KiB at sectors 0, stride,
+ * 2 * stride, ...; one kick. */
+static void blk_post_at(FIXTURE_DATA(lifecycle) *self, struct guest *g,
+			int n, bool write, uint64_t stride)
 {
 	int i;
 
@@ -288,12 +292,18 @@ static void blk_post(FIXTURE_DATA(lifecycle) *self, struct guest *g, int n,
 
 		h->type = write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN;
 		h->ioprio = 0;
-		h->sector = i * 8;
+		h->sector = i * stride;
 		memset(fg_zone_ptr(&self->fg, &self->z, data), i, 4096);
 		fv_add(&g->bq, b, 3, NULL, 0, (void *)(uintptr_t)(i + 1));
 	}
 	fv_publish(&g->bq);
 	fg_notify(&self->fg, 0, ZONE_A, BLK_BASE + VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+}
+
+static void blk_post(FIXTURE_DATA(lifecycle) *self, struct guest *g, int n,
+		     bool write)
+{
+	blk_post_at(self, g, n, write, 8);
 }
 
 /* Wait for n used entries on r; how many came. */
@@ -554,6 +564,72 @@ TEST_F(lifecycle, drain_timeout_names_what_is_in_flight)
 	slow_read_in_flight(_metadata, self, extra);
 	st = fn_daemon_stop(&self->d, SIGTERM, STOP_MS);
 	exited_now(_metadata, self, st, "drain timeout (1 s): exiting now");
+}
+
+/* Reads in flight on the block device behind dev (/sys/block/X/inflight). */
+static int disk_reads_in_flight(const char *dev)
+{
+	char path[96];
+	int reads = -1, writes;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/block/%s/inflight", strrchr(dev, '/') + 1);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%d %d", &reads, &writes) != 2)
+		reads = -1;
+	fclose(f);
+	return reads;
+}
+
+TEST_F(lifecycle, slow_disk_gets_all_reads_of_a_fetch_at_once)
+{
+	/* 16 O_DIRECT reads in one kick on /dev/nullb0 (2 s each): the
+	 * daemon must not wait for some of a fetch's I/O before it starts
+	 * the rest: all 16 are at the disk long before the first completes,
+	 * and all 16 complete.  (Where zone RAM has no struct pages the reads go
+	 * buffered, each on an io_uring worker: io-wq runs at most 4 per CPU
+	 * of those at once, so there the test asks for that many.) */
+	char json[1536];
+	struct guest g;
+	static char status[16384];
+	int n = 0, st, want = 16;
+	bool pfnmap;
+	uint64_t t0;
+
+	NEED_SETUP();
+	if (access(NULLB, R_OK))
+		SKIP(return, "no %s (the VM loads null_blk)", NULLB);
+	cfg_json(self, json, sizeof(json), NULLB, true, false);
+	ASSERT_EQ(0, start(self, json, "hvio: ready (1 devices)", NULL))
+		TH_LOG("%s", fn_daemon_log(&self->d));
+	ASSERT_EQ(0, probe(self, &g, false)) TH_LOG("%s", g.blk.err);
+	ASSERT_EQ(0, fg_daemon_status(self->d.sock, status, sizeof(status)));
+	pfnmap = fg_ram_pfnmap(status);
+	if (pfnmap)
+		want = 4 * sysconf(_SC_NPROCESSORS_ONLN) < want ?
+		       4 * sysconf(_SC_NPROCESSORS_ONLN) : want;
+	/* An earlier test's daemon may have left its read at the disk. */
+	t0 = fg_now_ms();
+	while (disk_reads_in_flight(NULLB) && fg_now_ms() - t0 < 2 * NULLB_IO_MS)
+		fg_sleep_ms(20);
+	ASSERT_EQ(0, disk_reads_in_flight(NULLB));
+	/* 1 MiB apart: the block layer merges no two into one request. */
+	blk_post_at(self, &g, 16, false, 2048);
+	t0 = fg_now_ms();
+	while (fg_now_ms() - t0 < NULLB_IO_MS / 2) {
+		n = disk_reads_in_flight(NULLB);
+		if (n >= want)
+			break;
+		fg_sleep_ms(10);
+	}
+	EXPECT_LE(want, n) TH_LOG("%d reads at the disk %llu ms after the kick%s",
+				  n, (unsigned long long)(fg_now_ms() - t0),
+				  pfnmap ? " (zone RAM pfnmap: buffered)" : "");
+	EXPECT_EQ(16, used_wait(self, &g.bq, 16, IO_MS + NULLB_IO_MS));
+	st = fn_daemon_stop(&self->d, SIGTERM, STOP_MS);
+	EXPECT_TRUE(st >= 0 && WIFEXITED(st) && !WEXITSTATUS(st)) TH_LOG("%s", fn_wstatus(st));
 }
 
 TEST_F(lifecycle, stop_signals_the_socket_owner)
