@@ -314,7 +314,13 @@ URING_LIB := /usr/lib/$(patsubst arm64,aarch64,$(ARCH))-linux-gnu
 BENCH_SECONDS ?= 3
 BENCH ?= all
 BENCH_KINDS := $(if $(filter all,$(BENCH)),blk net,$(BENCH))
-BENCH_RUN := $(if $(filter blk,$(BENCH_KINDS)),$(BENCH_BIN)) \
+# Debian's arm64 6.1 kernel has no struct pages for the default (mem=) sim
+# window, so O_DIRECT into zone RAM falls back to buffered I/O there: the
+# direct rows would measure that fallback.  On that kernel they run in a VM
+# of their own whose window /reserved-memory sets aside (struct pages, as
+# SIM_RAM_DT=1), so that they measure zero-copy as on x86_64 and 6.12.
+BENCH_DIRECT_VM := $(if $(and $(filter arm64,$(ARCH)),$(filter-out 1,$(SIM_RAM_DT)),$(if $(KERNEL),,1),$(filter blk,$(BENCH_KINDS)),$(if $(filter 0,$(BENCH_DIRECT)),,1)),1)
+BENCH_RUN := $(if $(filter blk,$(BENCH_KINDS)),$(if $(and $(BENCH_DIRECT_VM),$(filter only,$(BENCH_DIRECT))),,$(BENCH_BIN))) \
 	$(if $(filter net,$(BENCH_KINDS)),$(NETBENCH_BIN))
 
 $(BENCH_BIN): tests/bench/hvio_blkbench.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDRS) | $(DEPS_FIRST)
@@ -336,17 +342,22 @@ $(NETBENCH_BIN): tests/bench/hvio_netbench.c $(ST_HELPERS) $(ST_HDRS) $(UAPI_HDR
 	@mkdir -p $(@D)
 	$(ST_CC) $(ST_CFLAGS) -o $@ $< $(ST_HELPERS)
 
-bench: vm-build $(BENCH_RUN)
-	@[ -n "$(strip $(BENCH_RUN))" ] || { echo "bench: BENCH=all|blk|net, not '$(BENCH)'" >&2; exit 1; }
+BENCH_VM_ENV = --env HVIO_BENCH_SECONDS=$(BENCH_SECONDS) --env HVIO_BENCH_POLL_US=$(BENCH_POLL_US) \
+	--env HVIO_BENCH_CPU=$(BENCH_CPU) --env HVIO_BENCH_GUEST_POLL=$(BENCH_GUEST_POLL) \
+	--env HVIO_BENCH_QDS=$(BENCH_QDS) --env HVIO_BENCH_RW=$(BENCH_RW) \
+	--env HVIO_BENCH_NET_DIR=$(BENCH_NET_DIR) --env HVIO_BENCH_RX_WINDOW=$(BENCH_RX_WINDOW)
+bench: vm-build $(BENCH_RUN) $(if $(BENCH_DIRECT_VM),$(BENCH_BIN))
+	@[ -n "$(strip $(BENCH_RUN) $(BENCH_DIRECT_VM))" ] || { echo "bench: BENCH=all|blk|net, not '$(BENCH)'" >&2; exit 1; }
 	@mkdir -p build/bench
-	@{ scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) $(VM_SIM_RAM) $(VM_PERF) \
-		--kmod tun --kmod "null_blk nr_devices=0" --extra-file $(VM_HVIO):/bin/hvio \
-		--env HVIO_BENCH_SECONDS=$(BENCH_SECONDS) --env HVIO_BENCH_POLL_US=$(BENCH_POLL_US) \
-		--env HVIO_BENCH_CPU=$(BENCH_CPU) --env HVIO_BENCH_GUEST_POLL=$(BENCH_GUEST_POLL) \
-		--env HVIO_BENCH_QDS=$(BENCH_QDS) --env HVIO_BENCH_RW=$(BENCH_RW) \
-		--env HVIO_BENCH_DIRECT=$(BENCH_DIRECT) --env HVIO_BENCH_NET_DIR=$(BENCH_NET_DIR) \
-		--env HVIO_BENCH_RX_WINDOW=$(BENCH_RX_WINDOW) \
-		-- $(BENCH_RUN); echo $$? > $(OUT)/bench.rc; } | tee $(OUT)/bench.log
+	@echo 0 > $(OUT)/bench.rc; : > $(OUT)/bench.log
+	@$(if $(strip $(BENCH_RUN)),{ scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) $(VM_SIM_RAM) $(VM_PERF) \
+		--kmod tun --kmod "null_blk nr_devices=0" --extra-file $(VM_HVIO):/bin/hvio $(BENCH_VM_ENV) \
+		--env HVIO_BENCH_DIRECT=$(if $(BENCH_DIRECT_VM),0,$(BENCH_DIRECT)) \
+		-- $(BENCH_RUN) || echo 1 > $(OUT)/bench.rc; } | tee -a $(OUT)/bench.log,:)
+	@$(if $(BENCH_DIRECT_VM),{ echo "bench: the direct rows in a VM whose sim window has struct pages (--sim-ram-dt)"; \
+		scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) --sim-ram-dt $(VM_PERF) \
+		--kmod "null_blk nr_devices=0" --extra-file $(VM_HVIO):/bin/hvio $(BENCH_VM_ENV) \
+		--env HVIO_BENCH_DIRECT=only -- $(BENCH_BIN) || echo 1 > $(OUT)/bench.rc; } | tee -a $(OUT)/bench.log,:)
 	@[ "$$(cat $(OUT)/bench.rc)" = 0 ] || { echo "bench: the VM run failed" >&2; exit 1; }
 	@for k in $(BENCH_KINDS); do \
 		grep -a "^{\"bench\":\"$$k\"" $(OUT)/bench.log | tr -d '\r' > build/bench/$$k-$(ARCH).jsonl; \
