@@ -79,7 +79,6 @@ static long long fallbacks(const char *json, const char *key)
 	return strtoll(v, NULL, 10);
 }
 
-
 /* The daemon on nb->dev with "direct": true. */
 static void direct_up(struct __test_metadata *_metadata,
 		      FIXTURE_DATA(blk) *self, const struct nullb *nb)

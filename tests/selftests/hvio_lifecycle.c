@@ -588,9 +588,9 @@ TEST_F(lifecycle, slow_disk_gets_all_reads_of_a_fetch_at_once)
 	/* 16 O_DIRECT reads in one kick on /dev/nullb0 (2 s each): the
 	 * daemon must not wait for some of a fetch's I/O before it starts
 	 * the rest: all 16 are at the disk long before the first completes,
-	 * and all 16 complete.  (Where zone RAM has no struct pages the reads go
-	 * buffered, each on an io_uring worker: io-wq runs at most 4 per CPU
-	 * of those at once, so there the test asks for that many.) */
+	 * and all 16 complete.  (Where zone RAM has no struct pages the
+	 * reads go buffered, each on an io_uring worker: io-wq runs at most
+	 * 4 per CPU of those at once, so there the test asks for that many.) */
 	char json[1536];
 	struct guest g;
 	static char status[16384];
