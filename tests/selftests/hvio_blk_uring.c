@@ -2,9 +2,10 @@
 /*
  * hvio_blk_uring: the real daemon serves virtio-blk through io_uring
  * commands (HVIO_URING_FETCH parked until a kick, HVIO_URING_COMMIT),
- * says so in `hvio status`, and a SIGKILL while its FETCHes are parked
- * leaves an orphan at once that a restarted daemon serves again.  The
- * kernel's side of the commands alone: hvio_uring.c.
+ * says so in `hvio status`, commits what it finished at once before it
+ * waits, and a SIGKILL while its FETCHes are parked leaves an orphan at
+ * once that a restarted daemon serves again.  The kernel's side of the
+ * commands alone: hvio_uring.c.
  * Fixture, daemon and guest helpers: blkdaemon.h.
  */
 #include <stdio.h>
@@ -80,6 +81,45 @@ TEST_F(blk, daemon_serves_through_uring_commands)
 	EXPECT_LE(32, wake);
 	TH_LOG("32 serial reads: %llu syscalls, %llu wakeups of queue 0",
 	       sys, wake);
+}
+
+/* Post rs[0..n-1], then one kick. */
+static void post_all(struct __test_metadata *_metadata,
+		     FIXTURE_DATA(blk) *self, struct breq **rs, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		rq_post(_metadata, self, 0, rs[i]);
+	publish(self, 0);
+	kick(self, 0);
+}
+
+TEST_F(blk, an_op_finished_at_once_is_committed_before_the_daemon_waits)
+{
+	/* A FLUSH of a read-only image is done without any I/O: the daemon
+	 * finishes it while it starts it, and must commit it before it
+	 * sleeps again in io_uring_enter; nothing else (a kick, a timeout)
+	 * would wake it for it.  The same with reads in the fetch (which
+	 * then starts at once, not in parts). */
+	struct breq *r[10];
+	int i;
+
+	NEED_SETUP();
+	daemon_up(_metadata, self, NULL, true);
+	probe(_metadata, self, WANT_ALL);
+	r[0] = rq_new(_metadata, self, VIRTIO_BLK_T_FLUSH, 0, 0);
+	RUN_EXPECT(0, r[0], ST_OK, 1);
+	for (i = 0; i < 9; i++)
+		r[i] = rq_new(_metadata, self, VIRTIO_BLK_T_IN, 8ULL * i, 4096);
+	r[9] = rq_new(_metadata, self, VIRTIO_BLK_T_FLUSH, 0, 0);
+	post_all(_metadata, self, r, 10);
+	EXPECT_EQ(0, wait_done(self, r, 10, IO_MS)) TH_LOG("%s", diag(self));
+	for (i = 0; i < 9; i++) {
+		EXPECT_DONE(r[i], ST_OK, 4097);
+		EXPECT_DATA(r[i]);
+	}
+	EXPECT_DONE(r[9], ST_OK, 1);
 }
 
 TEST_F(blk, sigkill_with_fetch_parked_then_restart_serves)

@@ -158,6 +158,8 @@ class BlkQueue {
     int queue_fetch(unsigned max, bool wait);
     int queue_commit();
     int fetched(int res);
+    int start_part();
+    unsigned unstarted() const { return unstarted_.size() - unstarted_pos_; }
     void account(unsigned fetched, bool more, bool after_stop);
     int start(uint16_t tag);
     int submit(uint32_t slot);
@@ -194,6 +196,7 @@ class BlkQueue {
     std::vector<uint16_t> tags_;           // QUEUE_RUN's fetched tags
     std::vector<hvio_completion> commits_; // finished, to commit
     std::vector<uint8_t> in_ring_;         // by slot: an I/O SQE is out
+    unsigned ios_out_ = 0;                 // slots whose in_ring_ is set
 
     // io_uring loop
     bool fallback_ = false;           // the module refused the FETCH: QUEUE_RUN loop
@@ -204,7 +207,13 @@ class BlkQueue {
     bool fetch_after_stop_ = false;   // ... issued once the stop was seen
     bool more_ = false;               // the last fetch said HVIO_RUN_OUT_MORE
     std::vector<uint16_t> fetch_buf_; // hvio_fetch_result, then the tags
-    CommitBuffers commit_bufs_;       // of the COMMITs not yet submitted
+    // Tags a FETCH brought and not started yet, in fetch order: a large
+    // fetch is started a part at a time (start_part(), queue.cc).
+    std::vector<uint16_t> unstarted_;
+    size_t unstarted_pos_ = 0;  // the next tag of unstarted_ to start
+    unsigned part_ = 0;         // ops a part starts, for the current fetch
+    bool in_parts_ = false;     // ... and it is fewer than the fetch brought
+    CommitBuffers commit_bufs_; // of the COMMITs not yet submitted
 
     // BLKDISCARD off this thread (blk.h, kDiscardIoctl): slots go to the
     // helper thread, which signals offload_efd_ when it finished some.
