@@ -83,18 +83,6 @@ TEST_F(blk, daemon_serves_through_uring_commands)
 	       sys, wake);
 }
 
-/* Post rs[0..n-1], then one kick. */
-static void post_all(struct __test_metadata *_metadata,
-		     FIXTURE_DATA(blk) *self, struct breq **rs, int n)
-{
-	int i;
-
-	for (i = 0; i < n; i++)
-		rq_post(_metadata, self, 0, rs[i]);
-	publish(self, 0);
-	kick(self, 0);
-}
-
 TEST_F(blk, an_op_finished_at_once_is_committed_before_the_daemon_waits)
 {
 	/* A FLUSH of a read-only image is done without any I/O: the daemon
@@ -113,7 +101,10 @@ TEST_F(blk, an_op_finished_at_once_is_committed_before_the_daemon_waits)
 	for (i = 0; i < 9; i++)
 		r[i] = rq_new(_metadata, self, VIRTIO_BLK_T_IN, 8ULL * i, 4096);
 	r[9] = rq_new(_metadata, self, VIRTIO_BLK_T_FLUSH, 0, 0);
-	post_all(_metadata, self, r, 10);
+	for (i = 0; i < 10; i++)
+		rq_post(_metadata, self, 0, r[i]);
+	publish(self, 0);
+	kick(self, 0);
 	EXPECT_EQ(0, wait_done(self, r, 10, IO_MS)) TH_LOG("%s", diag(self));
 	for (i = 0; i < 9; i++) {
 		EXPECT_DONE(r[i], ST_OK, 4097);

@@ -499,9 +499,10 @@ int BlkQueue::fetched(int res) {
         const uint16_t tag = fetch_buf_[kFetchHdr + i];
         if (tag < size_ && kernel_.op(tag).type != HVIO_OP_READ)
             part_ = n;
-        unstarted_.push_back(tag);
     }
     in_parts_ = part_ < n;
+    fetched_n_ = n;
+    started_n_ = 0;
     // Only HVIO_RUN_OUT_MORE says the avail ring holds more (see serve()).
     more_ = (r.out_flags & HVIO_RUN_OUT_MORE) != 0;
     account(n, more_, fetch_after_stop_);
@@ -514,12 +515,8 @@ int BlkQueue::fetched(int res) {
 int BlkQueue::start_part() {
     const unsigned part = ios_out_ ? unstarted() : part_;
     for (unsigned i = 0; i < part && unstarted(); i++)
-        if (int ret = start(unstarted_[unstarted_pos_++]); ret < 0)
+        if (int ret = start(fetch_buf_[kFetchHdr + started_n_++]); ret < 0)
             return ret;
-    if (!unstarted()) {
-        unstarted_.clear();
-        unstarted_pos_ = 0;
-    }
     return 0;
 }
 
@@ -561,8 +558,9 @@ int BlkQueue::serve_uring() {
         }
         // Wait only for something that will post a CQE: a COMMIT posts
         // none when it succeeds (the stop's last commit is alone).  With
-        // parts left to start, do not wait at all.
-        int ret = ring_.submit(inflight_ && !unstarted() && commits_.empty() ? 1 : 0);
+        // parts left to start, do not wait at all (with none left, the
+        // commit above took what the last part finished).
+        int ret = ring_.submit(inflight_ && !unstarted() ? 1 : 0);
         counters_.enters.store(ring_.enters());
         if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
             return ret;

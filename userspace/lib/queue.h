@@ -159,7 +159,7 @@ class BlkQueue {
     int queue_commit();
     int fetched(int res);
     int start_part();
-    unsigned unstarted() const { return unstarted_.size() - unstarted_pos_; }
+    unsigned unstarted() const { return fetched_n_ - started_n_; }
     void account(unsigned fetched, bool more, bool after_stop);
     int start(uint16_t tag);
     int submit(uint32_t slot);
@@ -207,10 +207,11 @@ class BlkQueue {
     bool fetch_after_stop_ = false;   // ... issued once the stop was seen
     bool more_ = false;               // the last fetch said HVIO_RUN_OUT_MORE
     std::vector<uint16_t> fetch_buf_; // hvio_fetch_result, then the tags
-    // Tags a FETCH brought and not started yet, in fetch order: a large
-    // fetch is started a part at a time (start_part(), queue.cc).
-    std::vector<uint16_t> unstarted_;
-    size_t unstarted_pos_ = 0;  // the next tag of unstarted_ to start
+    // The last fetch's tags in fetch_buf_ and how many of them are
+    // started: a large fetch is started a part at a time (start_part(),
+    // queue.cc), and the next FETCH goes out only once all are.
+    unsigned fetched_n_ = 0;
+    unsigned started_n_ = 0;
     unsigned part_ = 0;         // ops a part starts, for the current fetch
     bool in_parts_ = false;     // ... and it is fewer than the fetch brought
     CommitBuffers commit_bufs_; // of the COMMITs not yet submitted
