@@ -222,6 +222,16 @@ struct hvio_queue {
 	 */
 	bool poll_next;
 	bool poll_suppressed;
+	/*
+	 * Under lock, for one call: fetch_next: the daemon fetches after
+	 * this commit (HVIO_COMMIT_F_FETCH_NEXT), so the commit turns the
+	 * guest's kicks off; fetch_again: after taking ops the daemon
+	 * fetches again (HVIO_FETCH_F_AGAIN), so a fetch that took some
+	 * leaves them off.  Either way the next fetch that finds the ring
+	 * empty re-arms them.
+	 */
+	bool fetch_next;
+	bool fetch_again;
 	u8 poll_miss;
 	u64 poll_missed_ns;
 	u64 poll_kick_ns;
@@ -434,8 +444,12 @@ int hvio_queue_mmap(struct hvio_dev *dev, struct vm_area_struct *vma);
 void hvio_queues_orphan(struct hvio_dev *dev);
 int hvio_queue_check(struct hvio_dev *dev, u16 queue, u16 nr_commit,
 		     u16 max_fetch);
+/* hvio_queue_serve()'s hints */
+#define HVIO_SERVE_POLL		BIT(0)	/* a fetch follows: it may poll */
+#define HVIO_SERVE_FETCH_NEXT	BIT(1)	/* HVIO_COMMIT_F_FETCH_NEXT */
+#define HVIO_SERVE_AGAIN	BIT(2)	/* HVIO_FETCH_F_AGAIN */
 int hvio_queue_serve(struct hvio_queue *q, const struct hvio_completion *c,
-		     u16 nr_commit, u16 *tags, u16 max_fetch, bool poll,
+		     u16 nr_commit, u16 *tags, u16 max_fetch, u32 hints,
 		     u32 *out_flags, u16 *nr_fetched);
 void hvio_queue_poll_cancel(struct hvio_queue *q);
 void hvio_queue_write_status(struct hvio_queue *q, u64 gpa, u8 status);

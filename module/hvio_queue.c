@@ -609,7 +609,7 @@ static u16 hvio_queue_fetch(struct hvio_queue *q, u16 *tags, u16 max,
 	struct hvio_done *d;
 	struct hvio_op *op;
 	u16 n = 0, taken = 0;
-	bool drained, broken, more, budget = false, polled = false;
+	bool drained, broken, more, rearm, budget = false, polled = false;
 	u64 bytes = 0, now;
 	int avail;
 
@@ -695,11 +695,17 @@ again:
 			goto again;
 	}
 	/*
+	 * Ops for a daemon that fetches again once it has started them
+	 * (HVIO_FETCH_F_AGAIN): kicks stay off until that fetch, as vhost
+	 * keeps them off while it has work.
+	 */
+	rearm = drained && !(n && q->fetch_again);
+	/*
 	 * Reset or QueueReady = 0 meanwhile: the ops go back to the caller
 	 * all the same, whose hand-out sees the change and frees their
 	 * heads (left in flight, they would wait for a commit for ever).
 	 */
-	if (!hvio_queue_flush_done(q, drained, broken))
+	if (!hvio_queue_flush_done(q, rearm, broken))
 		return n;
 	if (drained)
 		q->poll_suppressed = false;
@@ -709,7 +715,7 @@ again:
 	 * would not be kicked, so look once more (vhost's enable_notify
 	 * re-check).
 	 */
-	if (drained && hvio_queue_more(q)) {
+	if (rearm && hvio_queue_more(q)) {
 		if (taken < max)
 			goto again;
 		more = true;
@@ -861,12 +867,15 @@ static int hvio_queue_commit(struct hvio_queue *q,
 		}
 		/*
 		 * Anything added was added while the queue was current.  A
-		 * fetch follows that will poll: suppress kicks before the
-		 * guest can see its completions (the release orders it).
+		 * fetch follows that will poll, or the daemon promised one:
+		 * suppress kicks before the guest can see its completions
+		 * (the release orders it).
 		 */
 		if (added && q->poll_next && !q->poll_suppressed) {
 			hvio_vq_suppress_notify(&q->vq);
 			q->poll_suppressed = true;
+		} else if (added && q->fetch_next) {
+			hvio_vq_suppress_notify(&q->vq);
 		}
 		if (added)
 			hvio_vq_publish_used(&q->vq);
@@ -943,10 +952,13 @@ int hvio_queue_check(struct hvio_dev *dev, u16 queue, u16 nr_commit,
  * @nr_commit: may be 0
  * @tags: room for @max_fetch tags
  * @max_fetch: may be 0
- * @poll: a fetch follows the commit (this call's, or a parked FETCH's
- *        that the caller wakes when this returns with q->poll_suppressed):
- *        with polling on, the commit suppresses guest notifications and
- *        that fetch polls, then re-arms them
+ * @hints: HVIO_SERVE_POLL: a fetch follows the commit (this call's, or a
+ *        parked FETCH's that the caller wakes when this returns with
+ *        q->poll_suppressed): with polling on, the commit suppresses guest
+ *        notifications and that fetch polls, then re-arms them;
+ *        HVIO_SERVE_FETCH_NEXT: the daemon fetches after this commit, which
+ *        suppresses them (no poll); HVIO_SERVE_AGAIN: a fetch that takes
+ *        ops leaves them off, the daemon fetches again after starting them
  * @out_flags: HVIO_RUN_OUT_* (set here)
  * @nr_fetched: tags written (set here)
  *
@@ -957,15 +969,18 @@ int hvio_queue_check(struct hvio_dev *dev, u16 queue, u16 nr_commit,
  * Return: 0, or -EINVAL from the commit (nothing fetched then).
  */
 int hvio_queue_serve(struct hvio_queue *q, const struct hvio_completion *c,
-		     u16 nr_commit, u16 *tags, u16 max_fetch, bool poll,
+		     u16 nr_commit, u16 *tags, u16 max_fetch, u32 hints,
 		     u32 *out_flags, u16 *nr_fetched)
 {
 	int ret;
 
 	mutex_lock(&q->lock);
-	q->poll_next = poll && hvio_queue_poll_on(q);
+	q->poll_next = (hints & HVIO_SERVE_POLL) && hvio_queue_poll_on(q);
+	q->fetch_next = hints & HVIO_SERVE_FETCH_NEXT;
+	q->fetch_again = hints & HVIO_SERVE_AGAIN;
 	ret = hvio_queue_commit(q, c, nr_commit);
 	q->poll_next = false;
+	q->fetch_next = false;
 	*nr_fetched = 0;
 	*out_flags = 0;
 	if (!ret && max_fetch && hvio_queue_attach(q))
@@ -974,6 +989,7 @@ int hvio_queue_serve(struct hvio_queue *q, const struct hvio_completion *c,
 	if (q->poll_suppressed && max_fetch &&
 	    !(*out_flags & HVIO_RUN_OUT_MORE))
 		hvio_queue_poll_end(q);
+	q->fetch_again = false;
 	if (*nr_fetched && !hvio_queue_hand_out(q, tags, *nr_fetched))
 		*nr_fetched = 0;
 	mutex_unlock(&q->lock);
@@ -990,7 +1006,7 @@ int hvio_queue_serve(struct hvio_queue *q, const struct hvio_completion *c,
  * hvio_queue_poll_cancel() - nobody will poll after the commit: re-arm
  * @q: queue (q->lock not held)
  *
- * For a caller of hvio_queue_serve() with @poll whose fetch did not come
+ * For a caller of hvio_queue_serve() with HVIO_SERVE_POLL whose fetch did not come
  * (the FETCH it meant to wake was gone).
  */
 void hvio_queue_poll_cancel(struct hvio_queue *q)
@@ -1033,7 +1049,8 @@ static long hvio_queue_run(struct hvio_dev *dev, void __user *argp)
 	}
 
 	ret = hvio_queue_serve(q, commits, run.nr_commit, tags, run.max_fetch,
-			       run.max_fetch, &run.out_flags, &run.nr_fetched);
+			       run.max_fetch ? HVIO_SERVE_POLL : 0,
+			       &run.out_flags, &run.nr_fetched);
 	if (ret)
 		goto out;
 

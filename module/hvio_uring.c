@@ -130,7 +130,9 @@ static int hvio_uring_fetch_run(struct hvio_queue *q, struct io_uring_cmd *cmd)
 		seq = q->kick_seq;
 		spin_unlock_irq(&dev->lock);
 		ret = hvio_queue_serve(q, NULL, 0, q->fetch_tags,
-				       pdu->max_fetch, false, &out_flags, &nr);
+				       pdu->max_fetch,
+				       pdu->flags & HVIO_FETCH_F_AGAIN ?
+				       HVIO_SERVE_AGAIN : 0, &out_flags, &nr);
 		if (ret)
 			return ret;
 
@@ -206,7 +208,8 @@ static int hvio_uring_fetch(struct hvio_dev *dev, struct io_uring_cmd *cmd)
 	pdu->max_fetch = READ_ONCE(arg->max_fetch);
 	pdu->flags = READ_ONCE(arg->flags);
 	pdu->result_addr = READ_ONCE(arg->result_addr);
-	if ((pdu->flags & ~HVIO_FETCH_F_WAIT) || !pdu->max_fetch)
+	if ((pdu->flags & ~(HVIO_FETCH_F_WAIT | HVIO_FETCH_F_AGAIN)) ||
+	    !pdu->max_fetch)
 		return -EINVAL;
 	ret = hvio_queue_check(dev, pdu->queue, 0, pdu->max_fetch);
 	if (ret)
@@ -253,15 +256,16 @@ static int hvio_uring_commit(struct hvio_dev *dev, struct io_uring_cmd *cmd)
 	struct io_uring_cmd *fetch;
 	struct hvio_queue *q;
 	u16 queue, nr, fetched;
+	u32 out_flags, flags, hints;
 	bool suppressed;
-	u32 out_flags;
 	u64 addr, stale;
 	int ret;
 
 	queue = READ_ONCE(arg->queue);
 	nr = READ_ONCE(arg->nr_commit);
 	addr = READ_ONCE(arg->commits_addr);
-	if (READ_ONCE(arg->flags) || !nr)
+	flags = READ_ONCE(arg->flags);
+	if ((flags & ~HVIO_COMMIT_F_FETCH_NEXT) || !nr)
 		return -EINVAL;
 	ret = hvio_queue_check(dev, queue, nr, 0);
 	if (ret)
@@ -276,9 +280,14 @@ static int hvio_uring_commit(struct hvio_dev *dev, struct io_uring_cmd *cmd)
 	 * (polling on): that FETCH, woken below, polls and re-arms them.
 	 * The FETCH and this COMMIT are issued by the same task, so it
 	 * cannot complete in between; if it is gone anyway, re-arm here.
+	 * With HVIO_COMMIT_F_FETCH_NEXT the commit suppresses them without
+	 * a poll: the FETCH the daemon sends next re-arms them.
 	 */
-	ret = hvio_queue_serve(q, commits, nr, NULL, 0,
-			       READ_ONCE(q->fetch_parked), &out_flags, &fetched);
+	hints = READ_ONCE(q->fetch_parked) ? HVIO_SERVE_POLL : 0;
+	if (flags & HVIO_COMMIT_F_FETCH_NEXT)
+		hints |= HVIO_SERVE_FETCH_NEXT;
+	ret = hvio_queue_serve(q, commits, nr, NULL, 0, hints, &out_flags,
+			       &fetched);
 	kfree(commits);
 	/*
 	 * A stale op's commit may free a head the new rings wait on (a

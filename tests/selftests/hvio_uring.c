@@ -149,6 +149,19 @@ static int submit_fetch(struct io_uring *ring, int fd, uint16_t queue,
 	return io_uring_submit(ring);
 }
 
+static int submit_commit_flags(struct io_uring *ring, int fd, uint16_t queue,
+			       const struct hvio_completion *c, uint16_t n,
+			       uint32_t flags, uint64_t ud)
+{
+	struct hvio_uring_commit cm = {
+		.queue = queue, .nr_commit = n, .flags = flags,
+		.commits_addr = (uintptr_t)c,
+	};
+
+	prep_cmd(ring, fd, HVIO_URING_COMMIT, &cm, ud);
+	return io_uring_submit(ring);
+}
+
 static int submit_commit(struct io_uring *ring, int fd, uint16_t queue,
 			 const struct hvio_completion *c, uint16_t n,
 			 uint64_t ud)
@@ -381,6 +394,120 @@ TEST_F(uring, commit_under_a_parked_fetch_polls)
 	io_uring_queue_exit(&ring);
 }
 
+TEST_F(uring, commit_with_fetch_next_suppresses_kicks_until_that_fetch)
+{
+	/*
+	 * Polling on, no FETCH parked (a daemon that starts a large fetch
+	 * in parts commits each part before its next FETCH): a plain COMMIT
+	 * leaves the guest's kicks armed, one with HVIO_COMMIT_F_FETCH_NEXT
+	 * suppresses them, and the FETCH that follows takes the guest's
+	 * request without a kick and re-arms them.
+	 */
+	struct hvio_dev_poll p = { .poll_us = HVIO_MAX_POLL_US };
+	struct hvio_completion c = { 0 };
+	struct fetch_res fr;
+	uint16_t old, head, used = 0;
+	int round;
+
+	NEED_SETUP();
+	ASSERT_EQ(0, ioctl(self->fd, HVIO_DEV_SET_POLL, &p));
+	for (round = 0; round < 2; round++) {
+		post_read(self);
+		ASSERT_EQ(1, submit_fetch(&self->ring, self->fd, 0, QN, 0, &fr,
+					  1));
+		ASSERT_EQ(1, wait_cqe(&self->ring, CQE_MS, NULL));
+		c.tag = fr.tags[0];
+		c.generation = fr.r.generation;
+		c.generation_hi = fr.r.generation_hi;
+		ASSERT_EQ(1, submit_commit_flags(&self->ring, self->fd, 0, &c,
+						 1, round ?
+						 HVIO_COMMIT_F_FETCH_NEXT : 0,
+						 2));
+		/* A COMMIT posts a CQE of its own (no CQE_SKIP here). */
+		ASSERT_EQ(0, wait_cqe(&self->ring, CQE_MS, NULL));
+		ASSERT_EQ(++used, used_idx(self));
+		/* The guest sees its completion and posts the next request. */
+		old = self->avail_idx;
+		head = post_read(self);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		EXPECT_EQ(!round, vring_need_event(avail_event(self),
+						   self->avail_idx, old))
+			TH_LOG("round %d: avail_event %u, avail %u", round,
+			       avail_event(self), self->avail_idx);
+		if (!round) {
+			/* Armed: the guest kicks, the fetch takes it. */
+			kick(self, 0);
+			ASSERT_EQ(1, submit_fetch(&self->ring, self->fd, 0, QN,
+						  0, &fr, 3));
+			ASSERT_EQ(1, wait_cqe(&self->ring, CQE_MS, NULL));
+			c.tag = fr.tags[0];
+			ASSERT_EQ(1, submit_commit(&self->ring, self->fd, 0,
+						   &c, 1, 4));
+			ASSERT_EQ(0, wait_cqe(&self->ring, CQE_MS, NULL));
+			ASSERT_EQ(++used, used_idx(self));
+			continue;
+		}
+		ASSERT_EQ(1, submit_fetch(&self->ring, self->fd, 0, QN,
+					  HVIO_FETCH_F_WAIT, &fr, 5));
+		ASSERT_EQ(1, wait_cqe(&self->ring, CQE_MS, NULL));
+		EXPECT_EQ(head, fr.tags[0]);
+	}
+	EXPECT_EQ(1, qstats(self->fd, 0).kicks);
+	/* Armed again: the request after would kick. */
+	EXPECT_EQ(self->avail_idx, avail_event(self));
+}
+
+TEST_F(uring, fetch_again_keeps_kicks_off_until_the_next_fetch)
+{
+	/*
+	 * A FETCH that takes the ring's last request re-arms kicks; with
+	 * HVIO_FETCH_F_AGAIN it leaves them off (the daemon fetches again
+	 * once it has started its ops), and the next FETCH, finding the
+	 * ring empty, re-arms them.
+	 */
+	struct hvio_completion c = { 0 };
+	struct fetch_res fr;
+	uint16_t old;
+	int round;
+
+	NEED_SETUP();
+	for (round = 0; round < 2; round++) {
+		post_read(self);
+		ASSERT_EQ(1, submit_fetch(&self->ring, self->fd, 0, QN,
+					  round ? HVIO_FETCH_F_AGAIN : 0, &fr,
+					  1));
+		ASSERT_EQ(1, wait_cqe(&self->ring, CQE_MS, NULL));
+		EXPECT_EQ(0, fr.r.out_flags & HVIO_RUN_OUT_MORE);
+		/* A plain COMMIT leaves kicks as they are (the head is reused). */
+		c.tag = fr.tags[0];
+		c.generation = fr.r.generation;
+		c.generation_hi = fr.r.generation_hi;
+		ASSERT_EQ(1, submit_commit(&self->ring, self->fd, 0, &c, 1, 4));
+		ASSERT_EQ(0, wait_cqe(&self->ring, CQE_MS, NULL));
+		old = self->avail_idx;
+		post_read(self);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		EXPECT_EQ(!round, vring_need_event(avail_event(self),
+						   self->avail_idx, old))
+			TH_LOG("round %d: avail_event %u, avail %u", round,
+			       avail_event(self), self->avail_idx);
+		/* The next fetch takes it either way. */
+		ASSERT_EQ(1, submit_fetch(&self->ring, self->fd, 0, QN, 0, &fr,
+					  2));
+		ASSERT_EQ(1, wait_cqe(&self->ring, CQE_MS, NULL));
+		EXPECT_EQ(self->avail_idx, avail_event(self));
+		c.tag = fr.tags[0];
+		ASSERT_EQ(1, submit_commit(&self->ring, self->fd, 0, &c, 1, 4));
+		ASSERT_EQ(0, wait_cqe(&self->ring, CQE_MS, NULL));
+		/* Back to empty and armed for the next round. */
+		ASSERT_EQ(1, submit_fetch(&self->ring, self->fd, 0, QN,
+					  HVIO_FETCH_F_AGAIN, &fr, 3));
+		ASSERT_EQ(0, wait_cqe(&self->ring, CQE_MS, NULL));
+		EXPECT_EQ(self->avail_idx, avail_event(self));
+	}
+	EXPECT_EQ(0, qstats(self->fd, 0).kicks);
+}
+
 TEST_F(uring, fetch_without_wait_and_more)
 {
 	/* Without HVIO_FETCH_F_WAIT an empty queue completes at once with 0;
@@ -511,7 +638,7 @@ TEST_F(uring, bad_payloads_are_einval)
 	ASSERT_EQ(1, io_uring_submit(&self->ring));			\
 	EXPECT_EQ(-EINVAL, wait_cqe(&self->ring, CQE_MS, NULL));	\
 } while (0)
-	f.flags = 2;
+	f.flags = HVIO_FETCH_F_AGAIN << 1;
 	TRY(HVIO_URING_FETCH, &f);
 	f.flags = 0;
 	f.queue = NQ;
@@ -521,7 +648,7 @@ TEST_F(uring, bad_payloads_are_einval)
 	TRY(HVIO_URING_FETCH, &f);
 	f.max_fetch = QN + 1;
 	TRY(HVIO_URING_FETCH, &f);
-	cm.flags = 1;
+	cm.flags = HVIO_COMMIT_F_FETCH_NEXT << 1;
 	TRY(HVIO_URING_COMMIT, &cm);
 	cm.flags = 0;
 	cm.nr_commit = 0;

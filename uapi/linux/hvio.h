@@ -16,7 +16,8 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
-#define HVIO_API_VERSION	2	/* 2: net_hdr, 64-bit generation, reset drain */
+/* 2: net_hdr, 64-bit generation, reset drain; 3: FETCH_NEXT, F_AGAIN */
+#define HVIO_API_VERSION	3
 #define HVIO_IOC_MAGIC		0xB9
 
 /* Limits (also reported by HVIO_GET_VERSION). */
@@ -425,6 +426,14 @@ struct hvio_uring_fetch {
 	__u64 result_addr;	/* struct hvio_fetch_result + __u16[max_fetch] */
 };
 #define HVIO_FETCH_F_WAIT	(1U << 0)
+/*
+ * When this fetch takes ops, the same task fetches again once it has
+ * started them: the guest's kicks stay off until then (the fetch that
+ * finds the ring empty re-arms them), as vhost leaves them off while it
+ * has work.  Such a fetch may return ops without HVIO_RUN_OUT_MORE and
+ * kicks still off.
+ */
+#define HVIO_FETCH_F_AGAIN	(1U << 1)
 
 struct hvio_fetch_result {
 	__u32 generation;	/* device generation now, low and high half */
@@ -440,9 +449,16 @@ struct hvio_fetch_result {
 struct hvio_uring_commit {
 	__u16 queue;
 	__u16 nr_commit;	/* 1 .. queue_size_max */
-	__u32 flags;		/* none yet: 0 */
+	__u32 flags;		/* HVIO_COMMIT_F_* */
 	__u64 commits_addr;	/* struct hvio_completion[nr_commit] */
 };
+/*
+ * A FETCH of this queue follows from the same task before it waits: the
+ * commit turns the guest's kicks off before the guest can see its
+ * completions, and that FETCH re-arms them when it finds the ring empty.
+ * Until it comes, the guest's new requests wait for it.
+ */
+#define HVIO_COMMIT_F_FETCH_NEXT	(1U << 0)
 
 #define HVIO_URING_FETCH \
 	_IOWR(HVIO_IOC_MAGIC, 0x20, struct hvio_uring_fetch)

@@ -430,6 +430,10 @@ int BlkQueue::queue_fetch(unsigned max, bool wait) {
     f.queue = index_;
     f.max_fetch = static_cast<uint16_t>(max);
     f.flags = wait ? HVIO_FETCH_F_WAIT : 0;
+    // Until the stop, ops fetched are followed by the next FETCH once they
+    // are started: the guest's kicks may stay off meanwhile.
+    if (drain_budget_ < 0)
+        f.flags |= HVIO_FETCH_F_AGAIN;
     f.result_addr = reinterpret_cast<uintptr_t>(fetch_buf_.data());
     prep_uring_cmd(s, kernel_.uring_fd(), HVIO_URING_FETCH, f);
     ring_.fix(s);
@@ -450,7 +454,11 @@ int BlkQueue::queue_commit() {
     io_uring_sqe *s = ring_.sqe();
     if (!s)
         return -EBUSY;
-    commit_bufs_.prep(s, kernel_.uring_fd(), index_, commits_);
+    // Until the stop, a FETCH always follows before the loop waits (a
+    // finished op frees its slot): the commit may turn the guest's kicks
+    // off until then, also while no FETCH is out (a fetch in parts).
+    commit_bufs_.prep(s, kernel_.uring_fd(), index_, commits_,
+                      drain_budget_ < 0 ? HVIO_COMMIT_F_FETCH_NEXT : 0);
     ring_.fix(s);
     io_uring_sqe_set_data64(s, user_data(kCommit, 0));
     counters_.commits.add();

@@ -49,7 +49,7 @@ int Ring::register_files(std::span<const int> fds) {
 }
 
 void CommitBuffers::prep(io_uring_sqe *s, int dev, uint16_t queue,
-                         std::vector<hvio_completion> &commits) {
+                         std::vector<hvio_completion> &commits, uint32_t flags) {
     uint32_t b;
     if (free_.empty()) {
         b = static_cast<uint32_t>(bufs_.size());
@@ -65,6 +65,7 @@ void CommitBuffers::prep(io_uring_sqe *s, int dev, uint16_t queue,
     hvio_uring_commit c{};
     c.queue = queue;
     c.nr_commit = static_cast<uint16_t>(bufs_[b].size());
+    c.flags = flags;
     c.commits_addr = reinterpret_cast<uintptr_t>(bufs_[b].data());
     prep_uring_cmd(s, dev, HVIO_URING_COMMIT, c);
     s->flags |= IOSQE_CQE_SKIP_SUCCESS;

@@ -95,8 +95,9 @@ class CommitBuffers {
     // Buffers get room for reserve completions when first made.
     explicit CommitBuffers(size_t reserve = 0) : reserve_(reserve) {}
     // Moves commits (left empty) into a buffer and makes s the COMMIT of
-    // queue on the device fd dev.
-    void prep(io_uring_sqe *s, int dev, uint16_t queue, std::vector<hvio_completion> &commits);
+    // queue on the device fd dev, with flags (HVIO_COMMIT_F_*).
+    void prep(io_uring_sqe *s, int dev, uint16_t queue, std::vector<hvio_completion> &commits,
+              uint32_t flags = 0);
     // Everything queued was submitted: the buffers are free again.
     void submitted();
     // No COMMIT waits to be submitted.
