@@ -257,7 +257,7 @@ static int hvio_uring_commit(struct hvio_dev *dev, struct io_uring_cmd *cmd)
 	struct hvio_queue *q;
 	u16 queue, nr, fetched;
 	u32 out_flags, flags, hints;
-	bool suppressed;
+	bool suppressed, parked;
 	u64 addr, stale;
 	int ret;
 
@@ -280,11 +280,16 @@ static int hvio_uring_commit(struct hvio_dev *dev, struct io_uring_cmd *cmd)
 	 * (polling on): that FETCH, woken below, polls and re-arms them.
 	 * The FETCH and this COMMIT are issued by the same task, so it
 	 * cannot complete in between; if it is gone anyway, re-arm here.
-	 * With HVIO_COMMIT_F_FETCH_NEXT the commit suppresses them without
-	 * a poll: the FETCH the daemon sends next re-arms them.
+	 * With HVIO_COMMIT_F_FETCH_NEXT and no FETCH parked the commit
+	 * suppresses them without a poll: the FETCH the daemon sends next
+	 * re-arms them.  A parked FETCH is the one the daemon meant (it
+	 * sends no other while it is out) and waits for a kick: then the
+	 * flag does nothing.  Only this task runs its fetch, so it cannot
+	 * park in between.
 	 */
-	hints = READ_ONCE(q->fetch_parked) ? HVIO_SERVE_POLL : 0;
-	if (flags & HVIO_COMMIT_F_FETCH_NEXT)
+	parked = READ_ONCE(q->fetch_parked);
+	hints = parked ? HVIO_SERVE_POLL : 0;
+	if ((flags & HVIO_COMMIT_F_FETCH_NEXT) && !parked)
 		hints |= HVIO_SERVE_FETCH_NEXT;
 	ret = hvio_queue_serve(q, commits, nr, NULL, 0, hints, &out_flags,
 			       &fetched);

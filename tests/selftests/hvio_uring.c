@@ -457,6 +457,48 @@ TEST_F(uring, commit_with_fetch_next_suppresses_kicks_until_that_fetch)
 	EXPECT_EQ(self->avail_idx, avail_event(self));
 }
 
+TEST_F(uring, fetch_next_under_a_parked_fetch_keeps_kicks_armed)
+{
+	/*
+	 * Polling off, the FETCH parked: that FETCH is the one the daemon
+	 * promised, and only a kick completes it, so a COMMIT with
+	 * HVIO_COMMIT_F_FETCH_NEXT must leave kicks armed (suppressed, the
+	 * guest's next request would wait for ever).
+	 */
+	struct hvio_completion c = { 0 };
+	struct fetch_res fr, fw;
+	uint16_t old, head;
+	uint64_t ud;
+
+	NEED_SETUP();
+	ASSERT_EQ(0, prime(&self->ring, self->fd, 0));
+	post_read(self);
+	ASSERT_EQ(1, submit_fetch(&self->ring, self->fd, 0, QN, 0, &fr, 1));
+	ASSERT_EQ(1, wait_cqe(&self->ring, CQE_MS, NULL));
+	ASSERT_EQ(1, submit_fetch(&self->ring, self->fd, 0, QN,
+				  HVIO_FETCH_F_WAIT | HVIO_FETCH_F_AGAIN, &fw,
+				  2));
+	EXPECT_EQ(-ETIME, wait_cqe(&self->ring, NO_CQE_MS, NULL));
+	c.tag = fr.tags[0];
+	c.generation = fr.r.generation;
+	c.generation_hi = fr.r.generation_hi;
+	ASSERT_EQ(1, submit_commit_flags(&self->ring, self->fd, 0, &c, 1,
+					 HVIO_COMMIT_F_FETCH_NEXT, 3));
+	ASSERT_EQ(0, wait_cqe(&self->ring, CQE_MS, &ud));
+	EXPECT_EQ(3, ud);
+	ASSERT_EQ(1, used_idx(self));
+	old = self->avail_idx;
+	head = post_read(self);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	ASSERT_TRUE(vring_need_event(avail_event(self), self->avail_idx, old))
+		TH_LOG("avail_event %u: kicks off, nobody would fetch",
+		       avail_event(self));
+	kick(self, 0);
+	ASSERT_EQ(1, wait_cqe(&self->ring, CQE_MS, &ud));
+	EXPECT_EQ(2, ud);
+	EXPECT_EQ(head, fw.tags[0]);
+}
+
 TEST_F(uring, fetch_again_keeps_kicks_off_until_the_next_fetch)
 {
 	/*
