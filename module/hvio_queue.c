@@ -1006,8 +1006,8 @@ int hvio_queue_serve(struct hvio_queue *q, const struct hvio_completion *c,
  * hvio_queue_poll_cancel() - nobody will poll after the commit: re-arm
  * @q: queue (q->lock not held)
  *
- * For a caller of hvio_queue_serve() with HVIO_SERVE_POLL whose fetch did not come
- * (the FETCH it meant to wake was gone).
+ * For a caller of hvio_queue_serve() with HVIO_SERVE_POLL whose fetch did
+ * not come (the FETCH it meant to wake was gone).
  */
 void hvio_queue_poll_cancel(struct hvio_queue *q)
 {

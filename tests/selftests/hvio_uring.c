@@ -166,12 +166,7 @@ static int submit_commit(struct io_uring *ring, int fd, uint16_t queue,
 			 const struct hvio_completion *c, uint16_t n,
 			 uint64_t ud)
 {
-	struct hvio_uring_commit cm = {
-		.queue = queue, .nr_commit = n, .commits_addr = (uintptr_t)c,
-	};
-
-	prep_cmd(ring, fd, HVIO_URING_COMMIT, &cm, ud);
-	return io_uring_submit(ring);
+	return submit_commit_flags(ring, fd, queue, c, n, 0, ud);
 }
 
 /* The next CQE within ms: its res, *ud its user_data; -ETIME if none. */
