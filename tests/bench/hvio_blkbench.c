@@ -463,7 +463,7 @@ static int guest_setup(struct guest *g, struct fg *fg, uint32_t zone,
  * daemon that does not count a key reports it as -1.
  */
 struct dcount {
-	double syscalls, wakeups, runs;
+	double syscalls, wakeups, runs, poll_ns;
 };
 
 static double sum_key(const char *j, const char *key)
@@ -482,13 +482,14 @@ static double sum_key(const char *j, const char *key)
 static struct dcount daemon_counts(const char *sock)
 {
 	static char buf[1 << 16];
-	struct dcount d = { -1, -1, -1 };
+	struct dcount d = { -1, -1, -1, -1 };
 
 	if (fg_daemon_status(sock, buf, sizeof(buf)))
 		return d;
 	d.syscalls = sum_key(buf, "syscalls");
 	d.wakeups = sum_key(buf, "wakeups");
 	d.runs = sum_key(buf, "runs");
+	d.poll_ns = sum_key(buf, "poll_ns");
 	return d;
 }
 
@@ -496,6 +497,15 @@ static struct dcount daemon_counts(const char *sock)
 static double per_req(double a, double b, uint64_t n)
 {
 	return a < 0 || b < 0 ? -1 : (b - a) / n;
+}
+
+/*
+ * The module's avail-ring poll after commits, microseconds per request:
+ * the part of daemon_cpu_us that waited for the guest rather than worked.
+ */
+static double poll_cpu_us(double a, double b, uint64_t n)
+{
+	return a < 0 || b < 0 ? -1 : (b - a) / 1000 / n;
 }
 
 /* ---- the baseline: plain io_uring on the same file ----------------- */
@@ -646,15 +656,15 @@ static bool row_print(const char *arch, const char *rw, bool direct,
 	 * bridge, interrupt waits), of the daemon (its io_uring I/O and the
 	 * module's queue engine in its syscalls) and of the baseline loop.
 	 */
-	printf("{\"bench\":\"blk\",%s\"arch\":\"%s\",\"rw\":\"%s\",\"bs\":%d,\"qd\":%u,\"iops\":%.0f,\"base_iops\":%.0f,\"ratio\":%.3f,\"kicks_per_req\":%.4f,\"irqs_per_req\":%.4f,\"guest_cpu_us\":%.2f,\"daemon_cpu_us\":%.2f,\"base_cpu_us\":%.2f,\"syscalls_per_req\":%.3f,\"wakeups_per_req\":%.3f,\"runs_per_req\":%.3f,%s\"poll_us\":%d,\"cpu\":%d,\"guest_poll\":%s,\"slices\":%u}\n",
+	printf("{\"bench\":\"blk\",%s\"arch\":\"%s\",\"rw\":\"%s\",\"bs\":%d,\"qd\":%u,\"iops\":%.0f,\"base_iops\":%.0f,\"ratio\":%.3f,\"kicks_per_req\":%.4f,\"irqs_per_req\":%.4f,\"guest_cpu_us\":%.2f,\"daemon_cpu_us\":%.2f,\"base_cpu_us\":%.2f,\"syscalls_per_req\":%.3f,\"wakeups_per_req\":%.3f,\"runs_per_req\":%.3f,\"poll_cpu_us\":%.2f,%s\"poll_us\":%d,\"cpu\":%d,\"guest_poll\":%s,\"slices\":%u}\n",
 	       direct ? "\"direct\":true,\"backing\":\"null_blk\"," : "",
 	       arch, rw, BS, qd, iops, base, base > 0 ? iops / base : 0,
 	       (double)r->kicks / n, (double)r->irqs / n, r->gcpu * 1e6 / n,
 	       r->dcpu * 1e6 / n, r->bdone ? r->bcpu * 1e6 / r->bdone : 0,
 	       per_req(k0.syscalls, k1.syscalls, n),
 	       per_req(k0.wakeups, k1.wakeups, n), per_req(k0.runs, k1.runs, n),
-	       extra, poll_us, bench_cpu, guest_poll ? "true" : "false",
-	       slices);
+	       poll_cpu_us(k0.poll_ns, k1.poll_ns, n), extra, poll_us,
+	       bench_cpu, guest_poll ? "true" : "false", slices);
 	printf("%s %u blk %s%s qd %u (%" PRIu64 " requests, %" PRIu64 " bad)\n",
 	       r->ok ? "ok" : "not ok", ++*test, direct ? "direct " : "", rw,
 	       qd, r->done, r->bad);
