@@ -555,7 +555,10 @@ struct hvio_queue_latency {
  * found the queue's avail ring empty, poll it for up to poll_us before
  * returning, with guest notifications suppressed from the commit on: a
  * guest that answers its interrupt with new requests within the window
- * needs no kick, and the same call fetches them.  Adaptive per queue:
+ * needs no kick, and the same call fetches them.  On the io_uring path a
+ * HVIO_URING_COMMIT issued while the queue's HVIO_URING_FETCH is parked
+ * suppresses notifications the same way and wakes that FETCH, which
+ * polls and completes with what it found.  Adaptive per queue:
  * every poll that finds nothing halves the next window (down to
  * poll_us / 8); a hit restores it, and so does a kick that comes within
  * poll_us of the start of the poll that missed.  Only after a commit: an
