@@ -14,7 +14,7 @@ Ring::~Ring() {
         io_uring_queue_exit(&ring_);
 }
 
-Result<void> Ring::init(unsigned entries) {
+Result<void> Ring::init(unsigned entries, SetupFn setup) {
     struct Try {
         unsigned flags;
         const char *mode;
@@ -29,7 +29,7 @@ Result<void> Ring::init(unsigned entries) {
     for (const Try &t : tries) {
         io_uring_params p{};
         p.flags = t.flags;
-        ret = io_uring_queue_init_params(entries, &ring_, &p);
+        ret = setup(entries, &ring_, &p);
         if (ret == 0) {
             ok_ = true;
             mode_ = t.mode;

@@ -45,9 +45,14 @@ class Ring {
     Ring(const Ring &) = delete;
     Ring &operator=(const Ring &) = delete;
 
+    // io_uring_queue_init_params() or a stand-in with its contract: 0, or
+    // -errno (EINVAL: setup flags the kernel does not know).
+    using SetupFn = int (*)(unsigned entries, io_uring *ring, io_uring_params *p);
+
     // Sets the ring up in the calling thread, with room for entries SQEs
-    // (and twice that many CQEs).
-    Result<void> init(unsigned entries);
+    // (and twice that many CQEs).  setup is for tests, which refuse flags
+    // to see the fall-back steps.
+    Result<void> init(unsigned entries, SetupFn setup = io_uring_queue_init_params);
     bool ok() const { return ok_; }
     io_uring &get() { return ring_; }
     // "defer_taskrun", "coop_taskrun" or "plain": what init() got.
