@@ -14,6 +14,8 @@
 #include <liburing.h>
 #include <linux/falloc.h>
 #include <linux/virtio_blk.h>
+#include <sstream>
+#include <string>
 #include <vector>
 
 namespace {
@@ -440,6 +442,63 @@ TEST_F(BlkOps, DirectFallbacksAreCountedByReason) {
     ASSERT_EQ(hvio::blk_start(io_, rw(HVIO_OP_READ, 0, {{0x100000, 4096, 0}}), m, t_),
               hvio::kBlkSubmit);
     EXPECT_EQ(prep(io_).fd, 7);
+}
+
+// The lines of text, without their newlines.
+std::vector<std::string> lines_of(const std::string &text) {
+    std::vector<std::string> lines;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);)
+        lines.push_back(line);
+    return lines;
+}
+
+// Every fallback is counted; each reason is logged once per device, on
+// its first fallback, naming the device, the reason and its counter.
+TEST_F(BlkOps, DirectFallbackIsLoggedOncePerReason) {
+    alignas(4096) static uint8_t pages[0x4000];
+    GuestMemory m;
+    ASSERT_TRUE(m.add(0x100000, sizeof(pages), pages, true));
+    t_.where = "zones[0].devices[1]";
+    t_.buffered_fd = 8;
+    t_.direct_align = 512;
+    const std::string prefix = "hvio: zones[0].devices[1]: buffered I/O instead of O_DIRECT: ";
+
+    // Two misaligned reads: a buffer 16 bytes into a page, an offset off
+    // the block.
+    testing::internal::CaptureStderr();
+    EXPECT_EQ(hvio::blk_start(io_, rw(HVIO_OP_READ, 0, {{0x100010, 512, 0}}), m, t_),
+              hvio::kBlkSubmit);
+    EXPECT_EQ(hvio::blk_start(io_, rw(HVIO_OP_READ, 1000, {{0x100000, 512, 0}}), m, t_),
+              hvio::kBlkSubmit);
+    std::vector<std::string> log = lines_of(testing::internal::GetCapturedStderr());
+    ASSERT_EQ(log.size(), 1u) << ::testing::PrintToString(log);
+    EXPECT_EQ(log[0].rfind(prefix, 0), 0u) << log[0];
+    EXPECT_NE(log[0].find("a guest buffer, length or offset is not aligned to the O_DIRECT "
+                          "block size (counted as misaligned)"),
+              std::string::npos)
+        << log[0];
+    EXPECT_EQ(t_.fallbacks[hvio::kFallbackMisaligned].load(), 2u);
+
+    // O_DIRECT refusing two aligned reads (EINVAL), and a third misaligned
+    // one: a line for the new reason only.
+    testing::internal::CaptureStderr();
+    int result = 1;
+    for (int i = 0; i < 2; i++) {
+        EXPECT_EQ(hvio::blk_start(io_, rw(HVIO_OP_READ, 0, {{0x100000, 4096, 0}}), m, t_),
+                  hvio::kBlkSubmit);
+        EXPECT_FALSE(hvio::blk_complete(io_, -EINVAL, t_, &result));
+    }
+    EXPECT_EQ(hvio::blk_start(io_, rw(HVIO_OP_WRITE, 0, {{0x100000, 100, 0}}), m, t_),
+              hvio::kBlkSubmit);
+    log = lines_of(testing::internal::GetCapturedStderr());
+    ASSERT_EQ(log.size(), 1u) << ::testing::PrintToString(log);
+    EXPECT_EQ(log[0].rfind(prefix, 0), 0u) << log[0];
+    EXPECT_NE(log[0].find("O_DIRECT refused an I/O (EINVAL or EFAULT) (counted as refused)"),
+              std::string::npos)
+        << log[0];
+    EXPECT_EQ(t_.fallbacks[hvio::kFallbackRefused].load(), 2u);
+    EXPECT_EQ(t_.fallbacks[hvio::kFallbackMisaligned].load(), 3u);
 }
 
 // "direct" on a file system without O_DIRECT: the image fd is buffered,
