@@ -5,6 +5,10 @@
 // creates nothing, options parse getopt_long style, lines carry journald
 // priorities under $JOURNAL_STREAM, and doc/hvio.8 (HVIO_MAN_PAGE) lists
 // exactly the options each command's --help prints, and every config key.
+// hvio status prints what a daemon's report (served here by a
+// StatusServer) says.
+#include "status_socket.h"
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -181,6 +185,42 @@ TEST(Cli, OptionsParseGetoptLongStyle) {
     EXPECT_NE(r.err.find("/nonexistent/x.json"), std::string::npos) << r.err;
     r = hvio({"check", "--", "/nonexistent/y.json"});
     EXPECT_NE(r.err.find("/nonexistent/y.json"), std::string::npos) << r.err;
+}
+
+// hvio status, as text: a direct device's fallbacks by reason (only the
+// reasons that occurred), the total alone when there were none, and no
+// line for a device without O_DIRECT.
+TEST(Cli, StatusShowsDirectFallbacksByReason) {
+    auto blk = [](int n, bool direct, int misaligned, int refused) {
+        return R"({"where": "zones[0].devices[)" + std::to_string(n) +
+               R"(]", "zone": 0, "type": "blk", "mmio_base": 1, "irq": 2, "img": "/tmp/d.img",)"
+               R"( "size": 1048576, "readonly": false, "direct": )" +
+               (direct ? "true" : "false") +
+               R"(, "buffered_fallback": false, "direct_fallbacks": {"pfnmap": 0, "misaligned": )" +
+               std::to_string(misaligned) + R"(, "no_direct_fs": 0, "refused": )" +
+               std::to_string(refused) + R"(, "total": )" + std::to_string(misaligned + refused) +
+               R"(}, "ram_modes": ["pages"], "blk_size": 512, "serial": ""})";
+    };
+    const std::string report = R"({"pid": 1, "config": "t.json", "uptime_s": 5, "devices": [)" +
+                               blk(0, true, 3, 2) + ", " + blk(1, true, 0, 0) + ", " +
+                               blk(2, false, 0, 0) + "]}\n";
+    const std::string sock = "/tmp/hvio-unit-cli-status-" + std::to_string(::getpid()) + ".sock";
+    hvio::StatusServer server;
+    ASSERT_TRUE(server.open(sock).ok());
+    ASSERT_TRUE(server.start([&] { return report; }).ok());
+    Ran r = hvio({"status", "--socket", sock});
+    server.stop();
+    EXPECT_EQ(r.status, 0) << r.err;
+    std::vector<std::string> direct;
+    std::istringstream out(r.out);
+    for (std::string line; std::getline(out, line);)
+        if (line.rfind("  direct ", 0) == 0)
+            direct.push_back(line);
+    EXPECT_EQ(direct, (std::vector<std::string>{
+                          "  direct   zone RAM mapped as pages; 5 I/Os fell back to buffered: "
+                          "misaligned 3 refused 2",
+                          "  direct   zone RAM mapped as pages; 0 I/Os fell back to buffered"}))
+        << r.out;
 }
 
 class CheckTest : public ::testing::Test {
