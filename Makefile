@@ -20,6 +20,7 @@
 #   make fuzz-vq [FUZZ_SECONDS=10]     libFuzzer on the virtqueue parser
 #   make bench [BENCH=all|blk|net]      benchmarks in the VM (build/bench/*.jsonl)
 #   make profile [PROFILE_QD=32]        perf profile of the blk path in the VM
+#   make profile-host [PROFILE_QD=32]   QEMU profiled from the host during one blk row
 #   PERF=1 (selftest, bench)           Debian's perf in the VM as /usr/bin/perf
 #   make e2e [ARCH=..]                 a Debian kernel as a zone under hvemu (KVM)
 #
@@ -120,7 +121,7 @@ JOBSFLAG = $(if $(findstring jobserver,$(MAKEFLAGS)),,-j$(JOBS))
 FORMAT_SRCS = $(shell find userspace tests/unit tests/hvemu -name '*.cc' -o -name '*.h' \
 		-o -name '*.cpp' -o -name '*.hpp' 2>/dev/null)
 
-.PHONY: all deps module userspace selftests selftest unit check check-debug clean bench fuzz profile \
+.PHONY: all deps module userspace selftests selftest unit check check-debug clean bench fuzz profile profile-host \
 	checkpatch format format-check cross-check vm-build vm-module vm-userspace
 
 all: module userspace
@@ -132,7 +133,7 @@ deps:
 # waits for `deps` (order-only).  Plain builds (all, module, userspace,
 # install) never run it.  unit, check, check-debug and cross-check run
 # scripts/deps themselves; the e2e and fuzz rules always wait for it.
-DEPS_GOALS := selftest selftests vm-build vm-module vm-userspace bench profile e2e e2e-build demo \
+DEPS_GOALS := selftest selftests vm-build vm-module vm-userspace bench profile profile-host e2e e2e-build demo \
 	checkpatch format format-check
 DEPS_FIRST := $(if $(filter $(DEPS_GOALS),$(MAKECMDGOALS)),deps)
 
@@ -406,6 +407,27 @@ profile: vm-build $(PROFILE_BIN)
 	@tr -d '\r' < $(OUT)/profile-$(PROFILE_NAME).log | \
 		grep -a -e '^# perf' -e '^{"bench":"' > $(PROFILE_OUT)
 	@echo "profile: $(PROFILE_OUT)"
+
+# QEMU itself profiled from the build host (scripts/host-profile) while the
+# VM runs one blk row in one slice of HOST_PROFILE_SECONDS per side: host
+# CPU per request of the vCPU thread that ran the daemon and of the one
+# that ran the baseline, by where QEMU was (translated guest code, its
+# helpers, soft-MMU, TB lookups, host kernel).  Needs perf on the host
+# (scripts/deps installs linux-perf) and a quiet host.
+# Reads only: tmpfs punts writes to io-wq workers on either vCPU, and the
+# turns and threads cannot be told apart then.
+#   make profile-host [ARCH=..] [PROFILE_QD=32] [HOST_PROFILE_SECONDS=10]
+HOST_PROFILE_SECONDS ?= 10
+profile-host: vm-build $(BENCH_BIN)
+	@mkdir -p build/profile
+	@command -v perf >/dev/null || { apt-get update -qq && apt-get install -y -qq linux-perf; }
+	scripts/host-profile --out build/profile/$(ARCH)-host-qd$(PROFILE_QD).txt -- \
+		scripts/vm-run --arch $(ARCH) --timeout $(VM_TIMEOUT) $(VM_SIM_RAM) --name hostprof \
+		--kmod "null_blk nr_devices=0" --extra-file $(VM_HVIO):/bin/hvio \
+		--env HVIO_BENCH_SECONDS=$(HOST_PROFILE_SECONDS) --env HVIO_BENCH_SLICES=1 \
+		--env HVIO_BENCH_QDS=$(PROFILE_QD) --env HVIO_BENCH_RW=randread \
+		--env HVIO_BENCH_DIRECT=0 --env HVIO_BENCH_POLL_US=$(BENCH_POLL_US) \
+		-- $(BENCH_BIN)
 
 # ---- host tests -----------------------------------------------------------
 unit:
