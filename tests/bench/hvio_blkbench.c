@@ -463,7 +463,7 @@ static int guest_setup(struct guest *g, struct fg *fg, uint32_t zone,
  * daemon that does not count a key reports it as -1.
  */
 struct dcount {
-	double syscalls, wakeups, runs, poll_ns;
+	double syscalls, wakeups, runs, poll_cpu_us;
 };
 
 static double sum_key(const char *j, const char *key)
@@ -489,7 +489,10 @@ static struct dcount daemon_counts(const char *sock)
 	d.syscalls = sum_key(buf, "syscalls");
 	d.wakeups = sum_key(buf, "wakeups");
 	d.runs = sum_key(buf, "runs");
-	d.poll_ns = sum_key(buf, "poll_ns");
+	/* the module's avail-ring poll after commits, in us */
+	d.poll_cpu_us = sum_key(buf, "poll_ns");
+	if (d.poll_cpu_us >= 0)
+		d.poll_cpu_us /= 1000;
 	return d;
 }
 
@@ -497,15 +500,6 @@ static struct dcount daemon_counts(const char *sock)
 static double per_req(double a, double b, uint64_t n)
 {
 	return a < 0 || b < 0 ? -1 : (b - a) / n;
-}
-
-/*
- * The module's avail-ring poll after commits, microseconds per request:
- * the part of daemon_cpu_us that waited for the guest rather than worked.
- */
-static double poll_cpu_us(double a, double b, uint64_t n)
-{
-	return a < 0 || b < 0 ? -1 : (b - a) / 1000 / n;
 }
 
 /* ---- the baseline: plain io_uring on the same file ----------------- */
@@ -654,7 +648,8 @@ static bool row_print(const char *arch, const char *rw, bool direct,
 	 * Where the time goes: CPU microseconds per request of the fake
 	 * guest (this process: ring handling, MMIO traps through the
 	 * bridge, interrupt waits), of the daemon (its io_uring I/O and the
-	 * module's queue engine in its syscalls) and of the baseline loop.
+	 * module's queue engine in its syscalls) and of the baseline loop;
+	 * poll_cpu_us: the part of the daemon's that polled for the guest.
 	 */
 	printf("{\"bench\":\"blk\",%s\"arch\":\"%s\",\"rw\":\"%s\",\"bs\":%d,\"qd\":%u,\"iops\":%.0f,\"base_iops\":%.0f,\"ratio\":%.3f,\"kicks_per_req\":%.4f,\"irqs_per_req\":%.4f,\"guest_cpu_us\":%.2f,\"daemon_cpu_us\":%.2f,\"base_cpu_us\":%.2f,\"syscalls_per_req\":%.3f,\"wakeups_per_req\":%.3f,\"runs_per_req\":%.3f,\"poll_cpu_us\":%.2f,%s\"poll_us\":%d,\"cpu\":%d,\"guest_poll\":%s,\"slices\":%u}\n",
 	       direct ? "\"direct\":true,\"backing\":\"null_blk\"," : "",
@@ -663,7 +658,7 @@ static bool row_print(const char *arch, const char *rw, bool direct,
 	       r->dcpu * 1e6 / n, r->bdone ? r->bcpu * 1e6 / r->bdone : 0,
 	       per_req(k0.syscalls, k1.syscalls, n),
 	       per_req(k0.wakeups, k1.wakeups, n), per_req(k0.runs, k1.runs, n),
-	       poll_cpu_us(k0.poll_ns, k1.poll_ns, n), extra, poll_us,
+	       per_req(k0.poll_cpu_us, k1.poll_cpu_us, n), extra, poll_us,
 	       bench_cpu, guest_poll ? "true" : "false", slices);
 	printf("%s %u blk %s%s qd %u (%" PRIu64 " requests, %" PRIu64 " bad)\n",
 	       r->ok ? "ok" : "not ok", ++*test, direct ? "direct " : "", rw,
